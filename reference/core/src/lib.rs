@@ -1,0 +1,33 @@
+//! The sans-IO core of converge: clocks, CRDTs and their wire format.
+//!
+//! This crate does no networking, touches no file, never reads the operating system's clock and
+//! never draws OS randomness. Time enters as an argument (`now_ms`), identities enter as
+//! [`ReplicaId`]s, and every function is a deterministic function of its inputs. That is what lets
+//! the same code be model-checked, simulated on virtual time and deployed.
+//!
+//! # Map
+//! - [`clock`]: vector clocks, the hybrid logical clock (Kulkarni et al. 2014), dots, causal
+//!   contexts and dotted version vectors.
+//! - [`crdt`]: the state-based CRDTs with δ-mutators — [`GCounter`], [`PnCounter`], the add-wins
+//!   [`OrSet`], the [`LwwRegister`] and the multi-value [`MvRegister`].
+//! - [`Lattice`]: the one trait every CRDT implements: a join-semilattice with a bottom.
+//! - [`wire`]: the versioned binary encoding used for replication and the JSON used for humans.
+//!
+//! # Invariants every type keeps
+//! - `join` is associative, commutative and idempotent, `bottom()` is its identity, and `leq` is the
+//!   order it induces. The law checker in `converge-conformance` checks this from outside.
+//! - A δ-mutator changes the state exactly as joining the delta it returns would.
+//! - Decoding validates: a value that breaks a type's invariant is refused, never repaired silently.
+
+pub mod clock;
+pub mod crdt;
+mod id;
+mod lattice;
+#[cfg(feature = "quickcheck")]
+mod qc;
+pub mod wire;
+
+pub use clock::{CausalContext, Causality, ClockError, Dot, Dvv, Hlc, HlcTimestamp, VectorClock};
+pub use crdt::{GCounter, LwwRegister, MvRegister, OrSet, Overflow, PnCounter};
+pub use id::ReplicaId;
+pub use lattice::Lattice;
