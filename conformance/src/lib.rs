@@ -1,1 +1,11 @@
-//! conformance
+//! Black-box checks for replicated data types and replicated stores.
+//!
+//! This crate never depends on converge's reference implementation: everything it checks, it
+//! reaches through a small adapter trait, so the same checks certify anyone's code.
+//!
+//! - [`laws`]: the CRDT law checker. Give it an adapter ([`laws::Subject`]) for your type and it
+//!   checks the join-semilattice laws, δ-mutators, convergence under arbitrary delivery and the
+//!   type's semantics against a reference specification, with proptest shrinking and a printed
+//!   seed for every failure.
+
+pub mod laws;
