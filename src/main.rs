@@ -41,14 +41,14 @@ struct LawsArgs {
     #[arg(long = "law", value_name = "LAW", value_parser = parse_law)]
     laws: Vec<Law>,
     /// Random traces per law and type.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     cases: u32,
     /// Seed of the trace generator; a run with the same seed, cases and steps is the same run.
     /// Default: drawn from the clock and printed.
     #[arg(long)]
     seed: Option<u64>,
     /// Longest trace, in steps.
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..=2_000))]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..=2_000))]
     max_steps: u16,
 }
 

@@ -21,8 +21,11 @@
 //! # The reference specifications
 //! Each subject names its [`Kind`], which fixes the operation vocabulary ([`Op`]) and the
 //! specification its reads must match. Every operation records the set of operations its replica
-//! had observed when it ran (its causal past); reads are checked whenever the replica's observed
-//! set is causally closed, and at the end:
+//! had observed when it ran, and transitively what those had observed (its causal past).
+//! Operations run on causally complete states: before a replica runs one, it receives the deltas
+//! of everything in the past of what it has observed, as causal delivery would ensure; deliveries
+//! between operations stay arbitrary. Reads are checked whenever the replica's observed set is
+//! causally closed, and at the end:
 //! - counter / pn-counter: the sum of the observed increments (minus decrements);
 //! - add-wins set: `e` is in the set iff some observed `add(e)` is in the past of no observed
 //!   `remove(e)` — a concurrent add wins, and a remove wins over every add it observed;

@@ -239,16 +239,24 @@ impl<'a, S: Subject> Sim<'a, S> {
         let changed = match *step {
             Step::Op { at, seed } => {
                 let at = self.replica(at);
+                self.catch_up(at);
                 let id = self.ops.len();
                 let op = seed.to_op(self.kind, id as u64, &mut self.clocks[at]);
                 let before = self.states[at].clone();
                 // `at` is below the replica count, which is at most MAX_REPLICAS.
                 let idx = u8::try_from(at).expect("replica index fits u8");
                 let delta = self.subject.apply(&mut self.states[at], idx, &op);
+                // Happened-before is transitive: an operation's past is what its replica observed
+                // plus the pasts of those operations, even the ones whose own effects have not
+                // arrived (a delta can carry the news that an earlier write was superseded).
+                let mut past = self.observed[at].clone();
+                for &seen in &self.observed[at] {
+                    past.extend(self.ops[seen].past.iter().copied());
+                }
                 self.ops.push(Record {
                     replica: idx,
                     op: op.clone(),
-                    past: self.observed[at].clone(),
+                    past,
                 });
                 self.observed[at].insert(id);
                 match (delta, self.subject.has_deltas()) {
@@ -293,6 +301,30 @@ impl<'a, S: Subject> Sim<'a, S> {
             self.read_matches_spec(changed)?;
         }
         Ok(())
+    }
+
+    /// Causal delivery before an operation: `r` receives the delta of every operation in the
+    /// past of what it has observed but has not received itself. Without this, a replica that got
+    /// a later delta before an earlier one would run operations on a state that is not causally
+    /// consistent, and no specification over happened-before could say what they should do.
+    /// Deliveries *between* operations stay arbitrary: that is where duplication and reordering
+    /// are exercised.
+    fn catch_up(&mut self, r: usize) {
+        if causally_closed(&self.ops, &self.observed[r]) {
+            return;
+        }
+        let mut missing = BTreeSet::new();
+        for &seen in &self.observed[r] {
+            missing.extend(self.ops[seen].past.difference(&self.observed[r]).copied());
+        }
+        for id in missing {
+            // Only subjects with deltas can be missing anything: whole states carry their past.
+            if let Some((delta, _)) = self.deltas.iter().flatten().find(|(_, i)| *i == id) {
+                let delta = delta.clone();
+                self.subject.join(&mut self.states[r], &delta);
+                self.observed[r].insert(id);
+            }
+        }
     }
 
     fn remember(&mut self, state: S::State) {
