@@ -16,7 +16,8 @@
 //! - Decoding validates: every type refuses values that break its invariants (unsorted clocks,
 //!   dots outside their context, …), so a decoded value is one the type could have produced.
 //! - Encoding is deterministic, and a decoded value re-encodes to bytes that decode to it again.
-//! - A text or byte string longer than [`MAX_STRING_BYTES`] is refused rather than buffered.
+//! - Memory is bounded by the input: a length prefix claiming more than the bytes that follow is
+//!   an error, not an allocation.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,8 +26,6 @@ use serde::de::DeserializeOwned;
 pub const MAGIC: u8 = 0xCE;
 /// The binary format version this build writes and reads.
 pub const VERSION: u8 = 1;
-/// Longest text or byte string the binary decoder accepts.
-pub const MAX_STRING_BYTES: usize = 16 * 1024;
 
 /// Why bytes or text could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +71,8 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
         return Err(WireError::UnsupportedVersion(*version));
     }
     let mut rest = body;
-    let mut scratch = vec![0u8; MAX_STRING_BYTES];
-    let value = ciborium::de::from_reader_with_buffer(&mut rest, &mut scratch)
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    let value =
+        ciborium::de::from_reader(&mut rest).map_err(|e| WireError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(WireError::Trailing(rest.len()));
     }

@@ -1,0 +1,97 @@
+//! Properties of the clocks, by proptest (shrinking; the failing case is printed and proptest
+//! reports the seed to replay it), and the core types' `quickcheck::Arbitrary` impls at work.
+
+use converge_core::{
+    CausalContext, Causality, Dot, GCounter, Hlc, HlcTimestamp, Lattice, MvRegister, OrSet,
+    ReplicaId, VectorClock,
+};
+use proptest::prelude::*;
+
+fn clock() -> impl Strategy<Value = VectorClock> {
+    proptest::collection::vec((0u64..4, 0u64..6), 0..6)
+        .prop_map(|pairs| pairs.into_iter().map(|(r, n)| (ReplicaId(r), n)).collect())
+}
+
+proptest! {
+    #[test]
+    fn compare_is_antisymmetric_and_agrees_with_merge(a in clock(), b in clock()) {
+        let flipped = match a.compare(&b) {
+            Causality::Before => Causality::After,
+            Causality::After => Causality::Before,
+            other => other,
+        };
+        prop_assert_eq!(b.compare(&a), flipped);
+        let mut m = a.clone();
+        m.merge(&b);
+        prop_assert!(m.dominates(&a) && m.dominates(&b));
+        prop_assert_eq!(a.dominates(&b), m == a);
+    }
+
+    /// Timestamps issued by one clock strictly increase, whatever physical time does and whatever
+    /// (acceptable) remote timestamps arrive, and never fall behind physical time.
+    #[test]
+    fn hlc_is_monotonic_and_tracks_physical_time(
+        events in proptest::collection::vec((0u64..1_000, proptest::option::of((0u64..1_300, 0u32..5))), 1..60)
+    ) {
+        let mut hlc = Hlc::new(250);
+        let mut last = HlcTimestamp::default();
+        for (now_ms, remote) in events {
+            let stamped = match remote {
+                None => hlc.now(now_ms),
+                Some((wall_ms, logical)) => hlc.observe(HlcTimestamp::new(wall_ms, logical), now_ms),
+            };
+            match stamped {
+                Ok(ts) => {
+                    prop_assert!(ts > last, "{ts:?} after {last:?}");
+                    prop_assert!(ts.wall_ms >= now_ms);
+                    last = ts;
+                }
+                Err(_) => prop_assert_eq!(hlc.last(), last, "a refused timestamp moved the clock"),
+            }
+        }
+    }
+
+    /// A causal context is a set of dots: membership after any insertion order equals the set.
+    #[test]
+    fn causal_context_is_the_set_of_its_dots(dots in proptest::collection::vec((0u64..3, 1u64..8), 0..20)) {
+        let ctx = CausalContext::from_dots(dots.iter().map(|&(r, c)| Dot::new(r, c)));
+        for r in 0..3 {
+            for c in 1..10 {
+                prop_assert_eq!(ctx.contains(&Dot::new(r, c)), dots.contains(&(r, c)));
+            }
+        }
+        let reversed = CausalContext::from_dots(dots.iter().rev().map(|&(r, c)| Dot::new(r, c)));
+        prop_assert_eq!(reversed, ctx);
+    }
+}
+
+fn laws_hold<T: Lattice>(a: T, b: T, c: T) -> bool {
+    let assoc =
+        a.clone().joined(b.clone()).joined(c.clone()) == a.clone().joined(b.clone().joined(c));
+    let comm = a.clone().joined(b.clone()) == b.clone().joined(a.clone());
+    let idem = a.clone().joined(a.clone()) == a;
+    let ab = a.clone().joined(b.clone());
+    let infl = a.leq(&ab) && b.leq(&ab);
+    assoc && comm && idem && infl
+}
+
+#[test]
+fn quickcheck_arbitrary_states_satisfy_the_laws() {
+    fn gcounter(a: GCounter, b: GCounter, c: GCounter) -> bool {
+        laws_hold(a, b, c)
+    }
+    fn orset(a: OrSet<u8>, b: OrSet<u8>, c: OrSet<u8>) -> bool {
+        laws_hold(a, b, c)
+    }
+    fn mvreg(a: MvRegister<u8>, b: MvRegister<u8>, c: MvRegister<u8>) -> bool {
+        laws_hold(a, b, c)
+    }
+    fn clocks(a: VectorClock, b: VectorClock, c: VectorClock) -> bool {
+        laws_hold(a, b, c)
+    }
+    let mut qc = quickcheck::QuickCheck::new().tests(300);
+    qc.quickcheck(gcounter as fn(_, _, _) -> bool);
+    qc.quickcheck(orset as fn(_, _, _) -> bool);
+    qc.quickcheck(mvreg as fn(_, _, _) -> bool);
+    qc.quickcheck(clocks as fn(_, _, _) -> bool);
+}
