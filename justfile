@@ -1,0 +1,31 @@
+# Recipes mirror .ci/run; `just ci` is exactly what CI runs.
+
+# Everything CI runs.
+ci:
+    bash .ci/run
+
+fmt:
+    cargo fmt --all -- --check
+
+clippy:
+    cargo clippy --locked --workspace --all-targets -- -D warnings
+
+# The core must stay sans-IO: no tokio, no OS clock, no OS randomness.
+core-is-sans-io:
+    ! cargo tree --locked -p converge-core -e normal --prefix none | grep -qE '^tokio( |$)'
+    ! grep -rnE 'Instant::now|SystemTime::now|thread_rng|OsRng|getrandom' reference/core/src
+
+test:
+    cargo test --locked --workspace
+
+# The law checker over every built-in type (add `--crdts` to include the crdts crate).
+laws *ARGS:
+    cargo run --locked --release -- laws {{ARGS}}
+
+# converge vs crdts 7.3.2; figures go to docs/perf.md.
+bench:
+    cargo bench --locked -p converge-core --bench vs_crdts
+
+# libFuzzer on a target (merge_laws, decode) for SECONDS; needs the nightly toolchain.
+fuzz TARGET SECONDS="60":
+    bash scripts/fuzz.sh {{TARGET}} {{SECONDS}}
