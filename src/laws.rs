@@ -5,13 +5,16 @@ use crate::adapters::{GCounterSubject, LwwSubject, MvSubject, OrSetSubject, PnCo
 use converge_conformance::laws::{self, Config, Law, Subject, Verdict};
 use std::fmt::Write as _;
 
+/// A law check with the subject's state type erased.
+type CheckFn = Box<dyn Fn(Law, &Config) -> Verdict + Send + Sync>;
+
 /// One type under check, with its state type erased.
 pub struct Entry {
     /// The name used in tables and on the command line.
     pub name: String,
     /// Whether it is one of converge's own types (whose failures fail the command).
     pub builtin: bool,
-    check: Box<dyn Fn(Law, &Config) -> Verdict + Send + Sync>,
+    check: CheckFn,
 }
 
 impl Entry {

@@ -259,7 +259,7 @@ fn fails(row: &(String, Vec<(Law, Verdict)>), law: Law) -> bool {
 
 #[test]
 fn every_mutant_is_caught_by_the_law_its_bug_breaks() {
-    let rows = vec![
+    let rows = [
         row(&SumMergeCounter),
         row(&NetMaxPnCounter),
         row(&TaglessSet),

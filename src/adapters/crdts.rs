@@ -45,7 +45,7 @@ impl Subject for CrdtsGCounter {
             return Some(GCounter::new());
         };
         let dot = state.inc_many(actor(replica), n);
-        state.apply(dot.clone());
+        state.apply(dot);
         let mut delta = GCounter::new();
         delta.apply(dot);
         Some(delta)
