@@ -142,51 +142,71 @@ impl<E: Ord + Clone + std::fmt::Debug> Lattice for OrSet<E> {
         Self::new()
     }
 
-    fn join(&mut self, other: Self) {
-        // One merge-join pass over both sorted maps; the output is built in order, which
-        // `BTreeMap::from_iter` turns into a bulk build.
-        let ours = std::mem::take(&mut self.entries);
-        let mut merged: Vec<(E, Dots)> = Vec::with_capacity(ours.len().max(other.entries.len()));
-        let mut a = ours.into_iter().peekable();
-        let mut b = other.entries.into_iter().peekable();
-        loop {
-            let order = match (a.peek(), b.peek()) {
-                (Some((x, _)), Some((y, _))) => x.cmp(y),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => break,
-            };
-            // The `expect`s below cannot fire: `order` was computed from the peeked items.
-            match order {
-                Ordering::Less => {
-                    let (e, mut dots) = a.next().expect("peeked");
-                    dots.retain(|d| !other.ctx.contains(d));
-                    if !dots.is_empty() {
-                        merged.push((e, dots));
+    fn join(&mut self, mut other: Self) {
+        // One merge-join pass over both sorted maps, filtering dots in place. Afterwards our map
+        // holds the joined dots of every element we had, and theirs holds only the elements we
+        // lacked that survive; every other entry of theirs is emptied.
+        let mut ours_dead = false;
+        let mut theirs_emptied = false;
+        let mut theirs_new = 0usize;
+        {
+            let mut a = self.entries.iter_mut().peekable();
+            let mut b = other.entries.iter_mut().peekable();
+            loop {
+                let order = match (a.peek(), b.peek()) {
+                    (Some((x, _)), Some((y, _))) => x.cmp(y),
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (None, None) => break,
+                };
+                // The `expect`s below cannot fire: `order` was computed from the peeked items.
+                match order {
+                    Ordering::Less => {
+                        let (_, dots) = a.next().expect("peeked");
+                        dots.retain(|d| !other.ctx.contains(d));
+                        ours_dead |= dots.is_empty();
                     }
-                }
-                Ordering::Greater => {
-                    let (e, mut dots) = b.next().expect("peeked");
-                    dots.retain(|d| !self.ctx.contains(d));
-                    if !dots.is_empty() {
-                        merged.push((e, dots));
+                    Ordering::Greater => {
+                        let (_, dots) = b.next().expect("peeked");
+                        dots.retain(|d| !self.ctx.contains(d));
+                        if dots.is_empty() {
+                            theirs_emptied = true;
+                        } else {
+                            theirs_new += 1;
+                        }
                     }
-                }
-                Ordering::Equal => {
-                    let (e, da) = a.next().expect("peeked");
-                    let (_, db) = b.next().expect("peeked");
-                    let dots = if da == db {
-                        da
-                    } else {
-                        join_dots(&da, &self.ctx, &db, &other.ctx)
-                    };
-                    if !dots.is_empty() {
-                        merged.push((e, dots));
+                    Ordering::Equal => {
+                        let (_, da) = a.next().expect("peeked");
+                        let (_, db) = b.next().expect("peeked");
+                        // Identical dots, the common case between replicas in sync, need no work.
+                        if da != db {
+                            *da = join_dots(da, &self.ctx, db, &other.ctx);
+                            ours_dead |= da.is_empty();
+                        }
+                        db.clear();
+                        theirs_emptied = true;
                     }
                 }
             }
         }
-        self.entries = merged.into_iter().collect();
+        if ours_dead {
+            self.entries.retain(|_, dots| !dots.is_empty());
+        }
+        // Few new elements (replicas nearly in sync): insert them one by one into our tree. Many
+        // (diverged replicas): `append` builds one tree from both sorted maps in a single pass,
+        // without an intermediate buffer.
+        if theirs_new.saturating_mul(8) < self.entries.len() {
+            for (element, dots) in other.entries {
+                if !dots.is_empty() {
+                    self.entries.insert(element, dots);
+                }
+            }
+        } else {
+            if theirs_emptied {
+                other.entries.retain(|_, dots| !dots.is_empty());
+            }
+            self.entries.append(&mut other.entries);
+        }
         self.ctx.union(&other.ctx);
     }
 
