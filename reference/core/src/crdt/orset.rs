@@ -143,10 +143,10 @@ impl<E: Ord + Clone + std::fmt::Debug> Lattice for OrSet<E> {
     }
 
     fn join(&mut self, mut other: Self) {
-        // One merge-join pass over both sorted maps, filtering dots in place. Afterwards our map
-        // holds the joined dots of every element we had, and theirs holds only the elements we
-        // lacked that survive; every other entry of theirs is emptied.
-        let mut ours_dead = false;
+        // One merge-join pass over both sorted maps, filtering dots in place. Afterwards both maps
+        // hold the joined dots of every element they share, and an element whose dots all died
+        // is emptied on whichever side holds it.
+        let mut ours_emptied = false;
         let mut theirs_emptied = false;
         let mut theirs_new = 0usize;
         {
@@ -164,7 +164,7 @@ impl<E: Ord + Clone + std::fmt::Debug> Lattice for OrSet<E> {
                     Ordering::Less => {
                         let (_, dots) = a.next().expect("peeked");
                         dots.retain(|d| !other.ctx.contains(d));
-                        ours_dead |= dots.is_empty();
+                        ours_emptied |= dots.is_empty();
                     }
                     Ordering::Greater => {
                         let (_, dots) = b.next().expect("peeked");
@@ -180,28 +180,37 @@ impl<E: Ord + Clone + std::fmt::Debug> Lattice for OrSet<E> {
                         let (_, db) = b.next().expect("peeked");
                         // Identical dots, the common case between replicas in sync, need no work.
                         if da != db {
-                            *da = join_dots(da, &self.ctx, db, &other.ctx);
-                            ours_dead |= da.is_empty();
+                            let joined = join_dots(da, &self.ctx, db, &other.ctx);
+                            if joined.is_empty() {
+                                ours_emptied = true;
+                                theirs_emptied = true;
+                            }
+                            da.clone_from(&joined);
+                            *db = joined;
                         }
-                        db.clear();
-                        theirs_emptied = true;
                     }
                 }
             }
         }
-        if ours_dead {
+        if ours_emptied {
             self.entries.retain(|_, dots| !dots.is_empty());
         }
-        // Few new elements (replicas nearly in sync): insert them one by one into our tree. Many
-        // (diverged replicas): `append` builds one tree from both sorted maps in a single pass,
-        // without an intermediate buffer.
         if theirs_new.saturating_mul(8) < self.entries.len() {
+            // Few new elements (replicas nearly in sync): find them with a second sorted pass over
+            // the keys and insert them one by one into our tree.
+            let mut ours = self.entries.keys().peekable();
+            let mut fresh = Vec::with_capacity(theirs_new);
             for (element, dots) in other.entries {
-                if !dots.is_empty() {
-                    self.entries.insert(element, dots);
+                while ours.next_if(|e| **e < element).is_some() {}
+                if dots.is_empty() || ours.next_if(|e| **e == element).is_some() {
+                    continue;
                 }
+                fresh.push((element, dots));
             }
+            self.entries.extend(fresh);
         } else {
+            // Many (diverged replicas): `append` builds one tree from both sorted maps in a single
+            // pass, without an intermediate buffer; shared elements hold equal dots on both sides.
             if theirs_emptied {
                 other.entries.retain(|_, dots| !dots.is_empty());
             }
