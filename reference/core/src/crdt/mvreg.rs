@@ -71,14 +71,18 @@ impl<V: Clone + Eq> MvRegister<V> {
     }
 
     /// Writes `value` on behalf of `replica`, replacing exactly the siblings whose dots are in
-    /// `seen` (what the client read); returns the delta. Siblings the client did not see stay.
+    /// `seen` (what the client read, possibly at another replica); returns the delta. Siblings the
+    /// client did not see stay. A seen sibling that has not reached this replica yet is replaced
+    /// too: its dot enters the context now, so it is dropped on arrival.
     pub fn write_seen(
         &mut self,
         replica: ReplicaId,
         value: V,
         seen: &CausalContext,
     ) -> MvRegister<V> {
-        let dot = self.ctx.next_dot(replica);
+        // Past everything this replica and the client have seen of `replica`, so the new dot is
+        // fresh even if the client's context is ahead of this register.
+        let dot = self.ctx.next_dot(replica).max(seen.next_dot(replica));
         // The past recorded in the DVV is the gap-free part of what the writer had seen.
         let mut past = seen.version_vector().clone();
         for d in seen.cloud() {
@@ -86,25 +90,15 @@ impl<V: Clone + Eq> MvRegister<V> {
                 past.raise(d.replica, d.counter);
             }
         }
-        // `next_dot` is beyond everything in the register's context, and `seen` only names dots
-        // the register has (or had), so the past cannot cover the new dot; if a caller passes a
-        // context from the future, drop the offending replica's entry rather than fail the write.
-        let dvv = Dvv::new(dot, past.clone()).unwrap_or_else(|| {
-            let trimmed = past.iter().filter(|&(r, _)| r != replica).collect();
-            Dvv::new(dot, trimmed).expect("a past without the writer cannot cover its dot")
-        });
-        let mut delta_ctx = CausalContext::from_dots(
-            self.siblings
-                .iter()
-                .map(|s| s.dvv.dot())
-                .filter(|d| seen.contains(d)),
-        );
+        // `dot` is beyond every dot of `replica` in `seen`, so `past` cannot cover it.
+        let dvv = Dvv::new(dot, past).expect("a fresh dot is not in the past it was chosen after");
+        let mut delta_ctx = seen.clone();
         delta_ctx.insert_dot(dot);
         let sibling = Sibling { dvv, value };
         self.siblings.retain(|s| !seen.contains(&s.dvv.dot()));
         let at = self.siblings.partition_point(|s| s.dvv.dot() < dot);
         self.siblings.insert(at, sibling.clone());
-        self.ctx.insert_dot(dot);
+        self.ctx.union(&delta_ctx);
         MvRegister {
             siblings: vec![sibling],
             ctx: delta_ctx,
@@ -242,5 +236,18 @@ mod tests {
         r.join(other);
         r.write_seen(A, 3, &read);
         assert_eq!(values(&r), vec![2, 3]);
+    }
+
+    #[test]
+    fn a_sibling_read_elsewhere_is_replaced_even_before_it_arrives() {
+        // The client reads value 2 at B, then writes at A, which has not received 2 yet.
+        let mut b = MvRegister::new();
+        b.write(B, 2);
+        let read_at_b = b.read_context();
+        let mut a = MvRegister::new();
+        a.write_seen(A, 3, &read_at_b);
+        a.join(b.clone());
+        assert_eq!(values(&a), vec![3]);
+        assert_eq!(values(&b.joined(a)), vec![3]);
     }
 }
