@@ -2,8 +2,13 @@
 
 use clap::{Parser, Subcommand};
 use converge::laws;
+use converge_conformance::harness::check::Verdict;
+use converge_conformance::harness::nemesis::Fault;
+use converge_conformance::harness::run::{RunConfig, Stage};
+use converge_conformance::harness::workload::{self, Profile};
 use converge_conformance::laws::{Config, Law};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +30,63 @@ enum Command {
     /// Exits 0 only if every built-in type passes every law. Each failure is shrunk to a minimal
     /// trace and printed with the command that reproduces it.
     Laws(LawsArgs),
+    /// Certify a node program: run it through a workload under seeded faults and check what its
+    /// clients saw.
+    ///
+    /// The program speaks Maelstrom's protocol (JSON lines on stdin/stdout, logs on stderr; see
+    /// docs/protocol.md). Exits 0 if every check passes, 1 on a violation (including a node that
+    /// crashes, prints malformed output or never answers), 2 on a usage error.
+    Certify(CertifyArgs),
+}
+
+#[derive(clap::Args)]
+struct CertifyArgs {
+    /// The node program to run, once per node.
+    #[arg(long = "bin", value_name = "PATH")]
+    program: PathBuf,
+    /// The workload.
+    #[arg(long, default_value = "g-counter", value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
+    workload: String,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    nodes: u16,
+    /// Concurrent clients (default: one per node).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    clients: Option<u16>,
+    /// Operations in the main phase.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    ops: u64,
+    /// Faults to inject, comma-separated: partition, loss, duplicate, reorder.
+    #[arg(long, value_name = "LIST", value_parser = parse_faults, default_value = "")]
+    nemesis: FaultList,
+    /// `maelstrom` applies Maelstrom's checks only; `strict` adds converge's.
+    #[arg(long, default_value = "strict", value_parser = ["strict", "maelstrom"])]
+    profile: String,
+    /// Seed of every scheduling decision. Default: drawn from the clock and printed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Longest main phase, in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    time_limit: u64,
+    /// A request unanswered after this many milliseconds is indefinite.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    request_timeout_ms: u64,
+    /// Where each node's stderr goes (n0.log, …).
+    #[arg(long, default_value = "converge-logs")]
+    log_dir: PathBuf,
+    /// Write the full report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Arguments for the node program.
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+struct FaultList(Vec<Fault>);
+
+fn parse_faults(list: &str) -> Result<FaultList, String> {
+    converge::certify::parse_faults(list).map(FaultList)
 }
 
 #[derive(clap::Args)]
@@ -63,6 +125,102 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Laws(args) => run_laws(args),
+        Command::Certify(args) => run_certify(args),
+    }
+}
+
+fn clock_seed() -> u64 {
+    // Outside the core, the wall clock is a fine source of a fresh seed; it is printed so the run
+    // can be replayed.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn run_certify(args: CertifyArgs) -> ExitCode {
+    let nodes = usize::from(args.nodes);
+    let request = converge::certify::Request {
+        program: args.program,
+        args: args.args,
+        workload: args.workload,
+        log_dir: args.log_dir,
+        config: RunConfig {
+            nodes,
+            clients: args.clients.map_or(nodes, usize::from),
+            ops: args.ops,
+            time_limit_ms: args.time_limit * 1000,
+            seed: args.seed.unwrap_or_else(clock_seed),
+            faults: args.nemesis.0,
+            profile: if args.profile == "maelstrom" {
+                Profile::Maelstrom
+            } else {
+                Profile::Strict
+            },
+            request_timeout_ms: args.request_timeout_ms,
+            ..RunConfig::default()
+        },
+    };
+    if !request.program.exists() {
+        eprintln!(
+            "error: node program {} does not exist",
+            request.program.display()
+        );
+        return ExitCode::from(2);
+    }
+    let bar = ProgressBar::new(request.config.ops);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:10} {bar:40} {pos}/{len} ops")
+            .expect("the template is valid"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let report = converge::certify::certify(&request, &mut |stage| match stage {
+        Stage::Init => bar.set_message("init"),
+        Stage::Main { done, .. } => {
+            bar.set_message("workload");
+            bar.set_position(done);
+        }
+        Stage::Settle => bar.set_message("settle"),
+        Stage::Final => bar.set_message("final"),
+    });
+    bar.finish_and_clear();
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", converge::certify::render(&report));
+    if let Some(path) = &args.report {
+        let mut json = serde_json::to_value(&report).unwrap_or_default();
+        json["verdict"] = serde_json::to_value(report.verdict()).unwrap_or_default();
+        if let Err(e) = std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).unwrap_or_default(),
+        ) {
+            eprintln!("error: cannot write report {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    match report.verdict() {
+        Verdict::Pass => {
+            println!("verdict: pass");
+            ExitCode::SUCCESS
+        }
+        Verdict::Fail { .. } => {
+            println!(
+                "verdict: FAIL\nreproduce: {}",
+                converge::certify::reproduce(&request)
+            );
+            ExitCode::FAILURE
+        }
+        Verdict::Unknown { reason } => {
+            println!(
+                "verdict: unknown ({reason})\nreproduce: {}",
+                converge::certify::reproduce(&request)
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -97,13 +255,7 @@ fn run_laws(args: LawsArgs) -> ExitCode {
     } else {
         args.laws
     };
-    let seed = args.seed.unwrap_or_else(|| {
-        // Outside the core, the wall clock is a fine source of a fresh seed; it is printed so the
-        // run can be replayed.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-    });
+    let seed = args.seed.unwrap_or_else(clock_seed);
     let config = Config {
         cases: args.cases,
         seed,

@@ -1,0 +1,768 @@
+//! The harness loop: init, workload under faults, heal, quiescence, final reads, checks.
+//!
+//! Invariants: every wait is bounded by a deadline; every client has at most one request in
+//! flight; every request ends in the history as ok, fail or info (never silently dropped); all
+//! randomness comes from streams forked from the one seed.
+
+use super::backend::{Backend, BackendError, NodeEvent};
+use super::check::{Check, Verdict};
+use super::history::{Event, History, Outcome, Phase};
+use super::message::{Message, error_is_definite};
+use super::nemesis::{Fault, faulty_network, partition};
+use super::net::{NetConfig, NetStats, Network};
+use super::rng::Dice;
+use super::services::Services;
+use super::workload::{Profile, Workload};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Duration;
+
+/// Longest single wait on the backend, so timers and progress stay responsive.
+const WAIT_SLICE: Duration = Duration::from_millis(20);
+/// Pause between rounds of final reads while nodes have not agreed yet.
+const FINAL_RETRY_MS: u64 = 100;
+/// Messages in flight inside the harness before it stops accepting more from nodes: a bound on
+/// memory, far above what a correct node produces.
+const IN_FLIGHT_MAX: usize = 1_000_000;
+
+/// How to run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunConfig {
+    /// Nodes `n0…`.
+    pub nodes: usize,
+    /// Concurrent clients `c0…`; client `i` talks to node `i % nodes`.
+    pub clients: usize,
+    /// Operations to issue in the main phase.
+    pub ops: u64,
+    /// Longest main phase, in ms.
+    pub time_limit_ms: u64,
+    /// The seed of every random decision.
+    pub seed: u64,
+    /// Faults to inject.
+    pub faults: Vec<Fault>,
+    /// Which checks apply.
+    pub profile: Profile,
+    /// A request without a reply after this long is indefinite.
+    pub request_timeout_ms: u64,
+    /// Longest wait for every `init_ok`.
+    pub init_timeout_ms: u64,
+    /// Quiet time after healing before final reads.
+    pub settle_ms: u64,
+    /// Longest wait for nodes to agree in final reads.
+    pub final_timeout_ms: u64,
+    /// Length of a partition window, and of the healthy window after it.
+    pub fault_window_ms: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            nodes: 3,
+            clients: 3,
+            ops: 1000,
+            time_limit_ms: 30_000,
+            seed: 0,
+            faults: Vec::new(),
+            profile: Profile::Strict,
+            request_timeout_ms: 1_000,
+            init_timeout_ms: 10_000,
+            settle_ms: 500,
+            final_timeout_ms: 5_000,
+            fault_window_ms: 200,
+        }
+    }
+}
+
+/// Misbehaviour of a node, each a named verdict of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "problem")]
+pub enum Problem {
+    /// A node did not answer `init` in time.
+    InitTimeout {
+        /// Which nodes.
+        nodes: Vec<String>,
+    },
+    /// A node's process ended on its own.
+    Crash {
+        /// The node.
+        node: String,
+        /// How it ended.
+        status: String,
+    },
+    /// Output that is not a Maelstrom message, or that lies about its sender or receiver.
+    MalformedOutput {
+        /// The node.
+        node: String,
+        /// How many such lines.
+        count: u64,
+        /// The first one, and what is wrong with it.
+        first: String,
+    },
+    /// The backend failed (could not start or write to a node).
+    Backend {
+        /// The error.
+        error: String,
+    },
+}
+
+/// Latency of acknowledged operations, in ms.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: u64,
+    /// 95th percentile.
+    pub p95_ms: u64,
+    /// 99th percentile.
+    pub p99_ms: u64,
+    /// Slowest.
+    pub max_ms: u64,
+}
+
+/// Availability: the share of main-phase operations acknowledged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Availability {
+    /// Over the whole main phase.
+    pub overall: f64,
+    /// Over operations sent while a partition was in force (`None` if there were none).
+    pub during_partitions: Option<f64>,
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// The workload.
+    pub workload: String,
+    /// The configuration.
+    pub config: RunConfig,
+    /// The network during the main phase (probabilities drawn from the seed).
+    pub network: NetConfig,
+    /// What the network did.
+    pub net_stats: NetStats,
+    /// Partitions applied, in order.
+    pub partitions: Vec<String>,
+    /// Operations issued in the main phase.
+    pub ops: u64,
+    /// Acknowledged, definitely failed and indefinite operations.
+    pub ok: u64,
+    /// Definite failures.
+    pub fail: u64,
+    /// Indefinite outcomes.
+    pub info: u64,
+    /// Node-to-node messages per main-phase operation.
+    pub msgs_per_op: f64,
+    /// Latency of acknowledged operations.
+    pub latency: Latency,
+    /// Availability.
+    pub availability: Availability,
+    /// Wall (or virtual) time the run took, in ms.
+    pub elapsed_ms: u64,
+    /// Node misbehaviour.
+    pub problems: Vec<Problem>,
+    /// Requests to Maelstrom's services.
+    pub services: BTreeMap<String, super::services::ServiceStats>,
+    /// The workload's checks.
+    pub checks: Vec<Check>,
+    /// The history.
+    #[serde(skip)]
+    pub history: History,
+}
+
+impl RunReport {
+    /// The overall verdict: fail if any problem or applicable check failed, unknown if a check
+    /// could not be decided, else pass.
+    pub fn verdict(&self) -> Verdict {
+        if let Some(p) = self.problems.first() {
+            return Verdict::Fail {
+                detail: format!("{p:?}"),
+            };
+        }
+        let applicable = self.checks.iter();
+        if let Some(c) = applicable
+            .clone()
+            .find(|c| matches!(c.verdict, Verdict::Fail { .. }))
+        {
+            return c.verdict.clone();
+        }
+        if let Some(c) = applicable
+            .clone()
+            .find(|c| matches!(c.verdict, Verdict::Unknown { .. }))
+        {
+            return c.verdict.clone();
+        }
+        Verdict::Pass
+    }
+}
+
+/// What the loop is doing, for progress displays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Waiting for `init_ok`.
+    Init,
+    /// The workload: `done` of `total` operations finished.
+    Main {
+        /// Finished operations.
+        done: u64,
+        /// Operations to issue.
+        total: u64,
+    },
+    /// Healed; letting the cluster go quiet.
+    Settle,
+    /// Reading final states.
+    Final,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Pending {
+    Init(usize),
+    Op { client: usize, event: usize },
+    Final { event: usize },
+}
+
+struct Loop<'a> {
+    config: &'a RunConfig,
+    backend: &'a mut dyn Backend,
+    workload: &'a mut dyn Workload,
+    ids: Vec<String>,
+    net: Network,
+    op_dice: Dice,
+    fault_dice: Dice,
+    next_msg_id: u64,
+    pending: BTreeMap<u64, (Pending, u64)>,
+    deliveries: BinaryHeap<Reverse<(u64, u64, usize, String)>>,
+    delivery_seq: u64,
+    history: History,
+    client_busy: Vec<bool>,
+    issued: u64,
+    finished: u64,
+    inited: Vec<bool>,
+    partitioned: bool,
+    partitions: Vec<String>,
+    problems: Vec<Problem>,
+    malformed: BTreeMap<usize, (u64, String)>,
+    dead: Vec<bool>,
+    services: Services,
+    service_dice: Dice,
+}
+
+/// Runs `workload` against the nodes of `backend`.
+pub fn run(
+    workload: &mut dyn Workload,
+    backend: &mut dyn Backend,
+    config: &RunConfig,
+    progress: &mut dyn FnMut(Stage),
+) -> RunReport {
+    let mut fault_dice = Dice::fork(config.seed, 3);
+    let network_config = faulty_network(&config.faults, &mut fault_dice);
+    let mut lp = Loop {
+        config,
+        ids: (0..config.nodes).map(|i| format!("n{i}")).collect(),
+        net: Network::new(NetConfig::default(), Dice::fork(config.seed, 1)),
+        op_dice: Dice::fork(config.seed, 2),
+        fault_dice,
+        backend,
+        workload,
+        next_msg_id: 1,
+        pending: BTreeMap::new(),
+        deliveries: BinaryHeap::new(),
+        delivery_seq: 0,
+        history: History::default(),
+        client_busy: vec![false; config.clients],
+        issued: 0,
+        finished: 0,
+        inited: vec![false; config.nodes],
+        partitioned: false,
+        partitions: Vec::new(),
+        problems: Vec::new(),
+        malformed: BTreeMap::new(),
+        dead: vec![false; config.nodes],
+        services: Services::new(),
+        service_dice: Dice::fork(config.seed, 5),
+    };
+    let started = lp.backend.now_ms();
+    lp.go(network_config.clone(), progress);
+    let elapsed_ms = lp.backend.now_ms() - started;
+    lp.backend.shutdown();
+    lp.report(network_config, elapsed_ms)
+}
+
+impl Loop<'_> {
+    fn go(&mut self, network: NetConfig, progress: &mut dyn FnMut(Stage)) {
+        progress(Stage::Init);
+        if !self.init() {
+            return;
+        }
+        // The workload, under faults.
+        self.net = Network::new(network, Dice::fork(self.config.seed, 1));
+        let main_deadline = self.backend.now_ms() + self.config.time_limit_ms;
+        // The first partition starts with the workload, so even a short run sees one.
+        let mut next_fault = self.backend.now_ms();
+        let mut last_progress = 0;
+        loop {
+            let now = self.backend.now_ms();
+            if self.config.faults.contains(&Fault::Partition) && now >= next_fault {
+                self.toggle_partition();
+                next_fault = now + self.config.fault_window_ms;
+            }
+            if now < main_deadline {
+                self.issue_ops(now);
+            }
+            let all_done = self.issued == self.finished
+                && (self.issued >= self.config.ops || now >= main_deadline);
+            if all_done
+                || self
+                    .problems
+                    .iter()
+                    .any(|p| matches!(p, Problem::Crash { .. }))
+            {
+                break;
+            }
+            if self.finished != last_progress {
+                last_progress = self.finished;
+                progress(Stage::Main {
+                    done: self.finished,
+                    total: self.config.ops,
+                });
+            }
+            self.step(
+                next_fault.min(main_deadline + self.config.request_timeout_ms),
+                Phase::Main,
+            );
+        }
+        // Heal, and let the cluster go quiet.
+        progress(Stage::Settle);
+        self.net = Network::new(NetConfig::default(), Dice::fork(self.config.seed, 4));
+        self.partitioned = false;
+        let settle_until = self.backend.now_ms() + self.config.settle_ms;
+        while self.backend.now_ms() < settle_until {
+            self.step(settle_until, Phase::Final);
+        }
+        progress(Stage::Final);
+        self.final_reads();
+    }
+
+    fn init(&mut self) -> bool {
+        for node in 0..self.config.nodes {
+            if let Err(e) = self.backend.start(node) {
+                self.problems.push(Problem::Backend {
+                    error: e.to_string(),
+                });
+                return false;
+            }
+            let id = self.msg_id();
+            self.pending
+                .insert(id, (Pending::Init(node), self.backend.now_ms()));
+            let body = json!({"type": "init", "msg_id": id, "node_id": self.ids[node], "node_ids": self.ids});
+            self.send_from_client("c-init", node, body);
+        }
+        let deadline = self.backend.now_ms() + self.config.init_timeout_ms;
+        while self.inited.iter().any(|i| !i)
+            && self.backend.now_ms() < deadline
+            && self.problems.is_empty()
+        {
+            self.step(deadline, Phase::Main);
+        }
+        let missing: Vec<String> = (0..self.config.nodes)
+            .filter(|&n| !self.inited[n])
+            .map(|n| self.ids[n].clone())
+            .collect();
+        if !missing.is_empty() && self.problems.is_empty() {
+            self.problems.push(Problem::InitTimeout { nodes: missing });
+        }
+        self.problems.is_empty()
+    }
+
+    fn msg_id(&mut self) -> u64 {
+        self.next_msg_id += 1;
+        self.next_msg_id
+    }
+
+    fn send_from_client(&mut self, client: &str, node: usize, body: Value) {
+        let line = Message::new(client, self.ids[node].clone(), body).to_line();
+        if let Err(e) = self.backend.send(node, &line) {
+            self.note_backend_error(e);
+        }
+    }
+
+    fn note_backend_error(&mut self, e: BackendError) {
+        // A write to a node that has exited is reported once, as its crash.
+        if let BackendError::Write { node, .. } = e {
+            if !self.dead[node] {
+                self.dead[node] = true;
+                self.problems.push(Problem::Crash {
+                    node: self.ids[node].clone(),
+                    status: "stopped reading its input".into(),
+                });
+            }
+        } else {
+            self.problems.push(Problem::Backend {
+                error: e.to_string(),
+            });
+        }
+    }
+
+    fn toggle_partition(&mut self) {
+        if self.partitioned {
+            self.net.heal();
+            self.partitioned = false;
+        } else {
+            let p = partition(self.config.nodes, &mut self.fault_dice);
+            self.partitions.push(p.kind.to_string());
+            self.net.cut_links(p.cut);
+            self.partitioned = true;
+        }
+    }
+
+    fn issue_ops(&mut self, now: u64) {
+        for client in 0..self.config.clients {
+            if self.client_busy[client] || self.issued >= self.config.ops {
+                continue;
+            }
+            let node = client % self.config.nodes;
+            let mut body = self.workload.next_op(&mut self.op_dice);
+            let id = self.msg_id();
+            body["msg_id"] = json!(id);
+            let request = body.as_object().cloned().unwrap_or_default();
+            self.history.events.push(Event {
+                client,
+                node,
+                request,
+                invoke_ms: now,
+                complete_ms: None,
+                outcome: Outcome::Info {
+                    reason: "no reply".into(),
+                },
+                phase: Phase::Main,
+                during_fault: self.partitioned,
+            });
+            let event = self.history.events.len() - 1;
+            self.pending
+                .insert(id, (Pending::Op { client, event }, now));
+            self.client_busy[client] = true;
+            self.issued += 1;
+            self.send_from_client(&format!("c{client}"), node, body);
+        }
+    }
+
+    /// One turn: deliver due messages, expire timed-out requests, wait for node output until
+    /// `deadline` (or the next delivery), and handle it.
+    fn step(&mut self, deadline: u64, phase: Phase) {
+        let now = self.backend.now_ms();
+        while let Some(Reverse((at, _, _, _))) = self.deliveries.peek() {
+            if *at > now {
+                break;
+            }
+            // peek() just returned Some.
+            let Reverse((_, _, node, line)) = self.deliveries.pop().expect("peeked");
+            if let Err(e) = self.backend.send(node, &line) {
+                self.note_backend_error(e);
+            }
+        }
+        self.expire(now, phase);
+        let next_delivery = self
+            .deliveries
+            .peek()
+            .map_or(u64::MAX, |Reverse((at, ..))| *at);
+        let next_timeout = self
+            .pending
+            .values()
+            .filter(|(pending, _)| !matches!(pending, Pending::Init(_)))
+            .map(|(_, sent)| sent + self.config.request_timeout_ms)
+            .min()
+            .unwrap_or(u64::MAX);
+        let until = deadline.min(next_delivery).min(next_timeout).max(now);
+        for event in self.backend.wait(until, WAIT_SLICE) {
+            match event {
+                NodeEvent::Line { node, line } => self.handle_line(node, &line),
+                NodeEvent::Exited { node, status } => {
+                    if !self.dead[node] {
+                        self.dead[node] = true;
+                        self.problems.push(Problem::Crash {
+                            node: self.ids[node].clone(),
+                            status,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn expire(&mut self, now: u64, _phase: Phase) {
+        let timeout = self.config.request_timeout_ms;
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            // `init` has its own, longer deadline (`init_timeout_ms`).
+            .filter(|(_, (pending, sent))| {
+                !matches!(pending, Pending::Init(_)) && sent + timeout <= now
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            if let Some((pending, _)) = self.pending.remove(&id) {
+                self.complete(
+                    pending,
+                    None,
+                    now,
+                    Outcome::Info {
+                        reason: format!("no reply within {timeout} ms"),
+                    },
+                );
+            }
+        }
+    }
+
+    fn complete(&mut self, pending: Pending, node: Option<usize>, now: u64, outcome: Outcome) {
+        match pending {
+            Pending::Init(n) => {
+                if matches!(outcome, Outcome::Ok { .. }) && Some(n) == node {
+                    self.inited[n] = true;
+                }
+            }
+            Pending::Op { client, event } => {
+                let e = &mut self.history.events[event];
+                if !matches!(outcome, Outcome::Info { .. }) {
+                    e.complete_ms = Some(now);
+                }
+                e.outcome = outcome;
+                self.client_busy[client] = false;
+                self.finished += 1;
+            }
+            Pending::Final { event } => {
+                let e = &mut self.history.events[event];
+                if !matches!(outcome, Outcome::Info { .. }) {
+                    e.complete_ms = Some(now);
+                }
+                e.outcome = outcome;
+            }
+        }
+    }
+
+    fn malformed(&mut self, node: usize, what: String) {
+        let entry = self.malformed.entry(node).or_insert((0, what));
+        entry.0 += 1;
+    }
+
+    fn handle_line(&mut self, node: usize, line: &str) {
+        let msg = match Message::parse(line) {
+            Ok(m) => m,
+            Err(e) => return self.malformed(node, e.to_string()),
+        };
+        if msg.src != self.ids[node] {
+            let cut: String = line.chars().take(200).collect();
+            return self.malformed(
+                node,
+                format!(
+                    "src {:?} is not the sender {}: {cut}",
+                    msg.src, self.ids[node]
+                ),
+            );
+        }
+        let now = self.backend.now_ms();
+        if let Some(to) = self.ids.iter().position(|id| *id == msg.dest) {
+            if self.deliveries.len() >= IN_FLIGHT_MAX {
+                return self.malformed(
+                    node,
+                    format!("more than {IN_FLIGHT_MAX} messages in flight"),
+                );
+            }
+            for at in self.net.route(node, to, now) {
+                self.delivery_seq += 1;
+                self.deliveries
+                    .push(Reverse((at, self.delivery_seq, to, line.to_string())));
+            }
+            return;
+        }
+        if Services::is_service(&msg.dest) {
+            // Services answer at once; the reply reaches the node after the network's minimum
+            // latency, like any message. Partitions cut nodes from each other, not from services.
+            let reply = self.services.handle_body(
+                &msg.src,
+                &msg.dest,
+                &msg.body,
+                now,
+                &mut self.service_dice,
+            );
+            let line = Message {
+                src: msg.dest.clone(),
+                dest: msg.src.clone(),
+                body: reply,
+            }
+            .to_line();
+            self.delivery_seq += 1;
+            self.deliveries
+                .push(Reverse((now + 1, self.delivery_seq, node, line)));
+            return;
+        }
+        if msg.dest.starts_with('c') {
+            // A reply to a client: it completes the pending request it answers, if any. Late
+            // replies to requests that already timed out are expected and ignored.
+            let Some(id) = msg.in_reply_to() else {
+                return self.malformed(
+                    node,
+                    format!("message to client {} without in_reply_to", msg.dest),
+                );
+            };
+            if let Some((pending, _)) = self.pending.remove(&id) {
+                let outcome = match msg.error_code() {
+                    Some(code) if error_is_definite(code) => Outcome::Fail { code },
+                    Some(code) => Outcome::Info {
+                        reason: format!("indefinite error {code}"),
+                    },
+                    None => Outcome::Ok {
+                        reply: msg.body.clone(),
+                    },
+                };
+                self.complete(pending, Some(node), now, outcome);
+            }
+            return;
+        }
+        self.malformed(
+            node,
+            format!("message to unknown destination {:?}", msg.dest),
+        );
+    }
+
+    fn final_reads(&mut self) {
+        let Some(read) = self.workload.final_read() else {
+            return;
+        };
+        let deadline = self.backend.now_ms() + self.config.final_timeout_ms;
+        loop {
+            let round_start = self.history.events.len();
+            for node in 0..self.config.nodes {
+                if self.dead[node] {
+                    continue;
+                }
+                let id = self.msg_id();
+                let mut body = read.clone();
+                body["msg_id"] = json!(id);
+                self.history.events.push(Event {
+                    client: self.config.clients + node,
+                    node,
+                    request: body.as_object().cloned().unwrap_or_default(),
+                    invoke_ms: self.backend.now_ms(),
+                    complete_ms: None,
+                    outcome: Outcome::Info {
+                        reason: "no reply".into(),
+                    },
+                    phase: Phase::Final,
+                    during_fault: false,
+                });
+                let event = self.history.events.len() - 1;
+                self.pending
+                    .insert(id, (Pending::Final { event }, self.backend.now_ms()));
+                self.send_from_client(&format!("c{}", self.config.clients + node), node, body);
+            }
+            while self
+                .pending
+                .values()
+                .any(|(p, _)| matches!(p, Pending::Final { .. }))
+                && self.backend.now_ms() < deadline
+            {
+                self.step(deadline, Phase::Final);
+            }
+            let values: Vec<Option<Value>> = self.history.events[round_start..]
+                .iter()
+                .map(|e| e.reply().and_then(|r| self.workload.final_value(r)))
+                .collect();
+            let agreed =
+                values.iter().all(Option::is_some) && values.windows(2).all(|w| w[0] == w[1]);
+            // Checkers judge each node by its last successful final read, so a round cut short
+            // by the deadline does not hide the rounds before it.
+            if agreed || self.backend.now_ms() >= deadline {
+                return;
+            }
+            let pause_until = (self.backend.now_ms() + FINAL_RETRY_MS).min(deadline);
+            while self.backend.now_ms() < pause_until {
+                self.step(pause_until, Phase::Final);
+            }
+        }
+    }
+
+    fn report(mut self, network: NetConfig, elapsed_ms: u64) -> RunReport {
+        for (node, (count, first)) in std::mem::take(&mut self.malformed) {
+            self.problems.push(Problem::MalformedOutput {
+                node: self.ids[node].clone(),
+                count,
+                first,
+            });
+        }
+        let main: Vec<&Event> = self
+            .history
+            .phase(Phase::Main)
+            .filter(|e| e.client < self.config.clients)
+            .collect();
+        let count =
+            |f: &dyn Fn(&Outcome) -> bool| main.iter().filter(|e| f(&e.outcome)).count() as u64;
+        let ok = count(&|o| matches!(o, Outcome::Ok { .. }));
+        let fail = count(&|o| matches!(o, Outcome::Fail { .. }));
+        let info = count(&|o| matches!(o, Outcome::Info { .. }));
+        let mut latencies: Vec<u64> = main
+            .iter()
+            .filter(|e| e.reply().is_some())
+            .filter_map(|e| e.complete_ms.map(|c| c - e.invoke_ms))
+            .collect();
+        latencies.sort_unstable();
+        let q = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        let latency = Latency {
+            p50_ms: q(0.5),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            max_ms: latencies.last().copied().unwrap_or(0),
+        };
+        let share = |events: &[&&Event]| {
+            (!events.is_empty()).then(|| {
+                events.iter().filter(|e| e.reply().is_some()).count() as f64 / events.len() as f64
+            })
+        };
+        let all: Vec<&&Event> = main.iter().collect();
+        let faulted: Vec<&&Event> = main.iter().filter(|e| e.during_fault).collect();
+        let availability = Availability {
+            overall: share(&all).unwrap_or(0.0),
+            during_partitions: share(&faulted),
+        };
+        let checks: Vec<Check> = self
+            .workload
+            .check(&self.history, self.config.nodes)
+            .into_iter()
+            .filter(|c| self.config.profile == Profile::Strict || c.maelstrom)
+            .collect();
+        let ops = main.len() as u64;
+        RunReport {
+            workload: self.workload.name().to_string(),
+            config: self.config.clone(),
+            network,
+            net_stats: self.net.stats().clone(),
+            partitions: self.partitions,
+            ops,
+            ok,
+            fail,
+            info,
+            msgs_per_op: if ops == 0 {
+                0.0
+            } else {
+                self.net.stats().sent as f64 / ops as f64
+            },
+            latency,
+            availability,
+            elapsed_ms,
+            problems: self.problems,
+            services: self
+                .services
+                .stats()
+                .into_iter()
+                .filter(|(_, stats)| stats.requests > 0)
+                .map(|(service, stats)| (service.name().to_string(), stats))
+                .collect(),
+            checks,
+            history: self.history,
+        }
+    }
+}

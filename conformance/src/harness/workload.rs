@@ -1,0 +1,214 @@
+//! Workloads: what clients ask of the nodes, and what the answers must satisfy.
+//!
+//! A workload generates request bodies, names the read that ends a run, and checks the history.
+//! It knows nothing of processes or time sources: both backends drive the same workloads.
+
+use super::check::{Check, Verdict};
+use super::history::{History, Outcome, Phase};
+use super::rng::Dice;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Which checks to apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// Maelstrom's checks only.
+    Maelstrom,
+    /// Maelstrom's checks plus converge's stricter ones.
+    Strict,
+}
+
+/// A workload.
+pub trait Workload {
+    /// Its name on the command line.
+    fn name(&self) -> &'static str;
+    /// The next request body (without `msg_id`).
+    fn next_op(&mut self, dice: &mut Dice) -> Value;
+    /// The request that reads a node's final state after the cluster healed and went quiet, if
+    /// the workload has one.
+    fn final_read(&self) -> Option<Value>;
+    /// The value a final read shows, for convergence: equal values mean equal states.
+    fn final_value(&self, reply: &serde_json::Map<String, Value>) -> Option<Value>;
+    /// Checks the history.
+    fn check(&self, history: &History, nodes: usize) -> Vec<Check>;
+}
+
+/// The workloads this build has, by name.
+pub const WORKLOADS: [&str; 3] = ["echo", "g-counter", "pn-counter"];
+
+/// The workload called `name`.
+pub fn by_name(name: &str) -> Option<Box<dyn Workload>> {
+    match name {
+        "echo" => Some(Box::new(Echo { next: 0 })),
+        "g-counter" => Some(Box::new(Counter { negative: false })),
+        "pn-counter" => Some(Box::new(Counter { negative: true })),
+        _ => None,
+    }
+}
+
+/// Maelstrom's `echo`: every `echo` is answered by an `echo_ok` carrying the same `echo`.
+struct Echo {
+    next: u64,
+}
+
+impl Workload for Echo {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn next_op(&mut self, _dice: &mut Dice) -> Value {
+        self.next += 1;
+        json!({"type": "echo", "echo": format!("please echo {}", self.next)})
+    }
+
+    fn final_read(&self) -> Option<Value> {
+        None
+    }
+
+    fn final_value(&self, _reply: &serde_json::Map<String, Value>) -> Option<Value> {
+        None
+    }
+
+    fn check(&self, history: &History, _nodes: usize) -> Vec<Check> {
+        let wrong = history.events.iter().find(|e| match &e.outcome {
+            Outcome::Ok { reply } => {
+                reply.get("type").and_then(Value::as_str) != Some("echo_ok")
+                    || reply.get("echo") != e.request.get("echo")
+            }
+            _ => false,
+        });
+        let answered = history
+            .events
+            .iter()
+            .filter(|e| e.reply().is_some())
+            .count();
+        vec![
+            Check::from_bool("echo", true, wrong.is_none(), || {
+                let e = wrong.expect("checked");
+                format!("request {:?} answered with {:?}", e.request, e.outcome)
+            }),
+            Check::from_bool(
+                "available",
+                true,
+                answered > 0 || history.events.is_empty(),
+                || "no echo was ever answered".to_string(),
+            ),
+        ]
+    }
+}
+
+/// Maelstrom's `g-counter` and `pn-counter`: `add {delta}` → `add_ok`, `read` → `read_ok {value}`.
+struct Counter {
+    negative: bool,
+}
+
+impl Workload for Counter {
+    fn name(&self) -> &'static str {
+        if self.negative {
+            "pn-counter"
+        } else {
+            "g-counter"
+        }
+    }
+
+    fn next_op(&mut self, dice: &mut Dice) -> Value {
+        // Mostly adds, some reads; reads during faults show availability and staleness.
+        if dice.below(4) == 0 {
+            return json!({"type": "read"});
+        }
+        let magnitude = 1 + dice.below(5) as i64;
+        let delta = if self.negative && dice.below(2) == 0 {
+            -magnitude
+        } else {
+            magnitude
+        };
+        json!({"type": "add", "delta": delta})
+    }
+
+    fn final_read(&self) -> Option<Value> {
+        Some(json!({"type": "read"}))
+    }
+
+    fn final_value(&self, reply: &serde_json::Map<String, Value>) -> Option<Value> {
+        reply.get("value").cloned()
+    }
+
+    fn check(&self, history: &History, nodes: usize) -> Vec<Check> {
+        // Acknowledged adds certainly happened; indefinite ones may have. A final read must lie
+        // between the acknowledged sum and that sum plus every indefinite add of its sign.
+        let (mut acked, mut maybe_up, mut maybe_down) = (0i64, 0i64, 0i64);
+        for e in history.phase(Phase::Main).filter(|e| e.kind() == "add") {
+            let delta = e.request.get("delta").and_then(Value::as_i64).unwrap_or(0);
+            match e.outcome {
+                Outcome::Ok { .. } => acked += delta,
+                Outcome::Info { .. } if delta > 0 => maybe_up += delta,
+                Outcome::Info { .. } => maybe_down += delta,
+                Outcome::Fail { .. } => {}
+            }
+        }
+        let (low, high) = (acked + maybe_down, acked + maybe_up);
+        let mut finals: BTreeMap<usize, Option<i64>> = (0..nodes).map(|n| (n, None)).collect();
+        for e in history.phase(Phase::Final) {
+            if let Some(reply) = e.reply() {
+                finals.insert(e.node, reply.get("value").and_then(Value::as_i64));
+            }
+        }
+        let read: Vec<(usize, i64)> = finals
+            .iter()
+            .filter_map(|(&n, v)| v.map(|v| (n, v)))
+            .collect();
+        let missing: Vec<usize> = finals
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(&n, _)| n)
+            .collect();
+        let out_of_bounds: Vec<String> = read
+            .iter()
+            .filter(|(_, v)| *v < low || *v > high)
+            .map(|(n, v)| format!("n{n} read {v}"))
+            .collect();
+        let bounds = if read.is_empty() {
+            Verdict::Unknown {
+                reason: "no node answered a final read".into(),
+            }
+        } else if out_of_bounds.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail {
+                detail: format!(
+                    "{}; acknowledged adds sum to {acked}, so a final read must lie in [{low}, {high}] (a value below {acked} lost acknowledged writes)",
+                    out_of_bounds.join(", ")
+                ),
+            }
+        };
+        let converged = if !missing.is_empty() {
+            Verdict::Fail {
+                detail: format!(
+                    "no final read from {} after heal and quiescence",
+                    missing
+                        .iter()
+                        .map(|n| format!("n{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        } else if read.windows(2).all(|w| w[0].1 == w[1].1) {
+            Verdict::Pass
+        } else {
+            Verdict::Fail {
+                detail: format!(
+                    "final reads differ after heal and quiescence: {}",
+                    read.iter()
+                        .map(|(n, v)| format!("n{n}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        };
+        vec![
+            Check::new("counter-bounds", true, bounds),
+            Check::new("convergence", false, converged),
+        ]
+    }
+}

@@ -1,0 +1,184 @@
+//! `converge certify`: runs a node program through a workload under seeded faults and prints the
+//! verdict, with the command that reproduces the run.
+
+use converge_conformance::harness::check::Verdict;
+use converge_conformance::harness::nemesis::Fault;
+use converge_conformance::harness::process::{ProcessBackend, ProcessConfig};
+use converge_conformance::harness::run::{RunConfig, RunReport, Stage, run};
+use converge_conformance::harness::workload::{self, Profile};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// What the command line asked for.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The node program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Workload name.
+    pub workload: String,
+    /// Where node logs go.
+    pub log_dir: PathBuf,
+    /// The run.
+    pub config: RunConfig,
+}
+
+/// Runs the request; `progress` sees each stage.
+pub fn certify(request: &Request, progress: &mut dyn FnMut(Stage)) -> Result<RunReport, String> {
+    let mut workload = workload::by_name(&request.workload).ok_or_else(|| {
+        format!(
+            "unknown workload '{}'; expected one of {}",
+            request.workload,
+            workload::WORKLOADS.join(", ")
+        )
+    })?;
+    let mut backend = ProcessBackend::new(
+        ProcessConfig {
+            program: request.program.clone(),
+            args: request.args.clone(),
+            log_dir: request.log_dir.clone(),
+        },
+        request.config.nodes,
+    );
+    Ok(run(
+        workload.as_mut(),
+        &mut backend,
+        &request.config,
+        progress,
+    ))
+}
+
+/// The command that replays `request` with the same seed.
+pub fn reproduce(request: &Request) -> String {
+    let c = &request.config;
+    let mut cmd = format!(
+        "converge certify --bin {} --workload {} --nodes {} --clients {} --ops {} --seed {}",
+        shell_word(&request.program.display().to_string()),
+        request.workload,
+        c.nodes,
+        c.clients,
+        c.ops,
+        c.seed
+    );
+    if !c.faults.is_empty() {
+        let names: Vec<&str> = c.faults.iter().map(|f| f.name()).collect();
+        let _ = write!(cmd, " --nemesis {}", names.join(","));
+    }
+    if c.profile == Profile::Maelstrom {
+        cmd.push_str(" --profile maelstrom");
+    }
+    if !request.args.is_empty() {
+        cmd.push_str(" --");
+        for a in &request.args {
+            let _ = write!(cmd, " {}", shell_word(a));
+        }
+    }
+    cmd
+}
+
+fn shell_word(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The human summary of a report.
+pub fn render(report: &RunReport) -> String {
+    let mut out = String::new();
+    let c = &report.config;
+    let _ = writeln!(
+        out,
+        "{} on {} nodes, {} clients, seed {}: {} ops in {:.2} s ({} ok, {} failed, {} indefinite)",
+        report.workload,
+        c.nodes,
+        c.clients,
+        c.seed,
+        report.ops,
+        report.elapsed_ms as f64 / 1000.0,
+        report.ok,
+        report.fail,
+        report.info
+    );
+    let n = &report.network;
+    let _ = writeln!(
+        out,
+        "network: loss {:.3}, duplicate {:.3}, reorder {}; partitions: {}; {:.2} msgs/op",
+        n.loss,
+        n.duplicate,
+        n.reorder,
+        if report.partitions.is_empty() {
+            "none".to_string()
+        } else {
+            report.partitions.join(" ")
+        },
+        report.msgs_per_op
+    );
+    let l = &report.latency;
+    let _ = writeln!(
+        out,
+        "latency p50 {} ms, p95 {} ms, p99 {} ms, max {} ms; availability {:.1}%{}",
+        l.p50_ms,
+        l.p95_ms,
+        l.p99_ms,
+        l.max_ms,
+        100.0 * report.availability.overall,
+        report
+            .availability
+            .during_partitions
+            .map(|a| format!(" ({:.1}% during partitions)", 100.0 * a))
+            .unwrap_or_default()
+    );
+    if !report.services.is_empty() {
+        let used: Vec<String> = report
+            .services
+            .iter()
+            .map(|(name, stats)| {
+                format!(
+                    "{name} {} requests ({} errors)",
+                    stats.requests, stats.errors
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "services: {}", used.join(", "));
+    }
+    for p in &report.problems {
+        let _ = writeln!(
+            out,
+            "  FAIL  {}",
+            serde_json::to_string(p).unwrap_or_default()
+        );
+    }
+    for check in &report.checks {
+        let (mark, detail) = match &check.verdict {
+            Verdict::Pass => ("pass", String::new()),
+            Verdict::Fail { detail } => ("FAIL", format!(": {detail}")),
+            Verdict::Unknown { reason } => ("unknown", format!(": {reason}")),
+        };
+        let _ = writeln!(out, "  {mark:7} {}{detail}", check.name);
+    }
+    out
+}
+
+/// Parses `--nemesis a,b,c`.
+pub fn parse_faults(list: &str) -> Result<Vec<Fault>, String> {
+    let mut faults = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let fault = Fault::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+            format!(
+                "unknown nemesis '{name}'; expected a list of {}",
+                names.join(", ")
+            )
+        })?;
+        if !faults.contains(&fault) {
+            faults.push(fault);
+        }
+    }
+    faults.sort();
+    Ok(faults)
+}

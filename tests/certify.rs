@@ -1,0 +1,225 @@
+//! `converge certify` against small nodes written in Python from the protocol alone: a correct
+//! g-counter passes under every fault; each deliberately broken one is caught by the named check;
+//! a node that crashes, prints garbage or never answers gets its own verdict.
+//!
+//! Every run prints its seed; the reproduce line is asserted where a run must fail.
+
+use std::process::Command;
+
+fn certify(args: &[&str]) -> (i32, String) {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let logs = std::env::temp_dir().join(format!("converge-test-logs-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_converge"))
+        .current_dir(dir)
+        .arg("certify")
+        .arg("--log-dir")
+        .arg(&logs)
+        .args(args)
+        .output()
+        .expect("the converge binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_python_pn_counter_passes_under_every_fault() {
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/gcounter.py",
+        "--workload",
+        "pn-counter",
+        "--ops",
+        "2000",
+        "--seed",
+        "11",
+        "--nemesis",
+        "partition,loss,duplicate,reorder",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("pass    counter-bounds") && out.contains("pass    convergence"),
+        "{out}"
+    );
+    assert!(out.contains("seed 11"), "{out}");
+}
+
+#[test]
+fn a_gossip_glomers_style_node_runs_unchanged_on_the_seq_kv_service() {
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/seqkv_counter.py",
+        "--workload",
+        "g-counter",
+        "--ops",
+        "300",
+        "--seed",
+        "2",
+        "--nemesis",
+        "partition",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("services: seq-kv"), "{out}");
+}
+
+#[test]
+fn a_counter_that_sends_each_add_once_loses_writes_under_loss() {
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/gcounter.py",
+        "--workload",
+        "g-counter",
+        "--ops",
+        "2000",
+        "--seed",
+        "7",
+        "--nemesis",
+        "partition,loss",
+        "--",
+        "--bug",
+        "once",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL    counter-bounds") && out.contains("lost acknowledged writes"),
+        "{out}"
+    );
+    assert!(out.contains("FAIL    convergence"), "{out}");
+    assert!(
+        out.contains("reproduce: converge certify --bin tests/nodes/gcounter.py --workload g-counter --nodes 3 --clients 3 --ops 2000 --seed 7 --nemesis partition,loss -- --bug once"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_maelstrom_profile_leaves_out_the_convergence_check() {
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/gcounter.py",
+        "--ops",
+        "500",
+        "--seed",
+        "3",
+        "--profile",
+        "maelstrom",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("counter-bounds") && !out.contains("convergence"),
+        "{out}"
+    );
+}
+
+#[test]
+fn echo_passes_and_misbehaving_nodes_get_named_verdicts() {
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/echo.py",
+        "--workload",
+        "echo",
+        "--ops",
+        "300",
+        "--seed",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/misbehave.py",
+        "--workload",
+        "echo",
+        "--ops",
+        "50",
+        "--seed",
+        "1",
+        "--",
+        "garbage",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("malformed-output") && out.contains("this is not a message"),
+        "{out}"
+    );
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/misbehave.py",
+        "--workload",
+        "echo",
+        "--ops",
+        "50",
+        "--seed",
+        "1",
+        "--",
+        "crash",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"problem\":\"crash\""), "{out}");
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/misbehave.py",
+        "--workload",
+        "echo",
+        "--ops",
+        "6",
+        "--seed",
+        "1",
+        "--request-timeout-ms",
+        "200",
+        "--",
+        "silent",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL    available") && out.contains("6 indefinite"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_report_holds_the_verdict_seed_and_figures() {
+    let path = std::env::temp_dir().join(format!("converge-report-{}.json", std::process::id()));
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/gcounter.py",
+        "--ops",
+        "300",
+        "--seed",
+        "5",
+        "--nemesis",
+        "partition",
+        "--report",
+        path.to_str().expect("temp paths are UTF-8"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("report written"))
+            .expect("report is JSON");
+    assert_eq!(report["verdict"]["verdict"], "pass");
+    assert_eq!(report["config"]["seed"], 5);
+    assert_eq!(report["ops"], 300);
+    for field in [
+        "msgs_per_op",
+        "latency",
+        "availability",
+        "checks",
+        "net_stats",
+    ] {
+        assert!(!report[field].is_null(), "report lacks {field}: {report}");
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn usage_errors_exit_2_and_say_why() {
+    let (code, out) = certify(&["--bin", "tests/nodes/no-such-node", "--ops", "1"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("does not exist"), "{out}");
+    let (code, out) = certify(&["--bin", "tests/nodes/echo.py", "--nemesis", "earthquake"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("unknown nemesis 'earthquake'"), "{out}");
+    let (code, _) = certify(&["--bin", "tests/nodes/echo.py", "--workload", "bank"]);
+    assert_eq!(code, 2);
+}
