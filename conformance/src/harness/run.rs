@@ -84,6 +84,13 @@ pub enum Problem {
         /// Which nodes.
         nodes: Vec<String>,
     },
+    /// A node did not accept the workload's setup request (e.g. broadcast's `topology`) in time.
+    SetupFailed {
+        /// The node.
+        node: String,
+        /// What happened instead.
+        detail: String,
+    },
     /// A node's process ended on its own.
     Crash {
         /// The node.
@@ -216,6 +223,7 @@ pub enum Stage {
 #[derive(Clone, Copy, Debug)]
 enum Pending {
     Init(usize),
+    Setup(usize),
     Op { client: usize, event: usize },
     Final { event: usize },
 }
@@ -290,7 +298,7 @@ pub fn run(
 impl Loop<'_> {
     fn go(&mut self, network: NetConfig, progress: &mut dyn FnMut(Stage)) {
         progress(Stage::Init);
-        if !self.init() {
+        if !self.init() || !self.setup() {
             return;
         }
         // The workload, under faults.
@@ -369,6 +377,42 @@ impl Loop<'_> {
             .collect();
         if !missing.is_empty() && self.problems.is_empty() {
             self.problems.push(Problem::InitTimeout { nodes: missing });
+        }
+        self.problems.is_empty()
+    }
+
+    /// Sends the workload's setup requests and waits for every answer.
+    fn setup(&mut self) -> bool {
+        let requests = self.workload.setup(&self.ids);
+        for (node, mut body) in requests {
+            let id = self.msg_id();
+            body["msg_id"] = json!(id);
+            self.pending
+                .insert(id, (Pending::Setup(node), self.backend.now_ms()));
+            self.send_from_client("c-init", node, body);
+        }
+        let deadline = self.backend.now_ms() + self.config.init_timeout_ms;
+        let waiting = |lp: &Self| {
+            lp.pending
+                .values()
+                .any(|(p, _)| matches!(p, Pending::Setup(_)))
+        };
+        while waiting(self) && self.backend.now_ms() < deadline && self.problems.is_empty() {
+            self.step(deadline, Phase::Main);
+        }
+        let late: Vec<usize> = self
+            .pending
+            .values()
+            .filter_map(|(p, _)| match p {
+                Pending::Setup(node) => Some(*node),
+                _ => None,
+            })
+            .collect();
+        for node in late {
+            self.problems.push(Problem::SetupFailed {
+                node: self.ids[node].clone(),
+                detail: format!("no answer within {} ms", self.config.init_timeout_ms),
+            });
         }
         self.problems.is_empty()
     }
@@ -467,7 +511,7 @@ impl Loop<'_> {
         let next_timeout = self
             .pending
             .values()
-            .filter(|(pending, _)| !matches!(pending, Pending::Init(_)))
+            .filter(|(pending, _)| !matches!(pending, Pending::Init(_) | Pending::Setup(_)))
             .map(|(_, sent)| sent + self.config.request_timeout_ms)
             .min()
             .unwrap_or(u64::MAX);
@@ -493,7 +537,7 @@ impl Loop<'_> {
         let expired: Vec<u64> = self
             .pending
             .iter()
-            // `init` has its own, longer deadline (`init_timeout_ms`).
+            // `init` and setup have their own, longer deadline (`init_timeout_ms`).
             .filter(|(_, (pending, sent))| {
                 !matches!(pending, Pending::Init(_)) && sent + timeout <= now
             })
@@ -518,6 +562,14 @@ impl Loop<'_> {
             Pending::Init(n) => {
                 if matches!(outcome, Outcome::Ok { .. }) && Some(n) == node {
                     self.inited[n] = true;
+                }
+            }
+            Pending::Setup(n) => {
+                if !matches!(outcome, Outcome::Ok { .. }) {
+                    self.problems.push(Problem::SetupFailed {
+                        node: self.ids[n].clone(),
+                        detail: format!("{outcome:?}"),
+                    });
                 }
             }
             Pending::Op { client, event } => {

@@ -1,106 +1,22 @@
-//! Workloads: what clients ask of the nodes, and what the answers must satisfy.
-//!
-//! A workload generates request bodies, names the read that ends a run, and checks the history.
-//! It knows nothing of processes or time sources: both backends drive the same workloads.
+//! Maelstrom's `g-counter` and `pn-counter` workloads.
 
-use super::check::{Check, Verdict};
-use super::history::{History, Outcome, Phase};
-use super::rng::Dice;
+use super::Workload;
+use crate::harness::check::{Check, Verdict};
+use crate::harness::history::{History, Outcome, Phase};
+use crate::harness::rng::Dice;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// Which checks to apply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Profile {
-    /// Maelstrom's checks only.
-    Maelstrom,
-    /// Maelstrom's checks plus converge's stricter ones.
-    Strict,
-}
-
-/// A workload.
-pub trait Workload {
-    /// Its name on the command line.
-    fn name(&self) -> &'static str;
-    /// The next request body (without `msg_id`).
-    fn next_op(&mut self, dice: &mut Dice) -> Value;
-    /// The request that reads a node's final state after the cluster healed and went quiet, if
-    /// the workload has one.
-    fn final_read(&self) -> Option<Value>;
-    /// The value a final read shows, for convergence: equal values mean equal states.
-    fn final_value(&self, reply: &serde_json::Map<String, Value>) -> Option<Value>;
-    /// Checks the history.
-    fn check(&self, history: &History, nodes: usize) -> Vec<Check>;
-}
-
-/// The workloads this build has, by name.
-pub const WORKLOADS: [&str; 3] = ["echo", "g-counter", "pn-counter"];
-
-/// The workload called `name`.
-pub fn by_name(name: &str) -> Option<Box<dyn Workload>> {
-    match name {
-        "echo" => Some(Box::new(Echo { next: 0 })),
-        "g-counter" => Some(Box::new(Counter { negative: false })),
-        "pn-counter" => Some(Box::new(Counter { negative: true })),
-        _ => None,
-    }
-}
-
-/// Maelstrom's `echo`: every `echo` is answered by an `echo_ok` carrying the same `echo`.
-struct Echo {
-    next: u64,
-}
-
-impl Workload for Echo {
-    fn name(&self) -> &'static str {
-        "echo"
-    }
-
-    fn next_op(&mut self, _dice: &mut Dice) -> Value {
-        self.next += 1;
-        json!({"type": "echo", "echo": format!("please echo {}", self.next)})
-    }
-
-    fn final_read(&self) -> Option<Value> {
-        None
-    }
-
-    fn final_value(&self, _reply: &serde_json::Map<String, Value>) -> Option<Value> {
-        None
-    }
-
-    fn check(&self, history: &History, _nodes: usize) -> Vec<Check> {
-        let wrong = history.events.iter().find(|e| match &e.outcome {
-            Outcome::Ok { reply } => {
-                reply.get("type").and_then(Value::as_str) != Some("echo_ok")
-                    || reply.get("echo") != e.request.get("echo")
-            }
-            _ => false,
-        });
-        let answered = history
-            .events
-            .iter()
-            .filter(|e| e.reply().is_some())
-            .count();
-        vec![
-            Check::from_bool("echo", true, wrong.is_none(), || {
-                let e = wrong.expect("checked");
-                format!("request {:?} answered with {:?}", e.request, e.outcome)
-            }),
-            Check::from_bool(
-                "available",
-                true,
-                answered > 0 || history.events.is_empty(),
-                || "no echo was ever answered".to_string(),
-            ),
-        ]
-    }
-}
-
 /// Maelstrom's `g-counter` and `pn-counter`: `add {delta}` → `add_ok`, `read` → `read_ok {value}`.
-struct Counter {
+pub(super) struct Counter {
     negative: bool,
+}
+
+impl Counter {
+    /// A g-counter workload, or a pn-counter one if `negative`.
+    pub(super) fn new(negative: bool) -> Self {
+        Counter { negative }
+    }
 }
 
 impl Workload for Counter {

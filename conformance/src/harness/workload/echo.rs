@@ -1,0 +1,59 @@
+//! Maelstrom's `echo` workload.
+
+use super::Workload;
+use crate::harness::check::Check;
+use crate::harness::history::{History, Outcome};
+use crate::harness::rng::Dice;
+use serde_json::{Value, json};
+
+/// Maelstrom's `echo`: every `echo` is answered by an `echo_ok` carrying the same `echo`.
+#[derive(Default)]
+pub(super) struct Echo {
+    next: u64,
+}
+
+impl Workload for Echo {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn next_op(&mut self, _dice: &mut Dice) -> Value {
+        self.next += 1;
+        json!({"type": "echo", "echo": format!("please echo {}", self.next)})
+    }
+
+    fn final_read(&self) -> Option<Value> {
+        None
+    }
+
+    fn final_value(&self, _reply: &serde_json::Map<String, Value>) -> Option<Value> {
+        None
+    }
+
+    fn check(&self, history: &History, _nodes: usize) -> Vec<Check> {
+        let wrong = history.events.iter().find(|e| match &e.outcome {
+            Outcome::Ok { reply } => {
+                reply.get("type").and_then(Value::as_str) != Some("echo_ok")
+                    || reply.get("echo") != e.request.get("echo")
+            }
+            _ => false,
+        });
+        let answered = history
+            .events
+            .iter()
+            .filter(|e| e.reply().is_some())
+            .count();
+        vec![
+            Check::from_bool("echo", true, wrong.is_none(), || {
+                let e = wrong.expect("checked");
+                format!("request {:?} answered with {:?}", e.request, e.outcome)
+            }),
+            Check::from_bool(
+                "available",
+                true,
+                answered > 0 || history.events.is_empty(),
+                || "no echo was ever answered".to_string(),
+            ),
+        ]
+    }
+}
