@@ -1,10 +1,12 @@
 //! `converge certify`: runs a node program through a workload under seeded faults and prints the
 //! verdict, with the command that reproduces the run.
 
-use converge_conformance::harness::check::Verdict;
+use converge_conformance::harness::check::{Check, Verdict};
 use converge_conformance::harness::nemesis::Fault;
 use converge_conformance::harness::process::{ProcessBackend, ProcessConfig};
-use converge_conformance::harness::run::{RunConfig, RunReport, Stage, run};
+use converge_conformance::harness::run::{
+    RunConfig, RunReport, Stage, merge_order_independence, run,
+};
 use converge_conformance::harness::workload::{self, Profile};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -22,31 +24,73 @@ pub struct Request {
     pub log_dir: PathBuf,
     /// The run.
     pub config: RunConfig,
+    /// Delivery schedules to run the same operations under.
+    pub schedules: u64,
 }
 
-/// Runs the request; `progress` sees each stage.
-pub fn certify(request: &Request, progress: &mut dyn FnMut(Stage)) -> Result<RunReport, String> {
-    let mut workload = workload::by_name(&request.workload).ok_or_else(|| {
-        format!(
-            "unknown workload '{}'; expected one of {}",
-            request.workload,
-            workload::WORKLOADS.join(", ")
-        )
-    })?;
-    let mut backend = ProcessBackend::new(
-        ProcessConfig {
-            program: request.program.clone(),
-            args: request.args.clone(),
-            log_dir: request.log_dir.clone(),
-        },
-        request.config.nodes,
-    );
-    Ok(run(
-        workload.as_mut(),
-        &mut backend,
-        &request.config,
-        progress,
-    ))
+/// The runs of one certification: one per delivery schedule, and, with two or more, the
+/// merge-order independence check across them.
+pub struct Certification {
+    /// One report per schedule, schedule 0 first.
+    pub runs: Vec<RunReport>,
+    /// Whether the same operations ended equal under every schedule.
+    pub merge_order: Option<Check>,
+}
+
+impl Certification {
+    /// Fail if any run or the merge-order check failed; unknown if something could not be
+    /// decided; else pass.
+    pub fn verdict(&self) -> Verdict {
+        let verdicts = self
+            .runs
+            .iter()
+            .map(RunReport::verdict)
+            .chain(self.merge_order.iter().map(|c| c.verdict.clone()));
+        let mut unknown = None;
+        for v in verdicts {
+            match v {
+                Verdict::Fail { .. } => return v,
+                Verdict::Unknown { .. } => unknown = unknown.or(Some(v)),
+                Verdict::Pass => {}
+            }
+        }
+        unknown.unwrap_or(Verdict::Pass)
+    }
+}
+
+/// Runs the request once per schedule; `progress` sees each stage of each run.
+pub fn certify(
+    request: &Request,
+    progress: &mut dyn FnMut(u64, Stage),
+) -> Result<Certification, String> {
+    let mut runs = Vec::new();
+    for schedule in 0..request.schedules.max(1) {
+        let mut workload = workload::by_name(&request.workload).ok_or_else(|| {
+            format!(
+                "unknown workload '{}'; expected one of {}",
+                request.workload,
+                workload::WORKLOADS.join(", ")
+            )
+        })?;
+        let mut backend = ProcessBackend::new(
+            ProcessConfig {
+                program: request.program.clone(),
+                args: request.args.clone(),
+                log_dir: request.log_dir.join(format!("schedule-{schedule}")),
+            },
+            request.config.nodes,
+        );
+        let config = RunConfig {
+            schedule,
+            ..request.config.clone()
+        };
+        let report = run(workload.as_mut(), &mut backend, &config, &mut |stage| {
+            progress(schedule, stage)
+        });
+        runs.push(report);
+    }
+    let merge_order = (runs.len() > 1).then(|| merge_order_independence(&runs));
+    Ok(Certification { runs, merge_order })
 }
 
 /// The command that replays `request` with the same seed.
@@ -61,6 +105,9 @@ pub fn reproduce(request: &Request) -> String {
         c.ops,
         c.seed
     );
+    if request.schedules > 1 {
+        let _ = write!(cmd, " --schedules {}", request.schedules);
+    }
     if !c.faults.is_empty() {
         let names: Vec<&str> = c.faults.iter().map(|f| f.name()).collect();
         let _ = write!(cmd, " --nemesis {}", names.join(","));
@@ -107,14 +154,14 @@ pub fn render(report: &RunReport) -> String {
     let n = &report.network;
     let _ = writeln!(
         out,
-        "network: loss {:.3}, duplicate {:.3}, reorder {}; partitions: {}; {:.2} msgs/op",
+        "network: loss {:.3}, duplicate {:.3}, reorder {}; faults: {}; {:.2} msgs/op",
         n.loss,
         n.duplicate,
         n.reorder,
-        if report.partitions.is_empty() {
+        if report.faults.is_empty() {
             "none".to_string()
         } else {
-            report.partitions.join(" ")
+            report.faults.join(" ")
         },
         report.msgs_per_op
     );
@@ -129,8 +176,8 @@ pub fn render(report: &RunReport) -> String {
         100.0 * report.availability.overall,
         report
             .availability
-            .during_partitions
-            .map(|a| format!(" ({:.1}% during partitions)", 100.0 * a))
+            .during_faults
+            .map(|a| format!(" ({:.1}% during faults)", 100.0 * a))
             .unwrap_or_default()
     );
     if !report.services.is_empty() {
@@ -160,6 +207,48 @@ pub fn render(report: &RunReport) -> String {
             Verdict::Unknown { reason } => ("unknown", format!(": {reason}")),
         };
         let _ = writeln!(out, "  {mark:7} {}{detail}", check.name);
+    }
+    out
+}
+
+/// The human summary of a certification: schedule 0 in full, a line per further schedule, and the
+/// merge-order check.
+pub fn render_all(c: &Certification) -> String {
+    let mut out = String::new();
+    for (i, run) in c.runs.iter().enumerate() {
+        if i == 0 {
+            out.push_str(&render(run));
+        } else {
+            let verdict = match run.verdict() {
+                Verdict::Pass => "pass".to_string(),
+                Verdict::Fail { detail } => format!("FAIL: {detail}"),
+                Verdict::Unknown { reason } => format!("unknown: {reason}"),
+            };
+            let _ = writeln!(
+                out,
+                "schedule {i}: {} ops, {} ok, faults: {}; {verdict}",
+                run.ops,
+                run.ok,
+                if run.faults.is_empty() {
+                    "none".to_string()
+                } else {
+                    run.faults.join(" ")
+                }
+            );
+        }
+    }
+    if let Some(check) = &c.merge_order {
+        let (mark, detail) = match &check.verdict {
+            Verdict::Pass => ("pass", String::new()),
+            Verdict::Fail { detail } => ("FAIL", format!(": {detail}")),
+            Verdict::Unknown { reason } => ("unknown", format!(": {reason}")),
+        };
+        let _ = writeln!(
+            out,
+            "  {mark:7} {} ({} schedules){detail}",
+            check.name,
+            c.runs.len()
+        );
     }
     out
 }

@@ -10,6 +10,22 @@ use converge_conformance::laws::{Config, Law};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `println!` that ignores a closed stdout (`converge … | head`) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Parser)]
@@ -56,7 +72,7 @@ struct CertifyArgs {
     /// Operations in the main phase.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     ops: u64,
-    /// Faults to inject, comma-separated: partition, loss, duplicate, reorder.
+    /// Faults to inject, comma-separated: partition, loss, duplicate, reorder, kill, pause.
     #[arg(long, value_name = "LIST", value_parser = parse_faults, default_value = "")]
     nemesis: FaultList,
     /// `maelstrom` applies Maelstrom's checks only; `strict` adds converge's.
@@ -71,7 +87,11 @@ struct CertifyArgs {
     /// A request unanswered after this many milliseconds is indefinite.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     request_timeout_ms: u64,
-    /// Where each node's stderr goes (n0.log, …).
+    /// Run the same operations under this many delivery schedules; with two or more, their final
+    /// states must be equal (merge-order independence).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    schedules: u64,
+    /// Where each node's stderr goes (schedule-K/n0.log, …).
     #[arg(long, default_value = "converge-logs")]
     log_dir: PathBuf,
     /// Write the full report as JSON here.
@@ -159,6 +179,7 @@ fn run_certify(args: CertifyArgs) -> ExitCode {
             request_timeout_ms: args.request_timeout_ms,
             ..RunConfig::default()
         },
+        schedules: args.schedules,
     };
     if !request.program.exists() {
         eprintln!(
@@ -173,27 +194,39 @@ fn run_certify(args: CertifyArgs) -> ExitCode {
             .expect("the template is valid"),
     );
     bar.enable_steady_tick(Duration::from_millis(100));
-    let report = converge::certify::certify(&request, &mut |stage| match stage {
-        Stage::Init => bar.set_message("init"),
-        Stage::Main { done, .. } => {
-            bar.set_message("workload");
-            bar.set_position(done);
+    let schedules = request.schedules;
+    let result = converge::certify::certify(&request, &mut |schedule, stage| {
+        let label = if schedules > 1 {
+            format!("{}/{schedules} ", schedule + 1)
+        } else {
+            String::new()
+        };
+        match stage {
+            Stage::Init => bar.set_message(format!("{label}init")),
+            Stage::Main { done, .. } => {
+                bar.set_message(format!("{label}workload"));
+                bar.set_position(done);
+            }
+            Stage::Settle => bar.set_message(format!("{label}settle")),
+            Stage::Final => bar.set_message(format!("{label}final")),
         }
-        Stage::Settle => bar.set_message("settle"),
-        Stage::Final => bar.set_message("final"),
     });
     bar.finish_and_clear();
-    let report = match report {
-        Ok(report) => report,
+    let certification = match result {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    print!("{}", converge::certify::render(&report));
+    say_raw!("{}", converge::certify::render_all(&certification));
+    let verdict = certification.verdict();
     if let Some(path) = &args.report {
-        let mut json = serde_json::to_value(&report).unwrap_or_default();
-        json["verdict"] = serde_json::to_value(report.verdict()).unwrap_or_default();
+        let json = serde_json::json!({
+            "verdict": verdict,
+            "runs": certification.runs,
+            "merge_order": certification.merge_order,
+        });
         if let Err(e) = std::fs::write(
             path,
             serde_json::to_string_pretty(&json).unwrap_or_default(),
@@ -202,20 +235,20 @@ fn run_certify(args: CertifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    match report.verdict() {
+    match verdict {
         Verdict::Pass => {
-            println!("verdict: pass");
+            say!("verdict: pass");
             ExitCode::SUCCESS
         }
         Verdict::Fail { .. } => {
-            println!(
+            say!(
                 "verdict: FAIL\nreproduce: {}",
                 converge::certify::reproduce(&request)
             );
             ExitCode::FAILURE
         }
         Verdict::Unknown { reason } => {
-            println!(
+            say!(
                 "verdict: unknown ({reason})\nreproduce: {}",
                 converge::certify::reproduce(&request)
             );
@@ -261,7 +294,7 @@ fn run_laws(args: LawsArgs) -> ExitCode {
         seed,
         max_steps: usize::from(args.max_steps),
     };
-    println!(
+    say!(
         "converge laws: seed {seed}, {} traces of up to {} steps per check, {} types × {} laws",
         config.cases,
         config.max_steps,
@@ -284,12 +317,12 @@ fn run_laws(args: LawsArgs) -> ExitCode {
     });
     std::panic::set_hook(hook);
     bar.finish_and_clear();
-    print!("{}", report.render());
+    say_raw!("{}", report.render());
     if report.builtin_ok() {
-        println!("\nall built-in types pass every law");
+        say!("\nall built-in types pass every law");
         ExitCode::SUCCESS
     } else {
-        println!("\nbuilt-in types break laws (see above)");
+        say!("\nbuilt-in types break laws (see above)");
         ExitCode::FAILURE
     }
 }

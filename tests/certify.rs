@@ -198,16 +198,18 @@ fn the_report_holds_the_verdict_seed_and_figures() {
         serde_json::from_str(&std::fs::read_to_string(&path).expect("report written"))
             .expect("report is JSON");
     assert_eq!(report["verdict"]["verdict"], "pass");
-    assert_eq!(report["config"]["seed"], 5);
-    assert_eq!(report["ops"], 300);
+    let run = &report["runs"][0];
+    assert_eq!(run["config"]["seed"], 5);
+    assert_eq!(run["ops"], 300);
     for field in [
         "msgs_per_op",
         "latency",
         "availability",
         "checks",
         "net_stats",
+        "final_values",
     ] {
-        assert!(!report[field].is_null(), "report lacks {field}: {report}");
+        assert!(!run[field].is_null(), "report lacks {field}: {report}");
     }
     let _ = std::fs::remove_file(path);
 }
@@ -222,4 +224,154 @@ fn usage_errors_exit_2_and_say_why() {
     assert!(out.contains("unknown nemesis 'earthquake'"), "{out}");
     let (code, _) = certify(&["--bin", "tests/nodes/echo.py", "--workload", "bank"]);
     assert_eq!(code, 2);
+}
+
+#[test]
+fn session_tokens_give_the_four_guarantees_and_ignoring_them_breaks_all_four() {
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/session.py",
+        "--workload",
+        "session",
+        "--ops",
+        "300",
+        "--seed",
+        "4",
+        "--nemesis",
+        "partition,loss",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/session.py",
+        "--workload",
+        "session",
+        "--ops",
+        "600",
+        "--seed",
+        "4",
+        "--nemesis",
+        "partition,loss",
+        "--",
+        "--bug",
+        "ignore-token",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    for check in [
+        "read-your-writes",
+        "monotonic-reads",
+        "monotonic-writes",
+        "writes-follow-reads",
+    ] {
+        assert!(
+            out.contains(&format!("FAIL    {check}")),
+            "{check} not caught:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn killed_nodes_are_restarted_with_a_fresh_init_and_paused_ones_resumed() {
+    // The echo node is stateless, so it must pass however often it is killed or frozen; the
+    // harness must not mistake a killed incarnation's exit for a crash.
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/echo.py",
+        "--workload",
+        "echo",
+        "--ops",
+        "20000",
+        "--seed",
+        "2",
+        "--nemesis",
+        "kill,pause",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("kill:n") && out.contains("pause:n"), "{out}");
+}
+
+#[test]
+fn the_same_operations_end_equal_under_every_delivery_schedule() {
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/gcounter.py",
+        "--workload",
+        "pn-counter",
+        "--ops",
+        "400",
+        "--seed",
+        "6",
+        "--nemesis",
+        "loss,duplicate,reorder",
+        "--schedules",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("pass    merge-order-independence (3 schedules)"),
+        "{out}"
+    );
+    // A merge that adds instead of taking the maximum double-counts duplicated gossip, so the same
+    // operations end differently under different schedules.
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/gcounter.py",
+        "--workload",
+        "g-counter",
+        "--ops",
+        "200",
+        "--seed",
+        "6",
+        "--schedules",
+        "2",
+        "--",
+        "--bug",
+        "sum-merge",
+    ]);
+    assert_eq!(code, 1, "{out}");
+}
+
+#[test]
+fn registers_keep_the_causally_last_write_and_every_concurrent_one() {
+    for (workload, args, bug, check) in [
+        ("lww-register", "lww", "wall-clock", "lww-winner"),
+        ("mv-register", "mv", "keep-one", "mv-siblings"),
+    ] {
+        let (code, out) = certify(&[
+            "--bin",
+            "tests/nodes/register.py",
+            "--workload",
+            workload,
+            "--ops",
+            "1500",
+            "--seed",
+            "1",
+            "--nemesis",
+            "partition",
+            "--",
+            args,
+        ]);
+        assert_eq!(code, 0, "{workload}: {out}");
+        let (code, out) = certify(&[
+            "--bin",
+            "tests/nodes/register.py",
+            "--workload",
+            workload,
+            "--ops",
+            "1500",
+            "--seed",
+            "1",
+            "--nemesis",
+            "partition",
+            "--",
+            args,
+            "--bug",
+            bug,
+        ]);
+        assert_eq!(code, 1, "{workload} --bug {bug}: {out}");
+        assert!(
+            out.contains(&format!("FAIL    {check}")),
+            "{workload} --bug {bug}: {out}"
+        );
+    }
 }

@@ -19,6 +19,9 @@ pub enum NodeEvent {
     Exited {
         /// Node index.
         node: usize,
+        /// Which start of the node ended (0 for the first), so the end of a killed incarnation
+        /// is not mistaken for a crash of its successor.
+        incarnation: u64,
         /// How it ended, for the report.
         status: String,
     },
@@ -58,6 +61,13 @@ pub trait Backend {
     /// Returns what nodes did, waiting at most until `deadline_ms` (and at most `max_wait`) for
     /// the first event. An empty result means the deadline passed quietly.
     fn wait(&mut self, deadline_ms: u64, max_wait: Duration) -> Vec<NodeEvent>;
+    /// Kills node `node` at once (SIGKILL for a process): it loses everything not on disk. Its
+    /// `Exited` event follows; the harness restarts it with [`Backend::start`].
+    fn kill(&mut self, node: usize);
+    /// Freezes node `node` (SIGSTOP): it neither reads nor writes until resumed.
+    fn pause(&mut self, node: usize);
+    /// Resumes a paused node (SIGCONT).
+    fn resume(&mut self, node: usize);
     /// Stops every node and releases its resources. Idempotent.
     fn shutdown(&mut self);
 }

@@ -48,12 +48,16 @@ pub struct Event {
     pub invoke_ms: u64,
     /// When its reply arrived, if one did.
     pub complete_ms: Option<u64>,
+    /// Its place in the harness's total order of observations (see [`Delivery`]).
+    pub invoke_seq: u64,
+    /// The reply's place in that order, if one came.
+    pub complete_seq: Option<u64>,
     /// How it ended.
     #[serde(flatten)]
     pub outcome: Outcome,
     /// Which phase.
     pub phase: Phase,
-    /// Whether a fault (partition) was in force when it was sent.
+    /// Whether a windowed fault (partition, kill, pause) was in force when it was sent.
     pub during_fault: bool,
 }
 
@@ -75,16 +79,108 @@ impl Event {
     }
 }
 
-/// Every operation of a run, in invocation order.
+/// One node-to-node message copy the harness delivered.
+///
+/// Times here are places in the harness's total order of observations (`seq`): the harness is one
+/// thread, so every line it reads and every line it writes gets the next number. That order is
+/// finer than milliseconds and consistent with what each node saw: a node can only have read what
+/// the harness wrote to it before it wrote what the harness read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// Sender: a node index, or `nodes + k` for Maelstrom service `k`.
+    pub from: usize,
+    /// Receiver, numbered the same way.
+    pub to: usize,
+    /// When the harness read it from the sender.
+    pub sent_seq: u64,
+    /// When the harness wrote it to the receiver.
+    pub delivered_seq: u64,
+}
+
+/// Every operation of a run, in invocation order, and every message between nodes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct History {
     /// The operations.
     pub events: Vec<Event>,
+    /// Node-to-node message copies, in send order: with them, checkers know which node *could*
+    /// have heard of which event when, without looking inside any message.
+    pub deliveries: Vec<Delivery>,
 }
 
 impl History {
     /// Operations of one phase.
     pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &Event> {
         self.events.iter().filter(move |e| e.phase == phase)
+    }
+}
+
+impl History {
+    /// For each operation (by index in `events`), the latest invocation (as `invoke_seq`) of each
+    /// node's operations that its node could have heard of when it was invoked: `reach[op][n]` is
+    /// a `t` such that every operation of node `n` invoked at or before `t` may have been known,
+    /// and none after. A node has heard of its own past, and of another node's past up to the send
+    /// time of a message chain that reached it. `None` means nothing of that node.
+    ///
+    /// This is Lamport's happened-before over what the harness saw, with operations as events: a
+    /// conservative "could have seen", so a check that requires an operation to have been
+    /// superseded only by operations that could have seen it is sound.
+    ///
+    /// Messages to and from Maelstrom's services are deliveries too (a service is a party with
+    /// an index at or above `nodes`), because information flows through a shared store as surely
+    /// as through a message. The vectors cover every party; index them by node.
+    pub fn reach(&self, nodes: usize) -> Vec<Vec<Option<u64>>> {
+        let parties = self
+            .deliveries
+            .iter()
+            .map(|d| d.from.max(d.to) + 1)
+            .max()
+            .unwrap_or(0)
+            .max(nodes);
+        // Sweep sends, deliveries and invocations in observation order.
+        #[derive(PartialEq, Eq, PartialOrd, Ord)]
+        enum Kind {
+            // A service answers in the step it reads a request, so its request's send and
+            // delivery share one `seq`: the send must come first.
+            Send(usize),
+            Deliver(usize),
+            Invoke(usize),
+        }
+        let mut sweep: Vec<(u64, Kind)> =
+            Vec::with_capacity(self.events.len() + 2 * self.deliveries.len());
+        for (i, d) in self.deliveries.iter().enumerate() {
+            sweep.push((d.sent_seq, Kind::Send(i)));
+            sweep.push((d.delivered_seq, Kind::Deliver(i)));
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            sweep.push((e.invoke_seq, Kind::Invoke(i)));
+        }
+        sweep.sort();
+        let mut know: Vec<Vec<Option<u64>>> = vec![vec![None; parties]; parties];
+        let mut carried: Vec<Vec<Option<u64>>> = vec![Vec::new(); self.deliveries.len()];
+        let mut reach = vec![Vec::new(); self.events.len()];
+        for (t, kind) in sweep {
+            match kind {
+                Kind::Send(i) => {
+                    let from = self.deliveries[i].from;
+                    know[from][from] = Some(t);
+                    carried[i] = know[from].clone();
+                }
+                Kind::Deliver(i) => {
+                    let to = self.deliveries[i].to;
+                    let payload = std::mem::take(&mut carried[i]);
+                    for (k, v) in know[to].iter_mut().zip(payload) {
+                        *k = (*k).max(v);
+                    }
+                }
+                Kind::Invoke(i) => {
+                    let node = self.events[i].node;
+                    if node < nodes {
+                        know[node][node] = Some(t);
+                        reach[i] = know[node].clone();
+                    }
+                }
+            }
+        }
+        reach
     }
 }

@@ -16,16 +16,28 @@ pub enum Fault {
     Duplicate,
     /// Messages on one link overtake each other.
     Reorder,
+    /// A node is killed (SIGKILL) and restarted with a fresh `init` after the fault window.
+    Kill,
+    /// A node is frozen (SIGSTOP) for the fault window, then resumed (SIGCONT).
+    Pause,
 }
 
 impl Fault {
     /// Every fault this build injects.
-    pub const ALL: [Fault; 4] = [
+    pub const ALL: [Fault; 6] = [
         Fault::Partition,
         Fault::Loss,
         Fault::Duplicate,
         Fault::Reorder,
+        Fault::Kill,
+        Fault::Pause,
     ];
+
+    /// Whether the fault comes and goes in windows (as opposed to a network property that holds
+    /// for the whole workload).
+    pub fn windowed(self) -> bool {
+        matches!(self, Fault::Partition | Fault::Kill | Fault::Pause)
+    }
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
@@ -34,6 +46,8 @@ impl Fault {
             Fault::Loss => "loss",
             Fault::Duplicate => "duplicate",
             Fault::Reorder => "reorder",
+            Fault::Kill => "kill",
+            Fault::Pause => "pause",
         }
     }
 

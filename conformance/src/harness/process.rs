@@ -34,11 +34,22 @@ struct Node {
     stdin: ChildStdin,
 }
 
+impl Node {
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        // A pid from `Child::id` always fits an i32 on Unix. The child may have exited; a failed
+        // signal then changes nothing.
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+}
+
 /// Child processes under test.
 pub struct ProcessBackend {
     config: ProcessConfig,
     started: Instant,
     nodes: Vec<Option<Node>>,
+    incarnations: Vec<u64>,
     events_tx: SyncSender<NodeEvent>,
     events_rx: Receiver<NodeEvent>,
 }
@@ -51,6 +62,7 @@ impl ProcessBackend {
             config,
             started: Instant::now(),
             nodes: (0..nodes).map(|_| None).collect(),
+            incarnations: vec![0; nodes],
             events_tx,
             events_rx,
         }
@@ -58,7 +70,8 @@ impl ProcessBackend {
 
     fn stop(&mut self, node: usize) {
         if let Some(mut n) = self.nodes[node].take() {
-            // Killing an already-exited child fails harmlessly; wait() reaps it either way.
+            // SIGKILL ends a stopped process too. Killing an already-exited child fails
+            // harmlessly; wait() reaps it either way.
             let _ = n.child.kill();
             let _ = n.child.wait();
         }
@@ -94,6 +107,8 @@ impl Backend for ProcessBackend {
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
         let tx = self.events_tx.clone();
+        let incarnation = self.incarnations[node];
+        self.incarnations[node] += 1;
         thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut buf = Vec::new();
@@ -120,6 +135,7 @@ impl Backend for ProcessBackend {
             }
             let _ = tx.send(NodeEvent::Exited {
                 node,
+                incarnation,
                 status: "closed its output".into(),
             });
         });
@@ -157,6 +173,22 @@ impl Backend for ProcessBackend {
             }
         }
         events
+    }
+
+    fn kill(&mut self, node: usize) {
+        self.stop(node);
+    }
+
+    fn pause(&mut self, node: usize) {
+        if let Some(n) = &self.nodes[node] {
+            n.signal(nix::sys::signal::Signal::SIGSTOP);
+        }
+    }
+
+    fn resume(&mut self, node: usize) {
+        if let Some(n) = &self.nodes[node] {
+            n.signal(nix::sys::signal::Signal::SIGCONT);
+        }
     }
 
     fn shutdown(&mut self) {

@@ -6,7 +6,7 @@
 
 use super::backend::{Backend, BackendError, NodeEvent};
 use super::check::{Check, Verdict};
-use super::history::{Event, History, Outcome, Phase};
+use super::history::{Delivery, Event, History, Outcome, Phase};
 use super::message::{Message, error_is_definite};
 use super::nemesis::{Fault, faulty_network, partition};
 use super::net::{NetConfig, NetStats, Network};
@@ -54,6 +54,9 @@ pub struct RunConfig {
     pub final_timeout_ms: u64,
     /// Length of a partition window, and of the healthy window after it.
     pub fault_window_ms: u64,
+    /// Which delivery schedule: runs that differ only here make the same client operations
+    /// under different network, fault and service decisions.
+    pub schedule: u64,
 }
 
 impl Default for RunConfig {
@@ -71,6 +74,7 @@ impl Default for RunConfig {
             settle_ms: 500,
             final_timeout_ms: 5_000,
             fault_window_ms: 200,
+            schedule: 0,
         }
     }
 }
@@ -132,8 +136,9 @@ pub struct Latency {
 pub struct Availability {
     /// Over the whole main phase.
     pub overall: f64,
-    /// Over operations sent while a partition was in force (`None` if there were none).
-    pub during_partitions: Option<f64>,
+    /// Over operations sent while a fault (partition, kill, pause) was in force (`None` if
+    /// there were none).
+    pub during_faults: Option<f64>,
 }
 
 /// Everything a run produced.
@@ -147,8 +152,8 @@ pub struct RunReport {
     pub network: NetConfig,
     /// What the network did.
     pub net_stats: NetStats,
-    /// Partitions applied, in order.
-    pub partitions: Vec<String>,
+    /// Faults applied, in order: `partition:KIND`, `kill:nN`, `pause:nN`.
+    pub faults: Vec<String>,
     /// Operations issued in the main phase.
     pub ops: u64,
     /// Acknowledged, definitely failed and indefinite operations.
@@ -167,10 +172,15 @@ pub struct RunReport {
     pub elapsed_ms: u64,
     /// Node misbehaviour.
     pub problems: Vec<Problem>,
+    /// Each node's last successful final read, as the workload's canonical value.
+    pub final_values: BTreeMap<String, Value>,
     /// Requests to Maelstrom's services.
     pub services: BTreeMap<String, super::services::ServiceStats>,
     /// The workload's checks.
     pub checks: Vec<Check>,
+    /// Whether the workload's final state depends only on which operations took effect, so that
+    /// runs under different schedules must end equal.
+    pub order_independent: bool,
     /// The history.
     #[serde(skip)]
     pub history: History,
@@ -220,6 +230,9 @@ pub enum Stage {
     Final,
 }
 
+/// A message copy in flight: (arrival ms, tie-break, receiver, line, sender, sender's `seq`).
+type InFlight = (u64, u64, usize, String, usize, u64);
+
 #[derive(Clone, Copy, Debug)]
 enum Pending {
     Init(usize),
@@ -238,15 +251,21 @@ struct Loop<'a> {
     fault_dice: Dice,
     next_msg_id: u64,
     pending: BTreeMap<u64, (Pending, u64)>,
-    deliveries: BinaryHeap<Reverse<(u64, u64, usize, String)>>,
+    deliveries: BinaryHeap<Reverse<InFlight>>,
+    /// The harness's total order of observations.
+    seq: u64,
     delivery_seq: u64,
     history: History,
     client_busy: Vec<bool>,
     issued: u64,
     finished: u64,
     inited: Vec<bool>,
+    faulty: bool,
     partitioned: bool,
-    partitions: Vec<String>,
+    faults_applied: Vec<String>,
+    killed: Vec<bool>,
+    paused: Vec<bool>,
+    starts: Vec<u64>,
     problems: Vec<Problem>,
     malformed: BTreeMap<usize, (u64, String)>,
     dead: Vec<bool>,
@@ -261,12 +280,15 @@ pub fn run(
     config: &RunConfig,
     progress: &mut dyn FnMut(Stage),
 ) -> RunReport {
-    let mut fault_dice = Dice::fork(config.seed, 3);
+    // Operations depend on the seed alone; everything the harness decides about delivery and
+    // faults also depends on the schedule.
+    let salt = |stream: u64| stream + 16 * config.schedule;
+    let mut fault_dice = Dice::fork(config.seed, salt(3));
     let network_config = faulty_network(&config.faults, &mut fault_dice);
     let mut lp = Loop {
         config,
         ids: (0..config.nodes).map(|i| format!("n{i}")).collect(),
-        net: Network::new(NetConfig::default(), Dice::fork(config.seed, 1)),
+        net: Network::new(NetConfig::default(), Dice::fork(config.seed, salt(1))),
         op_dice: Dice::fork(config.seed, 2),
         fault_dice,
         backend,
@@ -274,19 +296,24 @@ pub fn run(
         next_msg_id: 1,
         pending: BTreeMap::new(),
         deliveries: BinaryHeap::new(),
+        seq: 0,
         delivery_seq: 0,
         history: History::default(),
         client_busy: vec![false; config.clients],
         issued: 0,
         finished: 0,
         inited: vec![false; config.nodes],
+        faulty: false,
         partitioned: false,
-        partitions: Vec::new(),
+        faults_applied: Vec::new(),
+        killed: vec![false; config.nodes],
+        paused: vec![false; config.nodes],
+        starts: vec![0; config.nodes],
         problems: Vec::new(),
         malformed: BTreeMap::new(),
         dead: vec![false; config.nodes],
         services: Services::new(),
-        service_dice: Dice::fork(config.seed, 5),
+        service_dice: Dice::fork(config.seed, salt(5)),
     };
     let started = lp.backend.now_ms();
     lp.go(network_config.clone(), progress);
@@ -302,15 +329,18 @@ impl Loop<'_> {
             return;
         }
         // The workload, under faults.
-        self.net = Network::new(network, Dice::fork(self.config.seed, 1));
+        self.net = Network::new(
+            network,
+            Dice::fork(self.config.seed, 1 + 16 * self.config.schedule),
+        );
         let main_deadline = self.backend.now_ms() + self.config.time_limit_ms;
         // The first partition starts with the workload, so even a short run sees one.
         let mut next_fault = self.backend.now_ms();
         let mut last_progress = 0;
         loop {
             let now = self.backend.now_ms();
-            if self.config.faults.contains(&Fault::Partition) && now >= next_fault {
-                self.toggle_partition();
+            if self.config.faults.iter().any(|f| f.windowed()) && now >= next_fault {
+                self.toggle_fault();
                 next_fault = now + self.config.fault_window_ms;
             }
             if now < main_deadline {
@@ -340,8 +370,11 @@ impl Loop<'_> {
         }
         // Heal, and let the cluster go quiet.
         progress(Stage::Settle);
-        self.net = Network::new(NetConfig::default(), Dice::fork(self.config.seed, 4));
-        self.partitioned = false;
+        self.heal_all();
+        self.net = Network::new(
+            NetConfig::default(),
+            Dice::fork(self.config.seed, 4 + 16 * self.config.schedule),
+        );
         let settle_until = self.backend.now_ms() + self.config.settle_ms;
         while self.backend.now_ms() < settle_until {
             self.step(settle_until, Phase::Final);
@@ -352,17 +385,9 @@ impl Loop<'_> {
 
     fn init(&mut self) -> bool {
         for node in 0..self.config.nodes {
-            if let Err(e) = self.backend.start(node) {
-                self.problems.push(Problem::Backend {
-                    error: e.to_string(),
-                });
+            if !self.start_node(node) {
                 return false;
             }
-            let id = self.msg_id();
-            self.pending
-                .insert(id, (Pending::Init(node), self.backend.now_ms()));
-            let body = json!({"type": "init", "msg_id": id, "node_id": self.ids[node], "node_ids": self.ids});
-            self.send_from_client("c-init", node, body);
         }
         let deadline = self.backend.now_ms() + self.config.init_timeout_ms;
         while self.inited.iter().any(|i| !i)
@@ -417,12 +442,20 @@ impl Loop<'_> {
         self.problems.is_empty()
     }
 
+    /// The next place in the total order of observations.
+    fn tick(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
     fn msg_id(&mut self) -> u64 {
         self.next_msg_id += 1;
         self.next_msg_id
     }
 
     fn send_from_client(&mut self, client: &str, node: usize, body: Value) {
+        // Events record `self.seq + 1` as their invocation before calling this.
+        self.tick();
         let line = Message::new(client, self.ids[node].clone(), body).to_line();
         if let Err(e) = self.backend.send(node, &line) {
             self.note_backend_error(e);
@@ -446,16 +479,86 @@ impl Loop<'_> {
         }
     }
 
-    fn toggle_partition(&mut self) {
-        if self.partitioned {
-            self.net.heal();
-            self.partitioned = false;
-        } else {
-            let p = partition(self.config.nodes, &mut self.fault_dice);
-            self.partitions.push(p.kind.to_string());
-            self.net.cut_links(p.cut);
-            self.partitioned = true;
+    /// Starts node `node` (again) and sends it `init`.
+    fn start_node(&mut self, node: usize) -> bool {
+        if let Err(e) = self.backend.start(node) {
+            self.problems.push(Problem::Backend {
+                error: e.to_string(),
+            });
+            return false;
         }
+        self.starts[node] += 1;
+        self.dead[node] = false;
+        let id = self.msg_id();
+        self.pending
+            .insert(id, (Pending::Init(node), self.backend.now_ms()));
+        let body =
+            json!({"type": "init", "msg_id": id, "node_id": self.ids[node], "node_ids": self.ids});
+        self.send_from_client("c-init", node, body);
+        true
+    }
+
+    /// Alternates fault windows and healthy windows: each fault window applies one of the
+    /// windowed faults, drawn from the fault stream.
+    fn toggle_fault(&mut self) {
+        if self.faulty {
+            self.heal_all();
+            return;
+        }
+        let kinds: Vec<Fault> = self
+            .config
+            .faults
+            .iter()
+            .copied()
+            .filter(|f| f.windowed())
+            .collect();
+        let n = self.config.nodes;
+        match kinds[self.fault_dice.below(kinds.len() as u64) as usize] {
+            Fault::Kill => {
+                let node = self.fault_dice.below(n as u64) as usize;
+                self.faults_applied.push(format!("kill:n{node}"));
+                self.killed[node] = true;
+                self.backend.kill(node);
+            }
+            Fault::Pause => {
+                let node = self.fault_dice.below(n as u64) as usize;
+                self.faults_applied.push(format!("pause:n{node}"));
+                self.paused[node] = true;
+                self.backend.pause(node);
+            }
+            _ => {
+                let p = partition(n, &mut self.fault_dice);
+                self.faults_applied.push(format!("partition:{}", p.kind));
+                self.net.cut_links(p.cut);
+                self.partitioned = true;
+            }
+        }
+        self.faulty = true;
+    }
+
+    /// Ends every fault: heals the network, resumes paused nodes, restarts killed ones.
+    fn heal_all(&mut self) {
+        self.net.heal();
+        self.partitioned = false;
+        for node in 0..self.config.nodes {
+            if std::mem::take(&mut self.paused[node]) {
+                self.backend.resume(node);
+            }
+            if std::mem::take(&mut self.killed[node]) && self.start_node(node) {
+                // A restarted node has lost its setup (broadcast's topology) with everything
+                // else; it gets it again right after its new `init`.
+                for (to, mut body) in self.workload.setup(&self.ids) {
+                    if to == node {
+                        let id = self.msg_id();
+                        body["msg_id"] = json!(id);
+                        self.pending
+                            .insert(id, (Pending::Setup(node), self.backend.now_ms()));
+                        self.send_from_client("c-init", node, body);
+                    }
+                }
+            }
+        }
+        self.faulty = false;
     }
 
     fn issue_ops(&mut self, now: u64) {
@@ -463,8 +566,10 @@ impl Loop<'_> {
             if self.client_busy[client] || self.issued >= self.config.ops {
                 continue;
             }
-            let node = client % self.config.nodes;
-            let mut body = self.workload.next_op(&mut self.op_dice);
+            let node = self
+                .workload
+                .node_for(client, self.config.nodes, &mut self.op_dice);
+            let mut body = self.workload.next_op_for(client, &mut self.op_dice);
             let id = self.msg_id();
             body["msg_id"] = json!(id);
             let request = body.as_object().cloned().unwrap_or_default();
@@ -474,11 +579,13 @@ impl Loop<'_> {
                 request,
                 invoke_ms: now,
                 complete_ms: None,
+                invoke_seq: self.seq + 1,
+                complete_seq: None,
                 outcome: Outcome::Info {
                     reason: "no reply".into(),
                 },
                 phase: Phase::Main,
-                during_fault: self.partitioned,
+                during_fault: self.faulty,
             });
             let event = self.history.events.len() - 1;
             self.pending
@@ -493,12 +600,22 @@ impl Loop<'_> {
     /// `deadline` (or the next delivery), and handle it.
     fn step(&mut self, deadline: u64, phase: Phase) {
         let now = self.backend.now_ms();
-        while let Some(Reverse((at, _, _, _))) = self.deliveries.peek() {
+        while let Some(Reverse((at, ..))) = self.deliveries.peek() {
             if *at > now {
                 break;
             }
             // peek() just returned Some.
-            let Reverse((_, _, node, line)) = self.deliveries.pop().expect("peeked");
+            let Reverse((_, _, node, line, from, sent_seq)) =
+                self.deliveries.pop().expect("peeked");
+            if !self.dead[node] && !self.killed[node] {
+                let delivered_seq = self.tick();
+                self.history.deliveries.push(Delivery {
+                    from,
+                    to: node,
+                    sent_seq,
+                    delivered_seq,
+                });
+            }
             if let Err(e) = self.backend.send(node, &line) {
                 self.note_backend_error(e);
             }
@@ -519,7 +636,17 @@ impl Loop<'_> {
         for event in self.backend.wait(until, WAIT_SLICE) {
             match event {
                 NodeEvent::Line { node, line } => self.handle_line(node, &line),
-                NodeEvent::Exited { node, status } => {
+                NodeEvent::Exited {
+                    node,
+                    incarnation,
+                    status,
+                } => {
+                    // The end of an incarnation the nemesis killed, or of one already replaced,
+                    // is expected; anything else is a crash.
+                    let current = self.starts[node].saturating_sub(1);
+                    if self.killed[node] || incarnation < current {
+                        continue;
+                    }
                     if !self.dead[node] {
                         self.dead[node] = true;
                         self.problems.push(Problem::Crash {
@@ -539,7 +666,7 @@ impl Loop<'_> {
             .iter()
             // `init` and setup have their own, longer deadline (`init_timeout_ms`).
             .filter(|(_, (pending, sent))| {
-                !matches!(pending, Pending::Init(_)) && sent + timeout <= now
+                !matches!(pending, Pending::Init(_) | Pending::Setup(_)) && sent + timeout <= now
             })
             .map(|(&id, _)| id)
             .collect();
@@ -573,18 +700,25 @@ impl Loop<'_> {
                 }
             }
             Pending::Op { client, event } => {
+                if let Outcome::Ok { reply } = &outcome {
+                    self.workload.observe(client, reply);
+                }
+                let seq = self.seq;
                 let e = &mut self.history.events[event];
                 if !matches!(outcome, Outcome::Info { .. }) {
                     e.complete_ms = Some(now);
+                    e.complete_seq = Some(seq);
                 }
                 e.outcome = outcome;
                 self.client_busy[client] = false;
                 self.finished += 1;
             }
             Pending::Final { event } => {
+                let seq = self.seq;
                 let e = &mut self.history.events[event];
                 if !matches!(outcome, Outcome::Info { .. }) {
                     e.complete_ms = Some(now);
+                    e.complete_seq = Some(seq);
                 }
                 e.outcome = outcome;
             }
@@ -597,6 +731,7 @@ impl Loop<'_> {
     }
 
     fn handle_line(&mut self, node: usize, line: &str) {
+        let sent_seq = self.tick();
         let msg = match Message::parse(line) {
             Ok(m) => m,
             Err(e) => return self.malformed(node, e.to_string()),
@@ -621,8 +756,14 @@ impl Loop<'_> {
             }
             for at in self.net.route(node, to, now) {
                 self.delivery_seq += 1;
-                self.deliveries
-                    .push(Reverse((at, self.delivery_seq, to, line.to_string())));
+                self.deliveries.push(Reverse((
+                    at,
+                    self.delivery_seq,
+                    to,
+                    line.to_string(),
+                    node,
+                    sent_seq,
+                )));
             }
             return;
         }
@@ -642,9 +783,27 @@ impl Loop<'_> {
                 body: reply,
             }
             .to_line();
+            let party = self.config.nodes
+                + super::services::Service::ALL
+                    .iter()
+                    .position(|s| s.name() == msg.dest)
+                    .unwrap_or(0);
+            // The service read the request when the harness did, and answered at once.
+            self.history.deliveries.push(Delivery {
+                from: node,
+                to: party,
+                sent_seq,
+                delivered_seq: sent_seq,
+            });
             self.delivery_seq += 1;
-            self.deliveries
-                .push(Reverse((now + 1, self.delivery_seq, node, line)));
+            self.deliveries.push(Reverse((
+                now + 1,
+                self.delivery_seq,
+                node,
+                line,
+                party,
+                sent_seq,
+            )));
             return;
         }
         if msg.dest.starts_with('c') {
@@ -696,6 +855,8 @@ impl Loop<'_> {
                     request: body.as_object().cloned().unwrap_or_default(),
                     invoke_ms: self.backend.now_ms(),
                     complete_ms: None,
+                    invoke_seq: self.seq + 1,
+                    complete_seq: None,
                     outcome: Outcome::Info {
                         reason: "no reply".into(),
                     },
@@ -778,21 +939,38 @@ impl Loop<'_> {
         let faulted: Vec<&&Event> = main.iter().filter(|e| e.during_fault).collect();
         let availability = Availability {
             overall: share(&all).unwrap_or(0.0),
-            during_partitions: share(&faulted),
+            during_faults: share(&faulted),
         };
-        let checks: Vec<Check> = self
-            .workload
-            .check(&self.history, self.config.nodes)
-            .into_iter()
-            .filter(|c| self.config.profile == Profile::Strict || c.maelstrom)
-            .collect();
+        let order_independent = self.workload.order_independent();
+        // A cluster that never started has no history worth checking: its problem is the verdict.
+        let started = !self.problems.iter().any(|p| {
+            matches!(
+                p,
+                Problem::InitTimeout { .. } | Problem::SetupFailed { .. } | Problem::Backend { .. }
+            )
+        });
+        let checks: Vec<Check> = if started {
+            self.workload
+                .check(&self.history, self.config.nodes)
+                .into_iter()
+                .filter(|c| self.config.profile == Profile::Strict || c.maelstrom)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let ops = main.len() as u64;
+        let mut final_values = BTreeMap::new();
+        for e in self.history.phase(Phase::Final) {
+            if let Some(value) = e.reply().and_then(|r| self.workload.final_value(r)) {
+                final_values.insert(self.ids[e.node].clone(), value);
+            }
+        }
         RunReport {
             workload: self.workload.name().to_string(),
             config: self.config.clone(),
             network,
             net_stats: self.net.stats().clone(),
-            partitions: self.partitions,
+            faults: self.faults_applied,
             ops,
             ok,
             fail,
@@ -806,6 +984,7 @@ impl Loop<'_> {
             availability,
             elapsed_ms,
             problems: self.problems,
+            final_values,
             services: self
                 .services
                 .stats()
@@ -814,7 +993,72 @@ impl Loop<'_> {
                 .map(|(service, stats)| (service.name().to_string(), stats))
                 .collect(),
             checks,
+            order_independent,
             history: self.history,
         }
+    }
+}
+
+/// Merge-order independence, observed from outside: runs that made the same client operations
+/// under different delivery schedules (reordered, duplicated, regrouped messages and different
+/// fault windows) must end in equal final states — associativity, commutativity and idempotence
+/// of the nodes' merge, seen as a black box. Only decidable when every operation of every run
+/// took effect (an indefinite or failed operation legitimately changes the final state) and the
+/// workload's state does not depend on operation order.
+pub fn merge_order_independence(reports: &[RunReport]) -> Check {
+    let name = "merge-order-independence";
+    let unknown = |reason: String| Check::new(name, false, Verdict::Unknown { reason });
+    if reports.len() < 2 {
+        return unknown("needs at least two schedules (--schedules)".into());
+    }
+    if let Some(r) = reports.iter().find(|r| !r.order_independent) {
+        return unknown(format!(
+            "the final state of {} depends on operation order",
+            r.workload
+        ));
+    }
+    if let Some((i, r)) = reports.iter().enumerate().find(|(_, r)| r.ok != r.ops) {
+        return unknown(format!(
+            "schedule {i} had {} failed and {} indefinite operations, so runs may differ legitimately",
+            r.fail, r.info
+        ));
+    }
+    let finals: Vec<Option<&Value>> = reports
+        .iter()
+        .map(|r| {
+            let mut values = r.final_values.values();
+            let first = values.next();
+            values.all(|v| Some(v) == first).then_some(first).flatten()
+        })
+        .collect();
+    if let Some(i) = finals.iter().position(Option::is_none) {
+        return unknown(format!(
+            "schedule {i} did not converge, so it has no single final state"
+        ));
+    }
+    let first = finals[0];
+    match finals.iter().position(|f| *f != first) {
+        None => Check::new(name, false, Verdict::Pass),
+        Some(i) => Check::new(
+            name,
+            false,
+            Verdict::Fail {
+                detail: format!(
+                    "the same operations ended in {} under schedule 0 but {} under schedule {i}",
+                    first
+                        .map(Value::to_string)
+                        .unwrap_or_default()
+                        .chars()
+                        .take(200)
+                        .collect::<String>(),
+                    finals[i]
+                        .map(Value::to_string)
+                        .unwrap_or_default()
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ),
+            },
+        ),
     }
 }

@@ -42,6 +42,10 @@ impl Workload for Counter {
         json!({"type": "add", "delta": delta})
     }
 
+    fn order_independent(&self) -> bool {
+        true
+    }
+
     fn final_read(&self) -> Option<Value> {
         Some(json!({"type": "read"}))
     }

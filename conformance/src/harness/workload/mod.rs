@@ -3,8 +3,12 @@
 //! A workload generates request bodies, names the read that ends a run, and checks the history.
 //! It knows nothing of processes or time sources: both backends drive the same workloads.
 
+mod broadcast;
 mod counter;
 mod echo;
+mod register;
+mod session;
+mod set;
 
 use super::check::Check;
 use super::history::History;
@@ -33,17 +37,46 @@ pub trait Workload {
     }
     /// The next request body (without `msg_id`).
     fn next_op(&mut self, dice: &mut Dice) -> Value;
+    /// The next request body for `client` (without `msg_id`). Workloads whose clients carry
+    /// state between requests (session tokens) override this; the default ignores the client.
+    fn next_op_for(&mut self, client: usize, dice: &mut Dice) -> Value {
+        let _ = client;
+        self.next_op(dice)
+    }
+    /// The node `client`'s next request goes to. By default a client always talks to one node.
+    fn node_for(&mut self, client: usize, nodes: usize, dice: &mut Dice) -> usize {
+        let _ = dice;
+        client % nodes
+    }
+    /// Sees every successful reply to `client`, e.g. to keep its session token.
+    fn observe(&mut self, client: usize, reply: &serde_json::Map<String, Value>) {
+        let _ = (client, reply);
+    }
     /// The request that reads a node's final state after the cluster healed and went quiet, if
     /// the workload has one.
     fn final_read(&self) -> Option<Value>;
     /// The value a final read shows, for convergence: equal values mean equal states.
     fn final_value(&self, reply: &serde_json::Map<String, Value>) -> Option<Value>;
+    /// Whether the final state depends only on which operations took effect, not on their
+    /// order: then runs of the same operations under different schedules must end equal.
+    fn order_independent(&self) -> bool {
+        false
+    }
     /// Checks the history.
     fn check(&self, history: &History, nodes: usize) -> Vec<Check>;
 }
 
 /// The workloads this build has, by name.
-pub const WORKLOADS: [&str; 3] = ["echo", "g-counter", "pn-counter"];
+pub const WORKLOADS: &[&str] = &[
+    "echo",
+    "g-counter",
+    "pn-counter",
+    "g-set",
+    "broadcast",
+    "session",
+    "lww-register",
+    "mv-register",
+];
 
 /// The workload called `name`.
 pub fn by_name(name: &str) -> Option<Box<dyn Workload>> {
@@ -51,6 +84,11 @@ pub fn by_name(name: &str) -> Option<Box<dyn Workload>> {
         "echo" => Some(Box::new(echo::Echo::default())),
         "g-counter" => Some(Box::new(counter::Counter::new(false))),
         "pn-counter" => Some(Box::new(counter::Counter::new(true))),
+        "g-set" => Some(Box::new(set::SetWorkload::new(set::G_SET))),
+        "broadcast" => Some(Box::new(broadcast::Broadcast::default())),
+        "session" => Some(Box::new(session::Session::default())),
+        "lww-register" => Some(Box::new(register::Register::new(register::Flavor::Lww))),
+        "mv-register" => Some(Box::new(register::Register::new(register::Flavor::Mv))),
         _ => None,
     }
 }

@@ -1,0 +1,716 @@
+//! Maelstrom's `g-set` workload, and the set analysis it shares with `broadcast`.
+//!
+//! `add {element}` → `add_ok`; `read` → `read_ok {value: [elements]}`. Broadcast is the same
+//! workload under other names (`broadcast {message}`, `read_ok {messages}`), so both are a
+//! [`SetWorkload`] with a different [`SetShape`], and the analysis below exists once.
+//!
+//! Invariants:
+//! - Every element the workload adds is a distinct integer, counted up from 0 as Maelstrom does,
+//!   so an element in a read names exactly one add request: every inference below is sound.
+//! - A read is a set: order and repetition in the reply do not matter, and [`canonical`] turns
+//!   it into one sorted list without repeats, so equal states give equal final values.
+//! - Acknowledged adds must be visible; indefinite adds may or may not be; an element whose add
+//!   failed definitely, or that was never added, must never be.
+
+use super::Workload;
+use crate::harness::check::{Check, Verdict};
+use crate::harness::history::{Event, History, Outcome, Phase};
+use crate::harness::rng::Dice;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// At most this many elements are named in a failure's detail; the count is always given.
+const SHOWN: usize = 5;
+
+/// The names a set workload uses on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SetShape {
+    /// The workload's name on the command line.
+    pub(super) name: &'static str,
+    /// The request type that adds one element: `add` or `broadcast`.
+    pub(super) add: &'static str,
+    /// The add request's field holding the element: `element` or `message`.
+    pub(super) element: &'static str,
+    /// The `read_ok` field holding the set: `value` or `messages`.
+    pub(super) read_field: &'static str,
+}
+
+/// Maelstrom's `g-set`.
+pub(super) const G_SET: SetShape = SetShape {
+    name: "g-set",
+    add: "add",
+    element: "element",
+    read_field: "value",
+};
+
+/// A workload of unique adds and reads of a grow-only set, checked with [`check_sets`].
+pub(super) struct SetWorkload {
+    shape: SetShape,
+    next: i64,
+}
+
+impl SetWorkload {
+    /// The workload with these wire names.
+    pub(super) fn new(shape: SetShape) -> Self {
+        SetWorkload { shape, next: 0 }
+    }
+}
+
+impl Workload for SetWorkload {
+    fn name(&self) -> &'static str {
+        self.shape.name
+    }
+
+    fn next_op(&mut self, dice: &mut Dice) -> Value {
+        // Mostly adds, some reads: reads during faults feed `monotonic-reads-per-node`, and
+        // every add is a chance to lose an element.
+        if dice.below(4) == 0 {
+            return json!({"type": "read"});
+        }
+        let element = self.next;
+        self.next += 1;
+        let mut body = Map::new();
+        body.insert("type".into(), json!(self.shape.add));
+        body.insert(self.shape.element.into(), json!(element));
+        Value::Object(body)
+    }
+
+    fn final_read(&self) -> Option<Value> {
+        Some(json!({"type": "read"}))
+    }
+
+    fn final_value(&self, reply: &Map<String, Value>) -> Option<Value> {
+        canonical(reply, self.shape.read_field)
+    }
+
+    fn order_independent(&self) -> bool {
+        true
+    }
+
+    fn check(&self, history: &History, nodes: usize) -> Vec<Check> {
+        check_sets(&self.shape, history, nodes)
+    }
+}
+
+/// The set a read reply holds, sorted and without repeats, or what is wrong with it.
+pub(super) fn read_set(reply: &Map<String, Value>, field: &str) -> Result<Vec<i64>, String> {
+    let Some(list) = reply.get(field) else {
+        return Err(format!("read_ok without `{field}`"));
+    };
+    let Some(items) = list.as_array() else {
+        return Err(format!("`{field}` is not a list: {}", cut(list)));
+    };
+    let mut set = Vec::with_capacity(items.len());
+    for item in items {
+        match item.as_i64() {
+            Some(x) => set.push(x),
+            None => {
+                return Err(format!(
+                    "`{field}` holds {}, which no add wrote (every element is an integer)",
+                    cut(item)
+                ));
+            }
+        }
+    }
+    set.sort_unstable();
+    set.dedup();
+    Ok(set)
+}
+
+/// The canonical value of a read: its set as a sorted JSON list, or `None` if malformed.
+pub(super) fn canonical(reply: &Map<String, Value>, field: &str) -> Option<Value> {
+    read_set(reply, field).ok().map(|set| json!(set))
+}
+
+fn cut(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 80 {
+        format!("{}…", text.chars().take(80).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// `n3`, for details.
+fn node_name(node: usize) -> String {
+    format!("n{node}")
+}
+
+/// A few elements: `4, 17, 22` or `1, 2, 3, 4, 5, …`.
+fn some(elements: &[i64]) -> String {
+    let shown: Vec<String> = elements.iter().take(SHOWN).map(i64::to_string).collect();
+    let more = if elements.len() > SHOWN { ", …" } else { "" };
+    format!("{}{more}", shown.join(", "))
+}
+
+/// Elements of `want` (sorted) that `have` (sorted) lacks, in one pass over both.
+fn lacking<'a>(have: &[i64], want: impl Iterator<Item = &'a i64>) -> Vec<i64> {
+    let mut have = have.iter().peekable();
+    let mut missing = Vec::new();
+    for x in want {
+        while have.next_if(|h| *h < x).is_some() {}
+        if have.peek() != Some(&x) {
+            missing.push(*x);
+        }
+    }
+    missing
+}
+
+/// One successful read: who asked whom, when, and what it showed.
+struct Read<'a> {
+    event: &'a Event,
+    set: Vec<i64>,
+}
+
+/// What the adds of a history promise about every read.
+struct Adds {
+    /// Acknowledged: must be in every final read.
+    acked: BTreeSet<i64>,
+    /// Indefinite: may be anywhere.
+    maybe: BTreeSet<i64>,
+    /// Definitely failed: must be nowhere. The error code, for the detail.
+    failed: BTreeMap<i64, u64>,
+}
+
+impl Adds {
+    fn of(shape: &SetShape, history: &History) -> Self {
+        let mut adds = Adds {
+            acked: BTreeSet::new(),
+            maybe: BTreeSet::new(),
+            failed: BTreeMap::new(),
+        };
+        for e in history.phase(Phase::Main).filter(|e| e.kind() == shape.add) {
+            // The workload wrote every element as an integer; a request without one is not ours.
+            let Some(x) = e.request.get(shape.element).and_then(Value::as_i64) else {
+                continue;
+            };
+            match e.outcome {
+                Outcome::Ok { .. } => {
+                    adds.acked.insert(x);
+                }
+                Outcome::Info { .. } => {
+                    adds.maybe.insert(x);
+                }
+                Outcome::Fail { code } => {
+                    adds.failed.insert(x, code);
+                }
+            }
+        }
+        adds
+    }
+
+    /// Why `x`, which is neither acknowledged nor indefinite, may not appear in any read.
+    fn forbidden(&self, x: i64) -> String {
+        match self.failed.get(&x) {
+            Some(code) => format!("{x} (its add failed definitely, error {code})"),
+            None => format!("{x} (never added)"),
+        }
+    }
+}
+
+/// The set checks, shared by `g-set` and `broadcast`: `set-full`, `convergence` and
+/// `monotonic-reads-per-node`.
+pub(super) fn check_sets(shape: &SetShape, history: &History, nodes: usize) -> Vec<Check> {
+    let adds = Adds::of(shape, history);
+    let mut malformed: Vec<String> = Vec::new();
+    let mut reads: Vec<Read> = Vec::new();
+    for e in history.events.iter().filter(|e| e.kind() == "read") {
+        let Some(reply) = e.reply() else { continue };
+        match read_set(reply, shape.read_field) {
+            Ok(set) => reads.push(Read { event: e, set }),
+            Err(why) => malformed.push(format!(
+                "{}'s read by c{} at {} ms: {why}",
+                node_name(e.node),
+                e.client,
+                e.invoke_ms
+            )),
+        }
+    }
+    // Each node is judged by its last successful final read: final reads repeat until the nodes
+    // agree, and a later round supersedes an earlier one.
+    let mut finals: BTreeMap<usize, &Read> = BTreeMap::new();
+    for r in reads.iter().filter(|r| r.event.phase == Phase::Final) {
+        finals.insert(r.event.node, r);
+    }
+    vec![
+        Check::new(
+            "set-full",
+            true,
+            set_full(&adds, &reads, &finals, &malformed),
+        ),
+        Check::new("convergence", false, convergence(&finals, nodes)),
+        Check::new("monotonic-reads-per-node", false, monotonic(&reads, nodes)),
+    ]
+}
+
+/// Maelstrom's `set-full`, judged on final reads: every acknowledged element is in every node's
+/// final read, and no read at all shows an element that was never (successfully or possibly)
+/// added.
+fn set_full(
+    adds: &Adds,
+    reads: &[Read],
+    finals: &BTreeMap<usize, &Read>,
+    malformed: &[String],
+) -> Verdict {
+    let mut problems: Vec<String> = Vec::new();
+    for (&node, r) in finals {
+        let lost = lacking(&r.set, adds.acked.iter());
+        if !lost.is_empty() {
+            problems.push(format!(
+                "lost: {}'s final read lacks {} acknowledged elements: {}",
+                node_name(node),
+                lost.len(),
+                some(&lost)
+            ));
+        }
+    }
+    // An element never added is wrong in any read, whenever it was made: the check needs no
+    // timing, so it covers main-phase reads too.
+    // One merge pass per read against the sorted allowed elements keeps this linear in the size
+    // of the history.
+    let allowed: Vec<i64> = adds.acked.union(&adds.maybe).copied().collect();
+    let mut unexpected: BTreeMap<i64, (String, usize)> = BTreeMap::new();
+    for r in reads {
+        for x in lacking(&allowed, r.set.iter()) {
+            unexpected
+                .entry(x)
+                .or_insert_with(|| (adds.forbidden(x), 0))
+                .1 += 1;
+        }
+    }
+    if !unexpected.is_empty() {
+        let shown: Vec<String> = unexpected
+            .values()
+            .take(SHOWN)
+            .map(|(why, n)| format!("{why} in {n} reads"))
+            .collect();
+        problems.push(format!(
+            "unexpected: {} elements no add could have written: {}",
+            unexpected.len(),
+            shown.join(", ")
+        ));
+    }
+    if let Some(first) = malformed.first() {
+        problems.push(format!(
+            "{} malformed reads, first: {first}",
+            malformed.len()
+        ));
+    }
+    if !problems.is_empty() {
+        return Verdict::Fail {
+            detail: format!(
+                "{} ({} acknowledged, {} indefinite adds)",
+                problems.join("; "),
+                adds.acked.len(),
+                adds.maybe.len()
+            ),
+        };
+    }
+    if finals.is_empty() {
+        return Verdict::Unknown {
+            reason: "no node answered a final read".into(),
+        };
+    }
+    Verdict::Pass
+}
+
+/// Every node answered a final read after heal and quiescence, and all hold the same set.
+fn convergence(finals: &BTreeMap<usize, &Read>, nodes: usize) -> Verdict {
+    let missing: Vec<String> = (0..nodes)
+        .filter(|n| !finals.contains_key(n))
+        .map(node_name)
+        .collect();
+    if !missing.is_empty() {
+        return Verdict::Fail {
+            detail: format!(
+                "no well-formed final read from {} after heal and quiescence",
+                missing.join(", ")
+            ),
+        };
+    }
+    let mut union: Vec<i64> = finals
+        .values()
+        .flat_map(|r| r.set.iter().copied())
+        .collect();
+    union.sort_unstable();
+    union.dedup();
+    if finals.values().all(|r| r.set.len() == union.len()) {
+        // Each final set is a subset of the union; of the same size, it is the union.
+        return Verdict::Pass;
+    }
+    let each: Vec<String> = finals
+        .iter()
+        .map(|(&node, r)| {
+            let lacks = lacking(&r.set, union.iter());
+            if lacks.is_empty() {
+                format!("{} has all", node_name(node))
+            } else {
+                format!(
+                    "{} lacks {}: {}",
+                    node_name(node),
+                    lacks.len(),
+                    some(&lacks)
+                )
+            }
+        })
+        .collect();
+    Verdict::Fail {
+        detail: format!(
+            "final reads differ after heal and quiescence ({} elements seen anywhere): {}",
+            union.len(),
+            each.join("; ")
+        ),
+    }
+}
+
+/// A node's set only grows: a read that began after another read of the same node completed
+/// shows everything that one showed. Reads of one client are in order whatever their times;
+/// reads of different clients only when one completed in an earlier millisecond than the other
+/// began, since within one millisecond the harness cannot tell which the node saw first. Final
+/// reads come after every main-phase read, so they are included.
+fn monotonic(reads: &[Read], nodes: usize) -> Verdict {
+    let mut first: Option<(u64, String)> = None;
+    for node in 0..nodes {
+        let mine: Vec<&Read> = reads.iter().filter(|r| r.event.node == node).collect();
+        if let Some(v) = node_monotonic(node, &mine)
+            && first.as_ref().is_none_or(|(at, _)| v.0 < *at)
+        {
+            first = Some(v);
+        }
+    }
+    match first {
+        None => Verdict::Pass,
+        Some((_, detail)) => Verdict::Fail { detail },
+    }
+}
+
+/// The first (by invocation) read of one node that lost an element an earlier read showed:
+/// `(invoke_ms, detail)`.
+fn node_monotonic(node: usize, reads: &[&Read]) -> Option<(u64, String)> {
+    // `reads` are in invocation order (history order). Sweep them, folding into `seen` every
+    // read that completed strictly before the current one began; `seen` maps each element to
+    // the read that first showed it, as evidence.
+    let mut by_completion: Vec<usize> = (0..reads.len()).collect();
+    by_completion.sort_by_key(|&j| reads[j].event.complete_ms.unwrap_or(u64::MAX));
+    let mut folded = 0;
+    let mut seen: Vec<(i64, usize)> = Vec::new();
+    let mut last_of_client: BTreeMap<usize, usize> = BTreeMap::new();
+    for (i, r) in reads.iter().enumerate() {
+        while let Some(&done) = by_completion.get(folded)
+            && reads[done]
+                .event
+                .complete_ms
+                .is_some_and(|c| c < r.event.invoke_ms)
+        {
+            seen = fold(&seen, &reads[done].set, done);
+            folded += 1;
+        }
+        let earlier = last_of_client.insert(r.event.client, i);
+        let from_client = earlier
+            .map(|j| (reads[j], lacking(&r.set, reads[j].set.iter())))
+            .filter(|(_, lost)| !lost.is_empty());
+        let lost_seen = lacking(&r.set, seen.iter().map(|(x, _)| x));
+        let (witness, lost) = if let Some((w, lost)) = from_client {
+            (w, lost)
+        } else if let Some(&x) = lost_seen.first() {
+            // `seen` holds `x`, so the search finds it.
+            let at = seen.partition_point(|(y, _)| *y < x);
+            (reads[seen[at].1], lost_seen)
+        } else {
+            continue;
+        };
+        let (w, at) = (witness.event, r.event.invoke_ms);
+        let shown_by = format!(
+            "its earlier read by c{} at {}–{} ms",
+            w.client,
+            w.invoke_ms,
+            w.complete_ms.unwrap_or(w.invoke_ms)
+        );
+        return Some((
+            at,
+            format!(
+                "{}'s read by c{} at {at} ms lacks {} elements that {shown_by} showed: {}",
+                node_name(node),
+                r.event.client,
+                lost.len(),
+                some(&lost),
+            ),
+        ));
+    }
+    None
+}
+
+/// `seen` with the elements of `set` (read number `index`) added, each remembering the first
+/// read that showed it. Both inputs are sorted; so is the result.
+fn fold(seen: &[(i64, usize)], set: &[i64], index: usize) -> Vec<(i64, usize)> {
+    let mut out = Vec::with_capacity(seen.len().max(set.len()));
+    let (mut a, mut b) = (seen.iter().peekable(), set.iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(&&(x, from)), Some(&&y)) if x <= y => {
+                out.push((x, from));
+                a.next();
+                if x == y {
+                    b.next();
+                }
+            }
+            (_, Some(&&y)) => {
+                out.push((y, index));
+                b.next();
+            }
+            (Some(&&entry), None) => {
+                out.push(entry);
+                a.next();
+            }
+            (None, None) => return out,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One operation; `outcome` is `Ok` with `reply` when `complete` is given.
+    fn op(
+        client: usize,
+        node: usize,
+        request: Value,
+        span: (u64, Option<u64>),
+        reply: Value,
+    ) -> Event {
+        let (invoke_ms, complete_ms) = (span.0, span.1);
+        let outcome = match (complete_ms, reply) {
+            (Some(_), Value::Object(reply)) => Outcome::Ok { reply },
+            (Some(_), Value::Number(code)) => Outcome::Fail {
+                code: code.as_u64().unwrap(),
+            },
+            _ => Outcome::Info {
+                reason: "no reply".into(),
+            },
+        };
+        Event {
+            client,
+            node,
+            request: request.as_object().unwrap().clone(),
+            invoke_ms,
+            complete_ms,
+            // The harness's observation order is finer than milliseconds; these tests keep
+            // one event per millisecond, so the two agree.
+            invoke_seq: invoke_ms,
+            complete_seq: complete_ms,
+            outcome,
+            phase: Phase::Main,
+            during_fault: false,
+        }
+    }
+
+    fn add(client: usize, x: i64, at: u64) -> Event {
+        op(
+            client,
+            client % 2,
+            json!({"type": "add", "element": x}),
+            (at, Some(at + 1)),
+            json!({"type": "add_ok"}),
+        )
+    }
+
+    fn read(client: usize, node: usize, span: (u64, u64), set: &[i64]) -> Event {
+        op(
+            client,
+            node,
+            json!({"type": "read"}),
+            (span.0, Some(span.1)),
+            json!({"type": "read_ok", "value": set}),
+        )
+    }
+
+    fn final_read(node: usize, at: u64, value: Value) -> Event {
+        let mut e = op(
+            10 + node,
+            node,
+            json!({"type": "read"}),
+            (at, Some(at + 1)),
+            json!({"type": "read_ok", "value": value}),
+        );
+        e.phase = Phase::Final;
+        e
+    }
+
+    /// Verdicts of `set-full`, `convergence` and `monotonic-reads-per-node`, in that order.
+    fn verdicts(events: Vec<Event>) -> Vec<Verdict> {
+        let checks = check_sets(
+            &G_SET,
+            &History {
+                events,
+                deliveries: Vec::new(),
+            },
+            2,
+        );
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["set-full", "convergence", "monotonic-reads-per-node"]
+        );
+        checks.into_iter().map(|c| c.verdict).collect()
+    }
+
+    fn detail(v: &Verdict) -> &str {
+        match v {
+            Verdict::Fail { detail } => detail,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_converged_history_passes_and_indefinite_adds_may_go_either_way() {
+        let mut maybe = add(1, 2, 3);
+        maybe.outcome = Outcome::Info {
+            reason: "no reply".into(),
+        };
+        maybe.complete_ms = None;
+        let v = verdicts(vec![
+            add(0, 0, 0),
+            add(1, 1, 1),
+            maybe,
+            read(0, 0, (5, 6), &[0, 1]),
+            final_read(0, 100, json!([1, 0, 2])),
+            final_read(1, 100, json!([0, 2, 1, 1])),
+        ]);
+        assert_eq!(v, [Verdict::Pass, Verdict::Pass, Verdict::Pass]);
+    }
+
+    #[test]
+    fn an_acknowledged_element_missing_from_a_final_read_is_lost() {
+        let v = verdicts(vec![
+            add(0, 0, 0),
+            add(1, 1, 1),
+            final_read(0, 100, json!([0, 1])),
+            final_read(1, 100, json!([0])),
+        ]);
+        assert!(
+            detail(&v[0]).contains("lost: n1's final read lacks 1 acknowledged elements: 1"),
+            "{v:?}"
+        );
+        assert!(detail(&v[1]).contains("n1 lacks 1: 1"), "{v:?}");
+    }
+
+    #[test]
+    fn each_node_is_judged_by_its_last_final_read() {
+        let v = verdicts(vec![
+            add(0, 0, 0),
+            final_read(0, 100, json!([])),
+            final_read(1, 100, json!([])),
+            final_read(0, 200, json!([0])),
+            final_read(1, 200, json!([0])),
+        ]);
+        assert_eq!(v[..2], [Verdict::Pass, Verdict::Pass]);
+    }
+
+    #[test]
+    fn elements_never_added_or_definitely_failed_are_unexpected_in_any_read() {
+        let mut failed = add(1, 1, 1);
+        failed.outcome = Outcome::Fail { code: 11 };
+        let v = verdicts(vec![
+            add(0, 0, 0),
+            failed,
+            read(0, 0, (5, 6), &[0, 1, 77]),
+            final_read(0, 100, json!([0])),
+            final_read(1, 100, json!([0])),
+        ]);
+        let d = detail(&v[0]);
+        assert!(d.contains("unexpected: 2 elements"), "{d}");
+        assert!(d.contains("1 (its add failed definitely, error 11)"), "{d}");
+        assert!(d.contains("77 (never added)"), "{d}");
+    }
+
+    #[test]
+    fn malformed_or_missing_final_reads_fail_and_none_at_all_is_unknown() {
+        let v = verdicts(vec![
+            add(0, 0, 0),
+            final_read(0, 100, json!([0])),
+            final_read(1, 100, json!(["0"])),
+        ]);
+        assert!(detail(&v[0]).contains("malformed"), "{v:?}");
+        assert!(
+            detail(&v[1]).contains("no well-formed final read from n1"),
+            "{v:?}"
+        );
+        let v = verdicts(vec![add(0, 0, 0)]);
+        assert!(matches!(v[0], Verdict::Unknown { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn a_read_that_loses_what_an_earlier_read_of_its_node_showed_breaks_monotonic_reads() {
+        // c0 and c2 both talk to n0; c2's read begins after c0's completed.
+        let v = verdicts(vec![
+            add(0, 0, 0),
+            read(0, 0, (5, 6), &[0]),
+            read(2, 0, (8, 9), &[]),
+        ]);
+        let d = detail(&v[2]);
+        assert!(
+            d.contains("n0's read by c2 at 8 ms lacks 1 elements"),
+            "{d}"
+        );
+        assert!(
+            d.contains("its earlier read by c0 at 5–6 ms showed: 0"),
+            "{d}"
+        );
+        // Overlapping reads are not ordered: either may have been served first.
+        let v = verdicts(vec![
+            add(0, 0, 0),
+            read(0, 0, (5, 9), &[0]),
+            read(2, 0, (6, 8), &[]),
+        ]);
+        assert_eq!(v[2], Verdict::Pass);
+        // Another node's reads are another story.
+        let v = verdicts(vec![
+            add(0, 0, 0),
+            read(0, 0, (5, 6), &[0]),
+            read(1, 1, (8, 9), &[]),
+        ]);
+        assert_eq!(v[2], Verdict::Pass);
+        // One client's reads are in order even within one millisecond.
+        let v = verdicts(vec![
+            add(0, 0, 0),
+            read(0, 0, (5, 6), &[0]),
+            read(0, 0, (6, 6), &[]),
+        ]);
+        assert!(detail(&v[2]).contains("by c0 at 6 ms"), "{v:?}");
+        // A final read that drops an element shown during the main phase counts too.
+        let v = verdicts(vec![
+            add(0, 0, 0),
+            read(0, 0, (5, 6), &[0]),
+            final_read(0, 100, json!([])),
+        ]);
+        assert!(
+            detail(&v[2]).contains("n0's read by c10 at 100 ms"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn the_final_value_is_the_set_in_canonical_form() {
+        let a = json!({"type": "read_ok", "value": [3, 1, 2, 1]});
+        let b = json!({"type": "read_ok", "value": [1, 2, 3]});
+        let w = SetWorkload::new(G_SET);
+        let value = |v: &Value| w.final_value(v.as_object().unwrap());
+        assert_eq!(value(&a), Some(json!([1, 2, 3])));
+        assert_eq!(value(&a), value(&b));
+        assert_eq!(value(&json!({"value": 3})), None);
+    }
+
+    #[test]
+    fn adds_carry_unique_elements_counted_from_zero() {
+        let mut w = SetWorkload::new(G_SET);
+        let mut dice = Dice::new(1);
+        let elements: Vec<i64> = (0..100)
+            .map(|_| w.next_op(&mut dice))
+            .filter(|op| op["type"] == "add")
+            .map(|op| op["element"].as_i64().unwrap())
+            .collect();
+        assert!(elements.len() > 50);
+        assert_eq!(elements, (0..elements.len() as i64).collect::<Vec<_>>());
+    }
+}
