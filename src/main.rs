@@ -97,6 +97,9 @@ struct CertifyArgs {
     /// Write the full report as JSON here.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Write the verdicts as JUnit XML here (one test case per check).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// Arguments for the node program.
     #[arg(last = true)]
     args: Vec<String>,
@@ -234,6 +237,12 @@ fn run_certify(args: CertifyArgs) -> ExitCode {
             eprintln!("error: cannot write report {}: {e}", path.display());
             return ExitCode::from(2);
         }
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = std::fs::write(path, converge::certify::junit(&certification))
+    {
+        eprintln!("error: cannot write JUnit report {}: {e}", path.display());
+        return ExitCode::from(2);
     }
     match verdict {
         Verdict::Pass => {

@@ -212,6 +212,30 @@ fn the_report_holds_the_verdict_seed_and_figures() {
         assert!(!run[field].is_null(), "report lacks {field}: {report}");
     }
     let _ = std::fs::remove_file(path);
+    let junit = std::env::temp_dir().join(format!("converge-junit-{}.xml", std::process::id()));
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/gcounter.py",
+        "--ops",
+        "300",
+        "--seed",
+        "5",
+        "--nemesis",
+        "loss",
+        "--junit",
+        junit.to_str().expect("temp paths are UTF-8"),
+        "--",
+        "--bug",
+        "once",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let xml = std::fs::read_to_string(&junit).expect("JUnit written");
+    assert!(
+        xml.contains("<testcase classname=\"g-counter.schedule0\" name=\"counter-bounds\">"),
+        "{xml}"
+    );
+    assert!(xml.contains("<failure message="), "{xml}");
+    let _ = std::fs::remove_file(junit);
 }
 
 #[test]
@@ -373,5 +397,41 @@ fn registers_keep_the_causally_last_write_and_every_concurrent_one() {
             out.contains(&format!("FAIL    {check}")),
             "{workload} --bug {bug}: {out}"
         );
+    }
+}
+
+#[test]
+fn the_or_set_must_let_concurrent_adds_win_and_observed_removes_stick() {
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/orset.py",
+        "--workload",
+        "or-set",
+        "--ops",
+        "1500",
+        "--seed",
+        "1",
+        "--nemesis",
+        "partition",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    for bug in ["remove-wins", "tagless"] {
+        let (code, out) = certify(&[
+            "--bin",
+            "tests/nodes/orset.py",
+            "--workload",
+            "or-set",
+            "--ops",
+            "1500",
+            "--seed",
+            "1",
+            "--nemesis",
+            "partition",
+            "--",
+            "--bug",
+            bug,
+        ]);
+        assert_eq!(code, 1, "--bug {bug}: {out}");
+        assert!(out.contains("FAIL    add-wins"), "--bug {bug}: {out}");
     }
 }

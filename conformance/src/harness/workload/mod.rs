@@ -6,6 +6,7 @@
 mod broadcast;
 mod counter;
 mod echo;
+mod orset;
 mod register;
 mod session;
 mod set;
@@ -73,6 +74,7 @@ pub const WORKLOADS: &[&str] = &[
     "pn-counter",
     "g-set",
     "broadcast",
+    "or-set",
     "session",
     "lww-register",
     "mv-register",
@@ -87,6 +89,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Workload>> {
         "g-set" => Some(Box::new(set::SetWorkload::new(set::G_SET))),
         "broadcast" => Some(Box::new(broadcast::Broadcast::default())),
         "session" => Some(Box::new(session::Session::default())),
+        "or-set" => Some(Box::new(orset::OrSet::default())),
         "lww-register" => Some(Box::new(register::Register::new(register::Flavor::Lww))),
         "mv-register" => Some(Box::new(register::Register::new(register::Flavor::Mv))),
         _ => None,
