@@ -435,3 +435,42 @@ fn the_or_set_must_let_concurrent_adds_win_and_observed_removes_stick() {
         assert!(out.contains("FAIL    add-wins"), "--bug {bug}: {out}");
     }
 }
+
+#[test]
+fn lin_kv_is_checked_for_linearizability_and_stale_services_are_caught() {
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/kv_proxy.py",
+        "--workload",
+        "lin-kv",
+        "--ops",
+        "1500",
+        "--seed",
+        "1",
+        "--nemesis",
+        "partition",
+        "--",
+        "lin-kv",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pass    linearizable"), "{out}");
+    let (code, out) = certify(&[
+        "--bin",
+        "tests/nodes/kv_proxy.py",
+        "--workload",
+        "lin-kv",
+        "--ops",
+        "1500",
+        "--seed",
+        "1",
+        "--nemesis",
+        "partition",
+        "--",
+        "seq-kv",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL    linearizable") && out.contains("not linearizable"),
+        "{out}"
+    );
+}

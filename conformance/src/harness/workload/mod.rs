@@ -6,6 +6,7 @@
 mod broadcast;
 mod counter;
 mod echo;
+mod lin_kv;
 mod orset;
 mod register;
 mod session;
@@ -74,6 +75,7 @@ pub const WORKLOADS: &[&str] = &[
     "pn-counter",
     "g-set",
     "broadcast",
+    "lin-kv",
     "or-set",
     "session",
     "lww-register",
@@ -89,6 +91,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Workload>> {
         "g-set" => Some(Box::new(set::SetWorkload::new(set::G_SET))),
         "broadcast" => Some(Box::new(broadcast::Broadcast::default())),
         "session" => Some(Box::new(session::Session::default())),
+        "lin-kv" => Some(Box::new(lin_kv::LinKv)),
         "or-set" => Some(Box::new(orset::OrSet::default())),
         "lww-register" => Some(Box::new(register::Register::new(register::Flavor::Lww))),
         "mv-register" => Some(Box::new(register::Register::new(register::Flavor::Mv))),
