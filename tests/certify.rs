@@ -4,26 +4,9 @@
 //!
 //! Every run prints its seed; the reproduce line is asserted where a run must fail.
 
-use std::process::Command;
+mod common;
 
-fn certify(args: &[&str]) -> (i32, String) {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let logs = std::env::temp_dir().join(format!("converge-test-logs-{}", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_converge"))
-        .current_dir(dir)
-        .arg("certify")
-        .arg("--log-dir")
-        .arg(&logs)
-        .args(args)
-        .output()
-        .expect("the converge binary runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
+use common::certify;
 
 #[test]
 fn a_python_pn_counter_passes_under_every_fault() {

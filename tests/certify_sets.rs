@@ -7,26 +7,9 @@
 //! workload) to cut links while elements are added, small enough that the file stays fast. A
 //! failing run takes the harness's whole final-read window (5 s), because its nodes never agree.
 
-use std::process::Command;
+mod common;
 
-fn certify(args: &[&str]) -> (i32, String) {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let logs = std::env::temp_dir().join(format!("converge-test-logs-sets-{}", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_converge"))
-        .current_dir(dir)
-        .arg("certify")
-        .arg("--log-dir")
-        .arg(&logs)
-        .args(args)
-        .output()
-        .expect("the converge binary runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
+use common::certify;
 
 /// Every set check passed.
 fn assert_all_pass(code: i32, out: &str) {

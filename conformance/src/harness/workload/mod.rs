@@ -98,3 +98,58 @@ pub fn by_name(name: &str) -> Option<Box<dyn Workload>> {
         _ => None,
     }
 }
+
+/// The two verdicts the final-state workloads (`or-set`, the registers) share: their semantic
+/// check named `name`, failing with the first few `problems` (unknown if no node answered a final
+/// read), and `convergence` over `finals`, each node's last final read.
+fn verdicts<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    finals: &std::collections::BTreeMap<usize, T>,
+    mut problems: Vec<String>,
+    nodes: usize,
+) -> Vec<Check> {
+    use super::check::Verdict;
+    let semantics = if finals.is_empty() {
+        Verdict::Unknown {
+            reason: "no node answered a final read".into(),
+        }
+    } else if problems.is_empty() {
+        Verdict::Pass
+    } else {
+        problems.truncate(5);
+        Verdict::Fail {
+            detail: problems.join("; "),
+        }
+    };
+    let missing: Vec<String> = (0..nodes)
+        .filter(|n| !finals.contains_key(n))
+        .map(|n| format!("n{n}"))
+        .collect();
+    let mut values = finals.values();
+    let first = values.next();
+    let converged = if !missing.is_empty() {
+        Verdict::Fail {
+            detail: format!(
+                "no final read from {} after heal and quiescence",
+                missing.join(", ")
+            ),
+        }
+    } else if values.all(|v| Some(v) == first) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail {
+            detail: format!(
+                "final reads differ after heal and quiescence: {}",
+                finals
+                    .iter()
+                    .map(|(n, v)| format!("n{n}={v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    };
+    vec![
+        Check::new(name, false, semantics),
+        Check::new("convergence", false, converged),
+    ]
+}

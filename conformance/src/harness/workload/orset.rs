@@ -10,9 +10,9 @@
 //!
 //! Anything in between is left undecided rather than guessed.
 
-use super::Workload;
 use super::set::canonical;
-use crate::harness::check::{Check, Verdict};
+use super::{Workload, verdicts};
+use crate::harness::check::Check;
 use crate::harness::history::{Event, History, Outcome, Phase};
 use crate::harness::rng::Dice;
 use serde_json::{Map, Value, json};
@@ -141,46 +141,6 @@ impl Workload for OrSet {
                 }
             }
         }
-        let semantics = if finals.is_empty() {
-            Verdict::Unknown {
-                reason: "no node answered a final read".into(),
-            }
-        } else if problems.is_empty() {
-            Verdict::Pass
-        } else {
-            problems.truncate(5);
-            Verdict::Fail {
-                detail: problems.join("; "),
-            }
-        };
-        let missing: Vec<String> = (0..nodes)
-            .filter(|n| !finals.contains_key(n))
-            .map(|n| format!("n{n}"))
-            .collect();
-        let converged = if !missing.is_empty() {
-            Verdict::Fail {
-                detail: format!(
-                    "no final read from {} after heal and quiescence",
-                    missing.join(", ")
-                ),
-            }
-        } else if finals.values().collect::<BTreeSet<_>>().len() == 1 {
-            Verdict::Pass
-        } else {
-            Verdict::Fail {
-                detail: format!(
-                    "final reads differ after heal and quiescence: {}",
-                    finals
-                        .iter()
-                        .map(|(n, v)| format!("n{n}={v:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
-        };
-        vec![
-            Check::new("add-wins", false, semantics),
-            Check::new("convergence", false, converged),
-        ]
+        verdicts("add-wins", &finals, problems, nodes)
     }
 }

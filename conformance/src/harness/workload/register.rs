@@ -12,8 +12,8 @@
 //! that no other write could have seen is concurrent with everything after it and must stay a
 //! sibling of a multi-value register.
 
-use super::Workload;
-use crate::harness::check::{Check, Verdict};
+use super::{Workload, verdicts};
+use crate::harness::check::Check;
 use crate::harness::history::{Event, History, Outcome, Phase};
 use crate::harness::rng::Dice;
 use serde_json::{Map, Value, json};
@@ -206,46 +206,6 @@ impl Workload for Register {
                 }
             }
         }
-        let semantics = if finals.is_empty() {
-            Verdict::Unknown {
-                reason: "no node answered a final read".into(),
-            }
-        } else if problems.is_empty() {
-            Verdict::Pass
-        } else {
-            problems.truncate(5);
-            Verdict::Fail {
-                detail: problems.join("; "),
-            }
-        };
-        let missing: Vec<String> = (0..nodes)
-            .filter(|n| !finals.contains_key(n))
-            .map(|n| format!("n{n}"))
-            .collect();
-        let converged = if !missing.is_empty() {
-            Verdict::Fail {
-                detail: format!(
-                    "no final read from {} after heal and quiescence",
-                    missing.join(", ")
-                ),
-            }
-        } else if finals.values().collect::<BTreeSet<_>>().len() == 1 {
-            Verdict::Pass
-        } else {
-            Verdict::Fail {
-                detail: format!(
-                    "final reads differ after heal and quiescence: {}",
-                    finals
-                        .iter()
-                        .map(|(n, v)| format!("n{n}={v:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
-        };
-        vec![
-            Check::new(name, false, semantics),
-            Check::new("convergence", false, converged),
-        ]
+        verdicts(name, &finals, problems, nodes)
     }
 }
