@@ -457,3 +457,28 @@ fn lin_kv_is_checked_for_linearizability_and_stale_services_are_caught() {
         "{out}"
     );
 }
+
+#[test]
+fn a_paused_node_never_blocks_the_harness() {
+    // A frozen node stops reading its input; five gossiping nodes fill its pipe within a fault
+    // window. The harness must keep running (and resume it), not block on the write.
+    let (code, out) = common::certify_within(
+        &[
+            "--bin",
+            "tests/nodes/broadcast.py",
+            "--workload",
+            "broadcast",
+            "--nodes",
+            "5",
+            "--ops",
+            "2000",
+            "--seed",
+            "10",
+            "--nemesis",
+            "partition,loss,duplicate,reorder,pause",
+        ],
+        std::time::Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pause:n"), "{out}");
+}

@@ -21,3 +21,36 @@ pub fn certify(args: &[&str]) -> (i32, String) {
     );
     (out.status.code().unwrap_or(-1), text)
 }
+
+/// [`certify`], but fails the test instead of hanging if the run takes longer than `limit`.
+#[allow(dead_code)] // Not every test file that includes this module uses it.
+pub fn certify_within(args: &[&str], limit: std::time::Duration) -> (i32, String) {
+    let logs = std::env::temp_dir().join(format!("converge-test-logs-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_converge"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("certify")
+        .arg("--log-dir")
+        .arg(&logs)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the converge binary runs");
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting on converge") {
+            let mut out = String::new();
+            if let Some(mut stdout) = child.stdout.take() {
+                use std::io::Read as _;
+                let _ = stdout.read_to_string(&mut out);
+            }
+            return (status.code().unwrap_or(-1), out);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("converge certify {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -3,18 +3,23 @@
 //!
 //! Invariants: every child is killed and reaped when the backend is shut down or dropped; reader
 //! threads end when their child's stdout closes; all node output reaches the harness through one
-//! bounded channel, so a flooding node blocks its own reader rather than exhausting memory.
+//! bounded channel, so a flooding node blocks its own reader rather than exhausting memory; and
+//! the harness never writes to a pipe itself — each node's input goes through a bounded queue
+//! and a writer thread, so a node that stops reading (paused, stuck) can never block the harness.
 
 use super::backend::{Backend, BackendError, NodeEvent};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// Lines buffered between node readers and the harness before readers block.
 const CHANNEL_LINES_MAX: usize = 65_536;
+/// Lines buffered for one node's input; beyond this the node is not reading and further lines
+/// are dropped (as a network drops what a dead link cannot carry).
+const INPUT_LINES_MAX: usize = 65_536;
 /// Longest line a node may write; a longer one is cut and reported malformed.
 pub const LINE_BYTES_MAX: usize = 1 << 20;
 
@@ -31,7 +36,9 @@ pub struct ProcessConfig {
 
 struct Node {
     child: Child,
-    stdin: ChildStdin,
+    /// Lines for the node's input, written by a thread of their own: a node that does not read
+    /// (paused, or just slow) blocks that thread, never the harness.
+    input: SyncSender<String>,
 }
 
 impl Node {
@@ -104,7 +111,21 @@ impl Backend for ProcessBackend {
             .spawn()
             .map_err(spawn_error)?;
         // Both pipes were requested just above.
-        let stdin = child.stdin.take().expect("stdin is piped");
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let (input, lines) = sync_channel::<String>(INPUT_LINES_MAX);
+        thread::spawn(move || {
+            // Ends when the node stops reading (its pipe breaks) or the backend drops the sender.
+            for line in lines {
+                let write = |stdin: &mut ChildStdin| {
+                    stdin.write_all(line.as_bytes())?;
+                    stdin.write_all(b"\n")?;
+                    stdin.flush()
+                };
+                if write(&mut stdin).is_err() {
+                    return;
+                }
+            }
+        });
         let stdout = child.stdout.take().expect("stdout is piped");
         let tx = self.events_tx.clone();
         let incarnation = self.incarnations[node];
@@ -139,7 +160,7 @@ impl Backend for ProcessBackend {
                 status: "closed its output".into(),
             });
         });
-        self.nodes[node] = Some(Node { child, stdin });
+        self.nodes[node] = Some(Node { child, input });
         Ok(())
     }
 
@@ -147,12 +168,19 @@ impl Backend for ProcessBackend {
         let Some(n) = self.nodes[node].as_mut() else {
             return Ok(());
         };
-        let write = |stdin: &mut ChildStdin| {
-            stdin.write_all(line.as_bytes())?;
-            stdin.write_all(b"\n")?;
-            stdin.flush()
-        };
-        write(&mut n.stdin).map_err(|source| BackendError::Write { node, source })
+        match n.input.try_send(line.to_string()) {
+            Ok(()) => Ok(()),
+            // The node has not read its last INPUT_LINES_MAX lines: it is paused or stuck, and
+            // this line is lost like a message on a congested link.
+            Err(TrySendError::Full(_)) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(BackendError::Write {
+                node,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the node stopped reading its input",
+                ),
+            }),
+        }
     }
 
     fn wait(&mut self, deadline_ms: u64, max_wait: Duration) -> Vec<NodeEvent> {
