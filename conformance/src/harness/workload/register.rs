@@ -141,6 +141,8 @@ impl Workload for Register {
         }
         // Writes an acknowledged later write definitely saw: they are superseded for good.
         let mut superseded: BTreeMap<i64, i64> = BTreeMap::new();
+        // (node, when its acknowledgement was seen, value it superseded, superseding value)
+        let mut local: Vec<(usize, u64, i64, i64)> = Vec::new();
         for (&v, w) in &writes {
             if !matches!(w.outcome, Outcome::Ok { .. }) {
                 continue;
@@ -149,7 +151,26 @@ impl Workload for Register {
                 // The harness saw the reply (or the read) before it sent the later write.
                 if t < w.invoke_seq && old != v {
                     superseded.entry(old).or_insert(v);
+                    if let Some(done) = w.complete_seq {
+                        local.push((w.node, done, old, v));
+                    }
                 }
+            }
+        }
+        // A node that acknowledged a write which superseded `old` must never show `old` again:
+        // its own state already held something newer.
+        for e in history.events.iter().filter(|e| e.kind() == "read") {
+            let Some(values) = e.reply().and_then(|r| self.values(r).ok()) else {
+                continue;
+            };
+            if let Some((_, _, old, by)) = local.iter().find(|(n, done, old, _)| {
+                *n == e.node && *done < e.invoke_seq && values.contains(old)
+            }) {
+                problems.push(format!(
+                    "n{} read {old} after it had acknowledged write {by}, made when it already had {old}",
+                    e.node
+                ));
+                break;
             }
         }
         for (node, values) in &finals {
