@@ -6,8 +6,8 @@ state to every peer every 50 ms, so lost, duplicated or reordered gossip is harm
 partition converges. Used by converge's tests as a third-party implementation in another language.
 
 `--bug sum-merge` makes the merge add instead of taking the maximum (not idempotent: duplicated or
-repeated gossip over-counts); `--bug once` sends each add to peers once instead of gossiping state
-(a lost message is never repaired). The harness must catch both.
+repeated gossip over-counts); `--bug once` sends each add to peers once, as an operation, instead
+of gossiping state (a lost message is never repaired). The harness must catch both.
 """
 import json
 import sys
@@ -66,11 +66,16 @@ def main():
                 if BUG == "once":
                     for peer in node_ids:
                         if peer != node_id:
-                            send(peer, {"type": "gossip", "incs": dict(incs), "decs": dict(decs)})
+                            send(peer, {"type": "delta", "delta": delta})
                 send(msg["src"], {"type": "add_ok", "in_reply_to": body["msg_id"]})
             elif kind == "read":
                 value = sum(incs.values()) - sum(decs.values())
                 send(msg["src"], {"type": "read_ok", "in_reply_to": body["msg_id"], "value": value})
+            elif kind == "delta":
+                # The broken mode's op-based update: applied once, never repaired if lost.
+                d = body["delta"]
+                target = incs if d >= 0 else decs
+                target[msg["src"]] = target.get(msg["src"], 0) + abs(d)
             elif kind == "gossip":
                 merge(incs, body["incs"])
                 merge(decs, body["decs"])

@@ -150,7 +150,7 @@ pub struct RunReport {
     pub config: RunConfig,
     /// The network during the main phase (probabilities drawn from the seed).
     pub network: NetConfig,
-    /// What the network did.
+    /// What the network did during the workload.
     pub net_stats: NetStats,
     /// Faults applied, in order: `partition:KIND`, `kill:nN`, `pause:nN`.
     pub faults: Vec<String>,
@@ -271,6 +271,7 @@ struct Loop<'a> {
     dead: Vec<bool>,
     services: Services,
     service_dice: Dice,
+    main_net_stats: NetStats,
 }
 
 /// Runs `workload` against the nodes of `backend`.
@@ -314,6 +315,7 @@ pub fn run(
         dead: vec![false; config.nodes],
         services: Services::new(),
         service_dice: Dice::fork(config.seed, salt(5)),
+        main_net_stats: NetStats::default(),
     };
     let started = lp.backend.now_ms();
     lp.go(network_config.clone(), progress);
@@ -370,6 +372,8 @@ impl Loop<'_> {
         }
         // Heal, and let the cluster go quiet.
         progress(Stage::Settle);
+        // Messages per operation count the workload's traffic; the network is replaced below.
+        self.main_net_stats = self.net.stats().clone();
         self.heal_all();
         self.net = Network::new(
             NetConfig::default(),
@@ -969,7 +973,7 @@ impl Loop<'_> {
             workload: self.workload.name().to_string(),
             config: self.config.clone(),
             network,
-            net_stats: self.net.stats().clone(),
+            net_stats: self.main_net_stats.clone(),
             faults: self.faults_applied,
             ops,
             ok,
@@ -978,7 +982,7 @@ impl Loop<'_> {
             msgs_per_op: if ops == 0 {
                 0.0
             } else {
-                self.net.stats().sent as f64 / ops as f64
+                self.main_net_stats.sent as f64 / ops as f64
             },
             latency,
             availability,
