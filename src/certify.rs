@@ -1,15 +1,23 @@
 //! `converge certify`: runs a node program through a workload under seeded faults and prints the
-//! verdict, with the command that reproduces the run.
+//! verdict, with the command that reproduces the run. A failing run is shrunk ([`shrink`]) to the
+//! smallest run that fails the same way, and drawn as a Lamport diagram ([`diagram`]).
 
 use converge_conformance::harness::check::{Check, Verdict};
+use converge_conformance::harness::diagram;
 use converge_conformance::harness::nemesis::Fault;
 use converge_conformance::harness::process::{ProcessBackend, ProcessConfig};
 use converge_conformance::harness::run::{
     RunConfig, RunReport, Stage, merge_order_independence, run,
 };
+use converge_conformance::harness::shrink::{self, Floors, Limits, Replay, Shrunk, Signature};
 use converge_conformance::harness::workload::{self, Profile};
 use std::fmt::Write as _;
 use std::path::PathBuf;
+
+/// `--time-limit`'s default, in seconds: [`reproduce`] leaves the flag out for it.
+pub const DEFAULT_TIME_LIMIT_S: u64 = 60;
+/// `--request-timeout-ms`'s default: [`reproduce`] leaves the flag out for it.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 1_000;
 
 /// What the command line asked for.
 #[derive(Clone, Debug)]
@@ -95,6 +103,18 @@ pub fn certify(
 
 /// The command that replays `request` with the same seed.
 pub fn reproduce(request: &Request) -> String {
+    command(request, false)
+}
+
+/// The command that replays a failing run with `--no-shrink`: the smallest failing run found by
+/// [`shrink`] is as small as the search could make it, and a run given `--no-shrink` was not to
+/// be shrunk, so replaying either should not search again (and the replay prints this same
+/// command).
+pub fn reproduce_minimal(request: &Request) -> String {
+    command(request, true)
+}
+
+fn command(request: &Request, no_shrink: bool) -> String {
     let c = &request.config;
     let mut cmd = format!(
         "converge certify --bin {} --workload {} --nodes {} --clients {} --ops {} --seed {}",
@@ -115,6 +135,17 @@ pub fn reproduce(request: &Request) -> String {
     if c.profile == Profile::Maelstrom {
         cmd.push_str(" --profile maelstrom");
     }
+    // Whole seconds are all the flag takes; a shrunk run's limit is always whole seconds.
+    let time_limit_s = c.time_limit_ms.div_ceil(1000);
+    if time_limit_s != DEFAULT_TIME_LIMIT_S {
+        let _ = write!(cmd, " --time-limit {time_limit_s}");
+    }
+    if c.request_timeout_ms != DEFAULT_REQUEST_TIMEOUT_MS {
+        let _ = write!(cmd, " --request-timeout-ms {}", c.request_timeout_ms);
+    }
+    if no_shrink {
+        cmd.push_str(" --no-shrink");
+    }
     if !request.args.is_empty() {
         cmd.push_str(" --");
         for a in &request.args {
@@ -122,6 +153,167 @@ pub fn reproduce(request: &Request) -> String {
         }
     }
     cmd
+}
+
+/// The result of shrinking a failing certification.
+pub struct Shrinking {
+    /// What the search found and spent.
+    pub shrunk: Shrunk,
+    /// The smallest failing run, if it is smaller than the original: its request (whose log
+    /// directory holds its node logs) and its certification.
+    pub minimal: Option<(Request, Certification)>,
+}
+
+impl Shrinking {
+    /// The smallest failing run: the shrunk one, or else the original.
+    pub fn run<'a>(
+        &'a self,
+        original: (&'a Request, &'a Certification),
+    ) -> (&'a Request, &'a Certification) {
+        self.minimal.as_ref().map_or(original, |(r, c)| (r, c))
+    }
+
+    /// The `shrunk` field of the JSON report: the search's result, and how to replay it.
+    pub fn json(&self, original: &Request) -> serde_json::Value {
+        let request = self.minimal.as_ref().map_or(original, |(r, _)| r);
+        serde_json::json!({
+            "config": self.shrunk.config,
+            "reductions": self.shrunk.reductions,
+            "runs": self.shrunk.runs,
+            "elapsed_ms": self.shrunk.elapsed_ms,
+            "cut_short": self.shrunk.cut_short,
+            "verdict": self.minimal.as_ref().map(|(_, c)| c.verdict()),
+            "reproduce": reproduce_minimal(request),
+            "log_dir": request.log_dir,
+        })
+    }
+}
+
+/// Shrinks the failing `original` certification of `request`: replays smaller runs with the same
+/// seed (under `<log-dir>/shrink/replay-K`), within `limits`, and keeps the smallest that fails
+/// the same way (see [`Signature::matches`]). `progress` sees each stage of each replay, with
+/// the replay's number and configuration.
+pub fn shrink(
+    request: &Request,
+    original: &Certification,
+    limits: &Limits,
+    progress: &mut dyn FnMut(u32, &RunConfig, Stage),
+) -> Shrinking {
+    let signature = Signature::of(&original.runs, original.merge_order.as_ref());
+    let floors = Floors {
+        nodes: workload::by_name(&request.workload).map_or(1, |w| w.min_nodes()),
+        ..Floors::default()
+    };
+    // Node logs are appended to, so replays of an earlier search would mix with this one's.
+    let _ = std::fs::remove_dir_all(request.log_dir.join("shrink"));
+    let mut minimal = None;
+    let mut replay = 0;
+    let shrunk = shrink::shrink(&request.config, &floors, limits, |config| {
+        replay += 1;
+        let candidate = Request {
+            config: config.clone(),
+            log_dir: request
+                .log_dir
+                .join("shrink")
+                .join(format!("replay-{replay}")),
+            ..request.clone()
+        };
+        let Ok(c) = certify(&candidate, &mut |_, stage| progress(replay, config, stage)) else {
+            return Replay::Stop;
+        };
+        let seen = Signature::of(&c.runs, c.merge_order.as_ref());
+        // A run cut short by Ctrl-C (the `interrupted` problem) means the user wants out.
+        if seen.problems.contains("interrupted") {
+            return Replay::Stop;
+        }
+        if signature.matches(&seen) {
+            minimal = Some((candidate, c));
+            Replay::Same
+        } else {
+            Replay::Different
+        }
+    });
+    // The last replay that failed the same way is the one the search ended on.
+    Shrinking {
+        minimal: minimal.filter(|_| shrunk.reduced()),
+        shrunk,
+    }
+}
+
+/// The Lamport diagram of a certification's first failing run (schedule 0 if none failed), titled
+/// with its first failure.
+pub fn diagram(request: &Request, c: &Certification) -> String {
+    let Some((index, run)) = c
+        .runs
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches!(r.verdict(), Verdict::Fail { .. }))
+        .or_else(|| c.runs.first().map(|r| (0, r)))
+    else {
+        return diagram::render(&Default::default(), &diagram::Options::default());
+    };
+    let failure = run
+        .problems
+        .first()
+        .map(|p| {
+            (
+                shrink::problem_kind(p),
+                serde_json::to_string(p).unwrap_or_default(),
+            )
+        })
+        .or_else(|| {
+            run.checks
+                .iter()
+                .chain(c.merge_order.iter())
+                .find_map(|k| match &k.verdict {
+                    Verdict::Fail { detail } => Some((k.name.clone(), detail.clone())),
+                    _ => None,
+                })
+        });
+    let cfg = &run.config;
+    // The nemesis as asked for, with the network rates this seed drew: loss and duplication
+    // leave no shaded window, so the title is where they show.
+    let mut nemesis = if cfg.faults.is_empty() {
+        "none".to_string()
+    } else {
+        cfg.faults
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let n = &run.network;
+    let rates: Vec<String> = [("loss", n.loss), ("duplicate", n.duplicate)]
+        .into_iter()
+        .filter(|(_, p)| *p > 0.0)
+        .map(|(name, p)| format!("{name} {p:.3}"))
+        .collect();
+    if !rates.is_empty() {
+        let _ = write!(nemesis, " ({})", rates.join(", "));
+    }
+    let title = format!(
+        "{} on {} nodes, {} clients, {} ops, seed {}{}; nemesis: {nemesis}; {}",
+        run.workload,
+        cfg.nodes,
+        cfg.clients,
+        cfg.ops,
+        cfg.seed,
+        if c.runs.len() > 1 {
+            format!(", schedule {index}")
+        } else {
+            String::new()
+        },
+        request.program.display()
+    );
+    diagram::render(
+        &run.history,
+        &diagram::Options {
+            title,
+            failure,
+            nodes: cfg.nodes,
+            ..diagram::Options::default()
+        },
+    )
 }
 
 fn shell_word(s: &str) -> String {

@@ -10,3 +10,6 @@ pub mod adapters;
 pub mod certify;
 pub mod fuzzing;
 pub mod laws;
+pub mod sim;
+pub mod simulate;
+pub mod suite;

@@ -5,11 +5,14 @@ use converge::laws;
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::nemesis::Fault;
 use converge_conformance::harness::run::{RunConfig, Stage};
+use converge_conformance::harness::shrink::Limits;
 use converge_conformance::harness::workload::{self, Profile};
 use converge_conformance::laws::{Config, Law};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// `println!` that ignores a closed stdout (`converge … | head`) instead of panicking.
 macro_rules! say {
@@ -39,6 +42,8 @@ struct Cli {
     command: Command,
 }
 
+// The command line is parsed once, so a large variant costs nothing worth boxing it for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Check the CRDT laws on every built-in type and print a table of law × type.
@@ -52,7 +57,78 @@ enum Command {
     /// The program speaks Maelstrom's protocol (JSON lines on stdin/stdout, logs on stderr; see
     /// docs/protocol.md). Exits 0 if every check passes, 1 on a violation (including a node that
     /// crashes, prints malformed output or never answers), 2 on a usage error.
+    ///
+    /// On a violation, converge shrinks the run: it replays smaller runs with the same seed
+    /// (fewer operations, nodes, clients and faults, a one-second time limit), at most
+    /// --shrink-runs of them within --shrink-time, keeps the smallest that fails the same way
+    /// (the same failing checks, or the same kind of node misbehaviour), and prints what shrank.
+    /// It writes a Lamport diagram of that run (a lane per node, operations as boxes, messages as
+    /// arrows, fault windows shaded) to LOG_DIR/lamport.svg or --diagram, and prints the command
+    /// that replays it. --no-shrink skips the search: the diagram and the command are then of the
+    /// run as given. --report and --junit describe the run as given; the report's "shrunk" field
+    /// holds the smallest failing run.
     Certify(CertifyArgs),
+    /// Run one reference replica speaking Maelstrom's protocol on stdin and stdout (see
+    /// docs/protocol.md): what `converge certify` runs when given no --bin.
+    Node(NodeArgs),
+    /// Simulate a cluster of reference replicas in this process on virtual time, under the
+    /// harness's seeded faults, workloads and checks; one run per seed.
+    ///
+    /// Each seed draws its workload (among those given), its faults (among --nemesis) and their
+    /// rates, and the replicas' clock skews, and prints them. A failing seed prints the command
+    /// that replays it exactly. Exits 0 if every seed passes, 1 otherwise.
+    Sim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// Seeds to run, consecutive from --seed.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    seeds: u64,
+    /// First seed. Default: drawn from the clock and printed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Workloads to draw from (repeatable) [default: every workload but echo].
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
+    workload: Vec<String>,
+    /// Faults to draw from, comma-separated [default: every fault].
+    #[arg(long, value_name = "LIST", value_parser = parse_faults)]
+    nemesis: Option<FaultList>,
+    /// Regions.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=32))]
+    regions: u16,
+    /// Replicas per region.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    replicas_per_region: u16,
+    /// Client operations per seed.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    ops: u64,
+    /// Largest clock offset of a replica, either way, in ms.
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    skew_ms: u64,
+    /// Run a deliberately broken replica, to see the simulator catch it: apply-without-dedup,
+    /// read-ignores-token or ae-skips-subtree.
+    #[arg(long, value_parser = ["apply-without-dedup", "read-ignores-token", "ae-skips-subtree"])]
+    bug: Option<String>,
+    /// Draw faults for every seed, rather than a random subset (swarm testing draws a subset).
+    #[arg(long)]
+    every_fault: bool,
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Speak Maelstrom's JSON-lines protocol on stdin/stdout, logs on stderr.
+    #[arg(long, required = true)]
+    stdio: bool,
+    /// Which workload's messages to serve.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
+    workload: String,
+    /// Replicas per region: node nK belongs to region K / R.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    replicas_per_region: u32,
+    /// Consistency of requests that name none.
+    #[arg(long, default_value = "LOCAL_ONE", value_parser = ["LOCAL_ONE", "LOCAL_QUORUM", "GLOBAL_QUORUM"])]
+    consistency: String,
 }
 
 #[derive(clap::Args)]
@@ -60,9 +136,20 @@ struct CertifyArgs {
     /// The node program to run, once per node.
     #[arg(long = "bin", value_name = "PATH")]
     program: PathBuf,
-    /// The workload.
-    #[arg(long, default_value = "g-counter", value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
-    workload: String,
+    /// The workload [default: g-counter]. With --suite, repeatable, and every workload when
+    /// absent.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
+    workload: Vec<String>,
+    /// Run every workload (or those given) under no fault, each fault of --nemesis alone (every
+    /// fault when absent) and all of them together, over --seeds seeds, and print one table.
+    #[arg(long)]
+    suite: bool,
+    /// With --suite: seeds per cell, consecutive from --seed.
+    #[arg(long, default_value_t = 2, requires = "suite", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    seeds: u64,
+    /// With --suite: runs at once [default: the number of CPUs].
+    #[arg(long, requires = "suite", value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: Option<u16>,
     /// Number of nodes.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
     nodes: u16,
@@ -82,10 +169,10 @@ struct CertifyArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Longest main phase, in seconds.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, default_value_t = converge::certify::DEFAULT_TIME_LIMIT_S, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     time_limit: u64,
     /// A request unanswered after this many milliseconds is indefinite.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    #[arg(long, default_value_t = converge::certify::DEFAULT_REQUEST_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     request_timeout_ms: u64,
     /// Run the same operations under this many delivery schedules; with two or more, their final
     /// states must be equal (merge-order independence).
@@ -100,6 +187,18 @@ struct CertifyArgs {
     /// Write the verdicts as JUnit XML here (one test case per check).
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// On a violation, do not search for a smaller failing run.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Most replays when shrinking a failing run.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_runs, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    shrink_runs: u32,
+    /// Most seconds spent shrinking a failing run (checked before each replay).
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().max_wall.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    shrink_time: u64,
+    /// Where to write the Lamport diagram (SVG) of a failing run [default: LOG_DIR/lamport.svg].
+    #[arg(long, value_name = "FILE")]
+    diagram: Option<PathBuf>,
     /// Arguments for the node program.
     #[arg(last = true)]
     args: Vec<String>,
@@ -144,11 +243,34 @@ fn parse_law(name: &str) -> Result<Law, String> {
     })
 }
 
+/// Set by the Ctrl-C (SIGINT, SIGTERM, SIGHUP) handler; long runs poll it and wind down, so every
+/// node process is killed and reaped before converge exits.
+fn interrupt_flag() -> &'static Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// Whether the user asked converge to stop.
+fn interrupted() -> bool {
+    interrupt_flag().load(Ordering::Relaxed)
+}
+
+/// Exit status after an interruption, as shells expect for SIGINT (128 + 2).
+const EXIT_INTERRUPTED: u8 = 130;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let flag = Arc::clone(interrupt_flag());
+    // Without the handler a Ctrl-C still ends converge, but skips the clean-up that reaps node
+    // processes ignoring SIGINT; failing to install it is worth a warning, not a refusal.
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+    }
     match cli.command {
         Command::Laws(args) => run_laws(args),
         Command::Certify(args) => run_certify(args),
+        Command::Node(args) => run_node(args),
+        Command::Sim(args) => run_sim(args),
     }
 }
 
@@ -160,12 +282,23 @@ fn clock_seed() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-fn run_certify(args: CertifyArgs) -> ExitCode {
+fn run_certify(mut args: CertifyArgs) -> ExitCode {
+    if args.suite {
+        return run_suite(args);
+    }
+    let workload = match args.workload.len() {
+        0 => "g-counter".to_string(),
+        1 => args.workload.remove(0),
+        _ => {
+            eprintln!("error: several --workload flags need --suite");
+            return ExitCode::from(2);
+        }
+    };
     let nodes = usize::from(args.nodes);
     let request = converge::certify::Request {
         program: args.program,
         args: args.args,
-        workload: args.workload,
+        workload,
         log_dir: args.log_dir,
         config: RunConfig {
             nodes,
@@ -180,6 +313,7 @@ fn run_certify(args: CertifyArgs) -> ExitCode {
                 Profile::Strict
             },
             request_timeout_ms: args.request_timeout_ms,
+            cancel: Some(Arc::clone(interrupt_flag())),
             ..RunConfig::default()
         },
         schedules: args.schedules,
@@ -191,12 +325,7 @@ fn run_certify(args: CertifyArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let bar = ProgressBar::new(request.config.ops);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:10} {bar:40} {pos}/{len} ops")
-            .expect("the template is valid"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(100));
+    let bar = ops_bar(request.config.ops);
     let schedules = request.schedules;
     let result = converge::certify::certify(&request, &mut |schedule, stage| {
         let label = if schedules > 1 {
@@ -222,13 +351,37 @@ fn run_certify(args: CertifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if interrupted() {
+        eprintln!("interrupted: every node process was stopped; nothing was judged");
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
     say_raw!("{}", converge::certify::render_all(&certification));
     let verdict = certification.verdict();
+    let explained = if matches!(verdict, Verdict::Fail { .. }) {
+        let limits = Limits {
+            max_runs: args.shrink_runs,
+            max_wall: Duration::from_secs(args.shrink_time),
+        };
+        let shrink = (!args.no_shrink).then_some(limits);
+        match explain_failure(&request, &certification, shrink, args.diagram.as_deref()) {
+            Ok(explained) => Some(explained),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     if let Some(path) = &args.report {
         let json = serde_json::json!({
             "verdict": verdict,
             "runs": certification.runs,
             "merge_order": certification.merge_order,
+            "shrunk": explained
+                .as_ref()
+                .and_then(|e| e.shrinking.as_ref())
+                .map(|s| s.json(&request)),
         });
         if let Err(e) = std::fs::write(
             path,
@@ -250,10 +403,9 @@ fn run_certify(args: CertifyArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Verdict::Fail { .. } => {
-            say!(
-                "verdict: FAIL\nreproduce: {}",
-                converge::certify::reproduce(&request)
-            );
+            let reproduce =
+                explained.map_or_else(|| converge::certify::reproduce(&request), |e| e.reproduce);
+            say!("verdict: FAIL\nreproduce: {reproduce}");
             ExitCode::FAILURE
         }
         Verdict::Unknown { reason } => {
@@ -261,6 +413,316 @@ fn run_certify(args: CertifyArgs) -> ExitCode {
                 "verdict: unknown ({reason})\nreproduce: {}",
                 converge::certify::reproduce(&request)
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The progress bar of one certification's runs, counting operations.
+fn ops_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:10} {bar:40} {pos}/{len} ops")
+            .expect("the template is valid"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// What `converge certify` adds to a failure: the shrunk run and the command that replays the
+/// run it reports.
+struct Explained {
+    shrinking: Option<converge::certify::Shrinking>,
+    reproduce: String,
+}
+
+/// Shrinks a failure within `shrink` (`None` for `--no-shrink`), showing each replay's progress,
+/// then writes the diagram of the smallest failing run to `diagram` (default: the log directory)
+/// and says where. Errs if the diagram cannot be written.
+fn explain_failure(
+    request: &converge::certify::Request,
+    certification: &converge::certify::Certification,
+    shrink: Option<Limits>,
+    diagram: Option<&std::path::Path>,
+) -> Result<Explained, String> {
+    let shrinking = shrink.map(|limits| {
+        let bar = ops_bar(request.config.ops);
+        let shrinking = converge::certify::shrink(
+            request,
+            certification,
+            &limits,
+            &mut |replay, config, stage| match stage {
+                Stage::Init => {
+                    bar.set_length(config.ops);
+                    bar.set_position(0);
+                    bar.set_message(format!(
+                        "shrink {replay}/{}: {} nodes, {} clients",
+                        limits.max_runs, config.nodes, config.clients
+                    ));
+                }
+                Stage::Main { done, .. } => bar.set_position(done),
+                Stage::Settle | Stage::Final => {}
+            },
+        );
+        bar.finish_and_clear();
+        let s = &shrinking.shrunk;
+        say!(
+            "shrunk: {} ({} replays in {:.1} s{})",
+            s.summary(),
+            s.runs,
+            s.elapsed_ms as f64 / 1000.0,
+            s.cut_short
+                .as_ref()
+                .map(|why| format!("; cut short: {why}"))
+                .unwrap_or_default()
+        );
+        shrinking
+    });
+    let (run_request, run) = shrinking.as_ref().map_or((request, certification), |s| {
+        s.run((request, certification))
+    });
+    if let Some((minimal, c)) = shrinking.as_ref().and_then(|s| s.minimal.as_ref()) {
+        let first = converge::certify::render_all(c);
+        say!(
+            "smallest failing run: {}\nits node logs: {}",
+            first.lines().next().unwrap_or_default(),
+            minimal.log_dir.display()
+        );
+    }
+    let path = diagram.map_or_else(|| request.log_dir.join("lamport.svg"), PathBuf::from);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {} for the diagram: {e}", dir.display()))?;
+    }
+    std::fs::write(&path, converge::certify::diagram(run_request, run))
+        .map_err(|e| format!("cannot write the diagram {}: {e}", path.display()))?;
+    say!("diagram: {}", path.display());
+    // With `--no-shrink` either way: the run is the smallest found, or one the user asked not to
+    // shrink, so replaying it should not search again.
+    Ok(Explained {
+        reproduce: converge::certify::reproduce_minimal(run_request),
+        shrinking,
+    })
+}
+
+fn run_suite(args: CertifyArgs) -> ExitCode {
+    use converge::suite;
+    if !args.program.exists() {
+        eprintln!(
+            "error: node program {} does not exist",
+            args.program.display()
+        );
+        return ExitCode::from(2);
+    }
+    let nodes = usize::from(args.nodes);
+    let seed = args.seed.unwrap_or_else(clock_seed);
+    let faults = if args.nemesis.0.is_empty() {
+        Fault::ALL.to_vec()
+    } else {
+        args.nemesis.0
+    };
+    let workloads = if args.workload.is_empty() {
+        workload::WORKLOADS.iter().map(|w| w.to_string()).collect()
+    } else {
+        let mut chosen = args.workload;
+        chosen.dedup();
+        chosen
+    };
+    let suite = suite::Suite {
+        template: converge::certify::Request {
+            program: args.program,
+            args: args.args,
+            workload: String::new(),
+            log_dir: args.log_dir,
+            config: RunConfig {
+                nodes,
+                clients: args.clients.map_or(nodes, usize::from),
+                ops: args.ops,
+                time_limit_ms: args.time_limit * 1000,
+                seed,
+                profile: if args.profile == "maelstrom" {
+                    Profile::Maelstrom
+                } else {
+                    Profile::Strict
+                },
+                request_timeout_ms: args.request_timeout_ms,
+                cancel: Some(Arc::clone(interrupt_flag())),
+                ..RunConfig::default()
+            },
+            schedules: args.schedules,
+        },
+        workloads,
+        columns: suite::columns(&faults),
+        seeds: (0..args.seeds).map(|k| seed.wrapping_add(k)).collect(),
+        jobs: args.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        ),
+    };
+    let total = suite.workloads.len() * suite.columns.len() * suite.seeds.len();
+    say!(
+        "converge certify --suite: seed {seed}, {} workloads × {} nemeses × {} seeds = {total} runs, {} at a time",
+        suite.workloads.len(),
+        suite.columns.len(),
+        suite.seeds.len(),
+        suite.jobs
+    );
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed}  {msg}")
+            .expect("the template is valid"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let cells = suite::run(&suite, &interrupted, &|cell| {
+        let column = &suite.columns[cell.col].name;
+        if let Verdict::Fail { .. } = cell.verdict() {
+            bar.println(format!(
+                "FAIL {} × {column} seed {}: {}",
+                cell.request.workload,
+                cell.request.config.seed,
+                cell.failed().join(", ")
+            ));
+        }
+        bar.set_message(format!("{} × {column}", cell.request.workload));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    if interrupted() {
+        eprintln!("interrupted: every node process was stopped; the table below is partial");
+    }
+    say_raw!("{}", suite::render(&suite, &cells));
+    if let Some(path) = &args.report {
+        let json = suite::json(&suite, &cells);
+        if let Err(e) = std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).unwrap_or_default(),
+        ) {
+            eprintln!("error: cannot write report {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = std::fs::write(path, suite::junit(&suite, &cells))
+    {
+        eprintln!("error: cannot write JUnit report {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    if interrupted() {
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    if cells.len() == total && cells.iter().all(|c| c.verdict() == Verdict::Pass) {
+        say!("verdict: pass");
+        ExitCode::SUCCESS
+    } else {
+        say!("verdict: FAIL");
+        ExitCode::FAILURE
+    }
+}
+
+fn run_sim(args: SimArgs) -> ExitCode {
+    use converge::simulate::{self, Plan};
+    use converge_core::replica::Bug;
+    let first = args.seed.unwrap_or_else(clock_seed);
+    let workloads: Vec<String> = if args.workload.is_empty() {
+        workload::WORKLOADS
+            .iter()
+            .filter(|w| **w != "echo")
+            .map(|w| w.to_string())
+            .collect()
+    } else {
+        args.workload
+    };
+    let plan = Plan {
+        workloads,
+        faults: args.nemesis.map_or_else(|| Fault::ALL.to_vec(), |f| f.0),
+        every_fault: args.every_fault,
+        regions: usize::from(args.regions),
+        replicas_per_region: usize::from(args.replicas_per_region),
+        ops: args.ops,
+        skew_ms: args.skew_ms,
+        bug: args.bug.as_deref().map(|b| match b {
+            "apply-without-dedup" => Bug::ApplyWithoutDedup,
+            "read-ignores-token" => Bug::ReadIgnoresToken,
+            _ => Bug::AeSkipsSubtree,
+        }),
+        cancel: Some(Arc::clone(interrupt_flag())),
+    };
+    say!(
+        "converge sim: seeds {first}..{}, {} regions × {} replicas, {} ops per seed",
+        first.saturating_add(args.seeds - 1),
+        plan.regions,
+        plan.replicas_per_region,
+        plan.ops
+    );
+    let bar = ProgressBar::new(args.seeds);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {elapsed}  {msg}")
+            .expect("the template is valid"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let (mut failed, mut ops) = (Vec::new(), 0u64);
+    for k in 0..args.seeds {
+        if interrupted() {
+            break;
+        }
+        let seed = first.wrapping_add(k);
+        let outcome = simulate::run_seed(&plan, seed);
+        ops += outcome.ops;
+        let line = outcome.summary();
+        if outcome.passed() {
+            if !bar.is_hidden() {
+                bar.set_message(line);
+            } else {
+                say!("{line}");
+            }
+        } else {
+            bar.suspend(|| say!("{line}\n{}", outcome.details()));
+            failed.push(seed);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if interrupted() {
+        eprintln!("interrupted");
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    say!(
+        "{} seeds, {} failed; {ops} client ops in {secs:.1} s ({:.0} ops/s)",
+        args.seeds,
+        failed.len(),
+        ops as f64 / secs.max(1e-9)
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        say!("failing seeds: {failed:?}");
+        ExitCode::FAILURE
+    }
+}
+
+fn run_node(args: NodeArgs) -> ExitCode {
+    use converge_core::replica::Consistency;
+    use converge_node::maelstrom::{FaceConfig, Workload};
+    let Some(workload) = Workload::from_name(&args.workload) else {
+        eprintln!(
+            "error: the reference node does not serve '{}'",
+            args.workload
+        );
+        return ExitCode::from(2);
+    };
+    let mut config = FaceConfig::new(workload);
+    config.replicas_per_region = args.replicas_per_region;
+    config.default_consistency = match args.consistency.as_str() {
+        "LOCAL_QUORUM" => Consistency::LocalQuorum,
+        "GLOBAL_QUORUM" => Consistency::GlobalQuorum,
+        _ => Consistency::LocalOne,
+    };
+    match converge_node::stdio::run(config, None, &mut |_| Ok(())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -3,6 +3,9 @@
 //! a node that crashes, prints garbage or never answers gets its own verdict.
 //!
 //! Every run prints its seed; the reproduce line is asserted where a run must fail.
+//!
+//! Failing runs are given `--no-shrink`: shrinking would replay each of them up to two dozen
+//! times, and has its own test (`certify_shrink.rs`).
 
 mod common;
 
@@ -61,6 +64,7 @@ fn a_counter_that_sends_each_add_once_loses_writes_under_loss() {
         "7",
         "--nemesis",
         "partition,loss",
+        "--no-shrink",
         "--",
         "--bug",
         "once",
@@ -72,7 +76,7 @@ fn a_counter_that_sends_each_add_once_loses_writes_under_loss() {
     );
     assert!(out.contains("FAIL    convergence"), "{out}");
     assert!(
-        out.contains("reproduce: converge certify --bin tests/nodes/gcounter.py --workload g-counter --nodes 3 --clients 3 --ops 2000 --seed 7 --nemesis partition,loss -- --bug once"),
+        out.contains("reproduce: converge certify --bin tests/nodes/gcounter.py --workload g-counter --nodes 3 --clients 3 --ops 2000 --seed 7 --nemesis partition,loss --no-shrink -- --bug once"),
         "{out}"
     );
 }
@@ -118,6 +122,7 @@ fn echo_passes_and_misbehaving_nodes_get_named_verdicts() {
         "50",
         "--seed",
         "1",
+        "--no-shrink",
         "--",
         "garbage",
     ]);
@@ -135,6 +140,7 @@ fn echo_passes_and_misbehaving_nodes_get_named_verdicts() {
         "50",
         "--seed",
         "1",
+        "--no-shrink",
         "--",
         "crash",
     ]);
@@ -151,6 +157,7 @@ fn echo_passes_and_misbehaving_nodes_get_named_verdicts() {
         "1",
         "--request-timeout-ms",
         "200",
+        "--no-shrink",
         "--",
         "silent",
     ]);
@@ -207,6 +214,7 @@ fn the_report_holds_the_verdict_seed_and_figures() {
         "loss",
         "--junit",
         junit.to_str().expect("temp paths are UTF-8"),
+        "--no-shrink",
         "--",
         "--bug",
         "once",
@@ -259,6 +267,7 @@ fn session_tokens_give_the_four_guarantees_and_ignoring_them_breaks_all_four() {
         "4",
         "--nemesis",
         "partition,loss",
+        "--no-shrink",
         "--",
         "--bug",
         "ignore-token",
@@ -331,6 +340,7 @@ fn the_same_operations_end_equal_under_every_delivery_schedule() {
         "6",
         "--schedules",
         "2",
+        "--no-shrink",
         "--",
         "--bug",
         "sum-merge",
@@ -370,6 +380,7 @@ fn registers_keep_the_causally_last_write_and_every_concurrent_one() {
             "1",
             "--nemesis",
             "partition",
+            "--no-shrink",
             "--",
             args,
             "--bug",
@@ -410,6 +421,7 @@ fn the_or_set_must_let_concurrent_adds_win_and_observed_removes_stick() {
             "1",
             "--nemesis",
             "partition",
+            "--no-shrink",
             "--",
             "--bug",
             bug,
@@ -448,6 +460,7 @@ fn lin_kv_is_checked_for_linearizability_and_stale_services_are_caught() {
         "1",
         "--nemesis",
         "partition",
+        "--no-shrink",
         "--",
         "seq-kv",
     ]);

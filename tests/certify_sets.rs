@@ -6,6 +6,9 @@
 //! Runs are a few hundred operations: enough for the first partition window (it starts with the
 //! workload) to cut links while elements are added, small enough that the file stays fast. A
 //! failing run takes the harness's whole final-read window (5 s), because its nodes never agree.
+//!
+//! Failing runs are given `--no-shrink`: shrinking would replay each of them up to two dozen
+//! times, and has its own test (`certify_shrink.rs`).
 
 mod common;
 
@@ -77,6 +80,7 @@ fn a_g_set_that_sends_each_element_once_loses_acknowledged_elements() {
         "23",
         "--nemesis",
         "partition,loss",
+        "--no-shrink",
         "--",
         "--bug",
         "once",
@@ -91,7 +95,7 @@ fn a_g_set_that_sends_each_element_once_loses_acknowledged_elements() {
         "{out}"
     );
     assert!(
-        out.contains("reproduce: converge certify --bin tests/nodes/gset.py --workload g-set --nodes 3 --clients 3 --ops 300 --seed 23 --nemesis partition,loss -- --bug once"),
+        out.contains("reproduce: converge certify --bin tests/nodes/gset.py --workload g-set --nodes 3 --clients 3 --ops 300 --seed 23 --nemesis partition,loss --no-shrink -- --bug once"),
         "{out}"
     );
 }
@@ -113,6 +117,7 @@ fn a_broadcast_that_never_retries_loses_acknowledged_messages() {
         "24",
         "--nemesis",
         "partition,loss",
+        "--no-shrink",
         "--",
         "--bug",
         "no-retry",
@@ -124,7 +129,7 @@ fn a_broadcast_that_never_retries_loses_acknowledged_messages() {
     );
     assert!(out.contains("FAIL    convergence"), "{out}");
     assert!(
-        out.contains("reproduce: converge certify --bin tests/nodes/broadcast.py --workload broadcast --nodes 5 --clients 5 --ops 300 --seed 24 --nemesis partition,loss -- --bug no-retry"),
+        out.contains("reproduce: converge certify --bin tests/nodes/broadcast.py --workload broadcast --nodes 5 --clients 5 --ops 300 --seed 24 --nemesis partition,loss --no-shrink -- --bug no-retry"),
         "{out}"
     );
 }
@@ -164,6 +169,7 @@ fn a_node_that_ignores_the_topology_fails_setup() {
         "50",
         "--seed",
         "26",
+        "--no-shrink",
     ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("\"problem\":\"setup-failed\""), "{out}");

@@ -97,6 +97,18 @@ pub struct Delivery {
     pub delivered_seq: u64,
 }
 
+/// A window in which one windowed fault (a partition, a kill, a pause) was in force, placed in the
+/// harness's total order of observations like everything else in the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FaultWindow {
+    /// What the nemesis did, as the report names it: `partition:KIND`, `kill:nN`, `pause:nN`.
+    pub fault: String,
+    /// The fault began after this place in the order of observations (and before the next).
+    pub after_seq: u64,
+    /// It was healed after this place, or `None` if the run ended with it in force.
+    pub healed_after_seq: Option<u64>,
+}
+
 /// Every operation of a run, in invocation order, and every message between nodes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct History {
@@ -105,6 +117,9 @@ pub struct History {
     /// Node-to-node message copies, in send order: with them, checkers know which node *could*
     /// have heard of which event when, without looking inside any message.
     pub deliveries: Vec<Delivery>,
+    /// The nemesis's fault windows, in the order they began. Checkers do not need them (the
+    /// deliveries already show what the network did); reports and diagrams show them.
+    pub faults: Vec<FaultWindow>,
 }
 
 impl History {

@@ -9,12 +9,15 @@
 //! - [`services::Services`] are Maelstrom's `seq-kv`, `lin-kv`, `lww-kv` and `lin-tso`, answered
 //!   by the harness itself so that unchanged Maelstrom nodes that use them run here.
 //! - [`run::run`] is the loop that ties them together.
+//! - [`shrink::shrink`] searches for a smaller run that fails the same way, through a closure
+//!   that replays a configuration; [`diagram::render`] draws a history as a Lamport diagram.
 //!
 //! Same seed, same decisions: the network, the operations and the faults each draw from their own
 //! stream forked from the run's seed.
 
 pub mod backend;
 pub mod check;
+pub mod diagram;
 pub mod history;
 pub mod message;
 pub mod nemesis;
@@ -23,4 +26,5 @@ pub mod process;
 pub mod rng;
 pub mod run;
 pub mod services;
+pub mod shrink;
 pub mod workload;

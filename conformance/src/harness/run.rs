@@ -6,7 +6,7 @@
 
 use super::backend::{Backend, BackendError, NodeEvent};
 use super::check::{Check, Verdict};
-use super::history::{Delivery, Event, History, Outcome, Phase};
+use super::history::{Delivery, Event, FaultWindow, History, Outcome, Phase};
 use super::message::{Message, error_is_definite};
 use super::nemesis::{Fault, faulty_network, partition};
 use super::net::{NetConfig, NetStats, Network};
@@ -17,6 +17,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Longest single wait on the backend, so timers and progress stay responsive.
@@ -57,6 +59,10 @@ pub struct RunConfig {
     /// Which delivery schedule: runs that differ only here make the same client operations
     /// under different network, fault and service decisions.
     pub schedule: u64,
+    /// Set from outside (a Ctrl-C handler) to stop the run early: the loop notices within one
+    /// wait slice, skips what is left, and the backend reaps every node as usual.
+    #[serde(skip)]
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for RunConfig {
@@ -75,6 +81,7 @@ impl Default for RunConfig {
             final_timeout_ms: 5_000,
             fault_window_ms: 200,
             schedule: 0,
+            cancel: None,
         }
     }
 }
@@ -116,6 +123,8 @@ pub enum Problem {
         /// The error.
         error: String,
     },
+    /// The run was cancelled from outside (Ctrl-C) before it finished: nothing is judged.
+    Interrupted,
 }
 
 /// Latency of acknowledged operations, in ms.
@@ -190,6 +199,12 @@ impl RunReport {
     /// The overall verdict: fail if any problem or applicable check failed, unknown if a check
     /// could not be decided, else pass.
     pub fn verdict(&self) -> Verdict {
+        // A run cut short says nothing about the implementation, good or bad.
+        if self.problems.contains(&Problem::Interrupted) {
+            return Verdict::Unknown {
+                reason: "interrupted before the run finished".into(),
+            };
+        }
         if let Some(p) = self.problems.first() {
             return Verdict::Fail {
                 detail: format!("{p:?}"),
@@ -336,12 +351,20 @@ impl Loop<'_> {
             Dice::fork(self.config.seed, 1 + 16 * self.config.schedule),
         );
         let main_deadline = self.backend.now_ms() + self.config.time_limit_ms;
-        // The first partition starts with the workload, so even a short run sees one.
-        let mut next_fault = self.backend.now_ms();
+        // The first partition starts with the workload, so even a short run sees one. Without
+        // windowed faults there is no fault clock at all: a deadline left at the start would make
+        // every turn's wait return at once (a busy loop on real time, and no progress at all on
+        // virtual time).
+        let windowed = self.config.faults.iter().any(|f| f.windowed());
+        let mut next_fault = if windowed {
+            self.backend.now_ms()
+        } else {
+            u64::MAX
+        };
         let mut last_progress = 0;
         loop {
             let now = self.backend.now_ms();
-            if self.config.faults.iter().any(|f| f.windowed()) && now >= next_fault {
+            if windowed && now >= next_fault {
                 self.toggle_fault();
                 next_fault = now + self.config.fault_window_ms;
             }
@@ -354,7 +377,7 @@ impl Loop<'_> {
                 || self
                     .problems
                     .iter()
-                    .any(|p| matches!(p, Problem::Crash { .. }))
+                    .any(|p| matches!(p, Problem::Crash { .. } | Problem::Interrupted))
             {
                 break;
             }
@@ -380,8 +403,11 @@ impl Loop<'_> {
             Dice::fork(self.config.seed, 4 + 16 * self.config.schedule),
         );
         let settle_until = self.backend.now_ms() + self.config.settle_ms;
-        while self.backend.now_ms() < settle_until {
+        while self.backend.now_ms() < settle_until && !self.interrupted() {
             self.step(settle_until, Phase::Final);
+        }
+        if self.interrupted() {
+            return;
         }
         progress(Stage::Final);
         self.final_reads();
@@ -444,6 +470,20 @@ impl Loop<'_> {
             });
         }
         self.problems.is_empty()
+    }
+
+    /// Whether the run was cancelled; records the problem the first time it is seen, so every
+    /// loop (whose conditions test `problems` or this) winds down.
+    fn interrupted(&mut self) -> bool {
+        let cancelled = self
+            .config
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed));
+        if cancelled && !self.problems.contains(&Problem::Interrupted) {
+            self.problems.push(Problem::Interrupted);
+        }
+        cancelled
     }
 
     /// The next place in the total order of observations.
@@ -538,10 +578,22 @@ impl Loop<'_> {
             }
         }
         self.faulty = true;
+        // The window is recorded for reports and diagrams; it starts after the last observation.
+        self.history.faults.push(FaultWindow {
+            fault: self.faults_applied.last().cloned().unwrap_or_default(),
+            after_seq: self.seq,
+            healed_after_seq: None,
+        });
     }
 
     /// Ends every fault: heals the network, resumes paused nodes, restarts killed ones.
     fn heal_all(&mut self) {
+        // The window closes before restarted nodes get their new `init`, which is observed after.
+        if let Some(window) = self.history.faults.last_mut()
+            && window.healed_after_seq.is_none()
+        {
+            window.healed_after_seq = Some(self.seq);
+        }
         self.net.heal();
         self.partitioned = false;
         for node in 0..self.config.nodes {
@@ -603,6 +655,9 @@ impl Loop<'_> {
     /// One turn: deliver due messages, expire timed-out requests, wait for node output until
     /// `deadline` (or the next delivery), and handle it.
     fn step(&mut self, deadline: u64, phase: Phase) {
+        if self.interrupted() {
+            return;
+        }
         let now = self.backend.now_ms();
         while let Some(Reverse((at, ..))) = self.deliveries.peek() {
             if *at > now {
@@ -950,7 +1005,10 @@ impl Loop<'_> {
         let started = !self.problems.iter().any(|p| {
             matches!(
                 p,
-                Problem::InitTimeout { .. } | Problem::SetupFailed { .. } | Problem::Backend { .. }
+                Problem::InitTimeout { .. }
+                    | Problem::SetupFailed { .. }
+                    | Problem::Backend { .. }
+                    | Problem::Interrupted
             )
         });
         let checks: Vec<Check> = if started {

@@ -12,6 +12,9 @@
 //!   [`OrSet`], the [`LwwRegister`] and the multi-value [`MvRegister`].
 //! - [`Lattice`]: the one trait every CRDT implements: a join-semilattice with a bottom.
 //! - [`wire`]: the versioned binary encoding used for replication and the JSON used for humans.
+//! - [`replica`]: the replica state machine — keyspace, oplog, replication, consistency levels,
+//!   session tokens, anti-entropy — as a sans-IO [`Replica`](replica::Replica) driven by
+//!   `handle_*` inputs and `poll_*` outputs.
 //!
 //! # Invariants every type keeps
 //! - `join` is associative, commutative and idempotent, `bottom()` is its identity, and `leq` is the
@@ -25,6 +28,7 @@ mod id;
 mod lattice;
 #[cfg(feature = "quickcheck")]
 mod qc;
+pub mod replica;
 pub mod wire;
 
 pub use clock::{CausalContext, Causality, ClockError, Dot, Dvv, Hlc, HlcTimestamp, VectorClock};

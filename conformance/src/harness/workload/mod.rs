@@ -50,6 +50,12 @@ pub trait Workload {
         let _ = dice;
         client % nodes
     }
+    /// The fewest nodes on which the workload can show a violation at all, so that shrinking a
+    /// failing run does not spend re-runs on clusters too small to fail (sessions that hop
+    /// between nodes need two). Any size from 1 up still runs.
+    fn min_nodes(&self) -> usize {
+        1
+    }
     /// Sees every successful reply to `client`, e.g. to keep its session token.
     fn observe(&mut self, client: usize, reply: &serde_json::Map<String, Value>) {
         let _ = (client, reply);

@@ -64,6 +64,11 @@ impl Workload for Session {
         body
     }
 
+    fn min_nodes(&self) -> usize {
+        // On one node every session guarantee holds trivially: there is nowhere to hop to.
+        2
+    }
+
     fn node_for(&mut self, _client: usize, nodes: usize, dice: &mut Dice) -> usize {
         // Sessions move: every request goes to a node drawn at random.
         dice.below(nodes as u64) as usize

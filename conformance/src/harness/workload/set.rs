@@ -543,7 +543,7 @@ mod tests {
             &G_SET,
             &History {
                 events,
-                deliveries: Vec::new(),
+                ..History::default()
             },
             2,
         );

@@ -75,6 +75,14 @@ impl CausalContext {
         ctx
     }
 
+    /// The context made of a version vector and a cloud, if they are in compact form (every
+    /// cloud dot beyond a gap); `None` otherwise. Decoders use it so that a decoded context is one
+    /// the methods could have built.
+    pub(crate) fn from_parts(vv: VectorClock, cloud: BTreeSet<Dot>) -> Option<Self> {
+        let ctx = CausalContext { vv, cloud };
+        (ctx.is_compact() && ctx.cloud.iter().all(|d| d.counter > 0)).then_some(ctx)
+    }
+
     /// Whether this context has seen `dot`.
     pub fn contains(&self, dot: &Dot) -> bool {
         dot.counter <= self.vv.get(dot.replica) || self.cloud.contains(dot)
@@ -188,16 +196,11 @@ impl<'de> Deserialize<'de> for CausalContext {
             cloud: BTreeSet<Dot>,
         }
         let raw = Raw::deserialize(deserializer)?;
-        let ctx = CausalContext {
-            vv: raw.vv,
-            cloud: raw.cloud,
-        };
-        if !ctx.is_compact() {
-            return Err(serde::de::Error::custom(
+        CausalContext::from_parts(raw.vv, raw.cloud).ok_or_else(|| {
+            serde::de::Error::custom(
                 "causal context not compact: a cloud dot is covered by or adjacent to the vector",
-            ));
-        }
-        Ok(ctx)
+            )
+        })
     }
 }
 

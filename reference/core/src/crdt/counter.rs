@@ -40,6 +40,12 @@ impl GCounter {
         &self.counts
     }
 
+    /// The counter whose per-replica counts are `counts`. Any vector clock is a valid counter
+    /// state, so this cannot fail; decoders use it.
+    pub(crate) fn from_counts(counts: VectorClock) -> Self {
+        GCounter { counts }
+    }
+
     /// Adds `by` on behalf of `replica`; returns the delta (the new count of `replica` alone).
     pub fn increment(&mut self, replica: ReplicaId, by: u64) -> Result<GCounter, Overflow> {
         let count = self
@@ -92,6 +98,14 @@ impl PnCounter {
         // Each half is a sum of at most 2^64 u64 counts in practice far less; i128 holds the
         // difference of two u64-count sums over any realistic number of replicas.
         self.increments.value() as i128 - self.decrements.value() as i128
+    }
+
+    /// The counter made of an increments half and a decrements half (any pair is valid).
+    pub(crate) fn from_halves(increments: GCounter, decrements: GCounter) -> Self {
+        PnCounter {
+            increments,
+            decrements,
+        }
     }
 
     /// Adds `by` on behalf of `replica`; returns the delta.

@@ -40,6 +40,11 @@ impl<V: Ord + Clone> LwwRegister<V> {
         Self::default()
     }
 
+    /// The register holding `entry` (any entry, or none, is a valid state).
+    pub(crate) fn from_entry(entry: Option<LwwEntry<V>>) -> Self {
+        LwwRegister { entry }
+    }
+
     /// The winning value, if any write has been seen.
     pub fn get(&self) -> Option<&V> {
         self.entry.as_ref().map(|e| &e.value)

@@ -1,4 +1,4 @@
-use crate::{CausalContext, Dot, Dvv, Lattice, ReplicaId};
+use crate::{CausalContext, Dvv, Lattice, ReplicaId};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::cmp::Ordering;
 
@@ -43,7 +43,26 @@ impl<V: Clone + Eq> MvRegister<V> {
     pub fn new() -> Self {
         Self::default()
     }
+}
 
+impl<V> MvRegister<V> {
+    /// The register made of `siblings` and `ctx`, validated exactly as decoding validates:
+    /// siblings sorted by unique dots, every dot in the context.
+    pub(crate) fn from_parts(
+        siblings: Vec<Sibling<V>>,
+        ctx: CausalContext,
+    ) -> Result<Self, &'static str> {
+        if !siblings.windows(2).all(|w| w[0].dvv.dot() < w[1].dvv.dot()) {
+            return Err("mv-register siblings not sorted by unique dots");
+        }
+        if !siblings.iter().all(|s| ctx.contains(&s.dvv.dot())) {
+            return Err("mv-register sibling missing from its causal context");
+        }
+        Ok(MvRegister { siblings, ctx })
+    }
+}
+
+impl<V: Clone + Eq> MvRegister<V> {
     /// The current values: one, or several after concurrent writes, or none before any write.
     pub fn values(&self) -> impl ExactSizeIterator<Item = &V> {
         self.siblings.iter().map(|s| &s.value)
@@ -176,21 +195,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for MvRegister<V> {
             ctx: CausalContext,
         }
         let raw = Raw::<V>::deserialize(deserializer)?;
-        let dots: Vec<Dot> = raw.siblings.iter().map(|s| s.dvv.dot()).collect();
-        if !dots.windows(2).all(|w| w[0] < w[1]) {
-            return Err(D::Error::custom(
-                "mv-register siblings not sorted by unique dots",
-            ));
-        }
-        if !dots.iter().all(|d| raw.ctx.contains(d)) {
-            return Err(D::Error::custom(
-                "mv-register sibling missing from its causal context",
-            ));
-        }
-        Ok(MvRegister {
-            siblings: raw.siblings,
-            ctx: raw.ctx,
-        })
+        MvRegister::from_parts(raw.siblings, raw.ctx).map_err(D::Error::custom)
     }
 }
 

@@ -74,6 +74,46 @@ impl<E: Ord + Clone> OrSet<E> {
         self.entries.get(element).map_or(&[], |d| d.as_slice())
     }
 
+    /// The live elements with the dots keeping each alive, in element order.
+    pub(crate) fn entries(&self) -> impl ExactSizeIterator<Item = (&E, &[Dot])> {
+        self.entries.iter().map(|(e, d)| (e, d.as_slice()))
+    }
+}
+
+impl<E: Ord> OrSet<E> {
+    /// The set made of `entries` and `ctx`, validated exactly as decoding validates: every element
+    /// has at least one dot, its dots are sorted and unique, no dot tags two elements, every dot
+    /// is in the context and no element is listed twice.
+    pub(crate) fn from_parts(
+        entries: impl IntoIterator<Item = (E, Vec<Dot>)>,
+        ctx: CausalContext,
+    ) -> Result<Self, &'static str> {
+        let mut map = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for (element, dots) in entries {
+            if dots.is_empty() {
+                return Err("or-set element without dots");
+            }
+            if !dots.windows(2).all(|w| w[0] < w[1]) {
+                return Err("or-set dots not sorted and unique");
+            }
+            for dot in &dots {
+                if !ctx.contains(dot) {
+                    return Err("or-set dot missing from its causal context");
+                }
+                if !seen.insert(*dot) {
+                    return Err("or-set dot tags two elements");
+                }
+            }
+            if map.insert(element, Dots::from_vec(dots)).is_some() {
+                return Err("or-set element listed twice");
+            }
+        }
+        Ok(OrSet { entries: map, ctx })
+    }
+}
+
+impl<E: Ord + Clone> OrSet<E> {
     /// Adds `element` on behalf of `replica`; returns the delta.
     ///
     /// The new dot replaces the element's old dots, which the delta's context marks as seen: the
@@ -258,33 +298,7 @@ impl<'de, E: Ord + Deserialize<'de>> Deserialize<'de> for OrSet<E> {
             ctx: CausalContext,
         }
         let raw = Raw::<E>::deserialize(deserializer)?;
-        let mut entries = BTreeMap::new();
-        let mut seen = BTreeSet::new();
-        for (element, dots) in raw.entries {
-            if dots.is_empty() {
-                return Err(D::Error::custom("or-set element without dots"));
-            }
-            if !dots.windows(2).all(|w| w[0] < w[1]) {
-                return Err(D::Error::custom("or-set dots not sorted and unique"));
-            }
-            for dot in &dots {
-                if !raw.ctx.contains(dot) {
-                    return Err(D::Error::custom(
-                        "or-set dot missing from its causal context",
-                    ));
-                }
-                if !seen.insert(*dot) {
-                    return Err(D::Error::custom("or-set dot tags two elements"));
-                }
-            }
-            if entries.insert(element, Dots::from_vec(dots)).is_some() {
-                return Err(D::Error::custom("or-set element listed twice"));
-            }
-        }
-        Ok(OrSet {
-            entries,
-            ctx: raw.ctx,
-        })
+        OrSet::from_parts(raw.entries, raw.ctx).map_err(D::Error::custom)
     }
 }
 

@@ -1,0 +1,399 @@
+//! Configuration: who is in the cluster, how they are wired, and every limit.
+//!
+//! Every queue, batch, window and wait has a bound here, with the unit last in its name.
+
+use crate::ReplicaId;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// A region: a set of replicas close to each other (one data centre).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegionId(pub u32);
+
+/// How replicas are wired for replication and anti-entropy.
+///
+/// Replicas of one region always form a full mesh among themselves; the topology says which
+/// cross-region links exist. [`Config::neighbours`] is the one place that turns this into links,
+/// and every message a replica sends goes to a neighbour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Topology {
+    /// Every replica talks to every other: one hop, O(n²) links.
+    #[default]
+    FullMesh,
+    /// Every replica of the hub region talks to every replica of the other regions, which talk
+    /// only through the hub: two hops, O(n) links, the hub is critical.
+    HubSpoke {
+        /// The hub region.
+        hub: RegionId,
+    },
+    /// Regions in a ring, in region-id order; each talks to its two neighbours' replicas.
+    Ring,
+    /// Each region's super-node (its smallest replica id) talks to every other region's
+    /// super-node; the other replicas talk only within their region.
+    Hierarchical,
+}
+
+/// A deliberately broken variant of the protocol.
+///
+/// These exist only so that the simulator, the conformance harness and the models can prove
+/// that they catch the bug; a correct deployment never sets one ([`Config::bug`] defaults to
+/// `None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bug {
+    /// Applies every received oplog entry without the `(origin, seq)` dedup, so duplicated or
+    /// re-sent batches are applied again (counters over-count; the frontier still advances only
+    /// contiguously).
+    ApplyWithoutDedup,
+    /// Reads ignore the request's session token and answer from whatever state is local: stale
+    /// reads after moving regions.
+    ReadIgnoresToken,
+    /// Anti-entropy drops the last differing subtree at every level yet still completes the
+    /// round and claims the peer's frontier: a frontier claim the state does not back.
+    AeSkipsSubtree,
+}
+
+/// Everything a replica needs to know before it starts. The same cluster description (all but
+/// `me`) must be given to every replica.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// This replica.
+    pub me: ReplicaId,
+    /// Every replica of the cluster with its region, this one included. Order does not matter.
+    pub replicas: Vec<(ReplicaId, RegionId)>,
+    /// Cross-region wiring.
+    pub topology: Topology,
+    /// Seeds the only randomness the replica uses: the jitter of its anti-entropy timer.
+    pub seed: u64,
+    /// Most oplog entries in one replication batch.
+    pub batch_entries_max: usize,
+    /// Most encoded bytes of entries in one batch (a single larger entry still goes alone).
+    pub batch_bytes_max: usize,
+    /// Longest an entry waits for a batch to fill before it is sent.
+    pub batch_delay_ms: u64,
+    /// Batches whose encoded entries reach this size are LZ4-compressed.
+    pub compress_threshold_bytes: usize,
+    /// Most entries sent to one peer and not yet acknowledged (the go-back-N window).
+    pub window_entries: u64,
+    /// Time without acknowledgement progress after which a peer's unacknowledged entries are sent
+    /// again from its acknowledged point. Doubles with each consecutive timeout, up to 16 times.
+    pub retransmit_ms: u64,
+    /// Most oplog entries kept; beyond it the oldest are truncated even if a peer still needs
+    /// them, and anti-entropy repairs that peer.
+    pub oplog_entries_max: usize,
+    /// Period of the anti-entropy exchange with each neighbour.
+    pub ae_interval_ms: u64,
+    /// An anti-entropy round not finished after this long is abandoned.
+    pub ae_timeout_ms: u64,
+    /// Fan-out of the Merkle tree is `2^merkle_fanout_bits`.
+    pub merkle_fanout_bits: u8,
+    /// Levels below the root of the Merkle tree.
+    pub merkle_depth: u8,
+    /// Most key states shipped in one anti-entropy reply; a round that would ship more ships
+    /// this many and does not complete (the next round goes on).
+    pub ae_keys_max: usize,
+    /// Deadline of a quorum operation (LOCAL_QUORUM, GLOBAL_QUORUM).
+    pub quorum_timeout_ms: u64,
+    /// Longest a request waits for its session token to be covered.
+    pub session_wait_ms: u64,
+    /// Most requests waiting at once, for quorums and session tokens together.
+    pub pending_max: usize,
+    /// Remote HLC timestamps further ahead of local time than this are not absorbed.
+    pub max_drift_ms: u64,
+    /// Largest peer message accepted, compressed or not.
+    pub message_bytes_max: usize,
+    /// Whether to record what changes for [`Replica::take_durable`](super::Replica::take_durable).
+    /// A shell that persists turns it on; the simulator and models leave it off and pay nothing.
+    pub track_durable: bool,
+    /// A deliberately broken variant, for testing the testers. `None` in any real use.
+    pub bug: Option<Bug>,
+}
+
+/// A configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `me` is not among `replicas`.
+    #[error("replica {0} is not in the replica list")]
+    NotAMember(ReplicaId),
+    /// A replica is listed twice.
+    #[error("replica {0} is listed twice")]
+    Duplicate(ReplicaId),
+    /// The hub of a hub-spoke topology has no replica.
+    #[error("hub region {0:?} has no replica")]
+    NoHub(RegionId),
+    /// Some replica cannot reach another through the topology.
+    #[error("the topology does not connect every replica")]
+    Disconnected,
+    /// A limit is out of range.
+    #[error("bad limit: {0}")]
+    Limit(&'static str),
+}
+
+impl Config {
+    /// A configuration with the default limits: full mesh, 1 ms batching, 2 s quorum deadline.
+    pub fn new(me: ReplicaId, replicas: Vec<(ReplicaId, RegionId)>) -> Self {
+        Config {
+            me,
+            replicas,
+            topology: Topology::FullMesh,
+            seed: 0,
+            batch_entries_max: 256,
+            batch_bytes_max: 64 * 1024,
+            batch_delay_ms: 1,
+            compress_threshold_bytes: 512,
+            window_entries: 4096,
+            retransmit_ms: 200,
+            oplog_entries_max: 100_000,
+            ae_interval_ms: 1_000,
+            ae_timeout_ms: 2_000,
+            merkle_fanout_bits: 4,
+            merkle_depth: 3,
+            ae_keys_max: 1_024,
+            quorum_timeout_ms: 2_000,
+            session_wait_ms: 1_000,
+            pending_max: 1_024,
+            max_drift_ms: 500,
+            message_bytes_max: 16 * 1024 * 1024,
+            track_durable: false,
+            bug: None,
+        }
+    }
+
+    /// `regions × per_region` replicas, ids `0..`, region `r` holding ids
+    /// `r*per_region .. (r+1)*per_region`: the layout tests and the simulator use.
+    pub fn grid(me: u64, regions: u32, per_region: u32) -> Self {
+        let replicas = (0..regions)
+            .flat_map(|r| {
+                (0..per_region)
+                    .map(move |i| (ReplicaId(u64::from(r * per_region + i)), RegionId(r)))
+            })
+            .collect();
+        Config::new(ReplicaId(me), replicas)
+    }
+
+    /// The region of `replica`, if it is a member.
+    pub fn region_of(&self, replica: ReplicaId) -> Option<RegionId> {
+        self.replicas
+            .iter()
+            .find(|(r, _)| *r == replica)
+            .map(|&(_, g)| g)
+    }
+
+    /// Whether `a` and `b` (distinct members) are linked by the topology. This is the one
+    /// definition of the wiring; routes and forwarding derive from it.
+    pub fn linked(&self, a: ReplicaId, b: ReplicaId) -> bool {
+        if a == b {
+            return false;
+        }
+        let (Some(ga), Some(gb)) = (self.region_of(a), self.region_of(b)) else {
+            return false;
+        };
+        if ga == gb {
+            return true;
+        }
+        match self.topology {
+            Topology::FullMesh => true,
+            Topology::HubSpoke { hub } => ga == hub || gb == hub,
+            Topology::Ring => {
+                let regions = self.regions();
+                let n = regions.len();
+                let pos = |g| regions.iter().position(|&(x, _)| x == g).unwrap_or(0);
+                let (i, j) = (pos(ga), pos(gb));
+                (i + 1) % n == j || (j + 1) % n == i
+            }
+            Topology::Hierarchical => {
+                self.super_node(ga) == Some(a) && self.super_node(gb) == Some(b)
+            }
+        }
+    }
+
+    /// The neighbours of `replica`, sorted.
+    pub fn neighbours(&self, replica: ReplicaId) -> Vec<ReplicaId> {
+        let mut out: Vec<ReplicaId> = self
+            .replicas
+            .iter()
+            .map(|&(r, _)| r)
+            .filter(|&r| self.linked(replica, r))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The regions with their replicas, both sorted.
+    pub fn regions(&self) -> Vec<(RegionId, Vec<ReplicaId>)> {
+        let mut map: BTreeMap<RegionId, Vec<ReplicaId>> = BTreeMap::new();
+        for &(r, g) in &self.replicas {
+            map.entry(g).or_default().push(r);
+        }
+        map.into_iter()
+            .map(|(g, mut rs)| {
+                rs.sort();
+                (g, rs)
+            })
+            .collect()
+    }
+
+    fn super_node(&self, region: RegionId) -> Option<ReplicaId> {
+        self.replicas
+            .iter()
+            .filter(|&&(_, g)| g == region)
+            .map(|&(r, _)| r)
+            .min()
+    }
+
+    /// Checks the configuration and derives the routing tables.
+    pub(crate) fn validate(&self) -> Result<Routes, ConfigError> {
+        let mut seen = BTreeSet::new();
+        for &(r, _) in &self.replicas {
+            if !seen.insert(r) {
+                return Err(ConfigError::Duplicate(r));
+            }
+        }
+        if !seen.contains(&self.me) {
+            return Err(ConfigError::NotAMember(self.me));
+        }
+        if let Topology::HubSpoke { hub } = self.topology
+            && self.super_node(hub).is_none()
+        {
+            return Err(ConfigError::NoHub(hub));
+        }
+        if !(1..=8).contains(&self.merkle_fanout_bits)
+            || !(1..=4).contains(&self.merkle_depth)
+            || u32::from(self.merkle_fanout_bits) * u32::from(self.merkle_depth) > 16
+        {
+            return Err(ConfigError::Limit(
+                "merkle_fanout_bits in 1..=8, merkle_depth in 1..=4, at most 2^16 leaves",
+            ));
+        }
+        if self.batch_entries_max == 0 || self.window_entries == 0 || self.ae_keys_max == 0 {
+            return Err(ConfigError::Limit(
+                "batch_entries_max, window_entries and ae_keys_max must be positive",
+            ));
+        }
+        if self.retransmit_ms == 0 || self.ae_interval_ms == 0 {
+            return Err(ConfigError::Limit(
+                "retransmit_ms and ae_interval_ms must be positive",
+            ));
+        }
+        Routes::compute(self)
+    }
+}
+
+/// Shortest-path routes over the topology, derived once from the configuration.
+///
+/// `next_hop[(x, o)]` is the neighbour of `x` on a shortest path from `x` to `o`, chosen by a
+/// breadth-first search from `o` that visits neighbours in id order, so that every replica
+/// computes the same table. Read the other way, the parent links of the search from `o` form a
+/// spanning tree rooted at `o`: `o`'s writes flow down that tree, each replica forwarding them to
+/// the neighbours whose next hop towards `o` is itself (its *children* for `o`). Every replica
+/// then receives each origin's writes from exactly one neighbour, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Routes {
+    next_hop: BTreeMap<(ReplicaId, ReplicaId), ReplicaId>,
+}
+
+impl Routes {
+    fn compute(config: &Config) -> Result<Routes, ConfigError> {
+        let ids: Vec<ReplicaId> = {
+            let mut v: Vec<ReplicaId> = config.replicas.iter().map(|&(r, _)| r).collect();
+            v.sort();
+            v
+        };
+        let adjacency: BTreeMap<ReplicaId, Vec<ReplicaId>> =
+            ids.iter().map(|&r| (r, config.neighbours(r))).collect();
+        let mut next_hop = BTreeMap::new();
+        for &root in &ids {
+            let mut visited = BTreeSet::from([root]);
+            let mut queue = VecDeque::from([root]);
+            while let Some(x) = queue.pop_front() {
+                for &n in &adjacency[&x] {
+                    if visited.insert(n) {
+                        // `n` reaches `root` through `x`.
+                        next_hop.insert((n, root), x);
+                        queue.push_back(n);
+                    }
+                }
+            }
+            if visited.len() != ids.len() {
+                return Err(ConfigError::Disconnected);
+            }
+        }
+        Ok(Routes { next_hop })
+    }
+
+    /// The neighbour of `from` on the route to `to` (`to` itself when they are linked).
+    pub(crate) fn next_hop(&self, from: ReplicaId, to: ReplicaId) -> Option<ReplicaId> {
+        self.next_hop.get(&(from, to)).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(regions: u32, per: u32, topology: Topology) -> Config {
+        let mut c = Config::grid(0, regions, per);
+        c.topology = topology;
+        c
+    }
+
+    fn ids(v: &[u64]) -> Vec<ReplicaId> {
+        v.iter().map(|&i| ReplicaId(i)).collect()
+    }
+
+    #[test]
+    fn each_topology_links_what_it_says() {
+        let mesh = config(3, 2, Topology::FullMesh);
+        assert_eq!(mesh.neighbours(ReplicaId(0)), ids(&[1, 2, 3, 4, 5]));
+        let hub = config(3, 2, Topology::HubSpoke { hub: RegionId(1) });
+        assert_eq!(hub.neighbours(ReplicaId(0)), ids(&[1, 2, 3]));
+        assert_eq!(hub.neighbours(ReplicaId(2)), ids(&[0, 1, 3, 4, 5]));
+        let ring = config(4, 1, Topology::Ring);
+        assert_eq!(ring.neighbours(ReplicaId(0)), ids(&[1, 3]));
+        assert_eq!(ring.neighbours(ReplicaId(2)), ids(&[1, 3]));
+        let tree = config(3, 2, Topology::Hierarchical);
+        assert_eq!(tree.neighbours(ReplicaId(0)), ids(&[1, 2, 4]));
+        assert_eq!(tree.neighbours(ReplicaId(1)), ids(&[0]));
+    }
+
+    #[test]
+    fn routes_follow_shortest_paths_and_agree_everywhere() {
+        let ring = config(5, 1, Topology::Ring);
+        let routes = ring.validate().unwrap();
+        assert_eq!(
+            routes.next_hop(ReplicaId(0), ReplicaId(2)),
+            Some(ReplicaId(1))
+        );
+        assert_eq!(
+            routes.next_hop(ReplicaId(0), ReplicaId(3)),
+            Some(ReplicaId(4))
+        );
+        assert_eq!(
+            routes.next_hop(ReplicaId(0), ReplicaId(1)),
+            Some(ReplicaId(1))
+        );
+        let tree = config(3, 2, Topology::Hierarchical);
+        let routes = tree.validate().unwrap();
+        // A non-super-node reaches another region through its super-node.
+        assert_eq!(
+            routes.next_hop(ReplicaId(1), ReplicaId(5)),
+            Some(ReplicaId(0))
+        );
+        assert_eq!(
+            routes.next_hop(ReplicaId(0), ReplicaId(5)),
+            Some(ReplicaId(4))
+        );
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        let mut c = Config::grid(9, 2, 1);
+        assert_eq!(c.validate(), Err(ConfigError::NotAMember(ReplicaId(9))));
+        c.me = ReplicaId(0);
+        c.replicas.push((ReplicaId(1), RegionId(0)));
+        assert_eq!(c.validate(), Err(ConfigError::Duplicate(ReplicaId(1))));
+        let mut c = config(2, 1, Topology::HubSpoke { hub: RegionId(7) });
+        assert_eq!(c.validate(), Err(ConfigError::NoHub(RegionId(7))));
+        c.topology = Topology::FullMesh;
+        c.merkle_depth = 5;
+        assert!(matches!(c.validate(), Err(ConfigError::Limit(_))));
+    }
+}

@@ -1,0 +1,354 @@
+//! Anti-entropy: Merkle-tree rounds that repair what replication missed, and the frontier claim
+//! that lets a repaired replica answer session tokens again.
+//!
+//! # The tree
+//! Fixed fan-out `2^merkle_fanout_bits` and depth `merkle_depth` (16 × 3 levels by default,
+//! 4096 leaves). A key sits in the leaf named by the top bits of `xxh3(key)`; its item hash is
+//! `xxh3(canonical state, seed = xxh3(key))`; a node holds the wrapping sum of the item hashes
+//! below it. The keyspace updates the leaf and its ancestors on every change (O(depth)), so a
+//! round never rehashes anything. Sums make the tree independent of insertion order; a 64-bit
+//! collision is the (accepted) way two different keyspaces could look equal.
+//!
+//! # A round
+//! Every `ae_interval_ms` (plus seeded jitter) a replica *pulls* from each neighbour it is not
+//! already pulling from:
+//! 1. puller → `AeProbe { level 0, [root] }`;
+//! 2. responder → `AeDiff { differing, claim: (F, V) }`: the probed nodes whose hashes differ,
+//!    and, on the root level only, its frontier and horizon at that moment `t0`;
+//! 3. puller → `AeProbe { level + 1, every child of every differing node }`, and so on: it
+//!    descends only into differing subtrees;
+//! 4. at the leaves the responder answers `AeKeys`: its states of every key in the differing
+//!    leaves (at most `ae_keys_max` of them and half the message limit in bytes; `complete =
+//!    false` if cut short) and its current horizon.
+//!
+//! The puller joins the states (each key that changes is a *repair*) and raises its horizon by
+//! the responder's (the states are built from entries below it). The responder keeps no round
+//! state. A round not finished by `ae_timeout_ms` is abandoned; any lost message just ends it.
+//!
+//! # The frontier claim
+//! When a round completes — no differing node, or `AeKeys` with `complete` — the puller sets
+//! `F := F ⊔ F_resp(t0)` (and `V := V ⊔ V_resp(t0)`). Why that is sound: for every key, either
+//! some ancestor node (or its leaf) compared equal — the puller's subtree at the time it sent
+//! its hash equalled the responder's at a time after `t0`, and states only grow — or the key's
+//! leaf differed and the responder shipped its state after `t0`, which the puller joined. Either
+//! way the puller's state is now above the responder's state at `t0`, which is above the delta
+//! of every entry `≤ F_resp(t0)`. So the puller holds every entry it claims, which is exactly
+//! the frontier invariant session tokens rely on (see `session`). A claim is what un-sticks a
+//! replica whose missing entries were truncated everywhere: the oplog cannot resend them, and
+//! after the claim neither side needs it to.
+//!
+//! [`Bug::AeSkipsSubtree`](super::Bug::AeSkipsSubtree) drops one differing subtree per level and
+//! still lets the round complete: the claim then covers keys that were never shipped.
+
+use super::config::{Bug, Config};
+use super::msg::{AeClaim, AeDiff, AeKeys, AeProbe, PeerMsg};
+use super::{Replica, Transmit};
+use crate::{ReplicaId, VectorClock};
+use std::collections::BTreeMap;
+
+/// The puller's side of anti-entropy.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct AntiEntropy {
+    /// When the next rounds start (`None` without neighbours).
+    next_at: Option<u64>,
+    next_round: u64,
+    /// Jitter generator state (seeded from the configuration).
+    rng: u64,
+    /// The round in progress with each neighbour.
+    rounds: BTreeMap<ReplicaId, Round>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Round {
+    id: u64,
+    /// The level last probed.
+    level: u8,
+    /// The responder's frontier and horizon at the root probe.
+    claim: Option<AeClaim>,
+    deadline_ms: u64,
+}
+
+impl AntiEntropy {
+    pub(crate) fn new(seed: u64) -> Self {
+        AntiEntropy {
+            next_at: None,
+            next_round: 0,
+            rng: seed,
+            rounds: BTreeMap::new(),
+        }
+    }
+
+    /// Arms the first exchange, jittered so that replicas started together do not pull in step.
+    pub(crate) fn schedule_first(&mut self, now_ms: u64, config: &Config) {
+        if config.neighbours(config.me).is_empty() {
+            return;
+        }
+        self.schedule(now_ms, config.ae_interval_ms);
+    }
+
+    fn schedule(&mut self, now_ms: u64, interval_ms: u64) {
+        let jitter = splitmix64(&mut self.rng) % (interval_ms / 4 + 1);
+        self.next_at = Some(now_ms + interval_ms + jitter);
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        let rounds = self.rounds.values().map(|r| r.deadline_ms).min();
+        match (self.next_at, rounds) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed generator for the timer jitter.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Replica {
+    /// Abandons overdue rounds and starts the periodic ones.
+    pub(super) fn ae_timers(&mut self) {
+        let now = self.now_ms;
+        let overdue: Vec<ReplicaId> = self
+            .ae
+            .rounds
+            .iter()
+            .filter(|(_, r)| r.deadline_ms <= now)
+            .map(|(&p, _)| p)
+            .collect();
+        for p in overdue {
+            self.ae.rounds.remove(&p);
+            self.metrics.0.ae_rounds_abandoned += 1;
+        }
+        if self.ae.next_at.is_some_and(|t| t <= now) {
+            let shared = self.shared.clone();
+            for &p in &shared.neighbours {
+                if !self.ae.rounds.contains_key(&p) {
+                    self.start_round(p);
+                }
+            }
+            self.ae.schedule(now, shared.config.ae_interval_ms);
+        }
+    }
+
+    /// Starts pulling from `p` now (tests and shells may force a round).
+    pub fn start_anti_entropy(&mut self, now_ms: u64, p: ReplicaId) {
+        self.advance(now_ms);
+        if self.peers.contains_key(&p) && !self.ae.rounds.contains_key(&p) {
+            self.start_round(p);
+        }
+        self.after_input();
+    }
+
+    fn start_round(&mut self, p: ReplicaId) {
+        self.ae.next_round += 1;
+        let id = self.ae.next_round;
+        self.ae.rounds.insert(
+            p,
+            Round {
+                id,
+                level: 0,
+                claim: None,
+                deadline_ms: self.now_ms + self.shared.config.ae_timeout_ms,
+            },
+        );
+        self.metrics.0.ae_rounds += 1;
+        let probe = AeProbe {
+            round: id,
+            level: 0,
+            nodes: vec![(0, self.keys.tree().root())],
+        };
+        self.send(p, PeerMsg::AeProbe(probe));
+    }
+
+    fn send(&mut self, to: ReplicaId, msg: PeerMsg) {
+        self.transmits.push_back(Transmit {
+            to,
+            payload: msg.encode(),
+        });
+    }
+
+    /// Responder: compare the probed nodes, answer with the differing ones or their keys.
+    pub(super) fn on_ae_probe(&mut self, from: ReplicaId, probe: AeProbe) {
+        let tree = self.keys.tree();
+        if probe.level > tree.depth()
+            || probe
+                .nodes
+                .iter()
+                .any(|&(i, _)| i >= tree.width(probe.level))
+        {
+            self.metrics.0.invalid_messages += 1;
+            return;
+        }
+        let mut differing: Vec<u32> = probe
+            .nodes
+            .iter()
+            .filter(|&&(i, h)| tree.node(probe.level, i) != Some(h))
+            .map(|&(i, _)| i)
+            .collect();
+        if self.shared.config.bug == Some(Bug::AeSkipsSubtree) {
+            differing.pop();
+        }
+        if probe.level < tree.depth() {
+            let claim = (probe.level == 0).then(|| AeClaim {
+                frontier: self.frontier.clone(),
+                horizon: self.horizon.clone(),
+            });
+            let diff = AeDiff {
+                round: probe.round,
+                level: probe.level,
+                differing,
+                claim,
+            };
+            self.send(from, PeerMsg::AeDiff(diff));
+            return;
+        }
+        // Bounded in keys and in bytes (half the message limit, so the reply always decodes).
+        let max = self.shared.config.ae_keys_max;
+        let bytes_max = self.shared.config.message_bytes_max / 2;
+        let mut bytes = 0;
+        let mut states = Vec::new();
+        let mut complete = true;
+        'leaves: for leaf in differing {
+            for (k, s) in self.keys.leaf(leaf) {
+                let size = k.len() + s.encode().len();
+                if states.len() == max || (!states.is_empty() && bytes + size > bytes_max) {
+                    complete = false;
+                    break 'leaves;
+                }
+                bytes += size;
+                states.push((k.clone(), s.clone()));
+            }
+        }
+        let keys = AeKeys {
+            round: probe.round,
+            states,
+            horizon: self.horizon.clone(),
+            complete,
+        };
+        self.send(from, PeerMsg::AeKeys(keys));
+    }
+
+    /// Whether a frontier or horizon from a peer is possible: only members, and none of our own
+    /// writes beyond what we issued.
+    fn plausible(&self, vv: &VectorClock) -> bool {
+        vv.iter().all(|(o, _)| self.shared.members.contains(&o))
+            && vv.get(self.id()) <= self.last_seq
+    }
+
+    /// Puller: descend into the differing nodes, or finish the round.
+    pub(super) fn on_ae_diff(&mut self, from: ReplicaId, diff: AeDiff) {
+        let Some(round) = self.ae.rounds.get(&from) else {
+            self.metrics.0.stale_replies += 1;
+            return;
+        };
+        if diff.round != round.id || diff.level != round.level {
+            self.metrics.0.stale_replies += 1;
+            return;
+        }
+        let tree = self.keys.tree();
+        let claim_ok = match &diff.claim {
+            Some(c) => {
+                diff.level == 0
+                    && self.plausible(&c.frontier)
+                    && self.plausible(&c.horizon)
+                    && c.horizon.dominates(&c.frontier)
+            }
+            None => diff.level != 0,
+        };
+        if !claim_ok
+            || diff.level >= tree.depth()
+            || diff.differing.iter().any(|&i| i >= tree.width(diff.level))
+        {
+            self.metrics.0.invalid_messages += 1;
+            self.ae.rounds.remove(&from);
+            self.metrics.0.ae_rounds_abandoned += 1;
+            return;
+        }
+        let level = diff.level + 1;
+        let fanout = tree.fanout();
+        let nodes: Vec<(u32, u64)> = diff
+            .differing
+            .iter()
+            .flat_map(|&i| (0..fanout).map(move |c| i * fanout + c))
+            .map(|i| (i, tree.node(level, i).unwrap_or(0)))
+            .collect();
+        let Some(round) = self.ae.rounds.get_mut(&from) else {
+            return;
+        };
+        if let Some(c) = diff.claim {
+            round.claim = Some(c);
+        }
+        if nodes.is_empty() {
+            self.complete_round(from);
+            return;
+        }
+        round.level = level;
+        let probe = AeProbe {
+            round: round.id,
+            level,
+            nodes,
+        };
+        self.send(from, PeerMsg::AeProbe(probe));
+    }
+
+    /// Puller: join the shipped states; a complete answer completes the round.
+    pub(super) fn on_ae_keys(&mut self, from: ReplicaId, keys: AeKeys) {
+        let Some(round) = self.ae.rounds.get(&from) else {
+            self.metrics.0.stale_replies += 1;
+            return;
+        };
+        if keys.round != round.id || round.level != self.keys.tree().depth() {
+            self.metrics.0.stale_replies += 1;
+            return;
+        }
+        if !self.plausible(&keys.horizon) {
+            self.metrics.0.invalid_messages += 1;
+            self.ae.rounds.remove(&from);
+            self.metrics.0.ae_rounds_abandoned += 1;
+            return;
+        }
+        for (key, state) in keys.states {
+            let (changed, conflict) = self.keys.join(&key, state);
+            if changed {
+                self.metrics.0.ae_keys_repaired += 1;
+                self.journal_key(&key);
+            }
+            if conflict {
+                self.metrics.0.type_conflicts += 1;
+            }
+        }
+        // The shipped states are built from entries below the responder's horizon.
+        self.raise_horizon(&keys.horizon);
+        if keys.complete {
+            self.complete_round(from);
+        } else {
+            self.ae.rounds.remove(&from);
+            self.metrics.0.ae_rounds_abandoned += 1;
+        }
+    }
+
+    /// Ends the round with `p` and makes its frontier claim (see the module documentation).
+    fn complete_round(&mut self, p: ReplicaId) {
+        let Some(round) = self.ae.rounds.remove(&p) else {
+            return;
+        };
+        self.metrics.0.ae_rounds_completed += 1;
+        let Some(claim) = round.claim else {
+            return;
+        };
+        self.raise_horizon(&claim.horizon);
+        if !self.frontier.dominates(&claim.frontier) {
+            self.frontier.merge(&claim.frontier);
+            self.journal_meta();
+            self.metrics.0.ae_frontier_claims += 1;
+            self.on_frontier_advanced();
+            // Senders stuck behind a truncation point learn that we moved on.
+            self.ack_all();
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! Peer messages and their validated binary encoding.
+//!
+//! # Frame
+//! ```text
+//! +------+---------+-----+--------------------------------------------+
+//! | 0xC7 | version | tag | body (per tag; batches may be LZ4-compressed) |
+//! +------+---------+-----+--------------------------------------------+
+//! ```
+//! A batch body starts with a flags byte: bit 0 set means the rest is a varint uncompressed
+//! length followed by an LZ4 block of `count, entries…`; clear means `count, entries…` as is.
+//! The announced length is checked against the message limit before anything is allocated, and
+//! the block must decompress to exactly that length.
+//!
+//! # Invariants
+//! - [`PeerMsg::decode`] never panics, allocates at most what the limit allows, and refuses
+//!   trailing bytes, unknown tags and values that break an invariant (see `codec`).
+//! - What decodes re-encodes (uncompressed) to bytes that decode to the same message.
+//!
+//! Semantic checks that need the receiver's state (is the sender a neighbour, does a Merkle node
+//! exist, does an ack claim writes that were never issued) are made by the replica on receipt.
+
+use super::api::Key;
+use super::codec::{
+    DecodeError, Reader, put_key, put_replica, put_state, put_varint, put_vv, read_key,
+    read_replica, read_state, read_vv,
+};
+use super::keyspace::KeyState;
+use super::oplog::Entry;
+use crate::{ReplicaId, VectorClock};
+
+/// First byte of every peer message.
+pub const MSG_MAGIC: u8 = 0xC7;
+/// The message format version this build speaks.
+pub const MSG_VERSION: u8 = 1;
+/// Message size limit [`PeerMsg::decode`] applies.
+pub const DEFAULT_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+const TAG_BATCH: u8 = 1;
+const TAG_ACK: u8 = 2;
+const TAG_ROUTED: u8 = 3;
+const TAG_AE_PROBE: u8 = 4;
+const TAG_AE_DIFF: u8 = 5;
+const TAG_AE_KEYS: u8 = 6;
+
+const ROUTED_QUERY: u8 = 0;
+const ROUTED_QUERY_REPLY: u8 = 1;
+
+/// One message between neighbouring replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PeerMsg {
+    /// Oplog entries, of one or more origins, each origin's in sequence order.
+    Batch(Vec<Entry>),
+    /// The sender's frontier after applying a batch: a cumulative acknowledgement.
+    Ack(Ack),
+    /// A point-to-point message, relayed hop by hop along the topology's routes.
+    Routed(Routed),
+    /// Anti-entropy: the puller's Merkle hashes of some nodes of one level.
+    AeProbe(AeProbe),
+    /// Anti-entropy: which of the probed nodes differ at the responder.
+    AeDiff(AeDiff),
+    /// Anti-entropy: the responder's states of every key in the differing leaves.
+    AeKeys(AeKeys),
+}
+
+/// A cumulative acknowledgement.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ack {
+    /// For each origin, the highest sequence number the sender has applied in order (and made
+    /// durable).
+    pub frontier: VectorClock,
+    /// What the sender knows of other replicas' frontiers, so that quorum waits work when the
+    /// writer is not linked to every replica. Empty in a full mesh, where every replica hears
+    /// every ack first-hand. Sorted by replica, unique.
+    pub table: Vec<(ReplicaId, VectorClock)>,
+}
+
+/// A message for a replica that may not be a neighbour.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Routed {
+    /// The replica that wrote it.
+    pub src: ReplicaId,
+    /// The replica it is for.
+    pub dst: ReplicaId,
+    /// Hops left; a relay drops a message whose budget is spent (a routing loop cannot live).
+    pub ttl: u8,
+    /// The payload.
+    pub body: RoutedBody,
+}
+
+/// What a routed message carries: the two halves of a quorum query.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RoutedBody {
+    /// "Send me your state of `key`" for quorum operation `op` of the source.
+    Query {
+        /// The querier's operation id.
+        op: u64,
+        /// The key.
+        key: Key,
+    },
+    /// The answer.
+    QueryReply {
+        /// The querier's operation id.
+        op: u64,
+        /// The responder's state of the key, `None` if absent.
+        state: Option<KeyState>,
+        /// The responder's horizon: its state is built from entries at or below it.
+        horizon: VectorClock,
+    },
+}
+
+/// The puller's hashes of nodes at one level of the Merkle tree.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AeProbe {
+    /// The puller's round id.
+    pub round: u64,
+    /// The level (0 is the root).
+    pub level: u8,
+    /// `(node index, hash)`, indices strictly increasing.
+    pub nodes: Vec<(u32, u64)>,
+}
+
+/// The responder's answer to a probe above the leaves.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AeDiff {
+    /// The puller's round id.
+    pub round: u64,
+    /// The level probed.
+    pub level: u8,
+    /// Indices of the probed nodes whose hashes differ, strictly increasing.
+    pub differing: Vec<u32>,
+    /// On the answer to the root probe only: the responder's frontier and horizon at that
+    /// moment, which the puller may claim once the round completes.
+    pub claim: Option<AeClaim>,
+}
+
+/// A responder's frontier and horizon at the start of a round.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AeClaim {
+    /// Its frontier.
+    pub frontier: VectorClock,
+    /// Its horizon.
+    pub horizon: VectorClock,
+}
+
+/// The responder's states of the keys in the differing leaves.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AeKeys {
+    /// The puller's round id.
+    pub round: u64,
+    /// Keys and states.
+    pub states: Vec<(Key, KeyState)>,
+    /// The responder's horizon when it sent them.
+    pub horizon: VectorClock,
+    /// Whether every differing leaf was shipped whole (false when the key cap cut it short).
+    pub complete: bool,
+}
+
+impl PeerMsg {
+    /// The uncompressed encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![MSG_MAGIC, MSG_VERSION];
+        match self {
+            PeerMsg::Batch(entries) => {
+                out.push(TAG_BATCH);
+                out.push(0);
+                put_varint(&mut out, entries.len() as u64);
+                for e in entries {
+                    e.encode_into(&mut out);
+                }
+            }
+            PeerMsg::Ack(ack) => {
+                out.push(TAG_ACK);
+                put_ack(&mut out, ack);
+            }
+            PeerMsg::Routed(m) => {
+                out.push(TAG_ROUTED);
+                put_replica(&mut out, m.src);
+                put_replica(&mut out, m.dst);
+                out.push(m.ttl);
+                match &m.body {
+                    RoutedBody::Query { op, key } => {
+                        out.push(ROUTED_QUERY);
+                        put_varint(&mut out, *op);
+                        put_key(&mut out, key);
+                    }
+                    RoutedBody::QueryReply { op, state, horizon } => {
+                        out.push(ROUTED_QUERY_REPLY);
+                        put_varint(&mut out, *op);
+                        match state {
+                            None => out.push(0),
+                            Some(s) => {
+                                out.push(1);
+                                put_state(&mut out, s);
+                            }
+                        }
+                        put_vv(&mut out, horizon);
+                    }
+                }
+            }
+            PeerMsg::AeProbe(p) => {
+                out.push(TAG_AE_PROBE);
+                put_varint(&mut out, p.round);
+                out.push(p.level);
+                put_varint(&mut out, p.nodes.len() as u64);
+                for &(i, h) in &p.nodes {
+                    put_varint(&mut out, u64::from(i));
+                    out.extend_from_slice(&h.to_le_bytes());
+                }
+            }
+            PeerMsg::AeDiff(d) => {
+                out.push(TAG_AE_DIFF);
+                put_varint(&mut out, d.round);
+                out.push(d.level);
+                put_varint(&mut out, d.differing.len() as u64);
+                for &i in &d.differing {
+                    put_varint(&mut out, u64::from(i));
+                }
+                match &d.claim {
+                    None => out.push(0),
+                    Some(c) => {
+                        out.push(1);
+                        put_vv(&mut out, &c.frontier);
+                        put_vv(&mut out, &c.horizon);
+                    }
+                }
+            }
+            PeerMsg::AeKeys(k) => {
+                out.push(TAG_AE_KEYS);
+                put_varint(&mut out, k.round);
+                put_varint(&mut out, k.states.len() as u64);
+                for (key, state) in &k.states {
+                    put_key(&mut out, key);
+                    put_state(&mut out, state);
+                }
+                put_vv(&mut out, &k.horizon);
+                out.push(u8::from(k.complete));
+            }
+        }
+        out
+    }
+
+    /// Decodes and validates a message with the default size limit; never panics.
+    pub fn decode(bytes: &[u8]) -> Result<PeerMsg, DecodeError> {
+        Self::decode_with_limit(bytes, DEFAULT_MESSAGE_BYTES_MAX)
+    }
+
+    /// Decodes and validates a message no larger than `max_bytes`, compressed or not.
+    pub fn decode_with_limit(bytes: &[u8], max_bytes: usize) -> Result<PeerMsg, DecodeError> {
+        if bytes.len() > max_bytes {
+            return Err(DecodeError::TooLong(bytes.len() as u64));
+        }
+        let mut r = Reader::new(bytes);
+        let magic = r.u8()?;
+        if magic != MSG_MAGIC {
+            return Err(DecodeError::BadMagic(magic));
+        }
+        let version = r.u8()?;
+        if version != MSG_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let msg = match r.u8()? {
+            TAG_BATCH => match r.u8()? {
+                0 => PeerMsg::Batch(read_entries(&mut r)?),
+                1 => {
+                    let raw_len = r.varint()?;
+                    if raw_len > max_bytes as u64 {
+                        return Err(DecodeError::TooLong(raw_len));
+                    }
+                    let mut raw = vec![0u8; raw_len as usize];
+                    let n = lz4_flex::block::decompress_into(r.rest(), &mut raw)
+                        .map_err(|_| DecodeError::Decompress)?;
+                    if n != raw.len() {
+                        return Err(DecodeError::Decompress);
+                    }
+                    let mut inner = Reader::new(&raw);
+                    let entries = read_entries(&mut inner)?;
+                    inner.finish()?;
+                    PeerMsg::Batch(entries)
+                }
+                f => return Err(DecodeError::UnknownTag(f)),
+            },
+            TAG_ACK => PeerMsg::Ack(read_ack(&mut r)?),
+            TAG_ROUTED => {
+                let src = read_replica(&mut r)?;
+                let dst = read_replica(&mut r)?;
+                let ttl = r.u8()?;
+                let body = match r.u8()? {
+                    ROUTED_QUERY => RoutedBody::Query {
+                        op: r.varint()?,
+                        key: read_key(&mut r)?,
+                    },
+                    ROUTED_QUERY_REPLY => {
+                        let op = r.varint()?;
+                        let state = match r.u8()? {
+                            0 => None,
+                            1 => Some(read_state(&mut r)?),
+                            t => return Err(DecodeError::UnknownTag(t)),
+                        };
+                        RoutedBody::QueryReply {
+                            op,
+                            state,
+                            horizon: read_vv(&mut r)?,
+                        }
+                    }
+                    t => return Err(DecodeError::UnknownTag(t)),
+                };
+                PeerMsg::Routed(Routed {
+                    src,
+                    dst,
+                    ttl,
+                    body,
+                })
+            }
+            TAG_AE_PROBE => {
+                let round = r.varint()?;
+                let level = r.u8()?;
+                let n = r.count(9)?;
+                let mut nodes = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let i = r.u32()?;
+                    let mut h = [0u8; 8];
+                    for b in &mut h {
+                        *b = r.u8()?;
+                    }
+                    if nodes.last().is_some_and(|&(l, _)| l >= i) {
+                        return Err(DecodeError::Invalid("probe nodes not increasing"));
+                    }
+                    nodes.push((i, u64::from_le_bytes(h)));
+                }
+                PeerMsg::AeProbe(AeProbe {
+                    round,
+                    level,
+                    nodes,
+                })
+            }
+            TAG_AE_DIFF => {
+                let round = r.varint()?;
+                let level = r.u8()?;
+                let n = r.count(1)?;
+                let mut differing = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let i = r.u32()?;
+                    if differing.last().is_some_and(|&l| l >= i) {
+                        return Err(DecodeError::Invalid("differing nodes not increasing"));
+                    }
+                    differing.push(i);
+                }
+                let claim = match r.u8()? {
+                    0 => None,
+                    1 => Some(AeClaim {
+                        frontier: read_vv(&mut r)?,
+                        horizon: read_vv(&mut r)?,
+                    }),
+                    t => return Err(DecodeError::UnknownTag(t)),
+                };
+                PeerMsg::AeDiff(AeDiff {
+                    round,
+                    level,
+                    differing,
+                    claim,
+                })
+            }
+            TAG_AE_KEYS => {
+                let round = r.varint()?;
+                let n = r.count(2)?;
+                let mut states = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let key = read_key(&mut r)?;
+                    states.push((key, read_state(&mut r)?));
+                }
+                let horizon = read_vv(&mut r)?;
+                let complete = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    t => return Err(DecodeError::UnknownTag(t)),
+                };
+                PeerMsg::AeKeys(AeKeys {
+                    round,
+                    states,
+                    horizon,
+                    complete,
+                })
+            }
+            t => return Err(DecodeError::UnknownTag(t)),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+fn read_entries(r: &mut Reader<'_>) -> Result<Vec<Entry>, DecodeError> {
+    let n = r.count(6)?;
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        entries.push(Entry::read(r)?);
+    }
+    Ok(entries)
+}
+
+pub(crate) fn put_ack(out: &mut Vec<u8>, ack: &Ack) {
+    put_vv(out, &ack.frontier);
+    put_varint(out, ack.table.len() as u64);
+    for (r, vv) in &ack.table {
+        put_replica(out, *r);
+        put_vv(out, vv);
+    }
+}
+
+fn read_ack(r: &mut Reader<'_>) -> Result<Ack, DecodeError> {
+    let frontier = read_vv(r)?;
+    let n = r.count(2)?;
+    let mut table: Vec<(ReplicaId, VectorClock)> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = read_replica(r)?;
+        if table.last().is_some_and(|(l, _)| *l >= id) {
+            return Err(DecodeError::Invalid("ack table not increasing"));
+        }
+        table.push((id, read_vv(r)?));
+    }
+    Ok(Ack { frontier, table })
+}
+
+/// Builds the frame of a batch from its encoded entries (`body` = the entries, `count` of
+/// them), compressing when the body reaches `threshold` bytes and compression pays.
+pub(crate) fn batch_frame(count: usize, body: &[u8], threshold: usize) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(body.len() + 10);
+    put_varint(&mut plain, count as u64);
+    plain.extend_from_slice(body);
+    if plain.len() >= threshold {
+        let mut out = vec![MSG_MAGIC, MSG_VERSION, TAG_BATCH, 1];
+        put_varint(&mut out, plain.len() as u64);
+        let header = out.len();
+        out.resize(
+            header + lz4_flex::block::get_maximum_output_size(plain.len()),
+            0,
+        );
+        if let Ok(n) = lz4_flex::block::compress_into(&plain, &mut out[header..])
+            && n < plain.len()
+        {
+            out.truncate(header + n);
+            return out;
+        }
+    }
+    let mut out = Vec::with_capacity(plain.len() + 4);
+    out.extend_from_slice(&[MSG_MAGIC, MSG_VERSION, TAG_BATCH, 0]);
+    out.extend_from_slice(&plain);
+    out
+}

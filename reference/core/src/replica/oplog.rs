@@ -1,0 +1,225 @@
+//! The oplog: the entries a replica still has to send, one gap-free log per origin.
+//!
+//! An entry is one write (or one read's write-back): its origin replica, its sequence number at
+//! that origin (from 1, gap-free), its HLC stamp, its key and the δ-state to join there. Applying
+//! an entry is joining its delta, so applying it twice changes nothing — but the receiver still
+//! deduplicates by `(origin, seq)` so that its frontier means "applied in order".
+//!
+//! A replica keeps the entries of origin `o` only if it has children for `o` (neighbours that
+//! receive `o`'s writes through it, see `config::Routes`), and only until every such child has
+//! acknowledged them — or until the log exceeds its cap, when the oldest go and anti-entropy
+//! repairs whoever still needed them.
+//!
+//! # Invariants
+//! - Each origin's log holds consecutive sequence numbers `first .. first + len`.
+//! - Every entry in the log is at or below the replica's frontier (it was applied before being
+//!   logged).
+
+use super::api::Key;
+use super::codec::{
+    DecodeError, Reader, put_key, put_replica, put_stamp, put_state, put_varint, read_key,
+    read_replica, read_stamp, read_state,
+};
+use super::keyspace::KeyState;
+use crate::{HlcTimestamp, ReplicaId};
+use std::collections::{BTreeMap, VecDeque};
+
+/// One replicated write.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// The replica that issued it.
+    pub origin: ReplicaId,
+    /// Its sequence number at the origin, from 1, gap-free.
+    pub seq: u64,
+    /// The origin's HLC when it issued it.
+    pub stamp: HlcTimestamp,
+    /// The key it changes.
+    pub key: Key,
+    /// The δ-state joined into the key.
+    pub delta: KeyState,
+}
+
+impl Entry {
+    /// Appends the entry's binary encoding.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        put_replica(out, self.origin);
+        put_varint(out, self.seq);
+        put_stamp(out, self.stamp);
+        put_key(out, &self.key);
+        put_state(out, &self.delta);
+    }
+
+    /// The entry's binary encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Decodes and validates one entry; never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+        super::codec::decode_all(bytes, Entry::read)
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Entry, DecodeError> {
+        let origin = read_replica(r)?;
+        let seq = r.varint()?;
+        if seq == 0 {
+            return Err(DecodeError::Invalid("entry sequence number 0"));
+        }
+        Ok(Entry {
+            origin,
+            seq,
+            stamp: read_stamp(r)?,
+            key: read_key(r)?,
+            delta: read_state(r)?,
+        })
+    }
+}
+
+/// The retained entries of one origin.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct OriginLog {
+    /// Sequence number of `entries[0]`, or of the next entry if the log is empty.
+    first: u64,
+    entries: VecDeque<Entry>,
+}
+
+/// Every origin's retained entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Oplog {
+    logs: BTreeMap<ReplicaId, OriginLog>,
+    len: usize,
+}
+
+impl Oplog {
+    /// Total entries retained.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends an entry. If it does not follow the origin's last retained entry (the frontier
+    /// jumped through anti-entropy, or a restart), the older entries are dropped first: the log
+    /// stays gap-free and children behind the jump are repaired by anti-entropy. Returns how
+    /// many entries that dropped.
+    pub(crate) fn append(&mut self, entry: Entry) -> usize {
+        let log = self.logs.entry(entry.origin).or_insert_with(|| OriginLog {
+            first: entry.seq,
+            entries: VecDeque::new(),
+        });
+        let mut dropped = 0;
+        if log.first + log.entries.len() as u64 != entry.seq {
+            dropped = log.entries.len();
+            self.len -= dropped;
+            log.entries.clear();
+            log.first = entry.seq;
+        }
+        log.entries.push_back(entry);
+        self.len += 1;
+        dropped
+    }
+
+    /// The first retained sequence number of `origin` (the next one if none is retained), or
+    /// `None` if nothing of `origin` was ever logged here.
+    pub(crate) fn first(&self, origin: ReplicaId) -> Option<u64> {
+        self.logs.get(&origin).map(|l| l.first)
+    }
+
+    /// One past the last retained sequence number of `origin`.
+    pub(crate) fn end(&self, origin: ReplicaId) -> Option<u64> {
+        self.logs
+            .get(&origin)
+            .map(|l| l.first + l.entries.len() as u64)
+    }
+
+    /// The entry `(origin, seq)` if retained.
+    pub(crate) fn get(&self, origin: ReplicaId, seq: u64) -> Option<&Entry> {
+        let log = self.logs.get(&origin)?;
+        let i = seq.checked_sub(log.first)?;
+        log.entries.get(usize::try_from(i).ok()?)
+    }
+
+    /// Origins with a log, in order.
+    pub(crate) fn origins(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        self.logs.keys().copied()
+    }
+
+    /// Drops the entries of `origin` with `seq <= upto`; returns how many.
+    pub(crate) fn truncate(&mut self, origin: ReplicaId, upto: u64) -> usize {
+        let Some(log) = self.logs.get_mut(&origin) else {
+            return 0;
+        };
+        let mut n = 0;
+        while log.first <= upto && !log.entries.is_empty() {
+            log.entries.pop_front();
+            log.first += 1;
+            n += 1;
+        }
+        self.len -= n;
+        n
+    }
+
+    /// The origin with the most retained entries (the smallest id on ties).
+    pub(crate) fn longest(&self) -> Option<ReplicaId> {
+        self.logs
+            .iter()
+            .filter(|(_, l)| !l.entries.is_empty())
+            .max_by(|a, b| a.1.entries.len().cmp(&b.1.entries.len()).then(b.0.cmp(a.0)))
+            .map(|(&o, _)| o)
+    }
+
+    /// Every retained entry, by origin then sequence number.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.logs.values().flat_map(|l| l.entries.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GCounter;
+
+    fn entry(origin: u64, seq: u64) -> Entry {
+        Entry {
+            origin: ReplicaId(origin),
+            seq,
+            stamp: HlcTimestamp::new(seq, 0),
+            key: b"k".as_slice().into(),
+            delta: KeyState::Counter(GCounter::new()),
+        }
+    }
+
+    #[test]
+    fn logs_stay_gap_free_through_truncation_and_restarts() {
+        let mut log = Oplog::default();
+        for s in 1..=5 {
+            log.append(entry(1, s));
+        }
+        log.append(entry(2, 1));
+        assert_eq!(log.len(), 6);
+        assert_eq!(log.truncate(ReplicaId(1), 2), 2);
+        assert_eq!(log.first(ReplicaId(1)), Some(3));
+        assert_eq!(log.get(ReplicaId(1), 2), None);
+        assert_eq!(log.get(ReplicaId(1), 4).map(|e| e.seq), Some(4));
+        assert_eq!(log.longest(), Some(ReplicaId(1)));
+        // A jump (the frontier moved by anti-entropy) restarts the origin's log.
+        assert_eq!(log.append(entry(1, 9)), 3);
+        assert_eq!(log.first(ReplicaId(1)), Some(9));
+        assert_eq!(log.end(ReplicaId(1)), Some(10));
+        assert_eq!(log.len(), 2);
+        assert_eq!(log.truncate(ReplicaId(1), u64::MAX), 1);
+        assert_eq!(log.first(ReplicaId(1)), Some(10));
+    }
+
+    #[test]
+    fn an_entry_round_trips_and_seq_zero_is_refused() {
+        let e = entry(3, 7);
+        assert_eq!(Entry::decode(&e.encode()), Ok(e));
+        let mut bad = entry(3, 1).encode();
+        bad[1] = 0;
+        assert_eq!(
+            Entry::decode(&bad),
+            Err(DecodeError::Invalid("entry sequence number 0"))
+        );
+    }
+}

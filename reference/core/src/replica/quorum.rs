@@ -1,0 +1,709 @@
+//! Requests and consistency levels.
+//!
+//! # Levels
+//! - `LocalOne`: apply locally, reply. Reads answer from local state.
+//! - `LocalQuorum`: a write is acknowledged once a majority of this region's replicas hold it
+//!   (their acked frontiers cover `(me, seq)`); a read asks the region's other replicas for the
+//!   key and answers once a majority of the region (this replica included) has, joining their
+//!   states.
+//! - `GlobalQuorum`: the same with a *hierarchical* quorum — a majority of regions, each counted
+//!   once a majority of its own replicas hold the write or answered. Two such quorums always
+//!   share a region, and within it share a replica, which is what the register protocol below
+//!   needs. (Counting a region when any one of its replicas holds the write would not do: a
+//!   later read could ask a different replica of that region.)
+//!
+//! "Holds" means "has applied and made durable": a replica learns it from acks, which carry
+//! frontiers — first-hand from neighbours, second-hand through the tables acks carry in
+//! topologies other than the full mesh.
+//!
+//! # Global-quorum registers (ABD)
+//! Attiya, Bar-Noy and Dolev's protocol, over lattice states:
+//! - A read queries every replica, waits for a global quorum of answers, joins them into the
+//!   local state, and — unless every answer already equals the result — writes the result back
+//!   as a new oplog entry of this replica and waits until a global quorum holds that entry. Only
+//!   then does it reply. A later read's quorum meets the write-back's quorum, so it returns at
+//!   least this value.
+//! - A last-writer-wins write first queries a global quorum and joins the answers, so the local
+//!   winner is the highest stamp any completed write left at a quorum; it then stamps its value
+//!   above that winner (the HLC is moved past it) and waits until a global quorum holds the new
+//!   entry. Every write that completed before it started therefore loses to it.
+//!
+//! Registers written and read only at `GlobalQuorum` are thus linearizable. Other types at
+//! `GlobalQuorum` get the quorum wait on writes and the quorum read with write-back; their joins
+//! commute, so no query phase is needed before a write.
+//!
+//! A level not met by the deadline (`quorum_timeout_ms`) fails with `Unavailable`: never a
+//! downgrade. At most `pending_max` requests wait; beyond that, `Overloaded`.
+
+use super::api::{ClientError, Consistency, Done, Key, KeyKind, Op, Reply, Request, Scalar, Value};
+use super::config::Bug;
+use super::keyspace::KeyState;
+use super::msg::{Routed, RoutedBody};
+use super::oplog::Entry;
+use super::session::SessionToken;
+use super::{PeerMsg, Replica, Transmit};
+use crate::{Hlc, HlcTimestamp, ReplicaId, VectorClock};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Requests waiting, with an index of their deadlines.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Pending {
+    ops: BTreeMap<u64, PendingOp>,
+    deadlines: BTreeSet<(u64, u64)>,
+    /// When to ask the silent targets of a query again: `(time, op)`.
+    resends: BTreeSet<(u64, u64)>,
+    next_id: u64,
+    sessions: usize,
+}
+
+/// One waiting request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PendingOp {
+    request_id: u64,
+    /// The request's token: the reply's token is built on it.
+    token: VectorClock,
+    deadline_ms: u64,
+    wait: Wait,
+}
+
+/// What a request waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Wait {
+    /// Its session token to be covered.
+    Session(Request),
+    /// A quorum to hold this replica's entry `seq`.
+    Coverage {
+        seq: u64,
+        level: Consistency,
+        value: Value,
+    },
+    /// A quorum of answers to a query.
+    Query(Query),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Query {
+    key: Key,
+    level: Consistency,
+    /// `Some` for the query phase of a global-quorum register write.
+    put: Option<Scalar>,
+    /// Every replica asked.
+    targets: Vec<ReplicaId>,
+    /// The answers so far.
+    answers: BTreeMap<ReplicaId, Option<KeyState>>,
+    /// Join of the answerers' horizons.
+    horizon: VectorClock,
+}
+
+impl Pending {
+    pub(crate) fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        let deadline = self.deadlines.first().map(|&(t, _)| t);
+        let resend = self.resends.first().map(|&(t, _)| t);
+        match (deadline, resend) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn insert(&mut self, op: PendingOp) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.deadlines.insert((op.deadline_ms, id));
+        if matches!(op.wait, Wait::Session(_)) {
+            self.sessions += 1;
+        }
+        self.ops.insert(id, op);
+        id
+    }
+
+    fn remove(&mut self, id: u64) -> Option<PendingOp> {
+        let op = self.ops.remove(&id)?;
+        self.deadlines.remove(&(op.deadline_ms, id));
+        if matches!(op.wait, Wait::Session(_)) {
+            self.sessions -= 1;
+        }
+        Some(op)
+    }
+}
+
+impl Replica {
+    fn pending_full(&mut self) -> bool {
+        let full = self.pending.len() >= self.shared.config.pending_max;
+        if full {
+            self.metrics.0.overloaded += 1;
+        }
+        full
+    }
+
+    /// A client request: wait for its token if needed, then execute it.
+    pub(super) fn on_request(&mut self, request: Request) {
+        let token = request
+            .token
+            .as_ref()
+            .map(|t| t.frontier().clone())
+            .unwrap_or_default();
+        if !token.iter().all(|(o, _)| self.shared.members.contains(&o)) {
+            self.reply_err(request.id, ClientError::BadToken);
+            return;
+        }
+        let ignore =
+            self.shared.config.bug == Some(Bug::ReadIgnoresToken) && !request.op.is_write();
+        if !ignore && !self.frontier.dominates(&token) {
+            if self.pending_full() {
+                self.reply_err(request.id, ClientError::Overloaded);
+                return;
+            }
+            self.metrics.0.session_waits += 1;
+            self.pending.insert(PendingOp {
+                request_id: request.id,
+                token,
+                deadline_ms: self.now_ms + self.shared.config.session_wait_ms,
+                wait: Wait::Session(request),
+            });
+            return;
+        }
+        self.execute(request, token);
+    }
+
+    /// Executes a request whose token is covered.
+    fn execute(&mut self, request: Request, token: VectorClock) {
+        let Request {
+            id,
+            key,
+            op,
+            consistency,
+            ..
+        } = request;
+        let single_region_replica = self.shared.regions[self.shared.my_region].len() == 1;
+        match op {
+            Op::Get => {
+                if consistency == Consistency::LocalOne
+                    || (consistency == Consistency::LocalQuorum && single_region_replica)
+                {
+                    let value = self.value_of(&key);
+                    self.reply_ok(id, value, &token);
+                } else {
+                    self.start_query(id, token, key, consistency, None);
+                }
+            }
+            Op::Put(v) if consistency == Consistency::GlobalQuorum => {
+                self.start_query(id, token, key, consistency, Some(v));
+            }
+            op => {
+                if consistency != Consistency::LocalOne && self.pending_full() {
+                    self.reply_err(id, ClientError::Overloaded);
+                    return;
+                }
+                match self.local_write(&key, op) {
+                    Err(e) => self.reply_err(id, e),
+                    Ok((_, value)) if consistency == Consistency::LocalOne => {
+                        self.reply_ok(id, value, &token)
+                    }
+                    Ok((seq, value)) => {
+                        let deadline_ms = self.now_ms + self.shared.config.quorum_timeout_ms;
+                        self.await_coverage(id, token, deadline_ms, seq, consistency, value);
+                    }
+                }
+            }
+        }
+    }
+
+    fn value_of(&self, key: &[u8]) -> Value {
+        self.keys.get(key).map_or(Value::Absent, KeyState::value)
+    }
+
+    fn reply_ok(&mut self, id: u64, value: Value, token: &VectorClock) {
+        // The reply's token covers everything the local state is built from (`V`), which is all
+        // the client can have observed through this reply (see `session`).
+        let mut t = token.clone();
+        t.merge(&self.horizon);
+        self.replies.push_back(Reply {
+            id,
+            result: Ok(Done {
+                value,
+                token: SessionToken::from_frontier(t),
+            }),
+        });
+    }
+
+    fn reply_err(&mut self, id: u64, e: ClientError) {
+        self.replies.push_back(Reply { id, result: Err(e) });
+    }
+
+    /// Applies a write locally: type check, δ-mutator, oplog entry. Returns the entry's sequence
+    /// number and the reply value. On error nothing changed.
+    pub(super) fn local_write(&mut self, key: &[u8], op: Op) -> Result<(u64, Value), ClientError> {
+        let Some(kind) = op.kind() else {
+            debug_assert!(false, "local_write of a read");
+            return Err(ClientError::Overloaded);
+        };
+        if let Some(s) = self.keys.get(key)
+            && s.kind() != kind
+        {
+            return Err(ClientError::WrongType {
+                key: s.kind(),
+                op: kind,
+            });
+        }
+        let stamp = match &op {
+            Op::Put(_) => self.lww_stamp(key)?,
+            _ => self
+                .hlc
+                .now(self.now_ms)
+                .map_err(|_| ClientError::ClockDrift)?,
+        };
+        let me = self.id();
+        let (result, changed) = self.keys.modify(key, |slot| {
+            let state = slot.get_or_insert_with(|| KeyState::empty(kind));
+            mutate(state, me, stamp, op)
+        });
+        let (delta, value) = result?;
+        if changed {
+            self.journal_key(key);
+        }
+        let seq = self.issue(key, stamp, delta);
+        Ok((seq, value))
+    }
+
+    /// Issues the next oplog entry of this replica.
+    fn issue(&mut self, key: &[u8], stamp: HlcTimestamp, delta: KeyState) -> u64 {
+        let me = self.id();
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        // The state already holds `delta`: F and V may cover the entry.
+        self.frontier.raise(me, seq);
+        self.horizon.raise(me, seq);
+        self.journal_meta();
+        self.log_entry(Entry {
+            origin: me,
+            seq,
+            stamp,
+            key: key.into(),
+            delta,
+        });
+        seq
+    }
+
+    /// A stamp above both the HLC and the key's current winner, so that a write served after
+    /// its session's token is covered beats every write the session saw (monotonic writes,
+    /// writes-follow-reads), and a global-quorum write beats every completed one.
+    fn lww_stamp(&mut self, key: &[u8]) -> Result<HlcTimestamp, ClientError> {
+        let winner = match self.keys.get(key) {
+            Some(KeyState::Lww(l)) => l.entry().map(|e| e.stamp),
+            _ => None,
+        };
+        let drift = self.shared.config.max_drift_ms;
+        if let Some(w) = winner
+            && w >= self.hlc.last()
+        {
+            if w.wall_ms > self.now_ms.saturating_add(drift) {
+                return Err(ClientError::ClockDrift);
+            }
+            self.hlc = Hlc::resume(w, drift);
+        }
+        self.hlc
+            .now(self.now_ms)
+            .map_err(|_| ClientError::ClockDrift)
+    }
+
+    fn await_coverage(
+        &mut self,
+        request_id: u64,
+        token: VectorClock,
+        deadline_ms: u64,
+        seq: u64,
+        level: Consistency,
+        value: Value,
+    ) {
+        self.pending.insert(PendingOp {
+            request_id,
+            token,
+            deadline_ms,
+            wait: Wait::Coverage { seq, level, value },
+        });
+        self.check_coverage();
+    }
+
+    /// Whether `level` is met when exactly the replicas satisfying `has` count.
+    fn quorum_met(&self, level: Consistency, has: impl Fn(ReplicaId) -> bool) -> bool {
+        let majority = |rs: &[ReplicaId]| rs.iter().filter(|&&r| has(r)).count() * 2 > rs.len();
+        match level {
+            Consistency::LocalOne => true,
+            Consistency::LocalQuorum => majority(&self.shared.regions[self.shared.my_region]),
+            Consistency::GlobalQuorum => {
+                let regions = &self.shared.regions;
+                regions.iter().filter(|g| majority(g)).count() * 2 > regions.len()
+            }
+        }
+    }
+
+    /// Replies to every write whose level is now met.
+    pub(super) fn check_coverage(&mut self) {
+        let me = self.id();
+        let done: Vec<u64> = self
+            .pending
+            .ops
+            .iter()
+            .filter(|(_, op)| match &op.wait {
+                Wait::Coverage { seq, level, .. } => self.quorum_met(*level, |r| {
+                    r == me || self.known.get(&r).is_some_and(|k| k.get(me) >= *seq)
+                }),
+                _ => false,
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in done {
+            if let Some(op) = self.pending.remove(id)
+                && let Wait::Coverage { value, .. } = op.wait
+            {
+                self.metrics.0.quorum_ok += 1;
+                self.reply_ok(op.request_id, value, &op.token);
+            }
+        }
+    }
+
+    /// Answers the session waits whose tokens are now covered.
+    pub(super) fn on_frontier_advanced(&mut self) {
+        if self.pending.sessions == 0 {
+            return;
+        }
+        let ready: Vec<u64> = self
+            .pending
+            .ops
+            .iter()
+            .filter(|(_, op)| {
+                matches!(op.wait, Wait::Session(_)) && self.frontier.dominates(&op.token)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ready {
+            if let Some(op) = self.pending.remove(id)
+                && let Wait::Session(request) = op.wait
+            {
+                self.execute(request, op.token);
+            }
+        }
+    }
+
+    /// Fails every request whose deadline passed.
+    pub(super) fn expire_pending(&mut self) {
+        let now = self.now_ms;
+        while let Some(&(t, id)) = self.pending.deadlines.first() {
+            if t > now {
+                break;
+            }
+            let Some(op) = self.pending.remove(id) else {
+                self.pending.deadlines.pop_first();
+                continue;
+            };
+            let err = match op.wait {
+                Wait::Session(_) => {
+                    self.metrics.0.session_timeouts += 1;
+                    ClientError::SessionTimeout
+                }
+                Wait::Coverage { level, .. } => {
+                    self.metrics.0.quorum_timeouts += 1;
+                    ClientError::Unavailable { level }
+                }
+                Wait::Query(q) => {
+                    self.metrics.0.quorum_timeouts += 1;
+                    ClientError::Unavailable { level: q.level }
+                }
+            };
+            self.reply_err(op.request_id, err);
+        }
+    }
+
+    /// Asks again the targets of every query that have not answered, every `retransmit_ms`
+    /// until the deadline: a lost query or answer costs a retransmission, not the operation.
+    pub(super) fn resend_queries(&mut self) {
+        let now = self.now_ms;
+        while let Some(&(t, op)) = self.pending.resends.first() {
+            if t > now {
+                break;
+            }
+            self.pending.resends.pop_first();
+            let Some(Wait::Query(q)) = self.pending.ops.get(&op).map(|p| &p.wait) else {
+                continue;
+            };
+            let me = self.id();
+            let silent: Vec<ReplicaId> = q
+                .targets
+                .iter()
+                .copied()
+                .filter(|t| *t != me && !q.answers.contains_key(t))
+                .collect();
+            let key = q.key.clone();
+            for t in silent {
+                self.send_routed(
+                    t,
+                    RoutedBody::Query {
+                        op,
+                        key: key.clone(),
+                    },
+                );
+            }
+            self.pending
+                .resends
+                .insert((now + self.shared.config.retransmit_ms, op));
+        }
+    }
+
+    /// Starts a quorum query for `key`.
+    fn start_query(
+        &mut self,
+        request_id: u64,
+        token: VectorClock,
+        key: Key,
+        level: Consistency,
+        put: Option<Scalar>,
+    ) {
+        if self.pending_full() {
+            self.reply_err(request_id, ClientError::Overloaded);
+            return;
+        }
+        let me = self.id();
+        let targets: Vec<ReplicaId> = match level {
+            Consistency::LocalQuorum => self.shared.regions[self.shared.my_region].clone(),
+            _ => self.shared.members.iter().copied().collect(),
+        };
+        let op = self.pending.insert(PendingOp {
+            request_id,
+            token,
+            deadline_ms: self.now_ms + self.shared.config.quorum_timeout_ms,
+            wait: Wait::Query(Query {
+                key: key.clone(),
+                level,
+                put,
+                targets: targets.clone(),
+                answers: BTreeMap::new(),
+                horizon: VectorClock::new(),
+            }),
+        });
+        self.pending
+            .resends
+            .insert((self.now_ms + self.shared.config.retransmit_ms, op));
+        for t in targets.into_iter().filter(|&t| t != me) {
+            self.send_routed(
+                t,
+                RoutedBody::Query {
+                    op,
+                    key: key.clone(),
+                },
+            );
+        }
+        self.check_query(op);
+    }
+
+    /// Sends a routed message towards `dst` through the next hop.
+    fn send_routed(&mut self, dst: ReplicaId, body: RoutedBody) {
+        let me = self.id();
+        let Some(hop) = self.shared.routes.next_hop(me, dst) else {
+            return;
+        };
+        let ttl = u8::try_from(self.shared.members.len()).unwrap_or(u8::MAX);
+        let payload = PeerMsg::Routed(Routed {
+            src: me,
+            dst,
+            ttl,
+            body,
+        })
+        .encode();
+        self.transmits.push_back(Transmit { to: hop, payload });
+    }
+
+    /// A routed message: relay it, or answer or record it.
+    pub(super) fn on_routed(&mut self, _from: ReplicaId, mut m: Routed) {
+        let me = self.id();
+        let members = &self.shared.members;
+        if !members.contains(&m.src) || !members.contains(&m.dst) || m.src == me {
+            self.metrics.0.invalid_messages += 1;
+            return;
+        }
+        if m.dst != me {
+            let Some(hop) = self.shared.routes.next_hop(me, m.dst) else {
+                return;
+            };
+            if m.ttl == 0 {
+                self.metrics.0.invalid_messages += 1;
+                return;
+            }
+            m.ttl -= 1;
+            self.metrics.0.relayed += 1;
+            let payload = PeerMsg::Routed(m).encode();
+            self.transmits.push_back(Transmit { to: hop, payload });
+            return;
+        }
+        match m.body {
+            RoutedBody::Query { op, key } => {
+                let state = self.keys.get(&key).cloned();
+                let horizon = self.horizon.clone();
+                self.send_routed(m.src, RoutedBody::QueryReply { op, state, horizon });
+            }
+            RoutedBody::QueryReply { op, state, horizon } => {
+                if !horizon.iter().all(|(o, _)| members.contains(&o))
+                    || horizon.get(me) > self.last_seq
+                {
+                    self.metrics.0.invalid_messages += 1;
+                    return;
+                }
+                self.on_query_reply(m.src, op, state, horizon);
+            }
+        }
+    }
+
+    fn on_query_reply(
+        &mut self,
+        src: ReplicaId,
+        op: u64,
+        state: Option<KeyState>,
+        horizon: VectorClock,
+    ) {
+        let local_region = &self.shared.regions[self.shared.my_region];
+        let Some(Wait::Query(q)) = self.pending.ops.get_mut(&op).map(|p| &mut p.wait) else {
+            self.metrics.0.stale_replies += 1;
+            return;
+        };
+        if q.level == Consistency::LocalQuorum && !local_region.contains(&src) {
+            self.metrics.0.stale_replies += 1;
+            return;
+        }
+        q.answers.insert(src, state);
+        q.horizon.merge(&horizon);
+        self.check_query(op);
+    }
+
+    /// Completes query `op` if a quorum has answered.
+    fn check_query(&mut self, op: u64) {
+        let me = self.id();
+        let Some(Wait::Query(q)) = self.pending.ops.get(&op).map(|p| &p.wait) else {
+            return;
+        };
+        if !self.quorum_met(q.level, |r| r == me || q.answers.contains_key(&r)) {
+            return;
+        }
+        let Some(p) = self.pending.remove(op) else {
+            return;
+        };
+        let Wait::Query(q) = p.wait else {
+            return;
+        };
+        // Join every answer: the reply then reflects the whole quorum. The answers are built
+        // from entries below the answerers' horizons, so ours rises by them (session invariant).
+        for state in q.answers.values().flatten() {
+            let (changed, conflict) = self.keys.join(&q.key, state.clone());
+            if changed {
+                self.metrics.0.read_repairs += 1;
+                self.journal_key(&q.key);
+            }
+            if conflict {
+                self.metrics.0.type_conflicts += 1;
+            }
+        }
+        self.raise_horizon(&q.horizon);
+        match q.put {
+            None => {
+                let local = self.keys.get(&q.key);
+                let value = local.map_or(Value::Absent, KeyState::value);
+                let write_back = q.level == Consistency::GlobalQuorum
+                    && q.answers.values().any(|s| s.as_ref() != local);
+                match local.cloned() {
+                    Some(state) if write_back => {
+                        // ABD's second phase: make the value we return held by a quorum first.
+                        self.metrics.0.write_backs += 1;
+                        let stamp = self.hlc.now(self.now_ms).unwrap_or(self.hlc.last());
+                        let seq = self.issue(&q.key, stamp, state);
+                        self.await_coverage(
+                            p.request_id,
+                            p.token,
+                            p.deadline_ms,
+                            seq,
+                            q.level,
+                            value,
+                        );
+                    }
+                    _ => {
+                        self.metrics.0.quorum_ok += 1;
+                        self.reply_ok(p.request_id, value, &p.token);
+                    }
+                }
+            }
+            Some(v) => {
+                if let Some(s) = self.keys.get(&q.key)
+                    && s.kind() != KeyKind::Lww
+                {
+                    let key = s.kind();
+                    self.reply_err(
+                        p.request_id,
+                        ClientError::WrongType {
+                            key,
+                            op: KeyKind::Lww,
+                        },
+                    );
+                    return;
+                }
+                match self.local_write(&q.key, Op::Put(v)) {
+                    Err(e) => self.reply_err(p.request_id, e),
+                    Ok((seq, value)) => self.await_coverage(
+                        p.request_id,
+                        p.token,
+                        p.deadline_ms,
+                        seq,
+                        q.level,
+                        value,
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// Runs `op`'s δ-mutator on `state` (of the right kind); returns the delta and the reply value.
+fn mutate(
+    state: &mut KeyState,
+    me: ReplicaId,
+    stamp: HlcTimestamp,
+    op: Op,
+) -> Result<(KeyState, Value), ClientError> {
+    Ok(match (state, op) {
+        (KeyState::Counter(c), Op::Incr(by)) => {
+            let d = c.increment(me, by).map_err(|_| ClientError::Overflow)?;
+            (
+                KeyState::Counter(d),
+                Value::Counter(i128::try_from(c.value()).unwrap_or(i128::MAX)),
+            )
+        }
+        (KeyState::PnCounter(c), Op::PnAdd(n)) => {
+            let d = if n >= 0 {
+                c.increment(me, n.unsigned_abs())
+            } else {
+                c.decrement(me, n.unsigned_abs())
+            }
+            .map_err(|_| ClientError::Overflow)?;
+            (KeyState::PnCounter(d), Value::Counter(c.value()))
+        }
+        (KeyState::Set(s), Op::SetAdd(x)) => {
+            let fresh = !s.contains(&x);
+            (KeyState::Set(s.add(me, x)), Value::Changed(fresh))
+        }
+        (KeyState::Set(s), Op::SetRemove(x)) => {
+            let present = s.contains(&x);
+            (KeyState::Set(s.remove(&x)), Value::Changed(present))
+        }
+        (KeyState::Lww(l), Op::Put(v)) => (KeyState::Lww(l.set(me, stamp, v)), Value::Written),
+        (KeyState::Mv(m), Op::MvPut { value, seen }) => {
+            (KeyState::Mv(m.write_seen(me, value, &seen)), Value::Written)
+        }
+        (state, op) => {
+            // The caller checked the kind; this is unreachable, and harmless if reached.
+            return Err(ClientError::WrongType {
+                key: state.kind(),
+                op: op.kind().unwrap_or(KeyKind::Counter),
+            });
+        }
+    })
+}

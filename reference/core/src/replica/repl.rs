@@ -1,0 +1,467 @@
+//! Replication: applying entries, batching them to neighbours, acknowledgements, retransmission,
+//! truncation.
+//!
+//! # The write path
+//! A local write joins its δ into the keyspace, becomes oplog entry `(me, seq)` and, once the
+//! batch timer fires or a batch fills, goes to every child of `me` (in a full mesh: every
+//! replica). A replica that applies an entry of origin `o` logs it again if it has children for
+//! `o`, so writes flow down `o`'s spanning tree (see `config::Routes`) and reach every replica of
+//! every topology.
+//!
+//! # Cursors, acks and go-back-N
+//! For each neighbour and origin the sender keeps `next` (the next sequence number to send) and
+//! `acked` (the neighbour's frontier as it last acknowledged it). A batch holds, per origin,
+//! consecutive entries from `next` on, bounded by `batch_entries_max`, `batch_bytes_max` and the
+//! window (`window_entries` unacknowledged in all). The receiver applies each origin's entries
+//! in order: an entry at or below its frontier is a duplicate and ignored; one beyond
+//! `frontier + 1` is dropped with the rest of its origin in that batch (the sender re-sends).
+//! After every batch the receiver acks its whole frontier — cumulative, so a lost ack is
+//! repaired by the next. When no ack progress arrives for `retransmit_ms` (doubled per
+//! consecutive timeout, up to 16×), the sender rewinds every cursor of that neighbour to
+//! `acked + 1` and sends again. Duplicated, reordered, lost and
+//! re-sent batches are therefore harmless: the frontier only moves by in-order application, and
+//! joins are idempotent anyway.
+//!
+//! # Truncation
+//! An entry is dropped from the oplog once every child for its origin has acknowledged it, or
+//! when the log exceeds `oplog_entries_max` (oldest of the longest origin first). A child whose
+//! cursor falls behind the truncation point can no longer be sent that origin's entries; its
+//! anti-entropy rounds repair its state and then claim a frontier past the gap (see `merkle`),
+//! and its next ack moves the cursor on.
+
+use super::api::Transmit;
+use super::config::Bug;
+use super::msg::{Ack, PeerMsg, batch_frame};
+use super::oplog::Entry;
+use super::{KeyState, Replica};
+use crate::{ReplicaId, VectorClock};
+use smallvec::SmallVec;
+use std::collections::BTreeMap;
+
+/// What a replica knows of one neighbour's replication.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Peer {
+    /// The neighbour's frontier as last acknowledged.
+    pub(crate) acked: VectorClock,
+    /// Per origin, the next sequence number to send (never below `acked + 1`, see `next`).
+    next_send: BTreeMap<ReplicaId, u64>,
+    /// When to retransmit if no ack progress arrives.
+    pub(crate) rto_at: Option<u64>,
+    /// The `known_version` last sent to this neighbour (gossip topologies).
+    known_sent: u64,
+    /// Consecutive retransmissions without ack progress; the timeout doubles with each, up to
+    /// 16 times `retransmit_ms`, so a neighbour that is down costs one window per backoff.
+    backoff: u8,
+}
+
+impl Peer {
+    pub(crate) fn new() -> Self {
+        Peer {
+            acked: VectorClock::new(),
+            next_send: BTreeMap::new(),
+            rto_at: None,
+            known_sent: 0,
+            backoff: 0,
+        }
+    }
+
+    fn next(&self, origin: ReplicaId) -> u64 {
+        let acked = self.acked.get(origin) + 1;
+        self.next_send.get(&origin).map_or(acked, |&n| n.max(acked))
+    }
+
+    /// Entries sent and not acknowledged.
+    fn in_flight(&self) -> u64 {
+        self.next_send
+            .iter()
+            .map(|(&o, &n)| n.saturating_sub(self.acked.get(o) + 1))
+            .sum()
+    }
+}
+
+impl Replica {
+    /// Applies a batch from neighbour `from` and acknowledges it.
+    pub(super) fn on_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
+        let me = self.id();
+        self.metrics.0.batches_received += 1;
+        // Refuse the whole batch before applying anything if one entry is impossible: an origin
+        // outside the cluster, or one of our own writes we never issued.
+        if entries.iter().any(|e| {
+            !self.shared.members.contains(&e.origin) || (e.origin == me && e.seq > self.last_seq)
+        }) {
+            self.metrics.0.invalid_messages += 1;
+            return;
+        }
+        let mut stalled: SmallVec<[ReplicaId; 4]> = SmallVec::new();
+        let mut advanced = false;
+        for entry in entries {
+            if stalled.contains(&entry.origin) {
+                self.metrics.0.entries_out_of_order += 1;
+                continue;
+            }
+            let held = self.frontier.get(entry.origin);
+            if entry.seq <= held {
+                self.metrics.0.entries_duplicate += 1;
+                if self.shared.config.bug == Some(Bug::ApplyWithoutDedup) {
+                    self.reapply_duplicate(&entry);
+                }
+                continue;
+            }
+            if entry.seq > held + 1 {
+                stalled.push(entry.origin);
+                self.metrics.0.entries_out_of_order += 1;
+                continue;
+            }
+            self.apply_entry(entry);
+            advanced = true;
+        }
+        self.send_ack(from);
+        if advanced {
+            self.on_frontier_advanced();
+        }
+    }
+
+    /// [`Bug::ApplyWithoutDedup`]: what an op-based replica that forgot its dedup does with a
+    /// duplicate — applies it again. A counter entry adds one more increment of its origin.
+    fn reapply_duplicate(&mut self, entry: &Entry) {
+        let (origin, key) = (entry.origin, &entry.key);
+        let (_, changed) = self.keys.modify(key, |slot| match slot {
+            Some(KeyState::Counter(c)) => {
+                let _ = c.increment(origin, 1);
+            }
+            Some(KeyState::PnCounter(c)) => {
+                let _ = c.increment(origin, 1);
+            }
+            _ => {}
+        });
+        if changed {
+            self.journal_key(key);
+        }
+    }
+
+    /// Applies the next entry of its origin: joins the delta, advances `F` and `V`, and logs it
+    /// for the children of its origin.
+    ///
+    /// Keeps both session invariants: the state joins exactly this entry's delta, so it stays
+    /// above every delta `≤ F` once `F[origin]` becomes `seq`, and `V[origin]` moves with it.
+    fn apply_entry(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.seq, self.frontier.get(entry.origin) + 1);
+        if self.hlc.observe(entry.stamp, self.now_ms).is_err() {
+            self.metrics.0.clock_rejects += 1;
+        }
+        let (origin, seq) = (entry.origin, entry.seq);
+        if self.shared.children(origin).is_empty() {
+            // Nobody needs the entry after this: move the delta instead of cloning it.
+            let Entry { key, delta, .. } = entry;
+            let (changed, conflict) = self.keys.join(&key, delta);
+            self.after_apply(&key, origin, seq, changed, conflict);
+        } else {
+            let (changed, conflict) = self.keys.join(&entry.key, entry.delta.clone());
+            self.after_apply(&entry.key, origin, seq, changed, conflict);
+            self.log_entry(entry);
+        }
+    }
+
+    fn after_apply(
+        &mut self,
+        key: &[u8],
+        origin: ReplicaId,
+        seq: u64,
+        changed: bool,
+        conflict: bool,
+    ) {
+        if changed {
+            self.journal_key(key);
+        }
+        self.metrics.0.entries_applied += 1;
+        if conflict {
+            self.metrics.0.type_conflicts += 1;
+        }
+        self.frontier.raise(origin, seq);
+        self.horizon.raise(origin, seq);
+        self.journal_meta();
+    }
+
+    /// Logs an entry for forwarding, if its origin has children here.
+    pub(super) fn log_entry(&mut self, entry: Entry) {
+        if self.shared.children(entry.origin).is_empty() {
+            return;
+        }
+        if let Some(j) = &mut self.journal {
+            j.dirty = true;
+            j.appended.push(entry.clone());
+        }
+        self.oplog.append(entry);
+        self.unflushed += 1;
+        self.schedule_flush();
+        if self.oplog.len() > self.shared.config.oplog_entries_max {
+            self.enforce_cap();
+        }
+    }
+
+    pub(super) fn schedule_flush(&mut self) {
+        if self.flush_at.is_none() {
+            self.flush_at = Some(self.now_ms + self.shared.config.batch_delay_ms);
+        }
+    }
+
+    /// Sends everything pending to every neighbour, and gossip where the topology needs it.
+    pub(super) fn flush(&mut self) {
+        self.flush_at = None;
+        self.unflushed = 0;
+        self.truncate_acked();
+        let shared = self.shared.clone();
+        for &p in &shared.neighbours {
+            self.send_to(p);
+            if shared.gossip
+                && self
+                    .peers
+                    .get(&p)
+                    .is_some_and(|peer| peer.known_sent < self.known_version)
+            {
+                self.send_ack(p);
+            }
+        }
+    }
+
+    /// Sends neighbour `p` batches of what it lacks, as far as the window allows.
+    pub(super) fn send_to(&mut self, p: ReplicaId) {
+        let shared = self.shared.clone();
+        let c = &shared.config;
+        let Some(peer) = self.peers.get_mut(&p) else {
+            return;
+        };
+        let mut in_flight = peer.in_flight();
+        let mut sent_any = false;
+        let mut body = std::mem::take(&mut self.scratch.0);
+        loop {
+            body.clear();
+            let mut count = 0usize;
+            for origin in self.oplog.origins() {
+                if !shared.children(origin).contains(&p) {
+                    continue;
+                }
+                let mut seq = peer.next(origin);
+                let (Some(first), Some(end)) = (self.oplog.first(origin), self.oplog.end(origin))
+                else {
+                    continue;
+                };
+                if seq < first {
+                    // Truncated past what `p` has: anti-entropy must repair it first.
+                    self.metrics.0.peer_behind_truncation += 1;
+                    continue;
+                }
+                let start = seq;
+                while seq < end
+                    && count < c.batch_entries_max
+                    && (count == 0 || body.len() < c.batch_bytes_max)
+                    && in_flight < c.window_entries
+                {
+                    if let Some(e) = self.oplog.get(origin, seq) {
+                        e.encode_into(&mut body);
+                    }
+                    seq += 1;
+                    count += 1;
+                    in_flight += 1;
+                }
+                if seq != start {
+                    peer.next_send.insert(origin, seq);
+                }
+            }
+            if count == 0 {
+                break;
+            }
+            let frame = batch_frame(count, &body, c.compress_threshold_bytes);
+            let m = &mut self.metrics.0;
+            m.entries_sent += count as u64;
+            m.batches_sent += 1;
+            m.bytes_raw += body.len() as u64;
+            m.bytes_sent += frame.len() as u64;
+            if frame.get(3) == Some(&1) {
+                m.batches_compressed += 1;
+            }
+            self.transmits.push_back(Transmit {
+                to: p,
+                payload: frame,
+            });
+            sent_any = true;
+        }
+        self.scratch.0 = body;
+        if sent_any && peer.rto_at.is_none() {
+            peer.rto_at = Some(self.now_ms + (c.retransmit_ms << peer.backoff));
+        }
+    }
+
+    /// Sends `to` our frontier (and, in gossip topologies, what we know of the others').
+    pub(super) fn send_ack(&mut self, to: ReplicaId) {
+        let me = self.id();
+        let table = if self.shared.gossip {
+            self.known
+                .iter()
+                .filter(|(r, _)| **r != to && **r != me)
+                .map(|(r, vv)| (*r, vv.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ack = Ack {
+            frontier: self.frontier.clone(),
+            table,
+        };
+        let payload = PeerMsg::Ack(ack).encode();
+        if let Some(peer) = self.peers.get_mut(&to) {
+            peer.known_sent = self.known_version;
+        }
+        self.metrics.0.acks_sent += 1;
+        self.transmits.push_back(Transmit { to, payload });
+    }
+
+    /// A neighbour's cumulative acknowledgement.
+    pub(super) fn on_ack(&mut self, from: ReplicaId, ack: Ack) {
+        let me = self.id();
+        self.metrics.0.acks_received += 1;
+        let sane = |vv: &VectorClock| {
+            vv.iter().all(|(o, _)| self.shared.members.contains(&o)) && vv.get(me) <= self.last_seq
+        };
+        if !sane(&ack.frontier)
+            || !ack
+                .table
+                .iter()
+                .all(|(r, vv)| self.shared.members.contains(r) && sane(vv))
+        {
+            self.metrics.0.invalid_messages += 1;
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        let progressed = !peer.acked.dominates(&ack.frontier);
+        peer.acked.merge(&ack.frontier);
+        if progressed {
+            peer.backoff = 0;
+        }
+        if peer.in_flight() == 0 {
+            peer.rto_at = None;
+        } else if progressed {
+            peer.rto_at = Some(self.now_ms + self.shared.config.retransmit_ms);
+        }
+        let mut learned = self.learn(from, &ack.frontier);
+        for (r, vv) in &ack.table {
+            if *r != me {
+                learned |= self.learn(*r, vv);
+            }
+        }
+        if progressed {
+            self.truncate_acked();
+            // The window may have opened.
+            self.send_to(from);
+        }
+        if learned {
+            self.check_coverage();
+        }
+    }
+
+    /// Raises what we know of `r`'s frontier; returns whether it grew.
+    fn learn(&mut self, r: ReplicaId, vv: &VectorClock) -> bool {
+        let known = self.known.entry(r).or_default();
+        if known.dominates(vv) {
+            return false;
+        }
+        known.merge(vv);
+        self.known_version += 1;
+        if self.shared.gossip {
+            self.schedule_flush();
+        }
+        true
+    }
+
+    /// Rewinds and re-sends to every neighbour whose retransmission timer is due.
+    pub(super) fn retransmit_due(&mut self) {
+        let now = self.now_ms;
+        let due: SmallVec<[ReplicaId; 8]> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.rto_at.is_some_and(|t| t <= now))
+            .map(|(&id, _)| id)
+            .collect();
+        for p in due {
+            if let Some(peer) = self.peers.get_mut(&p) {
+                peer.next_send.clear();
+                peer.rto_at = None;
+                peer.backoff = (peer.backoff + 1).min(4);
+            }
+            self.metrics.0.retransmits += 1;
+            self.send_to(p);
+        }
+    }
+
+    /// Drops entries every child has acknowledged.
+    pub(super) fn truncate_acked(&mut self) {
+        let origins: SmallVec<[ReplicaId; 8]> = self.oplog.origins().collect();
+        for origin in origins {
+            let upto = self
+                .shared
+                .children(origin)
+                .iter()
+                .map(|k| self.peers.get(k).map_or(0, |p| p.acked.get(origin)))
+                .min()
+                .unwrap_or(u64::MAX);
+            let n = self.oplog.truncate(origin, upto);
+            if n > 0 {
+                self.metrics.0.truncated_acked += n as u64;
+                self.journal_truncation(origin);
+            }
+        }
+    }
+
+    /// Truncates the oldest entries of the longest origin until the log fits its cap.
+    fn enforce_cap(&mut self) {
+        let cap = self.shared.config.oplog_entries_max;
+        while self.oplog.len() > cap {
+            let Some(origin) = self.oplog.longest() else {
+                break;
+            };
+            let first = self.oplog.first(origin).unwrap_or(0);
+            let excess = (self.oplog.len() - cap) as u64;
+            let n = self.oplog.truncate(origin, first + excess - 1);
+            self.metrics.0.truncated_cap += n as u64;
+            self.journal_truncation(origin);
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    fn journal_truncation(&mut self, origin: ReplicaId) {
+        let first = self.oplog.first(origin);
+        if let (Some(j), Some(first)) = (&mut self.journal, first) {
+            j.dirty = true;
+            j.truncated.insert(origin, first);
+        }
+    }
+
+    /// Per neighbour, the entries it lacks that we would send it.
+    pub(super) fn peer_lag(&self) -> Vec<(ReplicaId, u64)> {
+        self.peers
+            .iter()
+            .map(|(&p, peer)| {
+                let lag = self
+                    .frontier
+                    .iter()
+                    .filter(|&(o, _)| self.shared.children(o).contains(&p))
+                    .map(|(o, n)| n.saturating_sub(peer.acked.get(o)))
+                    .sum();
+                (p, lag)
+            })
+            .collect()
+    }
+
+    /// Tells every neighbour our frontier (after it jumped through anti-entropy, so that
+    /// senders stuck behind a truncation point move on).
+    pub(super) fn ack_all(&mut self) {
+        let shared = self.shared.clone();
+        for &p in &shared.neighbours {
+            self.send_ack(p);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The reference node: the shells around converge-core's sans-IO [`Replica`].
+//!
+//! [`maelstrom::Face`] maps `docs/protocol.md` (Maelstrom's JSON-lines protocol and converge's
+//! workloads) onto a replica without doing any I/O itself, so the stdio node and the in-process
+//! simulator share one mapping. [`stdio`] is the loop that runs a face over stdin and stdout.
+//!
+//! [`Replica`]: converge_core::replica::Replica
+
+pub mod maelstrom;
+pub mod stdio;

@@ -1,0 +1,759 @@
+//! The Maelstrom face of a replica, sans IO: JSON lines in, JSON lines out, exactly as
+//! `docs/protocol.md` specifies them, around one [`Replica`].
+//!
+//! The same [`Face`] serves `converge node --stdio` (a thin loop over stdin and stdout) and the
+//! simulator (many faces in one process on virtual time), so the protocol mapping exists once.
+//!
+//! # Call protocol
+//! Inputs: [`Face::handle_line`] (one line from stdin) and [`Face::handle_timeout`] (when
+//! [`Face::poll_timeout`] says), each with the current time in ms. Outputs, after every input,
+//! **in this order**: [`Face::take_durable`] (persist it; `None` when the face does not track
+//! durability), then [`Face::poll_line`] until `None` (write them), then [`Face::poll_log`]
+//! (diagnostics for stderr). Lines describe durable state only if what `take_durable` returned
+//! was made durable before they were written: the replica's ordering rule, passed through.
+//!
+//! # Invariants
+//! - Before `init`, the face answers nothing but `init` (the protocol guarantees nothing else
+//!   arrives; anything that does is logged and dropped).
+//! - Every client request gets exactly one reply: the replica answers every request it accepts
+//!   (with a value or an error, by its deadlines), and requests the face refuses are answered at
+//!   once with a definite error.
+//! - Bad input (not JSON, no `body.type`, bad fields, a peer payload that does not decode) never
+//!   panics and never reaches the replica's state: it is answered with error 12 when it is a
+//!   request, and counted and logged otherwise.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use converge_core::replica::{
+    Bug, ClientError, Config, Consistency, Durable, DurableDelta, KeyState, Op, RegionId, Replica,
+    Request, Scalar, SessionToken, Topology, Value,
+};
+use converge_core::{CausalContext, ReplicaId};
+use serde_json::{Map, Value as Json, json};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Diagnostics kept for the shell at most; beyond this they are counted, not stored.
+const LOG_MAX: usize = 1_000;
+
+/// The workloads of `docs/protocol.md`: which key and type each message maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// `echo`.
+    Echo,
+    /// `g-counter`: a grow-only counter at key `counter`.
+    GCounter,
+    /// `pn-counter`: a pn-counter at key `counter`.
+    PnCounter,
+    /// `g-set`: elements in an add-wins set at key `set` (only adds arrive).
+    GSet,
+    /// `broadcast`: messages in a set at key `messages`.
+    Broadcast,
+    /// `lin-kv`: integer keys holding LWW registers, read and written at GLOBAL_QUORUM.
+    LinKv,
+    /// `or-set`: an add-wins set at key `set`.
+    OrSet,
+    /// `lww-register`: an LWW register at key `r`.
+    LwwRegister,
+    /// `mv-register`: a multi-value register at key `r`.
+    MvRegister,
+    /// `session`: a set at key `set`, with session tokens and consistency levels.
+    Session,
+}
+
+impl Workload {
+    /// Every workload, with its name on the command line.
+    pub const ALL: [(&'static str, Workload); 10] = [
+        ("echo", Workload::Echo),
+        ("g-counter", Workload::GCounter),
+        ("pn-counter", Workload::PnCounter),
+        ("g-set", Workload::GSet),
+        ("broadcast", Workload::Broadcast),
+        ("lin-kv", Workload::LinKv),
+        ("or-set", Workload::OrSet),
+        ("lww-register", Workload::LwwRegister),
+        ("mv-register", Workload::MvRegister),
+        ("session", Workload::Session),
+    ];
+
+    /// The workload called `name`.
+    pub fn from_name(name: &str) -> Option<Workload> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|&(_, w)| w)
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|&&(_, w)| w == self)
+            .map_or("?", |&(n, _)| n)
+    }
+}
+
+/// How the face builds its replica.
+#[derive(Clone, Debug)]
+pub struct FaceConfig {
+    /// Which messages to expect.
+    pub workload: Workload,
+    /// Replicas per region: node `nK` is in region `K / replicas_per_region`.
+    pub replicas_per_region: u32,
+    /// The replication topology between regions.
+    pub topology: Topology,
+    /// Consistency when a request names none (lin-kv always uses GLOBAL_QUORUM).
+    pub default_consistency: Consistency,
+    /// Record durable deltas for [`Face::take_durable`].
+    pub track_durable: bool,
+    /// A deliberately broken protocol variant, for testing the testers.
+    pub bug: Option<Bug>,
+    /// Seed for the replica's only random choice (anti-entropy jitter), mixed with its id.
+    pub seed: u64,
+    /// Adjusts the replica's configuration (limits and timers) before it starts.
+    pub tune: fn(&mut Config),
+}
+
+impl FaceConfig {
+    /// Defaults for `workload`: one replica per region, full mesh, LOCAL_ONE.
+    pub fn new(workload: Workload) -> Self {
+        FaceConfig {
+            workload,
+            replicas_per_region: 1,
+            topology: Topology::FullMesh,
+            default_consistency: Consistency::LocalOne,
+            track_durable: false,
+            bug: None,
+            seed: 0,
+            tune: |_| {},
+        }
+    }
+}
+
+/// What the face counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaceStats {
+    /// Lines that were not a message the face understands.
+    pub malformed: u64,
+    /// Client requests refused before reaching the replica (bad fields).
+    pub refused: u64,
+    /// Diagnostics dropped because the log buffer was full.
+    pub logs_dropped: u64,
+}
+
+/// How to shape the `_ok` reply of a request the replica answers.
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    /// `{"type": T}`.
+    Plain(&'static str),
+    /// `{"type": "read_ok", FIELD: value}`.
+    Read(&'static str),
+}
+
+/// A client message mapped onto the replica: the operation, its key (by name, or as bytes for
+/// lin-kv's integer keys) and the shape of the reply.
+type Mapping = (Op, &'static str, Shape, Option<Vec<u8>>);
+
+#[derive(Clone, Debug)]
+struct Waiting {
+    client: String,
+    msg_id: Json,
+    shape: Shape,
+    is_write: bool,
+    with_token: bool,
+}
+
+/// One node's face: see the module documentation.
+pub struct Face {
+    config: FaceConfig,
+    /// Durable state to recover from at `init` (a restarted node's disk).
+    recovered: Option<Durable>,
+    me: Option<(String, ReplicaId)>,
+    replica: Option<Replica>,
+    out: VecDeque<String>,
+    log: VecDeque<String>,
+    waiting: BTreeMap<u64, Waiting>,
+    next_request: u64,
+    stats: FaceStats,
+}
+
+impl Face {
+    /// A face that has not seen `init`; `recovered` is the durable state of a previous run, if
+    /// the shell has one.
+    pub fn new(config: FaceConfig, recovered: Option<Durable>) -> Self {
+        Face {
+            config,
+            recovered,
+            me: None,
+            replica: None,
+            out: VecDeque::new(),
+            log: VecDeque::new(),
+            waiting: BTreeMap::new(),
+            next_request: 1,
+            stats: FaceStats::default(),
+        }
+    }
+
+    /// The replica, once `init` has created it.
+    pub fn replica(&self) -> Option<&Replica> {
+        self.replica.as_ref()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> FaceStats {
+        self.stats
+    }
+
+    /// Input: one line from stdin, at `now_ms`.
+    pub fn handle_line(&mut self, now_ms: u64, line: &str) {
+        let msg: Json = match serde_json::from_str(line) {
+            Ok(m) => m,
+            Err(e) => return self.malformed(format!("not JSON ({e}): {}", clip(line))),
+        };
+        let (Some(src), Some(body)) = (msg["src"].as_str(), msg["body"].as_object()) else {
+            return self.malformed(format!("no src or body: {}", clip(line)));
+        };
+        let Some(kind) = body.get("type").and_then(Json::as_str) else {
+            return self.malformed(format!("no body.type: {}", clip(line)));
+        };
+        let src = src.to_string();
+        if kind == "init" {
+            return self.init(now_ms, &src, body);
+        }
+        if self.replica.is_none() {
+            return self.malformed(format!("{kind} before init"));
+        }
+        if kind == "repl" {
+            return self.peer(now_ms, &src, body);
+        }
+        self.client(now_ms, src, kind, body);
+        self.drain();
+    }
+
+    /// Input: the time [`Face::poll_timeout`] named has come.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        if let Some(r) = &mut self.replica {
+            r.handle_timeout(now_ms);
+            self.drain();
+        }
+    }
+
+    /// Output: when to call [`Face::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.replica.as_ref().and_then(Replica::poll_timeout)
+    }
+
+    /// Output: durable changes to persist before writing the lines the same input produced.
+    pub fn take_durable(&mut self) -> Option<DurableDelta> {
+        self.replica.as_mut().and_then(Replica::take_durable)
+    }
+
+    /// Output: the next line for stdout, without its newline.
+    pub fn poll_line(&mut self) -> Option<String> {
+        self.out.pop_front()
+    }
+
+    /// Output: the next diagnostic for stderr.
+    pub fn poll_log(&mut self) -> Option<String> {
+        self.log.pop_front()
+    }
+
+    fn note(&mut self, text: String) {
+        if self.log.len() < LOG_MAX {
+            self.log.push_back(text);
+        } else {
+            self.stats.logs_dropped += 1;
+        }
+    }
+
+    fn malformed(&mut self, what: String) {
+        self.stats.malformed += 1;
+        self.note(format!("dropped input: {what}"));
+    }
+
+    fn send(&mut self, dest: &str, body: Json) {
+        let src = self.me.as_ref().map_or("", |(name, _)| name.as_str());
+        self.out
+            .push_back(json!({"src": src, "dest": dest, "body": body}).to_string());
+    }
+
+    fn reply(&mut self, dest: &str, msg_id: &Json, mut body: Json) {
+        body["in_reply_to"] = msg_id.clone();
+        self.send(dest, body);
+    }
+
+    fn error(&mut self, dest: &str, msg_id: &Json, code: u32, text: &str) {
+        self.reply(
+            dest,
+            msg_id,
+            json!({"type": "error", "code": code, "text": text}),
+        );
+    }
+
+    fn init(&mut self, now_ms: u64, src: &str, body: &Map<String, Json>) {
+        let msg_id = body.get("msg_id").cloned().unwrap_or(Json::Null);
+        if self.replica.is_some() {
+            // A second init is a harness bug or a replay; the first one stands.
+            return self.error(src, &msg_id, 12, "already initialised");
+        }
+        let ids: Option<Vec<ReplicaId>> = body
+            .get("node_ids")
+            .and_then(Json::as_array)
+            .map(|a| a.iter().map(|v| v.as_str().and_then(parse_node)).collect())
+            .and_then(|v: Vec<Option<ReplicaId>>| v.into_iter().collect());
+        let me = body
+            .get("node_id")
+            .and_then(Json::as_str)
+            .and_then(|n| Some((n.to_string(), parse_node(n)?)));
+        let (Some(ids), Some((name, me))) = (ids, me) else {
+            self.stats.refused += 1;
+            return self.error(src, &msg_id, 12, "init needs node_id and node_ids named nK");
+        };
+        let per = u64::from(self.config.replicas_per_region.max(1));
+        let replicas = ids
+            .iter()
+            .map(|&id| {
+                // Region ids are small by construction: node count / replicas per region.
+                let region = u32::try_from(id.0 / per).unwrap_or(u32::MAX);
+                (id, RegionId(region))
+            })
+            .collect();
+        let mut config = Config::new(me, replicas);
+        config.topology = self.config.topology;
+        config.track_durable = self.config.track_durable;
+        config.bug = self.config.bug;
+        config.seed = self.config.seed;
+        (self.config.tune)(&mut config);
+        let replica = match self.recovered.take() {
+            Some(durable) => Replica::recover(config, durable, now_ms).map_err(|e| e.to_string()),
+            None => Replica::new(config, now_ms).map_err(|e| e.to_string()),
+        };
+        match replica {
+            Ok(r) => {
+                self.me = Some((name, me));
+                self.replica = Some(r);
+                self.reply(src, &msg_id, json!({"type": "init_ok"}));
+            }
+            Err(e) => {
+                self.stats.refused += 1;
+                self.note(format!("init refused: {e}"));
+                self.error(src, &msg_id, 12, &format!("cannot start the replica: {e}"));
+            }
+        }
+    }
+
+    fn peer(&mut self, now_ms: u64, src: &str, body: &Map<String, Json>) {
+        let from = parse_node(src);
+        let data = body
+            .get("data")
+            .and_then(Json::as_str)
+            .and_then(|d| B64.decode(d).ok());
+        let (Some(from), Some(data), Some(r)) = (from, data, self.replica.as_mut()) else {
+            return self.malformed(format!("repl from {src} without a base64 payload"));
+        };
+        // The replica validates the payload itself, and counts what it refuses.
+        r.handle_message(now_ms, from, &data);
+        self.drain();
+    }
+
+    /// Maps a client message onto a replica request, or answers it at once.
+    fn client(&mut self, now_ms: u64, src: String, kind: &str, body: &Map<String, Json>) {
+        let msg_id = body.get("msg_id").cloned().unwrap_or(Json::Null);
+        let w = self.config.workload;
+        let int = |field: &str| body.get(field).and_then(Json::as_i64);
+        let op_key: Result<Mapping, &'static str> = match (w, kind) {
+            (Workload::Echo, "echo") => {
+                let echo = body.get("echo").cloned().unwrap_or(Json::Null);
+                return self.reply(&src, &msg_id, json!({"type": "echo_ok", "echo": echo}));
+            }
+            (Workload::Broadcast, "topology") => {
+                // Replication follows the replica's own topology; Maelstrom's map is for
+                // nodes that relay by hand.
+                return self.reply(&src, &msg_id, json!({"type": "topology_ok"}));
+            }
+            (Workload::GCounter, "add") => match body.get("delta").and_then(Json::as_u64) {
+                Some(d) => Ok((Op::Incr(d), "counter", Shape::Plain("add_ok"), None)),
+                None => Err("add needs a non-negative integer delta"),
+            },
+            (Workload::PnCounter, "add") => match int("delta") {
+                Some(d) => Ok((Op::PnAdd(d), "counter", Shape::Plain("add_ok"), None)),
+                None => Err("add needs an integer delta"),
+            },
+            (Workload::GCounter | Workload::PnCounter, "read") => {
+                Ok((Op::Get, "counter", Shape::Read("value"), None))
+            }
+            (Workload::GSet | Workload::OrSet | Workload::Session, "add") => match int("element") {
+                Some(e) => Ok((
+                    Op::SetAdd(Scalar::Int(e)),
+                    "set",
+                    Shape::Plain("add_ok"),
+                    None,
+                )),
+                None => Err("add needs an integer element"),
+            },
+            (Workload::OrSet, "remove") => match int("element") {
+                Some(e) => Ok((
+                    Op::SetRemove(Scalar::Int(e)),
+                    "set",
+                    Shape::Plain("remove_ok"),
+                    None,
+                )),
+                None => Err("remove needs an integer element"),
+            },
+            (Workload::GSet | Workload::OrSet | Workload::Session, "read") => {
+                Ok((Op::Get, "set", Shape::Read("value"), None))
+            }
+            (Workload::Broadcast, "broadcast") => match int("message") {
+                Some(m) => Ok((
+                    Op::SetAdd(Scalar::Int(m)),
+                    "messages",
+                    Shape::Plain("broadcast_ok"),
+                    None,
+                )),
+                None => Err("broadcast needs an integer message"),
+            },
+            (Workload::Broadcast, "read") => {
+                Ok((Op::Get, "messages", Shape::Read("messages"), None))
+            }
+            (Workload::LwwRegister | Workload::MvRegister, "write") => {
+                match int("value") {
+                    Some(v) => {
+                        let op = if w == Workload::LwwRegister {
+                            Op::Put(Scalar::Int(v))
+                        } else {
+                            // A write at a node replaces every sibling the node holds.
+                            Op::MvPut {
+                                value: Scalar::Int(v),
+                                seen: self.mv_context(b"r"),
+                            }
+                        };
+                        Ok((op, "r", Shape::Plain("write_ok"), None))
+                    }
+                    None => Err("write needs an integer value"),
+                }
+            }
+            (Workload::LwwRegister | Workload::MvRegister, "read") => {
+                Ok((Op::Get, "r", Shape::Read("value"), None))
+            }
+            (Workload::LinKv, "read" | "write") => match int("key") {
+                Some(k) => {
+                    let key = Some(k.to_string().into_bytes());
+                    if kind == "read" {
+                        Ok((Op::Get, "", Shape::Read("value"), key))
+                    } else {
+                        match int("value") {
+                            Some(v) => {
+                                Ok((Op::Put(Scalar::Int(v)), "", Shape::Plain("write_ok"), key))
+                            }
+                            None => Err("write needs an integer value"),
+                        }
+                    }
+                }
+                None => Err("lin-kv requests need an integer key"),
+            },
+            (Workload::LinKv, "cas") => {
+                // Compare-and-set needs consensus; the replica offers registers that are
+                // linearizable for reads and writes (ABD at GLOBAL_QUORUM), not CAS.
+                self.stats.refused += 1;
+                return self.error(
+                    &src,
+                    &msg_id,
+                    10,
+                    "cas needs consensus; this replica offers linearizable reads and writes only",
+                );
+            }
+            _ => {
+                self.stats.refused += 1;
+                return self.error(
+                    &src,
+                    &msg_id,
+                    10,
+                    &format!("{kind} is not part of the {} workload", w.name()),
+                );
+            }
+        };
+        let (op, key, shape, key_override) = match op_key {
+            Ok(x) => x,
+            Err(why) => {
+                self.stats.refused += 1;
+                return self.error(&src, &msg_id, 12, why);
+            }
+        };
+        let consistency = if w == Workload::LinKv {
+            Consistency::GlobalQuorum
+        } else {
+            match body.get("consistency") {
+                None | Some(Json::Null) => self.config.default_consistency,
+                Some(level) => match level.as_str().and_then(parse_level) {
+                    Some(c) => c,
+                    None => {
+                        self.stats.refused += 1;
+                        return self.error(
+                            &src,
+                            &msg_id,
+                            12,
+                            "consistency must be LOCAL_ONE, LOCAL_QUORUM or GLOBAL_QUORUM",
+                        );
+                    }
+                },
+            }
+        };
+        let token = match body.get("token") {
+            None | Some(Json::Null) => None,
+            Some(t) => match t
+                .as_str()
+                .and_then(|s| B64.decode(s).ok())
+                .and_then(|b| SessionToken::decode(&b).ok())
+            {
+                Some(t) => Some(t),
+                None => {
+                    self.stats.refused += 1;
+                    return self.error(&src, &msg_id, 12, "token is not one this node issued");
+                }
+            },
+        };
+        let id = self.next_request;
+        self.next_request += 1;
+        let is_write = op.is_write();
+        self.waiting.insert(
+            id,
+            Waiting {
+                client: src,
+                msg_id,
+                shape,
+                is_write,
+                with_token: w == Workload::Session,
+            },
+        );
+        let key = key_override.unwrap_or_else(|| key.as_bytes().to_vec());
+        let request = Request {
+            id,
+            key: key.into_boxed_slice(),
+            op,
+            consistency,
+            token,
+        };
+        if let Some(r) = &mut self.replica {
+            r.handle_request(now_ms, request);
+        }
+    }
+
+    /// The causal context of everything the replica holds for MV register `key`.
+    fn mv_context(&self, key: &[u8]) -> CausalContext {
+        match self.replica.as_ref().and_then(|r| r.get(key)) {
+            Some(KeyState::Mv(reg)) => reg.read_context(),
+            _ => CausalContext::default(),
+        }
+    }
+
+    /// Moves the replica's outputs into lines.
+    fn drain(&mut self) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let mut transmits = Vec::new();
+        while let Some(t) = r.poll_transmit() {
+            transmits.push(t);
+        }
+        let mut replies = Vec::new();
+        while let Some(reply) = r.poll_reply() {
+            replies.push(reply);
+        }
+        for t in transmits {
+            let data = B64.encode(&t.payload);
+            self.send(
+                &format!("n{}", t.to.0),
+                json!({"type": "repl", "data": data}),
+            );
+        }
+        for reply in replies {
+            let Some(w) = self.waiting.remove(&reply.id) else {
+                self.note(format!("reply to unknown request {}", reply.id));
+                continue;
+            };
+            let body = match reply.result {
+                Ok(done) => {
+                    let mut body = match w.shape {
+                        Shape::Plain(t) => json!({"type": t}),
+                        Shape::Read(field) => {
+                            if self.config.workload == Workload::LinKv
+                                && done.value == Value::Absent
+                            {
+                                let text = "key does not exist";
+                                self.error(&w.client, &w.msg_id, 20, text);
+                                continue;
+                            }
+                            let mut b = json!({"type": "read_ok"});
+                            b[field] = self.json_value(&done.value);
+                            b
+                        }
+                    };
+                    if w.with_token {
+                        body["token"] = json!(B64.encode(done.token.encode()));
+                    }
+                    body
+                }
+                Err(e) => {
+                    let code = error_code(&e, w.is_write);
+                    json!({"type": "error", "code": code, "text": e.to_string()})
+                }
+            };
+            self.reply(&w.client, &w.msg_id, body);
+        }
+    }
+
+    /// A value as the workload's JSON shows it.
+    fn json_value(&self, v: &Value) -> Json {
+        let scalar = |s: &Scalar| match s {
+            Scalar::Int(i) => json!(i),
+            Scalar::Bytes(b) => json!(String::from_utf8_lossy(b)),
+        };
+        match v {
+            Value::Absent => match self.config.workload {
+                Workload::GCounter | Workload::PnCounter => json!(0),
+                Workload::LwwRegister => Json::Null,
+                _ => json!([]),
+            },
+            Value::Counter(c) => {
+                // Counters in these workloads stay far inside i64; saturate rather than wrap.
+                json!(i64::try_from(*c).unwrap_or(if *c < 0 { i64::MIN } else { i64::MAX }))
+            }
+            Value::Set(items) => Json::Array(items.iter().map(scalar).collect()),
+            Value::Register(s) => scalar(s),
+            Value::Siblings { values, .. } => Json::Array(values.iter().map(scalar).collect()),
+            Value::Changed(_) | Value::Written => Json::Null,
+        }
+    }
+}
+
+/// The Maelstrom error code for a replica's refusal. A write refused for its consistency level
+/// may already be applied locally and will replicate, so it is *indefinite* (code 0): a
+/// definite code would promise the write never happened. Everything else had no effect.
+fn error_code(e: &ClientError, is_write: bool) -> u32 {
+    match e {
+        ClientError::Unavailable { .. } if is_write => 0,
+        ClientError::Unavailable { .. }
+        | ClientError::SessionTimeout
+        | ClientError::Overloaded
+        | ClientError::ClockDrift => 11,
+        ClientError::WrongType { .. } | ClientError::BadToken => 12,
+        ClientError::Overflow => 14,
+    }
+}
+
+fn parse_level(s: &str) -> Option<Consistency> {
+    match s {
+        "LOCAL_ONE" => Some(Consistency::LocalOne),
+        "LOCAL_QUORUM" => Some(Consistency::LocalQuorum),
+        "GLOBAL_QUORUM" => Some(Consistency::GlobalQuorum),
+        _ => None,
+    }
+}
+
+/// `nK` → replica `K`.
+pub fn parse_node(name: &str) -> Option<ReplicaId> {
+    let digits = name.strip_prefix('n')?;
+    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    digits.parse().ok().map(ReplicaId)
+}
+
+/// The start of a line, for a log message.
+fn clip(line: &str) -> &str {
+    let mut end = line.len().min(200);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init(face: &mut Face, me: &str, n: usize) {
+        let ids: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+        face.handle_line(
+            0,
+            &json!({"src": "c-init", "dest": me, "body": {"type": "init", "msg_id": 1, "node_id": me, "node_ids": ids}}).to_string(),
+        );
+        let line = face.poll_line().expect("init_ok");
+        assert!(line.contains("init_ok"), "{line}");
+    }
+
+    fn request(face: &mut Face, now: u64, body: Json) -> Vec<Json> {
+        face.handle_line(
+            now,
+            &json!({"src": "c1", "dest": "n0", "body": body}).to_string(),
+        );
+        std::iter::from_fn(|| face.poll_line())
+            .map(|l| serde_json::from_str(&l).expect("the face writes JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn a_single_node_g_counter_answers_adds_and_reads() {
+        let mut face = Face::new(FaceConfig::new(Workload::GCounter), None);
+        init(&mut face, "n0", 1);
+        let out = request(
+            &mut face,
+            1,
+            json!({"type": "add", "msg_id": 2, "delta": 5}),
+        );
+        assert_eq!(out[0]["body"], json!({"type": "add_ok", "in_reply_to": 2}));
+        let out = request(&mut face, 2, json!({"type": "read", "msg_id": 3}));
+        assert_eq!(
+            out[0]["body"],
+            json!({"type": "read_ok", "value": 5, "in_reply_to": 3})
+        );
+    }
+
+    #[test]
+    fn bad_requests_get_error_12_and_never_reach_the_replica() {
+        let mut face = Face::new(FaceConfig::new(Workload::GCounter), None);
+        init(&mut face, "n0", 1);
+        let out = request(
+            &mut face,
+            1,
+            json!({"type": "add", "msg_id": 2, "delta": "five"}),
+        );
+        assert_eq!(out[0]["body"]["code"], 12);
+        let out = request(
+            &mut face,
+            1,
+            json!({"type": "add", "msg_id": 3, "delta": -1}),
+        );
+        assert_eq!(
+            out[0]["body"]["code"], 12,
+            "a g-counter refuses negative deltas"
+        );
+        face.handle_line(1, "not json");
+        face.handle_line(
+            1,
+            r#"{"src": "n1", "dest": "n0", "body": {"type": "repl", "data": "!!"}}"#,
+        );
+        assert_eq!(face.stats().malformed, 2);
+        let out = request(&mut face, 2, json!({"type": "read", "msg_id": 4}));
+        assert_eq!(out[0]["body"]["value"], 0);
+    }
+
+    #[test]
+    fn node_names_parse_strictly() {
+        assert_eq!(parse_node("n0"), Some(ReplicaId(0)));
+        assert_eq!(parse_node("n12"), Some(ReplicaId(12)));
+        for bad in ["n", "c1", "n01", "n-1", "nx"] {
+            assert_eq!(parse_node(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn lin_kv_refuses_cas_definitely_and_reports_missing_keys() {
+        let mut face = Face::new(FaceConfig::new(Workload::LinKv), None);
+        init(&mut face, "n0", 1);
+        let out = request(
+            &mut face,
+            1,
+            json!({"type": "cas", "msg_id": 2, "key": 1, "from": 0, "to": 1}),
+        );
+        assert_eq!(out[0]["body"]["code"], 10);
+        let out = request(&mut face, 1, json!({"type": "read", "msg_id": 3, "key": 1}));
+        assert_eq!(out[0]["body"]["code"], 20);
+    }
+}

@@ -1,0 +1,169 @@
+//! One simulator run per seed: what the seed draws (workload, faults, skews), the harness run on
+//! [`SimBackend`], and the one-line command that replays it.
+
+use crate::sim::{SimBackend, SimConfig};
+use converge_conformance::harness::check::Verdict;
+use converge_conformance::harness::nemesis::Fault;
+use converge_conformance::harness::rng::Dice;
+use converge_conformance::harness::run::{RunConfig, RunReport, run};
+use converge_conformance::harness::workload;
+use converge_core::replica::{Bug, Consistency};
+use converge_node::maelstrom::{FaceConfig, Workload};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// What a series of seeds draws from.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Workloads, by harness name.
+    pub workloads: Vec<String>,
+    /// Faults.
+    pub faults: Vec<Fault>,
+    /// Inject every fault in every seed instead of a drawn subset.
+    pub every_fault: bool,
+    /// Regions.
+    pub regions: usize,
+    /// Replicas per region.
+    pub replicas_per_region: usize,
+    /// Client operations per seed.
+    pub ops: u64,
+    /// Largest clock offset either way, in ms.
+    pub skew_ms: u64,
+    /// A deliberately broken replica.
+    pub bug: Option<Bug>,
+    /// Stops a run early (Ctrl-C).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// What one seed drew and found.
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// Its workload.
+    pub workload: String,
+    /// Its faults.
+    pub faults: Vec<Fault>,
+    /// The replicas' clock offsets, ms.
+    pub skews: Vec<i64>,
+    /// Client operations run.
+    pub ops: u64,
+    /// Virtual time the run took, ms.
+    pub virtual_ms: u64,
+    /// The harness's report.
+    pub report: RunReport,
+    /// The command that replays this seed.
+    pub reproduce: String,
+}
+
+impl Outcome {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.report.verdict() == Verdict::Pass
+    }
+
+    /// One line: seed, draws, verdict.
+    pub fn summary(&self) -> String {
+        let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
+        let verdict = match self.report.verdict() {
+            Verdict::Pass => "pass".to_string(),
+            Verdict::Fail { .. } => "FAIL".to_string(),
+            Verdict::Unknown { reason } => format!("unknown ({reason})"),
+        };
+        format!(
+            "seed {} {} faults [{}] skews {:?} ms: {} ops in {:.1} virtual s, {verdict}",
+            self.seed,
+            self.workload,
+            faults.join(","),
+            self.skews,
+            self.ops,
+            self.virtual_ms as f64 / 1000.0
+        )
+    }
+
+    /// What failed, and how to replay it.
+    pub fn details(&self) -> String {
+        let mut out = String::new();
+        for p in &self.report.problems {
+            let _ = writeln!(out, "  problem: {p:?}");
+        }
+        for c in &self.report.checks {
+            if let Verdict::Fail { detail } | Verdict::Unknown { reason: detail } = &c.verdict {
+                let _ = writeln!(out, "  {}: {detail}", c.name);
+            }
+        }
+        let _ = write!(out, "  reproduce: {}", self.reproduce);
+        out
+    }
+}
+
+/// Runs seed `seed` of `plan`.
+pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
+    // The draws come from their own stream, apart from the harness's, so adding a draw here
+    // never shifts the harness's decisions.
+    let mut dice = Dice::fork(seed, 0x5151);
+    let workload = plan.workloads[dice.below(plan.workloads.len() as u64) as usize].clone();
+    let faults: Vec<Fault> = if plan.every_fault {
+        plan.faults.clone()
+    } else {
+        plan.faults
+            .iter()
+            .copied()
+            .filter(|_| dice.chance(0.5))
+            .collect()
+    };
+    let nodes = plan.regions * plan.replicas_per_region;
+    let mut face = FaceConfig::new(Workload::from_name(&workload).unwrap_or(Workload::GSet));
+    face.replicas_per_region = u32::try_from(plan.replicas_per_region).unwrap_or(1);
+    face.track_durable = true;
+    face.bug = plan.bug;
+    face.seed = seed;
+    face.default_consistency = Consistency::LocalOne;
+    let mut backend = SimBackend::new(SimConfig {
+        face,
+        nodes,
+        skew_ms: plan.skew_ms,
+        reply_ms: 1,
+        seed,
+    });
+    let skews = backend.skews();
+    let config = RunConfig {
+        nodes,
+        clients: nodes,
+        ops: plan.ops,
+        seed,
+        faults: faults.clone(),
+        cancel: plan.cancel.clone(),
+        ..RunConfig::default()
+    };
+    let mut w = workload::by_name(&workload).expect("plans name built-in workloads");
+    let report = run(w.as_mut(), &mut backend, &config, &mut |_| {});
+    let mut reproduce = format!(
+        "converge sim --seeds 1 --seed {seed} --workload {workload} --regions {} --replicas-per-region {} --ops {} --skew-ms {} --every-fault",
+        plan.regions, plan.replicas_per_region, plan.ops, plan.skew_ms
+    );
+    if !faults.is_empty() {
+        let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+        let _ = write!(reproduce, " --nemesis {}", names.join(","));
+    } else {
+        reproduce.push_str(" --nemesis ''");
+    }
+    if let Some(bug) = plan.bug {
+        let name = match bug {
+            Bug::ApplyWithoutDedup => "apply-without-dedup",
+            Bug::ReadIgnoresToken => "read-ignores-token",
+            Bug::AeSkipsSubtree => "ae-skips-subtree",
+        };
+        let _ = write!(reproduce, " --bug {name}");
+    }
+    Outcome {
+        seed,
+        workload,
+        faults,
+        skews,
+        ops: report.ops,
+        virtual_ms: report.elapsed_ms,
+        report,
+        reproduce,
+    }
+}

@@ -1,0 +1,111 @@
+//! Ctrl-C during `converge certify` stops the run, kills and reaps every node process (even one
+//! that ignores SIGINT), and exits with status 130 without judging the implementation.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An echo node that ignores SIGINT and SIGTERM, so only the harness's own clean-up can stop it.
+const STUBBORN_NODE: &str = r#"#!/usr/bin/env python3
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+node_id = None
+for line in sys.stdin:
+    msg = json.loads(line)
+    body = msg["body"]
+    if body["type"] == "init":
+        node_id = body["node_id"]
+        reply = {"type": "init_ok"}
+    elif body["type"] == "echo":
+        reply = {"type": "echo_ok", "echo": body["echo"]}
+    else:
+        continue
+    reply["in_reply_to"] = body["msg_id"]
+    print(json.dumps({"src": node_id, "dest": msg["src"], "body": reply}), flush=True)
+"#;
+
+/// Processes whose command line mentions `needle`, from /proc.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline
+                .contains(needle)
+                .then(|| format!("{}: {cmdline}", e.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+fn write_node(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir).expect("temp dir");
+    let node = dir.join("stubborn-node.py");
+    std::fs::write(&node, STUBBORN_NODE).expect("write node");
+    std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    node
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_reaps_every_node() {
+    let dir = std::env::temp_dir().join(format!("converge-interrupt-{}", std::process::id()));
+    let node = write_node(&dir);
+    let needle = node.to_string_lossy().into_owned();
+    let mut converge = Command::new(env!("CARGO_BIN_EXE_converge"))
+        .args(["certify", "--workload", "echo", "--seed", "7"])
+        .args(["--ops", "100000000", "--time-limit", "600"])
+        .arg("--bin")
+        .arg(&node)
+        .arg("--log-dir")
+        .arg(dir.join("logs"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the converge binary runs");
+
+    // Wait until all three nodes run, so the interruption lands mid-workload.
+    let started = Instant::now();
+    while processes_mentioning(&needle).len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the nodes never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-INT", &converge.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+
+    let interrupted = Instant::now();
+    let status = loop {
+        if let Some(status) = converge.try_wait().expect("waiting on converge") {
+            break status;
+        }
+        if interrupted.elapsed() > Duration::from_secs(20) {
+            let _ = converge.kill();
+            let _ = converge.wait();
+            panic!("converge did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = converge.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert_eq!(status.code(), Some(130), "stderr: {stderr}");
+    assert!(stderr.contains("interrupted"), "stderr: {stderr}");
+    // converge has exited, so every child must already be gone: reaped, not orphaned.
+    let left = processes_mentioning(&needle);
+    assert!(left.is_empty(), "node processes survived: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
