@@ -20,13 +20,17 @@
 //! - When stdin closes, the main thread stops the handler thread, waits for it, and the process
 //!   ends with success.
 //!
-//! Helpers the nodes share: [`bug_from_args`] (`--bug NAME`), [`incarnation`] (a name per
-//! process, for state one writer owns across restarts), [`Flow`] (eager pushes that never flood a
-//! peer that stopped reading, and gossip paced to match) and [`Parked`] (requests waiting,
-//! boundedly, for a condition).
+//! Helpers the nodes share: [`bug_from_args`] (`--bug NAME`) and [`args_from_env`] (with other
+//! options), [`incarnation`] (a name per process, for state one writer owns across restarts),
+//! [`Flow`] (eager pushes that never flood a peer that stopped reading, and gossip paced to
+//! match), [`Parked`] (requests waiting, boundedly, for a condition), [`CatchUp`] (requests held
+//! until a restarted node has its peers' states) and [`dots`] (the dot kernel of the OR-set and
+//! the multi-value register).
+
+pub mod dots;
 
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -335,55 +339,117 @@ fn parse_init(msg: &Message) -> Result<Node, String> {
     Ok(Node::new(id.to_string(), ids))
 }
 
-/// The bug named by `--bug NAME` (or `--bug=NAME`) in `args` (without the program name), out of
-/// `known`; `None` without the flag. Anything else on the command line is an error.
-pub fn parse_bug<B: Copy>(
+/// A node's command line: the bug named by `--bug NAME`, and the values of the other options
+/// the node knows (`--NAME VALUE` or `--NAME=VALUE`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Args<B> {
+    /// The bug, if `--bug` named one.
+    pub bug: Option<B>,
+    options: BTreeMap<String, String>,
+}
+
+impl<B> Args<B> {
+    /// The value given to option `--name`, if any.
+    pub fn option(&self, name: &str) -> Option<&str> {
+        self.options.get(name).map(String::as_str)
+    }
+}
+
+/// Parses a node's command line (`args`, without the program name): `--bug NAME` out of `bugs`,
+/// and `--NAME VALUE` for each name in `options`. Each may be given once; anything else is an
+/// error that says what is accepted.
+pub fn parse_args<B: Copy>(
     args: impl IntoIterator<Item = String>,
-    known: &[(&str, B)],
-) -> Result<Option<B>, String> {
+    bugs: &[(&str, B)],
+    options: &[&str],
+) -> Result<Args<B>, String> {
     let names = || {
-        let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = bugs.iter().map(|(n, _)| *n).collect();
         if names.is_empty() {
             "this node has no bugs".to_string()
         } else {
             format!("known bugs: {}", names.join(", "))
         }
     };
-    let mut args = args.into_iter();
-    let mut bug = None;
-    while let Some(arg) = args.next() {
-        let name = if arg == "--bug" {
-            args.next()
-                .ok_or_else(|| format!("--bug needs a name; {}", names()))?
-        } else if let Some(name) = arg.strip_prefix("--bug=") {
-            name.to_string()
-        } else {
-            return Err(format!("unknown argument {arg:?}; usage: [--bug NAME]"));
-        };
-        if bug.is_some() {
-            return Err("--bug given twice".into());
+    let usage = || {
+        let mut usage = String::from("[--bug NAME]");
+        for option in options {
+            usage.push_str(&format!(" [--{option} VALUE]"));
         }
-        let found = known.iter().find(|(n, _)| *n == name).map(|(_, b)| *b);
-        bug = Some(found.ok_or_else(|| format!("unknown bug {name:?}; {}", names()))?);
+        usage
+    };
+    let mut args = args.into_iter();
+    let mut parsed = Args {
+        bug: None,
+        options: BTreeMap::new(),
+    };
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg.strip_prefix("--") else {
+            return Err(format!("unknown argument {arg:?}; usage: {}", usage()));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (flag, None),
+        };
+        if name != "bug" && !options.contains(&name) {
+            return Err(format!("unknown argument {arg:?}; usage: {}", usage()));
+        }
+        let value = match inline {
+            Some(value) => value,
+            None if name == "bug" => args
+                .next()
+                .ok_or_else(|| format!("--bug needs a name; {}", names()))?,
+            None => args
+                .next()
+                .ok_or_else(|| format!("--{name} needs a value; usage: {}", usage()))?,
+        };
+        if name == "bug" {
+            if parsed.bug.is_some() {
+                return Err("--bug given twice".into());
+            }
+            let found = bugs.iter().find(|(n, _)| *n == value).map(|(_, b)| *b);
+            parsed.bug = Some(found.ok_or_else(|| format!("unknown bug {value:?}; {}", names()))?);
+        } else if parsed.options.insert(name.to_string(), value).is_some() {
+            return Err(format!("--{name} given twice"));
+        }
     }
-    Ok(bug)
+    Ok(parsed)
+}
+
+/// The bug named by `--bug NAME` (or `--bug=NAME`) in `args` (without the program name), out of
+/// `known`; `None` without the flag. Anything else on the command line is an error.
+pub fn parse_bug<B: Copy>(
+    args: impl IntoIterator<Item = String>,
+    known: &[(&str, B)],
+) -> Result<Option<B>, String> {
+    parse_args(args, known, &[]).map(|a| a.bug)
 }
 
 /// The bug named on this process's command line, out of `known`. A bad command line ends the
 /// process with exit code 2 and a message on stderr, before any protocol traffic.
 pub fn bug_from_args<B: Copy + std::fmt::Debug>(known: &[(&str, B)]) -> Option<B> {
-    match parse_bug(std::env::args().skip(1), known) {
-        Ok(bug) => {
-            if let Some(bug) = bug {
+    args_from_env(known, &[]).bug
+}
+
+/// This process's command line, parsed as [`parse_args`] does. A bad command line ends the
+/// process with exit code 2 and a message on stderr, before any protocol traffic.
+pub fn args_from_env<B: Copy + std::fmt::Debug>(bugs: &[(&str, B)], options: &[&str]) -> Args<B> {
+    match parse_args(std::env::args().skip(1), bugs, options) {
+        Ok(args) => {
+            if let Some(bug) = args.bug {
                 eprintln!("running with a deliberate bug: {bug:?}");
             }
-            bug
+            args
         }
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
+        Err(e) => usage_error(&e),
     }
+}
+
+/// Ends the process with exit code 2 and `why` on stderr: the command line is unusable. Only for
+/// use before any protocol traffic.
+pub fn usage_error(why: &str) -> ! {
+    eprintln!("{why}");
+    std::process::exit(2);
 }
 
 /// A name for this process's incarnation of node `id`, different from every other incarnation's.
@@ -608,6 +674,140 @@ impl Flow {
     }
 }
 
+/// Client requests held back, after a restart, until this incarnation has merged a whole state
+/// from every peer.
+///
+/// A node restarted after a kill has lost its state but not its id, and the checks hold a node
+/// to everything its previous incarnation acknowledged and showed: a remove must see the adds
+/// that node acknowledged, a write must supersede what that node read. Whatever that incarnation
+/// acknowledged was pushed to a peer first, so once every peer's whole state is merged the new
+/// incarnation holds at least as much. So [`CatchUp::start`] asks every peer for its state
+/// (`sync`) and client requests wait (boundedly) until every peer has sent one; a request still
+/// waiting after `wait` is refused with error 11, definite, which is true because it never took
+/// effect.
+///
+/// The first incarnation of a node has nothing to catch up on, and waiting would leave it
+/// unavailable for as long as a partition at the start of a run lasts. A process cannot tell a
+/// first start from a restart by itself (it keeps nothing across a kill), so it asks a durable
+/// store: at `start` it creates a boot record, `BOOT_KEY_PREFIX` + its id, in the `lin-kv`
+/// service (partitions do not cut nodes from services) with a compare-and-set that only succeeds
+/// if the record does not exist yet. If it succeeds this is the first incarnation, and requests
+/// are answered at once from then on; if the record exists, the node waits for its peers as
+/// above. Until the service answers, requests wait as after a restart, so the rule is safe even
+/// if the answer never comes. The harness counts calls to a service as a channel between the
+/// nodes that make them, so the boot records only ever let its checks assume that more could
+/// have been seen, never less: they cannot hide a bug.
+#[derive(Debug)]
+pub struct CatchUp {
+    heard: BTreeSet<String>,
+    /// Whether this is the node's first incarnation, once the boot record says so.
+    first: Option<bool>,
+    parked: Parked,
+    wait: Duration,
+}
+
+/// Where in the `lin-kv` service a node keeps its boot record, followed by its id.
+pub const BOOT_KEY_PREFIX: &str = "converge-mutants/boot/";
+/// The service that keeps boot records.
+const BOOT_SERVICE: &str = "lin-kv";
+/// The `msg_id` of the boot record's compare-and-set: the only request this process sends that
+/// expects a reply.
+const BOOT_MSG_ID: u64 = 1;
+
+impl CatchUp {
+    /// At most `capacity` requests waiting, each for at most `wait`.
+    pub fn new(capacity: usize, wait: Duration) -> Self {
+        CatchUp {
+            heard: BTreeSet::new(),
+            first: None,
+            parked: Parked::new(capacity),
+            wait,
+        }
+    }
+
+    /// Starts over, as a fresh incarnation: forgets every peer heard, creates the boot record
+    /// (or learns that it exists), and asks every peer for its whole state with `sync`.
+    pub fn start(&mut self, node: &Node) {
+        self.heard.clear();
+        self.first = None;
+        self.parked = Parked::new(self.parked.capacity);
+        let key = format!("{BOOT_KEY_PREFIX}{}", node.id());
+        node.send(
+            BOOT_SERVICE,
+            json!({"type": "cas", "msg_id": BOOT_MSG_ID, "key": key, "from": false,
+                   "to": true, "create_if_not_exists": true}),
+        );
+        for peer in node.peers() {
+            node.send(peer, json!({"type": "sync"}));
+        }
+    }
+
+    /// Whether requests may be answered: this is the first incarnation, or a whole state from
+    /// every peer has been merged since [`CatchUp::start`].
+    pub fn caught_up(&self, node: &Node) -> bool {
+        self.first == Some(true) || node.peers().all(|p| self.heard.contains(p))
+    }
+
+    /// Takes the service's answer about the boot record: `None` if `msg` is not that answer (the
+    /// handler deals with it), else the held requests that may be handled now, in arrival order.
+    pub fn boot_answer(&mut self, node: &Node, msg: &Message) -> Option<Vec<Message>> {
+        let answers = msg.src == BOOT_SERVICE
+            && msg.get("in_reply_to").and_then(Value::as_u64) == Some(BOOT_MSG_ID);
+        if !answers {
+            return None;
+        }
+        // Created: no earlier incarnation. Anything else (the record exists, or the service
+        // refused) leaves the node waiting for its peers, which is always safe.
+        let first = msg.kind() == "cas_ok";
+        self.first = Some(first);
+        eprintln!(
+            "{}: {}",
+            node.id(),
+            if first {
+                "first incarnation"
+            } else {
+                "restarted: catching up with the peers"
+            }
+        );
+        Some(self.ready(node))
+    }
+
+    /// Hands `msg` back if it may be handled now; otherwise holds it, or refuses it with error
+    /// 11 when too many requests are waiting already.
+    pub fn admit(&mut self, node: &Node, msg: Message) -> Option<Message> {
+        if self.caught_up(node) {
+            return Some(msg);
+        }
+        if let Err(msg) = self.parked.park(msg, Instant::now() + self.wait) {
+            node.error(&msg, TEMPORARILY_UNAVAILABLE, "too many requests waiting");
+        }
+        None
+    }
+
+    /// Notes that a whole state from `peer` was merged, and returns the held requests that may
+    /// be handled now, in arrival order.
+    pub fn heard(&mut self, node: &Node, peer: &str) -> Vec<Message> {
+        self.heard.insert(peer.to_string());
+        self.ready(node)
+    }
+
+    fn ready(&mut self, node: &Node) -> Vec<Message> {
+        if self.caught_up(node) {
+            self.parked.take(|_| true)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Refuses, with error 11, every held request whose wait is over; call it every tick.
+    pub fn expire(&mut self, node: &Node, now: Instant) {
+        for msg in self.parked.expired(now) {
+            let text = "not caught up with the peers yet";
+            node.error(&msg, TEMPORARILY_UNAVAILABLE, text);
+        }
+    }
+}
+
 /// Requests parked until a condition holds, each with a deadline; at most `capacity` of them.
 #[derive(Debug)]
 pub struct Parked {
@@ -696,6 +896,27 @@ mod tests {
         assert!(parse_bug(args(&["--bug"]), BUGS).is_err());
         assert!(parse_bug(args(&["--bug", "a", "--bug", "b"]), BUGS).is_err());
         assert!(parse_bug(args(&["--verbose"]), BUGS).is_err());
+    }
+
+    #[test]
+    fn options_take_one_value_each_and_only_known_ones_are_accepted() {
+        let known = ["mode", "skew-ms"];
+        let parsed = parse_args(
+            args(&["--mode", "mv", "--bug=a", "--skew-ms=-5"]),
+            BUGS,
+            &known,
+        )
+        .expect("a well-formed command line");
+        assert_eq!(parsed.bug, Some(Bug::A));
+        assert_eq!(parsed.option("mode"), Some("mv"));
+        assert_eq!(parsed.option("skew-ms"), Some("-5"));
+        assert_eq!(parsed.option("other"), None);
+        assert!(parse_args(args(&["--mode"]), BUGS, &known).is_err());
+        assert!(parse_args(args(&["--mode", "a", "--mode", "b"]), BUGS, &known).is_err());
+        assert!(
+            parse_args(args(&["--speed", "9"]), BUGS, &known)
+                .is_err_and(|e| e.contains("[--mode VALUE] [--skew-ms VALUE]"))
+        );
     }
 
     #[test]
