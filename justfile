@@ -26,6 +26,14 @@ laws *ARGS:
 bench:
     cargo bench --locked -p converge-core --bench vs_crdts
 
+# The simulator: reference replicas on virtual time under seeded faults (`--seeds 1000` for more).
+sim *ARGS:
+    cargo run --locked --release -- sim {{ARGS}}
+
+# The harness's throughput (100k ops against the Rust counter) and its per-message cost.
+bench-harness:
+    bash scripts/bench-harness.sh
+
 # libFuzzer on a target (merge_laws, decode) for SECONDS; needs the nightly toolchain.
 fuzz TARGET SECONDS="60":
     bash scripts/fuzz.sh {{TARGET}} {{SECONDS}}

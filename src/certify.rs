@@ -24,6 +24,10 @@ pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 1_000;
 pub struct Request {
     /// The node program.
     pub program: PathBuf,
+    /// Whether the program is converge's own reference node (`converge node --stdio`, from this
+    /// very binary): its arguments are then built per workload, with a data directory per run,
+    /// and the reproduce command names no `--bin`.
+    pub reference: bool,
     /// Its arguments.
     pub args: Vec<String>,
     /// Workload name.
@@ -80,11 +84,21 @@ pub fn certify(
                 workload::WORKLOADS.join(", ")
             )
         })?;
+        let log_dir = request.log_dir.join(format!("schedule-{schedule}"));
+        let args = if request.reference {
+            // A fresh store per run: a node killed by the nemesis restarts from its own data,
+            // never from an earlier run's.
+            let data = log_dir.join("data");
+            let _ = std::fs::remove_dir_all(&data);
+            reference_args(&request.workload, &data)
+        } else {
+            request.args.clone()
+        };
         let mut backend = ProcessBackend::new(
             ProcessConfig {
                 program: request.program.clone(),
-                args: request.args.clone(),
-                log_dir: request.log_dir.join(format!("schedule-{schedule}")),
+                args,
+                log_dir,
             },
             request.config.nodes,
         );
@@ -99,6 +113,18 @@ pub fn certify(
     }
     let merge_order = (runs.len() > 1).then(|| merge_order_independence(&runs));
     Ok(Certification { runs, merge_order })
+}
+
+/// The reference node's arguments for `workload`, storing its data under `data`.
+pub fn reference_args(workload: &str, data: &std::path::Path) -> Vec<String> {
+    vec![
+        "node".into(),
+        "--stdio".into(),
+        "--workload".into(),
+        workload.into(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ]
 }
 
 /// The command that replays `request` with the same seed.
@@ -116,14 +142,17 @@ pub fn reproduce_minimal(request: &Request) -> String {
 
 fn command(request: &Request, no_shrink: bool) -> String {
     let c = &request.config;
+    let bin = if request.reference {
+        String::new()
+    } else {
+        format!(
+            " --bin {}",
+            shell_word(&request.program.display().to_string())
+        )
+    };
     let mut cmd = format!(
-        "converge certify --bin {} --workload {} --nodes {} --clients {} --ops {} --seed {}",
-        shell_word(&request.program.display().to_string()),
-        request.workload,
-        c.nodes,
-        c.clients,
-        c.ops,
-        c.seed
+        "converge certify{bin} --workload {} --nodes {} --clients {} --ops {} --seed {}",
+        request.workload, c.nodes, c.clients, c.ops, c.seed
     );
     if request.schedules > 1 {
         let _ = write!(cmd, " --schedules {}", request.schedules);

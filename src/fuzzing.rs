@@ -14,6 +14,8 @@
 //! - [`decode`]: the wire format (`converge_core::wire`) on arbitrary bytes, for every core type:
 //!   decoding may refuse, never panic, and a decoded value must round-trip to a fixed point in the
 //!   binary encoding, in JSON, and across the two.
+//! - [`replica_msg`]: the replica's peer-message decoder (`converge_core::replica::PeerMsg`) and
+//!   a replica receiving the bytes from its peers.
 
 use crate::adapters::{GCounterSubject, LwwSubject, MvSubject, OrSetSubject, PnCounterSubject};
 use arbitrary::{Arbitrary, Unstructured};
@@ -199,6 +201,50 @@ fn json_fixed_point<T: Wire>(ty: &str, v: &T) {
         "decode: {ty}: JSON encoding is not a fixed point\n  value:  {v:?}\n  \
          first:  {json}\n  second: {again}"
     );
+}
+
+/// The replica's peer messages on arbitrary bytes: decoding may refuse, never panic; a decoded
+/// message re-encodes to a fixed point; and a replica fed the bytes as a message from a peer never
+/// panics, and changes neither its keyspace nor its frontier when the bytes do not decode.
+pub fn replica_msg(data: &[u8]) {
+    use converge_core::ReplicaId;
+    use converge_core::replica::{Config, PeerMsg, Replica};
+    match PeerMsg::decode(data) {
+        Ok(msg) => {
+            let bytes = msg.encode();
+            let again = PeerMsg::decode(&bytes)
+                .unwrap_or_else(|e| panic!("{msg:?} re-encodes to bytes that fail: {e}"));
+            assert_eq!(again, msg, "PeerMsg does not round-trip");
+            assert_eq!(
+                again.encode(),
+                bytes,
+                "PeerMsg encoding is not a fixed point"
+            );
+        }
+        Err(_) => {
+            let mut replica = Replica::new(Config::grid(0, 3, 1), 1_000)
+                .expect("a 3-region grid is a valid configuration");
+            let before = replica.clone();
+            replica.handle_message(1_001, ReplicaId(1), data);
+            assert_eq!(
+                replica.root_hash(),
+                before.root_hash(),
+                "refused bytes changed the keyspace"
+            );
+            assert_eq!(replica.frontier(), before.frontier());
+            assert!(
+                replica.poll_reply().is_none(),
+                "refused bytes answered a client"
+            );
+        }
+    }
+    // Whatever decodes is also delivered, from every peer, to a replica that has state.
+    let mut replica = Replica::new(Config::grid(0, 3, 1), 1_000).expect("a 3-region grid is valid");
+    for from in [1, 2, 7] {
+        replica.handle_message(1_001, ReplicaId(from), data);
+        while replica.poll_transmit().is_some() {}
+        while replica.poll_reply().is_some() {}
+    }
 }
 
 #[cfg(test)]

@@ -52,7 +52,8 @@ enum Command {
     /// trace and printed with the command that reproduces it.
     Laws(LawsArgs),
     /// Certify a node program: run it through a workload under seeded faults and check what its
-    /// clients saw.
+    /// clients saw. With no --bin and no --workload, certify converge's reference node on the
+    /// whole suite.
     ///
     /// The program speaks Maelstrom's protocol (JSON lines on stdin/stdout, logs on stderr; see
     /// docs/protocol.md). Exits 0 if every check passes, 1 on a violation (including a node that
@@ -129,26 +130,33 @@ struct NodeArgs {
     /// Consistency of requests that name none.
     #[arg(long, default_value = "LOCAL_ONE", value_parser = ["LOCAL_ONE", "LOCAL_QUORUM", "GLOBAL_QUORUM"])]
     consistency: String,
+    /// Keep the replica's durable state in DIR/<node_id>/ (a redb database) and recover from it
+    /// on restart, so an acknowledged write survives kill -9. Without it the node is in memory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 struct CertifyArgs {
-    /// The node program to run, once per node.
+    /// The node program to run, once per node. Default: converge's own reference node
+    /// (`converge node --stdio`, durable under the log directory).
     #[arg(long = "bin", value_name = "PATH")]
-    program: PathBuf,
+    program: Option<PathBuf>,
     /// The workload [default: g-counter]. With --suite, repeatable, and every workload when
     /// absent.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
     workload: Vec<String>,
     /// Run every workload (or those given) under no fault, each fault of --nemesis alone (every
     /// fault when absent) and all of them together, over --seeds seeds, and print one table.
+    /// Implied when neither --bin nor --workload is given: `converge certify` alone certifies
+    /// the reference node on the whole suite.
     #[arg(long)]
     suite: bool,
-    /// With --suite: seeds per cell, consecutive from --seed.
-    #[arg(long, default_value_t = 2, requires = "suite", value_parser = clap::value_parser!(u64).range(1..=1000))]
-    seeds: u64,
-    /// With --suite: runs at once [default: the number of CPUs].
-    #[arg(long, requires = "suite", value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// With the suite: seeds per cell, consecutive from --seed [default: 2].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    seeds: Option<u64>,
+    /// With the suite: runs at once [default: the number of CPUs].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: Option<u16>,
     /// Number of nodes.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -283,8 +291,12 @@ fn clock_seed() -> u64 {
 }
 
 fn run_certify(mut args: CertifyArgs) -> ExitCode {
-    if args.suite {
+    if args.suite || (args.program.is_none() && args.workload.is_empty()) {
         return run_suite(args);
+    }
+    if args.seeds.is_some() || args.jobs.is_some() {
+        eprintln!("error: --seeds and --jobs need --suite");
+        return ExitCode::from(2);
     }
     let workload = match args.workload.len() {
         0 => "g-counter".to_string(),
@@ -295,8 +307,12 @@ fn run_certify(mut args: CertifyArgs) -> ExitCode {
         }
     };
     let nodes = usize::from(args.nodes);
+    let Some((program, reference)) = node_program(&args) else {
+        return ExitCode::from(2);
+    };
     let request = converge::certify::Request {
-        program: args.program,
+        program,
+        reference,
         args: args.args,
         workload,
         log_dir: args.log_dir,
@@ -318,13 +334,6 @@ fn run_certify(mut args: CertifyArgs) -> ExitCode {
         },
         schedules: args.schedules,
     };
-    if !request.program.exists() {
-        eprintln!(
-            "error: node program {} does not exist",
-            request.program.display()
-        );
-        return ExitCode::from(2);
-    }
     let bar = ops_bar(request.config.ops);
     let schedules = request.schedules;
     let result = converge::certify::certify(&request, &mut |schedule, stage| {
@@ -505,15 +514,34 @@ fn explain_failure(
     })
 }
 
+/// The program to certify and whether it is the reference node, or `None` after printing why
+/// the choice is unusable.
+fn node_program(args: &CertifyArgs) -> Option<(PathBuf, bool)> {
+    match &args.program {
+        Some(program) if program.exists() => Some((program.clone(), false)),
+        Some(program) => {
+            eprintln!("error: node program {} does not exist", program.display());
+            None
+        }
+        None if !args.args.is_empty() => {
+            eprintln!("error: arguments after -- are for a --bin program");
+            None
+        }
+        None => match std::env::current_exe() {
+            Ok(me) => Some((me, true)),
+            Err(e) => {
+                eprintln!("error: cannot find the converge binary to run its reference node: {e}");
+                None
+            }
+        },
+    }
+}
+
 fn run_suite(args: CertifyArgs) -> ExitCode {
     use converge::suite;
-    if !args.program.exists() {
-        eprintln!(
-            "error: node program {} does not exist",
-            args.program.display()
-        );
+    let Some((program, reference)) = node_program(&args) else {
         return ExitCode::from(2);
-    }
+    };
     let nodes = usize::from(args.nodes);
     let seed = args.seed.unwrap_or_else(clock_seed);
     let faults = if args.nemesis.0.is_empty() {
@@ -530,7 +558,8 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
     };
     let suite = suite::Suite {
         template: converge::certify::Request {
-            program: args.program,
+            program,
+            reference,
             args: args.args,
             workload: String::new(),
             log_dir: args.log_dir,
@@ -553,7 +582,9 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
         },
         workloads,
         columns: suite::columns(&faults),
-        seeds: (0..args.seeds).map(|k| seed.wrapping_add(k)).collect(),
+        seeds: (0..args.seeds.unwrap_or(2))
+            .map(|k| seed.wrapping_add(k))
+            .collect(),
         jobs: args.jobs.map_or_else(
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             usize::from,
@@ -719,7 +750,7 @@ fn run_node(args: NodeArgs) -> ExitCode {
         "GLOBAL_QUORUM" => Consistency::GlobalQuorum,
         _ => Consistency::LocalOne,
     };
-    match converge_node::stdio::run(config, None, &mut |_| Ok(())) {
+    match converge_node::stdio::run(config, args.data_dir.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

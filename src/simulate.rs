@@ -46,6 +46,8 @@ pub struct Outcome {
     pub faults: Vec<Fault>,
     /// The replicas' clock offsets, ms.
     pub skews: Vec<i64>,
+    /// The oplog cap drawn, if the seed drew a short one.
+    pub oplog_cap: Option<usize>,
     /// Client operations run.
     pub ops: u64,
     /// Virtual time the run took, ms.
@@ -70,8 +72,11 @@ impl Outcome {
             Verdict::Fail { .. } => "FAIL".to_string(),
             Verdict::Unknown { reason } => format!("unknown ({reason})"),
         };
+        let cap = self
+            .oplog_cap
+            .map_or(String::new(), |c| format!(" oplog {c}"));
         format!(
-            "seed {} {} faults [{}] skews {:?} ms: {} ops in {:.1} virtual s, {verdict}",
+            "seed {} {} faults [{}] skews {:?} ms{cap}: {} ops in {:.1} virtual s, {verdict}",
             self.seed,
             self.workload,
             faults.join(","),
@@ -99,19 +104,29 @@ impl Outcome {
 
 /// Runs seed `seed` of `plan`.
 pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
-    // The draws come from their own stream, apart from the harness's, so adding a draw here
-    // never shifts the harness's decisions.
-    let mut dice = Dice::fork(seed, 0x5151);
-    let workload = plan.workloads[dice.below(plan.workloads.len() as u64) as usize].clone();
-    let faults: Vec<Fault> = if plan.every_fault {
-        plan.faults.clone()
-    } else {
-        plan.faults
-            .iter()
-            .copied()
-            .filter(|_| dice.chance(0.5))
-            .collect()
-    };
+    // Each draw has its own stream, apart from the harness's, so that narrowing the choices
+    // (as the replay command does with --workload and --every-fault) leaves every other draw
+    // of the seed unchanged.
+    let workload = plan.workloads
+        [Dice::fork(seed, 0x5151).below(plan.workloads.len() as u64) as usize]
+        .clone();
+    let mut fault_dice = Dice::fork(seed, 0x5152);
+    let drawn: Vec<Fault> = Fault::ALL
+        .into_iter()
+        .filter(|_| fault_dice.chance(0.5))
+        .collect();
+    let faults: Vec<Fault> = plan
+        .faults
+        .iter()
+        .copied()
+        .filter(|f| plan.every_fault || drawn.contains(f))
+        .collect();
+    // Half the seeds keep a short oplog, so that a replica cut off for a fault window falls
+    // behind the truncation point and only anti-entropy can repair it.
+    let mut cap_dice = Dice::fork(seed, 0x5153);
+    let oplog_cap = cap_dice
+        .chance(0.5)
+        .then(|| 16 + cap_dice.below(240) as usize);
     let nodes = plan.regions * plan.replicas_per_region;
     let mut face = FaceConfig::new(Workload::from_name(&workload).unwrap_or(Workload::GSet));
     face.replicas_per_region = u32::try_from(plan.replicas_per_region).unwrap_or(1);
@@ -119,6 +134,7 @@ pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
     face.bug = plan.bug;
     face.seed = seed;
     face.default_consistency = Consistency::LocalOne;
+    face.oplog_entries_max = oplog_cap;
     let mut backend = SimBackend::new(SimConfig {
         face,
         nodes,
@@ -161,6 +177,7 @@ pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
         workload,
         faults,
         skews,
+        oplog_cap,
         ops: report.ops,
         virtual_ms: report.elapsed_ms,
         report,

@@ -90,3 +90,8 @@ fn merge_laws_corpus_replays() {
 fn decode_corpus_replays() {
     replay("decode", converge::fuzzing::decode, 100);
 }
+
+#[test]
+fn replica_msg_corpus_replays() {
+    replay("replica_msg", converge::fuzzing::replica_msg, 100);
+}

@@ -105,3 +105,39 @@ fn suite_only_flags_need_the_suite() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("need --suite"), "{out}");
 }
+
+#[test]
+fn without_bin_the_reference_node_is_certified_and_survives_kills() {
+    // The reference node from this very binary, durable under the log directory, so a node the
+    // nemesis kills restarts with every write it acknowledged.
+    let (code, out) = certify(&[
+        "--suite",
+        "--workload",
+        "g-counter",
+        "--workload",
+        "session",
+        "--nemesis",
+        "kill,partition",
+        "--ops",
+        "300",
+        "--seeds",
+        "1",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("8/8 runs passed"), "{out}");
+    // A single run names no --bin in its reproduce command either.
+    let (code, out) = certify(&[
+        "--workload",
+        "g-counter",
+        "--ops",
+        "200",
+        "--seed",
+        "4",
+        "--",
+        "--bug",
+        "x",
+    ]);
+    assert_eq!(code, 2, "arguments after -- need --bin: {out}");
+}

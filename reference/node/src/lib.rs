@@ -2,9 +2,11 @@
 //!
 //! [`maelstrom::Face`] maps `docs/protocol.md` (Maelstrom's JSON-lines protocol and converge's
 //! workloads) onto a replica without doing any I/O itself, so the stdio node and the in-process
-//! simulator share one mapping. [`stdio`] is the loop that runs a face over stdin and stdout.
+//! simulator share one mapping. [`stdio`] is the loop that runs a face over stdin and stdout, and
+//! [`store`] the disk it keeps a replica's durable state on when given a data directory.
 //!
 //! [`Replica`]: converge_core::replica::Replica
 
 pub mod maelstrom;
 pub mod stdio;
+pub mod store;

@@ -106,6 +106,9 @@ pub struct FaceConfig {
     pub bug: Option<Bug>,
     /// Seed for the replica's only random choice (anti-entropy jitter), mixed with its id.
     pub seed: u64,
+    /// Caps the replica's oplog (`None`: the replica's default). A small cap makes replicas that
+    /// fall behind depend on anti-entropy, which the simulator wants to exercise.
+    pub oplog_entries_max: Option<usize>,
     /// Adjusts the replica's configuration (limits and timers) before it starts.
     pub tune: fn(&mut Config),
 }
@@ -121,6 +124,7 @@ impl FaceConfig {
             track_durable: false,
             bug: None,
             seed: 0,
+            oplog_entries_max: None,
             tune: |_| {},
         }
     }
@@ -319,6 +323,9 @@ impl Face {
         config.track_durable = self.config.track_durable;
         config.bug = self.config.bug;
         config.seed = self.config.seed;
+        if let Some(max) = self.config.oplog_entries_max {
+            config.oplog_entries_max = max;
+        }
         (self.config.tune)(&mut config);
         let replica = match self.recovered.take() {
             Some(durable) => Replica::recover(config, durable, now_ms).map_err(|e| e.to_string()),

@@ -71,7 +71,9 @@ pub struct Config {
     pub batch_delay_ms: u64,
     /// Batches whose encoded entries reach this size are LZ4-compressed.
     pub compress_threshold_bytes: usize,
-    /// Most entries sent to one peer and not yet acknowledged (the go-back-N window).
+    /// Most entries of one origin sent to one peer and not yet acknowledged (the go-back-N
+    /// window). Per origin, so that a stream whose head waits at the peer for its dependencies
+    /// (see `session` § Causal delivery) never keeps the streams that carry them from being sent.
     pub window_entries: u64,
     /// Time without acknowledgement progress after which a peer's unacknowledged entries are sent
     /// again from its acknowledged point. Doubles with each consecutive timeout, up to 16 times.
@@ -79,6 +81,10 @@ pub struct Config {
     /// Most oplog entries kept; beyond it the oldest are truncated even if a peer still needs
     /// them, and anti-entropy repairs that peer.
     pub oplog_entries_max: usize,
+    /// Most received entries held back, over all origins, because the entries they depend on
+    /// have not arrived yet. Beyond it they are dropped like entries after a gap, and their
+    /// sender's go-back-N sends them again; 0 never holds any.
+    pub parked_entries_max: usize,
     /// Period of the anti-entropy exchange with each neighbour.
     pub ae_interval_ms: u64,
     /// An anti-entropy round not finished after this long is abandoned.
@@ -142,6 +148,7 @@ impl Config {
             window_entries: 4096,
             retransmit_ms: 200,
             oplog_entries_max: 100_000,
+            parked_entries_max: 4096,
             ae_interval_ms: 1_000,
             ae_timeout_ms: 2_000,
             merkle_fanout_bits: 4,

@@ -1,11 +1,15 @@
 //! The durable part of a replica, and the increments a shell persists.
 //!
 //! # What must survive a crash
-//! The keyspace, the oplog, the HLC, the frontier and horizon, and the last sequence number
-//! issued. Everything else — peers' cursors and acknowledgements, what is known of other
-//! replicas' frontiers, pending requests, anti-entropy rounds, metrics — is soft state, rebuilt
+//! The keyspace, the oplog (each entry with its dependencies, which the children it is forwarded
+//! to after a restart must still wait for), the HLC, the frontier and horizon, and the last
+//! sequence number issued. Everything else — peers' cursors and acknowledgements, what is known
+//! of other replicas' frontiers, pending requests, anti-entropy rounds, entries parked for their
+//! dependencies, the running join of dependencies already sent, metrics — is soft state, rebuilt
 //! from the first messages after a restart: a peer that restarts is resent entries from the start
-//! of the retained log and its first ack moves the cursor on.
+//! of the retained log and its first ack moves the cursor on. Parked entries were never applied
+//! nor acknowledged, so their senders still hold and resend them; forgetting the dependencies
+//! already sent only makes the next entries carry more of them (see `session`).
 //!
 //! # The ordering rule
 //! A shell that persists sets [`Config::track_durable`](super::Config::track_durable) and, after
@@ -24,6 +28,9 @@ use super::keyspace::KeyState;
 use super::oplog::Entry;
 use crate::{HlcTimestamp, ReplicaId, VectorClock};
 use std::collections::BTreeMap;
+
+/// The version byte of [`Durable::encode`].
+const DURABLE_VERSION: u8 = 2;
 
 /// The scalar part of the durable state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -98,9 +105,10 @@ impl Durable {
     }
 
     /// A binary encoding of the whole snapshot (for shells that store it as one value, and for
-    /// tests).
+    /// tests). Version 2 carries each oplog entry's dependencies; version-1 images (entries
+    /// without them) are refused rather than recovered with dependencies they never recorded.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![1u8];
+        let mut out = vec![DURABLE_VERSION];
         put_stamp(&mut out, self.meta.hlc);
         put_varint(&mut out, self.meta.last_seq);
         put_vv(&mut out, &self.meta.frontier);
@@ -122,7 +130,7 @@ impl Durable {
     pub fn decode(bytes: &[u8]) -> Result<Durable, DecodeError> {
         super::codec::decode_all(bytes, |r: &mut Reader<'_>| {
             let v = r.u8()?;
-            if v != 1 {
+            if v != DURABLE_VERSION {
                 return Err(DecodeError::UnsupportedVersion(v));
             }
             let meta = DurableMeta {

@@ -346,6 +346,8 @@ impl Replica {
             self.frontier.merge(&claim.frontier);
             self.journal_meta();
             self.metrics.0.ae_frontier_claims += 1;
+            // The claim may cover what parked entries wait for, or the entries themselves.
+            self.unpark();
             self.on_frontier_advanced();
             // Senders stuck behind a truncation point learn that we moved on.
             self.ack_all();

@@ -12,10 +12,13 @@
 //!   limit; the deliberately broken variants ([`Bug`]).
 //! - `keyspace`: typed CRDT states by key ([`KeyState`]) and the Merkle tree kept up to date on
 //!   every change.
-//! - `oplog`: entries `(origin, seq, stamp, key, δ)` retained until every child acknowledged.
+//! - `oplog`: entries `(origin, seq, stamp, deps, key, δ)` retained until every child
+//!   acknowledged.
 //! - `repl`: per-peer cursors, batching, compression, cumulative acks, go-back-N retransmit,
-//!   truncation, forwarding along the topology's spanning trees.
-//! - `session`: session tokens and why answering only once a token is covered is sound.
+//!   causal delivery (entries parked until their dependencies are held), truncation, forwarding
+//!   along the topology's spanning trees.
+//! - `session`: session tokens and why answering only once a token is covered is sound; causal
+//!   delivery and why no read shows a write before what it depends on.
 //! - `quorum`: requests, consistency levels, the ABD-style global-quorum protocol.
 //! - `merkle`: anti-entropy rounds and the frontier claim they end with.
 //! - `msg`, `codec`: the validated binary encodings.
@@ -24,7 +27,13 @@
 //! # Invariants (checked in debug builds after every input)
 //! - `F ⊑ V` (frontier below horizon) and `F[me] = V[me] = last_seq`.
 //! - The state is above the delta of every entry `≤ F`, and is built from entries `≤ V` only.
-//! - Every retained oplog entry is `≤ F`; each origin's retained entries are gap-free.
+//! - `F` is causally closed: the dependencies of every entry `≤ F` are `≤ F`. Every entry that
+//!   reached the state through the oplog was applied only once `F` covered its dependencies.
+//! - Every retained oplog entry is `≤ F`, and so are its dependencies; each origin's retained
+//!   entries are gap-free.
+//! - Parked entries are the next ones of their origins (gap-free from `F[origin] + 1`), each
+//!   run's first waits for a dependency not `≤ F`, and at most `parked_entries_max` are parked.
+//! - The dependencies already sent (`deps_sent`) are `≤ F`.
 //! - Every Merkle node is the sum of the hashes below it.
 //! - At most `pending_max` requests wait.
 
@@ -61,7 +70,7 @@ use keyspace::{Keyspace, Scratch};
 use merkle::AntiEntropy;
 use oplog::Oplog;
 use quorum::Pending;
-use repl::Peer;
+use repl::{Parked, Peer};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -119,6 +128,13 @@ pub struct Replica {
     horizon: VectorClock,
     keys: Keyspace,
     oplog: Oplog,
+    /// Received entries waiting for their dependencies (see `repl` § Causal delivery).
+    parked: Parked,
+    /// The join of the dependencies of every entry issued since the start (or the restart):
+    /// what a receiver already holds when it applies our next entry, so that entry need not name
+    /// it again (see `session` § Causal delivery). Soft state: forgetting it only makes the next
+    /// entries name more.
+    deps_sent: VectorClock,
     /// Replication state of each neighbour.
     peers: BTreeMap<ReplicaId, Peer>,
     /// The latest frontier heard of each other replica (first-hand from neighbours' acks,
@@ -205,8 +221,12 @@ pub struct Counters {
     pub entries_applied: u64,
     /// Entries received again and ignored.
     pub entries_duplicate: u64,
-    /// Entries received ahead of a gap and dropped (the sender re-sends them).
+    /// Entries received ahead of a gap, or waiting for dependencies with no room to park, and
+    /// dropped (the sender re-sends them).
     pub entries_out_of_order: u64,
+    /// Entries held back because what they depend on had not arrived yet (each time one is
+    /// parked; it is applied once its dependencies are, see `repl` § Causal delivery).
+    pub entries_parked: u64,
     /// Batches sent.
     pub batches_sent: u64,
     /// Batches received.
@@ -281,6 +301,8 @@ pub struct Stats {
     pub keys: usize,
     /// Requests waiting (quorum or session).
     pub pending: usize,
+    /// Received entries parked until their dependencies arrive.
+    pub parked: usize,
     /// Per neighbour, the entries it still lacks that this replica would send it.
     pub peer_lag: Vec<(ReplicaId, u64)>,
 }
@@ -330,6 +352,8 @@ impl Replica {
             horizon: VectorClock::new(),
             keys: Keyspace::new(c.merkle_fanout_bits, c.merkle_depth),
             oplog: Oplog::default(),
+            parked: Parked::default(),
+            deps_sent: VectorClock::new(),
             peers,
             known: BTreeMap::new(),
             known_version: 0,
@@ -383,6 +407,16 @@ impl Replica {
             }
             if r.oplog.end(e.origin).is_some_and(|end| end != e.seq) {
                 return Err(RecoverError::Inconsistent("oplog not gap-free"));
+            }
+            // Children will apply the entry only once they hold its dependencies, which must be
+            // members, and held here since it was applied here.
+            if e.deps.get(e.origin) != 0
+                || !e.deps.iter().all(|(o, _)| r.shared.members.contains(&o))
+                || !meta.frontier.dominates(&e.deps)
+            {
+                return Err(RecoverError::Inconsistent(
+                    "oplog entry depends on entries not held",
+                ));
             }
             if e.origin == me {
                 hlc_last = hlc_last.max(e.stamp);
@@ -458,6 +492,7 @@ impl Replica {
             oplog_len: self.oplog.len(),
             keys: self.keys.len(),
             pending: self.pending.len(),
+            parked: self.parked.len(),
             peer_lag: self.peer_lag(),
         }
     }
@@ -649,8 +684,30 @@ impl Replica {
             if self.oplog.len() <= 256 {
                 for e in self.oplog.iter() {
                     debug_assert!(e.seq <= self.frontier.get(e.origin), "oplog above frontier");
+                    debug_assert!(
+                        self.frontier.dominates(&e.deps),
+                        "oplog entry above the frontier's causal closure"
+                    );
                 }
             }
+            debug_assert!(
+                self.frontier.dominates(&self.deps_sent),
+                "dependencies sent that are not held"
+            );
+            debug_assert!(self.parked.len() <= self.shared.config.parked_entries_max);
+            let mut parked = 0;
+            for (origin, run) in self.parked.runs() {
+                parked += run.len();
+                for (expect, e) in (self.frontier.get(origin) + 1..).zip(run) {
+                    debug_assert_eq!(e.seq, expect, "parked run not next and gap-free");
+                }
+                debug_assert!(
+                    run.front()
+                        .is_some_and(|e| !self.frontier.dominates(&e.deps)),
+                    "a parked entry is ready but was not applied"
+                );
+            }
+            debug_assert_eq!(parked, self.parked.len());
             if self.keys.len() <= 64 {
                 debug_assert!(self.keys.check(), "Merkle tree out of date");
             }

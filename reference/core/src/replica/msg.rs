@@ -30,8 +30,12 @@ use crate::{ReplicaId, VectorClock};
 
 /// First byte of every peer message.
 pub const MSG_MAGIC: u8 = 0xC7;
-/// The message format version this build speaks.
-pub const MSG_VERSION: u8 = 1;
+/// The message format version this build speaks. Version 2 added each entry's causal
+/// dependencies (`Entry::deps`, flagged in the low bit of the stamp's logical counter); a
+/// version-1 peer's messages are refused as [`DecodeError::UnsupportedVersion`], never misread
+/// (a version-1 entry would otherwise read with its logical counter halved, or as one with
+/// dependencies).
+pub const MSG_VERSION: u8 = 2;
 /// Message size limit [`PeerMsg::decode`] applies.
 pub const DEFAULT_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
 

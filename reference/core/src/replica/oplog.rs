@@ -1,9 +1,17 @@
 //! The oplog: the entries a replica still has to send, one gap-free log per origin.
 //!
 //! An entry is one write (or one read's write-back): its origin replica, its sequence number at
-//! that origin (from 1, gap-free), its HLC stamp, its key and the δ-state to join there. Applying
-//! an entry is joining its delta, so applying it twice changes nothing — but the receiver still
-//! deduplicates by `(origin, seq)` so that its frontier means "applied in order".
+//! that origin (from 1, gap-free), its HLC stamp, its causal dependencies, its key and the δ-state
+//! to join there. Applying an entry is joining its delta, so applying it twice changes nothing —
+//! but the receiver still deduplicates by `(origin, seq)` so that its frontier means "applied in
+//! order".
+//!
+//! # Dependencies
+//! `deps` is a sparse vector of entries of *other* origins that a replica must hold before it may
+//! apply the entry: the session token the write was served under, less what the origin's earlier
+//! entries already required (see `session` § Causal delivery). It is empty for a write without a
+//! token, which is what the hot path carries. It never names the entry's own origin: the origin's
+//! earlier entries are implied by in-order application.
 //!
 //! A replica keeps the entries of origin `o` only if it has children for `o` (neighbours that
 //! receive `o`'s writes through it, see `config::Routes`), and only until every such child has
@@ -13,15 +21,15 @@
 //! # Invariants
 //! - Each origin's log holds consecutive sequence numbers `first .. first + len`.
 //! - Every entry in the log is at or below the replica's frontier (it was applied before being
-//!   logged).
+//!   logged), and so are its dependencies (it was applied only once they were held).
 
 use super::api::Key;
 use super::codec::{
-    DecodeError, Reader, put_key, put_replica, put_stamp, put_state, put_varint, read_key,
-    read_replica, read_stamp, read_state,
+    DecodeError, Reader, put_key, put_replica, put_state, put_varint, put_vv, read_key,
+    read_replica, read_state, read_vv,
 };
 use super::keyspace::KeyState;
-use crate::{HlcTimestamp, ReplicaId};
+use crate::{HlcTimestamp, ReplicaId, VectorClock};
 use std::collections::{BTreeMap, VecDeque};
 
 /// One replicated write.
@@ -33,6 +41,9 @@ pub struct Entry {
     pub seq: u64,
     /// The origin's HLC when it issued it.
     pub stamp: HlcTimestamp,
+    /// The entries of other origins a replica must hold before applying this one (sparse; never
+    /// names `origin`; empty for a write served without a session token).
+    pub deps: VectorClock,
     /// The key it changes.
     pub key: Key,
     /// The δ-state joined into the key.
@@ -40,11 +51,26 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Appends the entry's binary encoding.
+    /// Appends the entry's binary encoding: origin, sequence number, the stamp's wall time, the
+    /// stamp's logical counter shifted left by one with the low bit set when dependencies follow,
+    /// the dependencies if so, the key and the delta.
+    ///
+    /// The flag shares the logical counter's varint so that an entry without dependencies —
+    /// every write served without a session token, the hot path — costs no byte more than
+    /// before dependencies existed (while the counter stays below 64, as it does unless one
+    /// millisecond sees that many writes).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         put_replica(out, self.origin);
         put_varint(out, self.seq);
-        put_stamp(out, self.stamp);
+        put_varint(out, self.stamp.wall_ms);
+        let has_deps = !self.deps.is_empty();
+        put_varint(
+            out,
+            (u64::from(self.stamp.logical) << 1) | u64::from(has_deps),
+        );
+        if has_deps {
+            put_vv(out, &self.deps);
+        }
         put_key(out, &self.key);
         put_state(out, &self.delta);
     }
@@ -67,10 +93,30 @@ impl Entry {
         if seq == 0 {
             return Err(DecodeError::Invalid("entry sequence number 0"));
         }
+        let wall_ms = r.varint()?;
+        let packed = r.varint()?;
+        let logical = u32::try_from(packed >> 1).map_err(|_| DecodeError::TooLong(packed))?;
+        let stamp = HlcTimestamp::new(wall_ms, logical);
+        let deps = if packed & 1 == 1 {
+            let deps = read_vv(r)?;
+            // Flagged but empty would give one entry two encodings.
+            if deps.is_empty() {
+                return Err(DecodeError::Invalid("entry dependencies flagged but empty"));
+            }
+            deps
+        } else {
+            VectorClock::new()
+        };
+        // The origin's own earlier entries are implied by in-order application; naming them
+        // would give one entry two encodings, and naming a later one could never be satisfied.
+        if deps.get(origin) != 0 {
+            return Err(DecodeError::Invalid("entry depends on its own origin"));
+        }
         Ok(Entry {
             origin,
             seq,
-            stamp: read_stamp(r)?,
+            stamp,
+            deps,
             key: read_key(r)?,
             delta: read_state(r)?,
         })
@@ -184,6 +230,7 @@ mod tests {
             origin: ReplicaId(origin),
             seq,
             stamp: HlcTimestamp::new(seq, 0),
+            deps: VectorClock::new(),
             key: b"k".as_slice().into(),
             delta: KeyState::Counter(GCounter::new()),
         }
@@ -214,7 +261,31 @@ mod tests {
     #[test]
     fn an_entry_round_trips_and_seq_zero_is_refused() {
         let e = entry(3, 7);
-        assert_eq!(Entry::decode(&e.encode()), Ok(e));
+        assert_eq!(Entry::decode(&e.encode()), Ok(e.clone()));
+        let mut d = e.clone();
+        d.deps = [(ReplicaId(1), 4), (ReplicaId(9), 300)]
+            .into_iter()
+            .collect();
+        assert_eq!(Entry::decode(&d.encode()), Ok(d.clone()));
+        // An entry naming its own origin among its dependencies is refused.
+        d.deps.raise(ReplicaId(3), 6);
+        assert_eq!(
+            Entry::decode(&d.encode()),
+            Err(DecodeError::Invalid("entry depends on its own origin"))
+        );
+        // The flag without dependencies is not canonical: refused.
+        let mut flagged = e.encode();
+        let at = 3; // after origin, seq and wall time, one byte each here
+        assert_eq!(flagged[at], 0, "logical 0, no dependencies");
+        flagged[at] = 1;
+        flagged.insert(at + 1, 0);
+        assert_eq!(
+            Entry::decode(&flagged),
+            Err(DecodeError::Invalid("entry dependencies flagged but empty"))
+        );
+        // Without dependencies an entry costs what it did before they existed: origin, seq,
+        // wall time, logical counter and flag, key, delta.
+        assert_eq!(e.encode().len(), 1 + 1 + 1 + 1 + 2 + 2);
         let mut bad = entry(3, 1).encode();
         bad[1] = 0;
         assert_eq!(

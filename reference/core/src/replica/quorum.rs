@@ -22,7 +22,8 @@
 //!   local state, and — unless every answer already equals the result — writes the result back
 //!   as a new oplog entry of this replica and waits until a global quorum holds that entry. Only
 //!   then does it reply. A later read's quorum meets the write-back's quorum, so it returns at
-//!   least this value.
+//!   least this value. Like any write, the write-back depends on the read's session token (see
+//!   `session` § State that bypasses the oplog for what its whole-state delta may expose).
 //! - A last-writer-wins write first queries a global quorum and joins the answers, so the local
 //!   winner is the highest stamp any completed write left at a quorum; it then stamps its value
 //!   above that winner (the HLC is moved past it) and waits until a global quorum holds the new
@@ -198,7 +199,7 @@ impl Replica {
                     self.reply_err(id, ClientError::Overloaded);
                     return;
                 }
-                match self.local_write(&key, op) {
+                match self.local_write(&key, op, &token) {
                     Err(e) => self.reply_err(id, e),
                     Ok((_, value)) if consistency == Consistency::LocalOne => {
                         self.reply_ok(id, value, &token)
@@ -234,9 +235,14 @@ impl Replica {
         self.replies.push_back(Reply { id, result: Err(e) });
     }
 
-    /// Applies a write locally: type check, δ-mutator, oplog entry. Returns the entry's sequence
-    /// number and the reply value. On error nothing changed.
-    pub(super) fn local_write(&mut self, key: &[u8], op: Op) -> Result<(u64, Value), ClientError> {
+    /// Applies a write served under session token `token` locally: type check, δ-mutator, oplog
+    /// entry. Returns the entry's sequence number and the reply value. On error nothing changed.
+    pub(super) fn local_write(
+        &mut self,
+        key: &[u8],
+        op: Op,
+        token: &VectorClock,
+    ) -> Result<(u64, Value), ClientError> {
         let Some(kind) = op.kind() else {
             debug_assert!(false, "local_write of a read");
             return Err(ClientError::Overloaded);
@@ -265,13 +271,21 @@ impl Replica {
         if changed {
             self.journal_key(key);
         }
-        let seq = self.issue(key, stamp, delta);
+        let seq = self.issue(key, stamp, delta, token);
         Ok((seq, value))
     }
 
-    /// Issues the next oplog entry of this replica.
-    fn issue(&mut self, key: &[u8], stamp: HlcTimestamp, delta: KeyState) -> u64 {
+    /// Issues the next oplog entry of this replica, for a write served under session token
+    /// `token`.
+    fn issue(
+        &mut self,
+        key: &[u8],
+        stamp: HlcTimestamp,
+        delta: KeyState,
+        token: &VectorClock,
+    ) -> u64 {
         let me = self.id();
+        let deps = self.entry_deps(token);
         self.last_seq += 1;
         let seq = self.last_seq;
         // The state already holds `delta`: F and V may cover the entry.
@@ -282,10 +296,37 @@ impl Replica {
             origin: me,
             seq,
             stamp,
+            deps,
             key: key.into(),
             delta,
         });
         seq
+    }
+
+    /// The dependencies of the next entry, written under session token `token`: everything the
+    /// writing session has observed (see `session` § Causal delivery), less what is implied.
+    ///
+    /// Our own entries are implied by in-order application. So is whatever an earlier entry of
+    /// ours already named (`deps_sent`): a receiver applies our entries in order, each only once
+    /// its frontier covers that entry's dependencies, and frontiers only grow. What remains is
+    /// usually nothing, or one or two origins a moving session brings along.
+    ///
+    /// A write is served only once its token is covered, so the token is below the frontier; the
+    /// clamp to the frontier keeps every frontier causally closed even under
+    /// [`Bug::ReadIgnoresToken`], whose reads may write back under a token they never waited for.
+    fn entry_deps(&mut self, token: &VectorClock) -> VectorClock {
+        let me = self.id();
+        let implied = |o: ReplicaId, n: u64| o == me || n <= self.deps_sent.get(o);
+        if token.iter().all(|(o, n)| implied(o, n)) {
+            return VectorClock::new();
+        }
+        let deps: VectorClock = token
+            .iter()
+            .filter(|&(o, n)| !implied(o, n))
+            .map(|(o, n)| (o, n.min(self.frontier.get(o))))
+            .collect();
+        self.deps_sent.merge(&deps);
+        deps
     }
 
     /// A stamp above both the HLC and the key's current winner, so that a write served after
@@ -616,7 +657,7 @@ impl Replica {
                         // ABD's second phase: make the value we return held by a quorum first.
                         self.metrics.0.write_backs += 1;
                         let stamp = self.hlc.now(self.now_ms).unwrap_or(self.hlc.last());
-                        let seq = self.issue(&q.key, stamp, state);
+                        let seq = self.issue(&q.key, stamp, state, &p.token);
                         self.await_coverage(
                             p.request_id,
                             p.token,
@@ -646,7 +687,7 @@ impl Replica {
                     );
                     return;
                 }
-                match self.local_write(&q.key, Op::Put(v)) {
+                match self.local_write(&q.key, Op::Put(v), &p.token) {
                     Err(e) => self.reply_err(p.request_id, e),
                     Ok((seq, value)) => self.await_coverage(
                         p.request_id,

@@ -12,15 +12,32 @@
 //! For each neighbour and origin the sender keeps `next` (the next sequence number to send) and
 //! `acked` (the neighbour's frontier as it last acknowledged it). A batch holds, per origin,
 //! consecutive entries from `next` on, bounded by `batch_entries_max`, `batch_bytes_max` and the
-//! window (`window_entries` unacknowledged in all). The receiver applies each origin's entries
-//! in order: an entry at or below its frontier is a duplicate and ignored; one beyond
-//! `frontier + 1` is dropped with the rest of its origin in that batch (the sender re-sends).
-//! After every batch the receiver acks its whole frontier — cumulative, so a lost ack is
-//! repaired by the next. When no ack progress arrives for `retransmit_ms` (doubled per
+//! window (`window_entries` unacknowledged per origin). The receiver applies each origin's
+//! entries in order: an entry at or below its frontier is a duplicate and ignored; one beyond
+//! the next expected sequence number is dropped with the rest of its origin in that batch (the
+//! sender re-sends). After every batch the receiver acks its whole frontier — cumulative, so a
+//! lost ack is repaired by the next. When no ack progress arrives for `retransmit_ms` (doubled per
 //! consecutive timeout, up to 16×), the sender rewinds every cursor of that neighbour to
 //! `acked + 1` and sends again. Duplicated, reordered, lost and
 //! re-sent batches are therefore harmless: the frontier only moves by in-order application, and
 //! joins are idempotent anyway.
+//!
+//! # Causal delivery
+//! The next entry of an origin is applied only once the frontier covers its dependencies
+//! (`Entry::deps`, see `session`). Until then it is *parked* — held, unapplied and
+//! unacknowledged — together with the entries of its origin that follow it, up to
+//! `parked_entries_max` in all (beyond that they are dropped and re-sent by go-back-N). Whenever
+//! the frontier advances (an entry applied, an anti-entropy claim) the parked runs whose heads
+//! became ready are applied, repeatedly, since one origin's entry may be what another's waits for.
+//!
+//! No cycle of waiting can form. A dependency was issued before the entry that names it (a
+//! write is served only once its token is covered), so the oldest entry a replica lacks never
+//! waits for another; it is the head of its origin's stream at the replica's parent for that
+//! origin, which holds it by the same argument one hop closer to the origin, and the windows
+//! are per origin, so a stream whose head waits never keeps another stream from being sent.
+//! Parking never needs room for that oldest entry (it is applied at once), so a full parking
+//! area only costs retransmissions. Entries whose only copies were truncated are covered by the
+//! anti-entropy frontier claim, which then applies the parked entries they held up.
 //!
 //! # Truncation
 //! An entry is dropped from the oplog once every child for its origin has acknowledged it, or
@@ -36,7 +53,66 @@ use super::oplog::Entry;
 use super::{KeyState, Replica};
 use crate::{ReplicaId, VectorClock};
 use smallvec::SmallVec;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Received entries held back until the replica holds their dependencies (see the module
+/// documentation). Soft state: they were neither applied nor acknowledged, so their senders
+/// still hold them and send them again after a restart.
+///
+/// Invariants (checked by `Replica::debug_check`): each origin's run holds consecutive sequence
+/// numbers from `frontier + 1` on; its first entry's dependencies are not all held (it would
+/// have been applied); `len` counts them all and stays within `parked_entries_max`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Parked {
+    runs: BTreeMap<ReplicaId, VecDeque<Entry>>,
+    len: usize,
+}
+
+impl Parked {
+    /// Entries held, over all origins.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Entries of `origin` held.
+    fn run_len(&self, origin: ReplicaId) -> u64 {
+        if self.len == 0 {
+            return 0;
+        }
+        self.runs.get(&origin).map_or(0, |r| r.len() as u64)
+    }
+
+    /// Holds `entry` after the rest of its origin's run.
+    fn push(&mut self, entry: Entry) {
+        let run = self.runs.entry(entry.origin).or_default();
+        debug_assert!(run.back().is_none_or(|b| b.seq + 1 == entry.seq));
+        run.push_back(entry);
+        self.len += 1;
+    }
+
+    fn front(&self, origin: ReplicaId) -> Option<&Entry> {
+        self.runs.get(&origin).and_then(VecDeque::front)
+    }
+
+    fn pop(&mut self, origin: ReplicaId) -> Option<Entry> {
+        let run = self.runs.get_mut(&origin)?;
+        let e = run.pop_front()?;
+        if run.is_empty() {
+            self.runs.remove(&origin);
+        }
+        self.len -= 1;
+        Some(e)
+    }
+
+    fn origins(&self) -> SmallVec<[ReplicaId; 8]> {
+        self.runs.keys().copied().collect()
+    }
+
+    /// Every run, by origin.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (ReplicaId, &VecDeque<Entry>)> {
+        self.runs.iter().map(|(&o, r)| (o, r))
+    }
+}
 
 /// What a replica knows of one neighbour's replication.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -70,7 +146,13 @@ impl Peer {
         self.next_send.get(&origin).map_or(acked, |&n| n.max(acked))
     }
 
-    /// Entries sent and not acknowledged.
+    /// The first sequence number of `origin` beyond the window: entries from `acked + 1` up to
+    /// it may be in flight.
+    fn window_end(&self, origin: ReplicaId, window: u64) -> u64 {
+        (self.acked.get(origin) + 1).saturating_add(window)
+    }
+
+    /// Entries sent and not acknowledged, over all origins.
     fn in_flight(&self) -> u64 {
         self.next_send
             .iter()
@@ -85,9 +167,15 @@ impl Replica {
         let me = self.id();
         self.metrics.0.batches_received += 1;
         // Refuse the whole batch before applying anything if one entry is impossible: an origin
-        // outside the cluster, or one of our own writes we never issued.
+        // outside the cluster, or one of our own writes we never issued — as an entry, or as a
+        // dependency, which could never be covered.
+        let members = &self.shared.members;
         if entries.iter().any(|e| {
-            !self.shared.members.contains(&e.origin) || (e.origin == me && e.seq > self.last_seq)
+            !members.contains(&e.origin)
+                || (e.origin == me && e.seq > self.last_seq)
+                || (!e.deps.is_empty()
+                    && (!e.deps.iter().all(|(o, _)| members.contains(&o))
+                        || e.deps.get(me) > self.last_seq))
         }) {
             self.metrics.0.invalid_messages += 1;
             return;
@@ -95,11 +183,12 @@ impl Replica {
         let mut stalled: SmallVec<[ReplicaId; 4]> = SmallVec::new();
         let mut advanced = false;
         for entry in entries {
-            if stalled.contains(&entry.origin) {
+            let origin = entry.origin;
+            if stalled.contains(&origin) {
                 self.metrics.0.entries_out_of_order += 1;
                 continue;
             }
-            let held = self.frontier.get(entry.origin);
+            let held = self.frontier.get(origin);
             if entry.seq <= held {
                 self.metrics.0.entries_duplicate += 1;
                 if self.shared.config.bug == Some(Bug::ApplyWithoutDedup) {
@@ -107,17 +196,72 @@ impl Replica {
                 }
                 continue;
             }
-            if entry.seq > held + 1 {
-                stalled.push(entry.origin);
+            // The next sequence number this origin's stream needs: past its parked run, if any.
+            let parked = self.parked.run_len(origin);
+            let next = held + 1 + parked;
+            if entry.seq < next {
+                // Parked already (a re-send while it waits for its dependencies).
+                self.metrics.0.entries_duplicate += 1;
+                continue;
+            }
+            if entry.seq > next {
+                stalled.push(origin);
                 self.metrics.0.entries_out_of_order += 1;
                 continue;
             }
-            self.apply_entry(entry);
-            advanced = true;
+            if parked == 0 && self.holds(&entry.deps) {
+                self.apply_entry(entry);
+                advanced = true;
+                continue;
+            }
+            // Its dependencies (or those of the entry before it) are not held yet: applying it
+            // would make it visible before what it depends on. Hold it while there is room;
+            // otherwise drop it like an entry after a gap, and go-back-N sends it again.
+            if self.parked.len() >= self.shared.config.parked_entries_max {
+                stalled.push(origin);
+                self.metrics.0.entries_out_of_order += 1;
+                continue;
+            }
+            self.metrics.0.entries_parked += 1;
+            self.parked.push(entry);
+        }
+        if advanced {
+            self.unpark();
         }
         self.send_ack(from);
         if advanced {
             self.on_frontier_advanced();
+        }
+    }
+
+    /// Whether the frontier covers `deps`, so that an entry depending on them may be applied.
+    fn holds(&self, deps: &crate::VectorClock) -> bool {
+        deps.is_empty() || self.frontier.dominates(deps)
+    }
+
+    /// After the frontier advanced: applies every parked entry that is now next for its origin
+    /// and whose dependencies are held, until none is, and drops those the frontier passed (an
+    /// anti-entropy claim jumped over them).
+    pub(super) fn unpark(&mut self) {
+        let mut progress = self.parked.len() > 0;
+        while progress {
+            progress = false;
+            for origin in self.parked.origins() {
+                while let Some(e) = self.parked.front(origin) {
+                    let held = self.frontier.get(origin);
+                    if e.seq <= held {
+                        self.parked.pop(origin);
+                        self.metrics.0.entries_duplicate += 1;
+                    } else if e.seq == held + 1 && self.holds(&e.deps) {
+                        if let Some(e) = self.parked.pop(origin) {
+                            self.apply_entry(e);
+                        }
+                        progress = true;
+                    } else {
+                        break;
+                    }
+                }
+            }
         }
     }
 
@@ -144,8 +288,12 @@ impl Replica {
     ///
     /// Keeps both session invariants: the state joins exactly this entry's delta, so it stays
     /// above every delta `≤ F` once `F[origin]` becomes `seq`, and `V[origin]` moves with it.
+    ///
+    /// Keeps causal delivery: it is called only once the frontier covers the entry's
+    /// dependencies, so the entry is never visible here before what it depends on.
     fn apply_entry(&mut self, entry: Entry) {
         debug_assert_eq!(entry.seq, self.frontier.get(entry.origin) + 1);
+        debug_assert!(self.holds(&entry.deps), "applied before its dependencies");
         if self.hlc.observe(entry.stamp, self.now_ms).is_err() {
             self.metrics.0.clock_rejects += 1;
         }
@@ -231,7 +379,6 @@ impl Replica {
         let Some(peer) = self.peers.get_mut(&p) else {
             return;
         };
-        let mut in_flight = peer.in_flight();
         let mut sent_any = false;
         let mut body = std::mem::take(&mut self.scratch.0);
         loop {
@@ -252,17 +399,19 @@ impl Replica {
                     continue;
                 }
                 let start = seq;
+                // Per origin, so that a stream whose head waits at `p` for its dependencies
+                // never holds back the streams that carry them (see the module documentation).
+                let window_end = peer.window_end(origin, c.window_entries);
                 while seq < end
                     && count < c.batch_entries_max
                     && (count == 0 || body.len() < c.batch_bytes_max)
-                    && in_flight < c.window_entries
+                    && seq < window_end
                 {
                     if let Some(e) = self.oplog.get(origin, seq) {
                         e.encode_into(&mut body);
                     }
                     seq += 1;
                     count += 1;
-                    in_flight += 1;
                 }
                 if seq != start {
                     peer.next_send.insert(origin, seq);

@@ -1,0 +1,180 @@
+//! The simulator: reference replicas in process on virtual time under the harness's faults.
+//! Every run is deterministic, so these tests name exact seeds; a failure prints the command
+//! that replays the seed.
+
+use converge::simulate::{Outcome, Plan, run_seed};
+use converge_conformance::harness::check::Verdict;
+use converge_conformance::harness::nemesis::Fault;
+use converge_core::replica::Bug;
+
+fn plan(workloads: &[&str], faults: &[Fault], every_fault: bool, bug: Option<Bug>) -> Plan {
+    Plan {
+        workloads: workloads.iter().map(|w| w.to_string()).collect(),
+        faults: faults.to_vec(),
+        every_fault,
+        regions: 3,
+        replicas_per_region: 1,
+        ops: 400,
+        skew_ms: 250,
+        bug,
+        cancel: None,
+    }
+}
+
+fn failed_checks(o: &Outcome) -> Vec<String> {
+    o.report
+        .checks
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Fail { .. }))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+const ALL_WORKLOADS: [&str; 9] = [
+    "g-counter",
+    "pn-counter",
+    "g-set",
+    "broadcast",
+    "or-set",
+    "lww-register",
+    "mv-register",
+    "lin-kv",
+    "session",
+];
+
+#[test]
+fn the_reference_passes_every_workload_under_every_fault_kind() {
+    // Every fault kind at once, on every seed; the seed draws the workload, the fault rates, the
+    // clock skews and whether the oplog is short enough to need anti-entropy.
+    let plan = plan(&ALL_WORKLOADS, &Fault::ALL, true, None);
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 1..=45 {
+        let o = run_seed(&plan, seed);
+        assert!(o.passed(), "{}\n{}", o.summary(), o.details());
+        seen.insert(o.workload.clone());
+    }
+    assert_eq!(seen.len(), ALL_WORKLOADS.len(), "seeds drew {seen:?}");
+}
+
+#[test]
+fn the_same_seed_is_the_same_run() {
+    let plan = plan(&ALL_WORKLOADS, &Fault::ALL, false, None);
+    for seed in [3, 17] {
+        let a = run_seed(&plan, seed);
+        let b = run_seed(&plan, seed);
+        let history = |o: &Outcome| serde_json::to_string(&o.report.history).expect("serialises");
+        assert_eq!(history(&a), history(&b), "seed {seed}");
+        assert_eq!(a.summary(), b.summary());
+    }
+}
+
+#[test]
+fn applying_without_dedup_over_counts_under_duplication() {
+    let plan = plan(
+        &["g-counter"],
+        &[Fault::Duplicate],
+        true,
+        Some(Bug::ApplyWithoutDedup),
+    );
+    // Seed 6 draws a duplication rate high enough that re-applied batches over-count.
+    let o = run_seed(&plan, 6);
+    assert!(
+        failed_checks(&o).contains(&"counter-bounds".to_string()),
+        "{}\n{}",
+        o.summary(),
+        o.details()
+    );
+    assert!(
+        o.reproduce.contains("--bug apply-without-dedup"),
+        "{}",
+        o.reproduce
+    );
+}
+
+#[test]
+fn reading_without_waiting_for_the_token_breaks_read_your_writes() {
+    let plan = plan(
+        &["session"],
+        &[Fault::Partition],
+        true,
+        Some(Bug::ReadIgnoresToken),
+    );
+    let o = run_seed(&plan, 1);
+    assert!(
+        failed_checks(&o).contains(&"read-your-writes".to_string()),
+        "{}\n{}",
+        o.summary(),
+        o.details()
+    );
+}
+
+#[test]
+fn anti_entropy_that_skips_a_subtree_loses_writes_behind_a_short_oplog() {
+    let plan = plan(
+        &["g-set"],
+        &[Fault::Partition, Fault::Kill],
+        true,
+        Some(Bug::AeSkipsSubtree),
+    );
+    // Seed 4 draws a 50-entry oplog: replicas cut off by a partition or a kill fall behind its
+    // truncation point and depend on anti-entropy.
+    let o = run_seed(&plan, 4);
+    assert!(o.oplog_cap.is_some(), "{}", o.summary());
+    let failed = failed_checks(&o);
+    assert!(
+        failed.contains(&"set-full".to_string()) || failed.contains(&"convergence".to_string()),
+        "{}\n{}",
+        o.summary(),
+        o.details()
+    );
+    // The correct replica repairs the same run.
+    let correct = run_seed(
+        &Plan {
+            bug: None,
+            ..plan.clone()
+        },
+        4,
+    );
+    assert!(
+        correct.passed(),
+        "{}\n{}",
+        correct.summary(),
+        correct.details()
+    );
+}
+
+#[test]
+fn a_failing_seed_prints_a_command_that_replays_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_converge"))
+        .args(["sim", "--seeds", "2", "--seed", "5", "--ops", "400"])
+        .args(["--workload", "g-counter", "--every-fault"])
+        .args(["--nemesis", "duplicate", "--bug", "apply-without-dedup"])
+        .output()
+        .expect("converge runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("reproduce: converge sim"))
+        .unwrap_or_else(|| panic!("no reproduce line: {text}"));
+    let failing = text
+        .lines()
+        .find(|l| l.starts_with("seed ") && l.ends_with("FAIL"))
+        .unwrap_or_else(|| panic!("no failing seed: {text}"));
+    let args: Vec<String> = line
+        .trim_start()
+        .trim_start_matches("reproduce: converge ")
+        .split_whitespace()
+        .map(|a| a.trim_matches('\'').to_string())
+        .collect();
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_converge"))
+        .args(&args)
+        .output()
+        .expect("converge runs");
+    let again_text = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert_eq!(again.status.code(), Some(1), "{again_text}");
+    assert!(
+        again_text.lines().any(|l| l == failing),
+        "replay differs:\n{failing}\nvs\n{again_text}"
+    );
+}
