@@ -76,7 +76,8 @@ enum Command {
     /// harness's seeded faults, workloads and checks; one run per seed.
     ///
     /// Each seed draws its workload (among those given), its faults (among --nemesis) and their
-    /// rates, and the replicas' clock skews, and prints them. A failing seed prints the command
+    /// rates, the replicas' clock skews, and whether the oplog is short enough that lagging
+    /// replicas need anti-entropy, and prints them. A failing seed prints the command
     /// that replays it exactly. Exits 0 if every seed passes, 1 otherwise.
     Sim(SimArgs),
 }
@@ -111,7 +112,8 @@ struct SimArgs {
     /// read-ignores-token or ae-skips-subtree.
     #[arg(long, value_parser = ["apply-without-dedup", "read-ignores-token", "ae-skips-subtree"])]
     bug: Option<String>,
-    /// Draw faults for every seed, rather than a random subset (swarm testing draws a subset).
+    /// Inject every fault of --nemesis in every seed, instead of the subset each seed draws
+    /// (swarm testing).
     #[arg(long)]
     every_fault: bool,
 }
