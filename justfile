@@ -26,6 +26,10 @@ laws *ARGS:
 bench:
     cargo bench --locked -p converge-core --bench vs_crdts
 
+# The stateright models (`just model list`, `just model check sessions --depth 10`).
+model *ARGS:
+    cargo run --locked --release -- model {{ARGS}}
+
 # The simulator: reference replicas on virtual time under seeded faults (`--seeds 1000` for more).
 sim *ARGS:
     cargo run --locked --release -- sim {{ARGS}}

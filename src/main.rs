@@ -80,6 +80,43 @@ enum Command {
     /// replicas need anti-entropy, and prints them. A failing seed prints the command
     /// that replays it exactly. Exits 0 if every seed passes, 1 otherwise.
     Sim(SimArgs),
+    /// List or check the stateright models of the design's claims (docs/spec.md, `## Models`).
+    ///
+    /// `check` explores a model breadth-first and prints, per model, the states generated, the
+    /// distinct states, the deepest path, the time taken and a verdict per property. A broken
+    /// variant's expected counterexample counts as a met expectation. Exits 0 iff every
+    /// expectation holds, 1 otherwise, 2 on an unknown model.
+    Model(ModelArgs),
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    #[command(subcommand)]
+    command: ModelCommand,
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// List every model and broken variant with the claim it checks.
+    List,
+    /// Check one model, or all of them.
+    Check(ModelCheckArgs),
+}
+
+#[derive(clap::Args)]
+struct ModelCheckArgs {
+    /// The model to check, as `converge model list` names it.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    name: Option<String>,
+    /// Check every model.
+    #[arg(long)]
+    all: bool,
+    /// Stateright's depth bound (default: the model's own bound, or its whole state space if it
+    /// is finite). Stateright counts states on a path and checks the properties of a state when
+    /// it expands it, so the properties are checked on paths of at most DEPTH - 2 steps.
+    // Zero would mean "unbounded" to stateright, which never ends on the session models.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    depth: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -281,6 +318,7 @@ fn main() -> ExitCode {
         Command::Certify(args) => run_certify(args),
         Command::Node(args) => run_node(args),
         Command::Sim(args) => run_sim(args),
+        Command::Model(args) => run_model(args),
     }
 }
 
@@ -648,6 +686,58 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         say!("verdict: FAIL");
+        ExitCode::FAILURE
+    }
+}
+
+fn run_model(args: ModelArgs) -> ExitCode {
+    let check = match args.command {
+        ModelCommand::List => {
+            for entry in converge_models::catalogue() {
+                say!("{:<24} {}", entry.name, entry.about);
+            }
+            return ExitCode::SUCCESS;
+        }
+        ModelCommand::Check(check) => check,
+    };
+    let entries: Vec<_> = match &check.name {
+        Some(name) => match converge_models::find(name) {
+            Some(entry) => vec![entry],
+            None => {
+                eprintln!("error: no model named {name:?}; `converge model list` names them");
+                return ExitCode::from(2);
+            }
+        },
+        None => converge_models::catalogue().iter().collect(),
+    };
+    let mut ok = true;
+    for entry in entries {
+        let depth = check
+            .depth
+            .map(|d| usize::try_from(d).unwrap_or(usize::MAX));
+        let report = entry.check(depth);
+        say!(
+            "{}: {} states, {} unique, max depth {}, {:.2} s",
+            report.name,
+            report.states,
+            report.unique_states,
+            report.max_depth,
+            report.seconds
+        );
+        for p in &report.properties {
+            say!("  {:<48} {}", p.name, p.verdict());
+            // A single model's counterexamples are what one asks it for; with --all only a
+            // failed expectation is worth the screen space.
+            let show = !p.ok() || (!check.all && p.expect != converge_models::Expect::Example);
+            if let Some(path) = p.path.as_ref().filter(|_| show) {
+                say!("{path}");
+            }
+        }
+        ok &= report.ok();
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
         ExitCode::FAILURE
     }
 }

@@ -108,7 +108,8 @@ impl Parked {
         self.runs.keys().copied().collect()
     }
 
-    /// Every run, by origin.
+    /// Every run, by origin. Only the debug-build invariant checks read the runs whole.
+    #[cfg(debug_assertions)]
     pub(crate) fn runs(&self) -> impl Iterator<Item = (ReplicaId, &VecDeque<Entry>)> {
         self.runs.iter().map(|(&o, r)| (o, r))
     }

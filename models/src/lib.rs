@@ -1,0 +1,290 @@
+//! Stateright models of converge's design claims: the executable spec, checked exhaustively.
+//!
+//! Each module is one model and states, in its documentation, the claim of `docs/spec.md` it
+//! checks. Every `always` property is paired with a `sometimes` property, so that a property
+//! cannot pass only because the states that would test it are unreachable. Models use the real
+//! types of `converge-core` (the CRDTs, the HLC, the sans-IO `Replica`) wherever they can, so that
+//! a model checks this very code rather than a second description of it.
+//!
+//! [`catalogue`] lists every model and broken variant with what is expected of each property;
+//! [`Entry::check`] runs one and says whether each expectation held. The `converge model` command
+//! and `tests/models.rs` both go through it, so the CLI and the tests agree by construction.
+
+pub mod clock_skew;
+pub mod counter3;
+pub mod sessions;
+pub mod sessions_actor;
+
+use stateright::{Checker, Expectation, Model};
+use std::hash::Hash;
+use std::time::Instant;
+
+/// What one property of a model is expected to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// An `always` property that must hold in every reachable state.
+    Holds,
+    /// An `always` property of a deliberately broken variant, which must have a counterexample.
+    Counterexample,
+    /// A `sometimes` property, whose example must be found.
+    Example,
+}
+
+/// The outcome of checking one property.
+#[derive(Clone, Debug)]
+pub struct PropertyReport {
+    /// The property's name, as given to stateright.
+    pub name: &'static str,
+    /// What was expected of it.
+    pub expect: Expect,
+    /// Whether the checker discovered something: a counterexample for an `always` property, an
+    /// example for a `sometimes` one.
+    pub discovered: bool,
+    /// The discovered path as its actions, if any.
+    pub path: Option<String>,
+}
+
+impl PropertyReport {
+    /// Whether the expectation held.
+    pub fn ok(&self) -> bool {
+        match self.expect {
+            Expect::Holds => !self.discovered,
+            Expect::Counterexample | Expect::Example => self.discovered,
+        }
+    }
+
+    /// A one-line verdict for the CLI.
+    pub fn verdict(&self) -> &'static str {
+        match (self.expect, self.discovered) {
+            (Expect::Holds, false) => "holds",
+            (Expect::Holds, true) => "COUNTEREXAMPLE FOUND (unexpected)",
+            (Expect::Counterexample, true) => "counterexample found (expected)",
+            (Expect::Counterexample, false) => "HOLDS (a counterexample was expected)",
+            (Expect::Example, true) => "example found",
+            (Expect::Example, false) => "NO EXAMPLE FOUND",
+        }
+    }
+}
+
+/// The outcome of checking one model.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The model's name in the catalogue.
+    pub name: &'static str,
+    /// States generated, duplicates included.
+    pub states: usize,
+    /// Distinct states.
+    pub unique_states: usize,
+    /// The deepest path explored.
+    pub max_depth: usize,
+    /// Wall time of the check.
+    pub seconds: f64,
+    /// One entry per property, in the model's order.
+    pub properties: Vec<PropertyReport>,
+}
+
+impl Report {
+    /// Whether every expectation held.
+    pub fn ok(&self) -> bool {
+        self.properties.iter().all(PropertyReport::ok)
+    }
+}
+
+/// One checkable model (or broken variant of one) in the catalogue.
+pub struct Entry {
+    /// The name `converge model check NAME` takes.
+    pub name: &'static str,
+    /// One line on what it checks.
+    pub about: &'static str,
+    /// The depth bound used when none is given; `None` explores the whole (finite) state space.
+    pub default_depth: Option<usize>,
+    run: fn(&'static str, Option<usize>) -> Report,
+}
+
+impl Entry {
+    /// Checks the model breadth-first, up to `depth` steps (`None`: the entry's default).
+    pub fn check(&self, depth: Option<usize>) -> Report {
+        (self.run)(self.name, depth.or(self.default_depth))
+    }
+}
+
+/// Every model and broken variant, in the order `converge model list` prints them.
+pub fn catalogue() -> &'static [Entry] {
+    &CATALOGUE
+}
+
+/// The entry named `name`, if any.
+pub fn find(name: &str) -> Option<&'static Entry> {
+    CATALOGUE.iter().find(|e| e.name == name)
+}
+
+static CATALOGUE: [Entry; 9] = [
+    Entry {
+        name: "counter3",
+        about: "MODEL-1 (CLK-2): three regions' G-counters {A:5,B:3,C:2} {A:4,B:6,C:2} {A:4,B:3,C:7} end at 18",
+        default_depth: None,
+        run: |name, depth| check(name, counter3::Counter3, depth, &[]),
+    },
+    Entry {
+        name: "clock-skew-physical",
+        about: "MODEL-2 (CERT-5): LWW stamped by skewed physical clocks loses the causally later write",
+        default_depth: None,
+        run: |name, depth| {
+            check(
+                name,
+                clock_skew::ClockSkew::new(clock_skew::Stamping::Physical),
+                depth,
+                &[clock_skew::LATER_WINS],
+            )
+        },
+    },
+    Entry {
+        name: "clock-skew-hlc",
+        about: "MODEL-2 (CERT-5, CLK-3): LWW stamped by the HLC keeps the causally later write under skew",
+        default_depth: None,
+        run: |name, depth| {
+            check(
+                name,
+                clock_skew::ClockSkew::new(clock_skew::Stamping::Hlc),
+                depth,
+                &[],
+            )
+        },
+    },
+    Entry {
+        name: "sessions",
+        about: "MODEL-3 (REPL-5): the real Replica gives read-your-writes across regions with a token",
+        default_depth: Some(sessions::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                sessions::Sessions::new(sessions::Variant::Correct),
+                depth,
+                &[],
+            )
+        },
+    },
+    Entry {
+        name: "sessions-no-token",
+        about: "MODEL-3 (REPL-5): a client that drops its token reads its write stale (expected counterexample)",
+        default_depth: Some(sessions::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                sessions::Sessions::new(sessions::Variant::DropToken),
+                depth,
+                &[sessions::READ_YOUR_WRITES],
+            )
+        },
+    },
+    Entry {
+        name: "sessions-ignores-token",
+        about: "MODEL-3 (REPL-5): Bug::ReadIgnoresToken reads stale although the client sends its token",
+        default_depth: Some(sessions::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                sessions::Sessions::new(sessions::Variant::ReadIgnoresToken),
+                depth,
+                &[sessions::READ_YOUR_WRITES],
+            )
+        },
+    },
+    Entry {
+        name: "sessions-actor",
+        about: "MODEL-3 (REPL-5): read-your-writes with the real Replica as a stateright Actor",
+        default_depth: Some(sessions_actor::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                sessions_actor::model(sessions::Variant::Correct),
+                depth,
+                &[],
+            )
+        },
+    },
+    Entry {
+        name: "sessions-actor-no-token",
+        about: "MODEL-3 (REPL-5): the actor model without the token reads stale (expected counterexample)",
+        default_depth: Some(sessions_actor::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                sessions_actor::model(sessions::Variant::DropToken),
+                depth,
+                &[sessions::READ_YOUR_WRITES],
+            )
+        },
+    },
+    Entry {
+        name: "sessions-actor-ignores-token",
+        about: "MODEL-3 (REPL-5): the actor model with Bug::ReadIgnoresToken reads stale (expected counterexample)",
+        default_depth: Some(sessions_actor::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                sessions_actor::model(sessions::Variant::ReadIgnoresToken),
+                depth,
+                &[sessions::READ_YOUR_WRITES],
+            )
+        },
+    },
+];
+
+/// Runs `model` breadth-first on one thread, so that the state counts are deterministic and can
+/// be pinned by the tests, and classifies each property against `counterexamples` (the `always`
+/// properties the variant is built to break).
+fn check<M>(
+    name: &'static str,
+    model: M,
+    depth: Option<usize>,
+    counterexamples: &[&'static str],
+) -> Report
+where
+    M: Model + Send + Sync + 'static,
+    M::State: Hash + Send + Sync + Clone + PartialEq + 'static,
+    M::Action: Clone + PartialEq + std::fmt::Debug,
+{
+    let properties = model.properties();
+    let started = Instant::now();
+    let mut builder = model.checker();
+    if let Some(depth) = depth {
+        builder = builder.target_max_depth(depth);
+    }
+    let checker = builder.spawn_bfs().join();
+    let seconds = started.elapsed().as_secs_f64();
+    let properties = properties
+        .iter()
+        .map(|p| {
+            let expect = match p.expectation {
+                Expectation::Sometimes => Expect::Example,
+                _ if counterexamples.contains(&p.name) => Expect::Counterexample,
+                _ => Expect::Holds,
+            };
+            // The actions alone: the states of the session model hold whole replicas, whose
+            // debug rendering would bury the few steps that matter.
+            let path = checker.discovery(p.name).map(|path| {
+                let steps: Vec<String> = path
+                    .into_actions()
+                    .iter()
+                    .map(|a| format!("{a:?}"))
+                    .collect();
+                format!("    path: {}", steps.join(" -> "))
+            });
+            PropertyReport {
+                name: p.name,
+                expect,
+                discovered: path.is_some(),
+                path,
+            }
+        })
+        .collect();
+    Report {
+        name,
+        states: checker.state_count(),
+        unique_states: checker.unique_state_count(),
+        max_depth: checker.max_depth(),
+        seconds,
+        properties,
+    }
+}

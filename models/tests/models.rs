@@ -1,0 +1,102 @@
+//! Checks every model at its bounded size: the `always` properties hold (or, in the deliberately
+//! broken variants, have their expected counterexample), every `sometimes` property has an
+//! example, and the state counts are pinned so that a change to a model or to the code it wraps
+//! that changes the explored space is noticed. Spec IDs MODEL-1 to MODEL-3.
+
+use converge_models::{Expect, Report, clock_skew, counter3, find, sessions};
+
+fn check(name: &str) -> Report {
+    let entry = find(name).expect("the model is in the catalogue");
+    let report = entry.check(None);
+    for p in &report.properties {
+        assert!(p.ok(), "{name}: {}: {}\n{:?}", p.name, p.verdict(), p.path);
+    }
+    report
+}
+
+fn discovered(report: &Report, property: &str) -> bool {
+    report
+        .properties
+        .iter()
+        .any(|p| p.name == property && p.discovered)
+}
+
+#[test]
+fn counter3_three_regions_end_at_18_in_every_delivery_order() {
+    let report = check("counter3");
+    assert!(!discovered(&report, counter3::ALL_MERGED_IS_18));
+    assert!(!discovered(&report, counter3::NEVER_ABOVE_18));
+    assert!(discovered(&report, counter3::ALL_MERGED));
+    assert_eq!(report.unique_states, 156_116);
+}
+
+#[test]
+fn clock_skew_physical_stamps_lose_the_causally_later_write() {
+    let report = check("clock-skew-physical");
+    assert!(discovered(&report, clock_skew::LATER_WINS));
+    assert!(discovered(&report, clock_skew::BOTH_HOLD_LATER));
+    assert_eq!(report.unique_states, 63);
+}
+
+#[test]
+fn clock_skew_hlc_stamps_keep_the_causally_later_write() {
+    let report = check("clock-skew-hlc");
+    assert!(!discovered(&report, clock_skew::LATER_WINS));
+    assert!(discovered(&report, clock_skew::BOTH_HOLD_LATER));
+    assert_eq!(report.unique_states, 103);
+}
+
+#[test]
+fn sessions_the_real_replica_reads_your_writes_across_regions() {
+    let report = check("sessions");
+    assert!(!discovered(&report, sessions::READ_YOUR_WRITES));
+    assert!(discovered(&report, sessions::READ_COMPLETES));
+    assert!(discovered(&report, sessions::WAITED_READ_COMPLETES));
+    assert_eq!(report.unique_states, 8_363);
+}
+
+#[test]
+fn sessions_a_dropped_token_reads_stale() {
+    let report = check("sessions-no-token");
+    assert!(discovered(&report, sessions::READ_YOUR_WRITES));
+    assert!(discovered(&report, sessions::READ_COMPLETES));
+}
+
+#[test]
+fn sessions_the_read_ignores_token_bug_reads_stale() {
+    let report = check("sessions-ignores-token");
+    assert!(discovered(&report, sessions::READ_YOUR_WRITES));
+    assert!(discovered(&report, sessions::READ_COMPLETES));
+}
+
+#[test]
+fn sessions_actor_the_real_replica_as_an_actor_reads_your_writes() {
+    let report = check("sessions-actor");
+    assert!(!discovered(&report, sessions::READ_YOUR_WRITES));
+    assert!(discovered(&report, sessions::READ_COMPLETES));
+    assert_eq!(report.unique_states, 1_413);
+}
+
+#[test]
+fn sessions_actor_a_dropped_token_or_an_ignored_one_reads_stale() {
+    for name in ["sessions-actor-no-token", "sessions-actor-ignores-token"] {
+        let report = check(name);
+        assert!(discovered(&report, sessions::READ_YOUR_WRITES), "{name}");
+        assert!(discovered(&report, sessions::READ_COMPLETES), "{name}");
+    }
+}
+
+#[test]
+fn every_model_pairs_its_always_properties_with_a_sometimes() {
+    for entry in converge_models::catalogue() {
+        let report = entry.check(Some(4));
+        assert!(
+            report
+                .properties
+                .iter()
+                .any(|p| p.expect == Expect::Example),
+            "{}: every always property needs a sometimes partner",
+            entry.name
+        );
+    }
+}
