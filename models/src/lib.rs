@@ -12,9 +12,12 @@
 
 pub mod clock_skew;
 pub mod counter3;
+pub mod global_quorum;
+pub mod seat_reservation;
 pub mod sessions;
 pub mod sessions_actor;
 
+use converge_core::replica::Consistency;
 use stateright::{Checker, Expectation, Model};
 use std::hash::Hash;
 use std::time::Instant;
@@ -118,7 +121,7 @@ pub fn find(name: &str) -> Option<&'static Entry> {
     CATALOGUE.iter().find(|e| e.name == name)
 }
 
-static CATALOGUE: [Entry; 9] = [
+static CATALOGUE: [Entry; 13] = [
     Entry {
         name: "counter3",
         about: "MODEL-1 (CLK-2): three regions' G-counters {A:5,B:3,C:2} {A:4,B:6,C:2} {A:4,B:3,C:7} end at 18",
@@ -226,6 +229,58 @@ static CATALOGUE: [Entry; 9] = [
                 sessions_actor::model(sessions::Variant::ReadIgnoresToken),
                 depth,
                 &[sessions::READ_YOUR_WRITES],
+            )
+        },
+    },
+    Entry {
+        name: "seat-reservation-write-local",
+        about: "MODEL-4: under write-local two regions both reserve seat 5A (expected counterexample)",
+        default_depth: None,
+        run: |name, depth| {
+            check(
+                name,
+                seat_reservation::SeatReservation::new(seat_reservation::Variant::WriteLocal),
+                depth,
+                &[seat_reservation::AT_MOST_ONE_HOLDS],
+            )
+        },
+    },
+    Entry {
+        name: "seat-reservation-global-quorum",
+        about: "MODEL-4: a majority-of-regions conditional write gives seat 5A to at most one client",
+        default_depth: None,
+        run: |name, depth| {
+            check(
+                name,
+                seat_reservation::SeatReservation::new(seat_reservation::Variant::GlobalQuorum),
+                depth,
+                &[],
+            )
+        },
+    },
+    Entry {
+        name: "global-quorum",
+        about: "MODEL-5: registers at GlobalQuorum on three real Replicas are linearizable",
+        default_depth: Some(global_quorum::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                global_quorum::model(Consistency::GlobalQuorum),
+                depth,
+                &[],
+            )
+        },
+    },
+    Entry {
+        name: "global-quorum-local-one",
+        about: "MODEL-5: the same registers at LocalOne are not linearizable (expected counterexample)",
+        default_depth: Some(global_quorum::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                global_quorum::model(Consistency::LocalOne),
+                depth,
+                &[global_quorum::LINEARIZABLE],
             )
         },
     },

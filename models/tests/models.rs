@@ -1,9 +1,11 @@
 //! Checks every model at its bounded size: the `always` properties hold (or, in the deliberately
 //! broken variants, have their expected counterexample), every `sometimes` property has an
 //! example, and the state counts are pinned so that a change to a model or to the code it wraps
-//! that changes the explored space is noticed. Spec IDs MODEL-1 to MODEL-3.
+//! that changes the explored space is noticed. Spec IDs MODEL-1 to MODEL-5.
 
-use converge_models::{Expect, Report, clock_skew, counter3, find, sessions};
+use converge_models::{
+    Expect, Report, clock_skew, counter3, find, global_quorum, seat_reservation, sessions,
+};
 
 fn check(name: &str) -> Report {
     let entry = find(name).expect("the model is in the catalogue");
@@ -84,6 +86,37 @@ fn sessions_actor_a_dropped_token_or_an_ignored_one_reads_stale() {
         assert!(discovered(&report, sessions::READ_YOUR_WRITES), "{name}");
         assert!(discovered(&report, sessions::READ_COMPLETES), "{name}");
     }
+}
+
+#[test]
+fn seat_reservation_write_local_tells_both_clients_they_hold_the_seat() {
+    let report = check("seat-reservation-write-local");
+    assert!(discovered(&report, seat_reservation::BOTH_TOLD));
+    assert!(discovered(&report, seat_reservation::AT_MOST_ONE_HOLDS));
+    assert!(discovered(&report, seat_reservation::SOME_CLIENT_HOLDS));
+}
+
+#[test]
+fn seat_reservation_global_quorum_gives_the_seat_to_at_most_one_client() {
+    let report = check("seat-reservation-global-quorum");
+    assert!(!discovered(&report, seat_reservation::AT_MOST_ONE_HOLDS));
+    assert!(discovered(&report, seat_reservation::SOME_CLIENT_HOLDS));
+    assert_eq!(report.unique_states, 41);
+}
+
+#[test]
+fn global_quorum_registers_on_the_real_replica_are_linearizable() {
+    let report = check("global-quorum");
+    assert!(!discovered(&report, global_quorum::LINEARIZABLE));
+    assert!(discovered(&report, global_quorum::READ_RETURNS_WRITTEN));
+    assert_eq!(report.unique_states, 16_830);
+}
+
+#[test]
+fn global_quorum_the_same_registers_at_local_one_are_not_linearizable() {
+    let report = check("global-quorum-local-one");
+    assert!(discovered(&report, global_quorum::LINEARIZABLE));
+    assert!(discovered(&report, global_quorum::READ_RETURNS_WRITTEN));
 }
 
 #[test]

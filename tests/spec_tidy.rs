@@ -1,0 +1,176 @@
+//! `docs/spec.md` stays honest: every claim names at least one check, every test function it
+//! names exists, and every claim ID the code cites exists in the spec.
+//!
+//! A claim is a list item starting `- **ID Title.**` with an ID like `CLK-2` or `REPL-5`. Inside
+//! it, a backticked snake_case name with at least two underscores is taken as a test function
+//! (`compare_covers_the_four_relations`) and must be defined as `fn NAME` somewhere in the
+//! workspace; a backticked path must exist.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// Folders whose Rust sources define checks or cite claims.
+const SOURCES: [&str; 7] = [
+    "src",
+    "tests",
+    "reference",
+    "conformance",
+    "models",
+    "mutants",
+    "benches",
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn sources() -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    for dir in SOURCES {
+        rust_files(&Path::new(ROOT).join(dir), &mut files);
+    }
+    files
+        .into_iter()
+        .filter_map(|f| Some((f.clone(), std::fs::read_to_string(&f).ok()?)))
+        .collect()
+}
+
+/// Every `fn NAME` in the sources.
+fn functions(sources: &[(PathBuf, String)]) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (_, text) in sources {
+        for piece in text.split("fn ").skip(1) {
+            let name: String = piece
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                names.insert(name);
+            }
+        }
+    }
+    names
+}
+
+/// Whether `word` looks like a claim ID: capitals, a dash, digits.
+fn is_id(word: &str) -> bool {
+    let Some((prefix, number)) = word.split_once('-') else {
+        return false;
+    };
+    !prefix.is_empty()
+        && prefix.chars().all(|c| c.is_ascii_uppercase())
+        && !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
+}
+
+/// The spec's claims: (ID, the text of its list item).
+fn claims(spec: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in spec.lines() {
+        if let Some(rest) = line.strip_prefix("- **") {
+            let id = rest.split_whitespace().next().unwrap_or_default();
+            if is_id(id) {
+                out.push((id.to_string(), line.to_string()));
+                continue;
+            }
+        }
+        // Continuation lines of the current item are indented; anything else ends it.
+        if let Some(last) = out.last_mut()
+            && line.starts_with("  ")
+        {
+            last.1.push('\n');
+            last.1.push_str(line);
+        } else if !line.trim().is_empty() {
+            out.push((String::new(), String::new()));
+        }
+    }
+    out.retain(|(id, _)| !id.is_empty());
+    out
+}
+
+fn backticked(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+fn looks_like_test_name(word: &str) -> bool {
+    word.matches('_').count() >= 2
+        && word
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[test]
+fn every_claim_names_checks_that_exist() {
+    let spec = std::fs::read_to_string(Path::new(ROOT).join("docs/spec.md")).expect("spec");
+    let sources = sources();
+    let fns = functions(&sources);
+    let claims = claims(&spec);
+    assert!(claims.len() >= 30, "only {} claims parsed", claims.len());
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (id, text) in &claims {
+        if !seen.insert(id.clone()) {
+            problems.push(format!("{id} is defined twice"));
+        }
+        let mut named = 0;
+        for word in backticked(text) {
+            if looks_like_test_name(word) {
+                named += 1;
+                if !fns.contains(word) {
+                    problems.push(format!("{id} names `{word}`, which no fn defines"));
+                }
+            } else if word.contains('/') && word.ends_with(".rs") {
+                named += 1;
+                if !Path::new(ROOT).join(word).exists() {
+                    problems.push(format!(
+                        "{id} names the file `{word}`, which does not exist"
+                    ));
+                }
+            }
+        }
+        if named == 0 {
+            problems.push(format!("{id} names no test function or test file"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "docs/spec.md:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn every_claim_id_the_code_cites_is_in_the_spec() {
+    let spec = std::fs::read_to_string(Path::new(ROOT).join("docs/spec.md")).expect("spec");
+    let ids: BTreeSet<String> = claims(&spec).into_iter().map(|(id, _)| id).collect();
+    let mut unknown = Vec::new();
+    for (path, text) in sources() {
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+            let known_prefix = ["CLK-", "CRDT-", "WIRE-", "CERT-", "REPL-", "MODEL-"]
+                .iter()
+                .any(|p| word.starts_with(p));
+            if known_prefix && is_id(word) && !ids.contains(word) {
+                unknown.push(format!("{}: {word}", path.display()));
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "claim IDs cited in code but missing from docs/spec.md:\n{}",
+        unknown.join("\n")
+    );
+}
