@@ -474,15 +474,17 @@ pub fn render_all(c: &Certification) -> String {
     out
 }
 
+/// Text made safe for an XML attribute or element, for the JUnit reports.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// The certification as JUnit XML: one test suite per schedule, one test case per check and per
 /// node problem, so CI systems show each verdict on its own line.
 pub fn junit(c: &Certification) -> String {
-    fn escape(s: &str) -> String {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    }
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"converge certify\">\n",
     );

@@ -6,7 +6,7 @@
 //! which also shrinks it. Cells are independent: their seeds depend on the suite seed and the
 //! seed index only, never on which worker thread ran them or in what order.
 
-use crate::certify::{Certification, Request, certify, reproduce};
+use crate::certify::{Certification, Request, certify, escape, reproduce};
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::nemesis::Fault;
 use std::fmt::Write as _;
@@ -305,12 +305,6 @@ pub fn json(suite: &Suite, cells: &[CellRun]) -> serde_json::Value {
 
 /// The suite as JUnit XML: one test suite per workload, one test case per nemesis and seed.
 pub fn junit(suite: &Suite, cells: &[CellRun]) -> String {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"converge certify --suite\">\n",
     );
