@@ -8,5 +8,6 @@
 //! [`Replica`]: converge_core::replica::Replica
 
 pub mod maelstrom;
+pub mod resp;
 pub mod stdio;
 pub mod store;
