@@ -8,5 +8,7 @@
 //! [`Replica`]: converge_core::replica::Replica
 
 pub mod maelstrom;
+pub mod shared;
 pub mod stdio;
 pub mod store;
+pub mod sync;
