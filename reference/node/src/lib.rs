@@ -9,5 +9,7 @@
 
 pub mod maelstrom;
 pub mod resp;
+pub mod shared;
 pub mod stdio;
 pub mod store;
+pub mod sync;
