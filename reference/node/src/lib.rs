@@ -7,6 +7,8 @@
 //!
 //! [`Replica`]: converge_core::replica::Replica
 
+pub mod config;
+pub mod frame;
 pub mod maelstrom;
 pub mod resp;
 pub mod shared;
