@@ -174,8 +174,7 @@ impl Conn {
     }
 
     fn ok(&mut self, args: &[&str]) -> R {
-        self.cmd(args)
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+        self.cmd(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 }
 
@@ -247,7 +246,10 @@ fn sets_written_on_both_sides_of_a_cut_converge_after_heal() {
     let took = eventually(Duration::from_secs(10), || {
         members(&mut east, "s") == union && members(&mut apac, "s") == union
     });
-    assert!(took.is_some(), "no convergence to the union within 10 s after heal");
+    assert!(
+        took.is_some(),
+        "no convergence to the union within 10 s after heal"
+    );
 }
 
 #[test]
@@ -338,7 +340,10 @@ fn every_acknowledged_write_survives_kill_9() {
     let caught_up = eventually(Duration::from_secs(15), || {
         members(&mut east, "k").len() >= acked.len()
     });
-    assert!(caught_up.is_some(), "us-east did not catch up after the restart");
+    assert!(
+        caught_up.is_some(),
+        "us-east did not catch up after the restart"
+    );
 }
 
 #[test]
@@ -373,7 +378,9 @@ fn malformed_input_gets_an_error_and_the_node_still_serves() {
         .expect("write");
     let replies: Vec<R> = (0..4).map(|_| c.read().expect("reply")).collect();
     assert_eq!(replies, vec![R::Int(2), bulk("2"), bulk("hi"), R::Int(12)]);
-    let metrics_port = cluster.node("us-east")["metrics_port"].as_u64().expect("port") as u16;
+    let metrics_port = cluster.node("us-east")["metrics_port"]
+        .as_u64()
+        .expect("port") as u16;
     let m = http_get(metrics_port, "/metrics");
     assert!(
         m.contains("converge_bad_inputs_total{kind=\"resp_bad_length\"}"),
