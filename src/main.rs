@@ -1,5 +1,7 @@
 //! `converge`: checks multi-region active-active replication.
 
+mod cluster;
+
 use clap::{Parser, Subcommand};
 use converge::laws;
 use converge_conformance::harness::check::Verdict;
@@ -69,9 +71,17 @@ enum Command {
     /// run as given. --report and --junit describe the run as given; the report's "shrunk" field
     /// holds the smallest failing run.
     Certify(CertifyArgs),
-    /// Run one reference replica speaking Maelstrom's protocol on stdin and stdout (see
-    /// docs/protocol.md): what `converge certify` runs when given no --bin.
+    /// Run one reference replica: over TCP (RESP clients, peer replication, /metrics; see
+    /// docs/protocol.md) or, with --stdio, speaking Maelstrom's protocol on stdin and stdout (what
+    /// `converge certify` runs when given no --bin).
+    ///
+    /// TCP mode needs --id, --region, --listen and --peer-listen (from flags or --config; flags
+    /// win) and one --peer per other member. Logs go to stderr, filtered by RUST_LOG (default
+    /// info). SIGTERM or Ctrl-C stops the node; every acknowledged write is already on disk.
     Node(NodeArgs),
+    /// Run a local cluster of reference nodes on loopback, one process per region.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Simulate a cluster of reference replicas in this process on virtual time, under the
     /// harness's seeded faults, workloads and checks; one run per seed.
     ///
@@ -157,22 +167,44 @@ struct SimArgs {
 
 #[derive(clap::Args)]
 struct NodeArgs {
-    /// Speak Maelstrom's JSON-lines protocol on stdin/stdout, logs on stderr.
-    #[arg(long, required = true)]
+    /// Speak Maelstrom's JSON-lines protocol on stdin/stdout, logs on stderr (instead of TCP).
+    #[arg(long, conflicts_with_all = ["config", "id", "region", "peer", "listen", "peer_listen", "metrics_listen"])]
     stdio: bool,
-    /// Which workload's messages to serve.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
-    workload: String,
-    /// Replicas per region: node nK belongs to region K / R.
+    /// (--stdio) Which workload's messages to serve.
+    #[arg(long, requires = "stdio", value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
+    workload: Option<String>,
+    /// (--stdio) Replicas per region: node nK belongs to region K / R.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     replicas_per_region: u32,
-    /// Consistency of requests that name none.
-    #[arg(long, default_value = "LOCAL_ONE", value_parser = ["LOCAL_ONE", "LOCAL_QUORUM", "GLOBAL_QUORUM"])]
-    consistency: String,
-    /// Keep the replica's durable state in DIR/<node_id>/ (a redb database) and recover from it
-    /// on restart, so an acknowledged write survives kill -9. Without it the node is in memory.
+    /// Consistency of requests (stdio) or connections (TCP) that name none [default: LOCAL_ONE].
+    #[arg(long, value_parser = ["LOCAL_ONE", "LOCAL_QUORUM", "GLOBAL_QUORUM"])]
+    consistency: Option<String>,
+    /// Keep the replica's durable state in a redb database under DIR (with --stdio, in
+    /// DIR/<node_id>/) and recover from it on restart, so an acknowledged write survives kill -9.
+    /// Without it the node is in memory.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// (TCP) Read settings from this TOML file; flags override it (see docs/protocol.md).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// (TCP) This replica's id, unique in the cluster.
+    #[arg(long)]
+    id: Option<u64>,
+    /// (TCP) This replica's region name.
+    #[arg(long)]
+    region: Option<String>,
+    /// (TCP) Another member, as ID=REGION@IP:PORT (its peer port); repeat for each.
+    #[arg(long, value_name = "ID=REGION@IP:PORT")]
+    peer: Vec<converge_node::config::PeerSpec>,
+    /// (TCP) RESP client address, e.g. 127.0.0.1:6380.
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<std::net::SocketAddr>,
+    /// (TCP) Peer replication address.
+    #[arg(long, value_name = "IP:PORT")]
+    peer_listen: Option<std::net::SocketAddr>,
+    /// (TCP) Prometheus /metrics HTTP address.
+    #[arg(long, value_name = "IP:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -307,6 +339,21 @@ const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The TCP node and the cluster commands handle their own signals (the node stops on SIGTERM;
+    // the cluster commands are short): converge's Ctrl-C flag is for the long checking runs.
+    let cli = match cli.command {
+        Command::Node(args) if !args.stdio => return run_tcp_node(args),
+        Command::Cluster(cmd) => {
+            return match cluster::run(cmd) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        command => Cli { command },
+    };
     let flag = Arc::clone(interrupt_flag());
     // Without the handler a Ctrl-C still ends converge, but skips the clean-up that reaps node
     // processes ignoring SIGINT; failing to install it is worth a warning, not a refusal.
@@ -319,6 +366,8 @@ fn main() -> ExitCode {
         Command::Node(args) => run_node(args),
         Command::Sim(args) => run_sim(args),
         Command::Model(args) => run_model(args),
+        // Handled above, before the Ctrl-C handler is installed.
+        Command::Cluster(_) => ExitCode::SUCCESS,
     }
 }
 
@@ -825,19 +874,49 @@ fn run_sim(args: SimArgs) -> ExitCode {
     }
 }
 
+fn run_tcp_node(args: NodeArgs) -> ExitCode {
+    use converge_node::config::{Flags, NodeConfig};
+    let flags = Flags {
+        config: args.config,
+        id: args.id,
+        region: args.region,
+        peers: args.peer,
+        client_listen: args.listen,
+        peer_listen: args.peer_listen,
+        metrics_listen: args.metrics_listen,
+        data_dir: args.data_dir,
+        consistency: args.consistency,
+    };
+    let config = match NodeConfig::resolve(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match converge_node::server::run_blocking(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run_node(args: NodeArgs) -> ExitCode {
     use converge_core::replica::Consistency;
     use converge_node::maelstrom::{FaceConfig, Workload};
-    let Some(workload) = Workload::from_name(&args.workload) else {
-        eprintln!(
-            "error: the reference node does not serve '{}'",
-            args.workload
-        );
+    let Some(name) = args.workload.as_deref() else {
+        eprintln!("error: --stdio needs --workload");
+        return ExitCode::from(2);
+    };
+    let Some(workload) = Workload::from_name(name) else {
+        eprintln!("error: the reference node does not serve '{name}'");
         return ExitCode::from(2);
     };
     let mut config = FaceConfig::new(workload);
     config.replicas_per_region = args.replicas_per_region;
-    config.default_consistency = match args.consistency.as_str() {
+    config.default_consistency = match args.consistency.as_deref().unwrap_or("LOCAL_ONE") {
         "LOCAL_QUORUM" => Consistency::LocalQuorum,
         "GLOBAL_QUORUM" => Consistency::GlobalQuorum,
         _ => Consistency::LocalOne,

@@ -7,7 +7,13 @@
 //!
 //! [`Replica`]: converge_core::replica::Replica
 
+pub mod config;
+pub mod frame;
 pub mod maelstrom;
+pub mod resp;
+// The tokio shell is not built under loom: loom checks the tokio-free pieces in `shared` only.
+#[cfg(not(loom))]
+pub mod server;
 pub mod shared;
 pub mod stdio;
 pub mod store;

@@ -1,0 +1,446 @@
+//! The TCP node's configuration: a TOML file (`--config node.toml`) and flags, flags winning.
+//!
+//! ```toml
+//! id = 0                                # this replica's id, unique in the cluster
+//! region = "us-east"
+//! client_listen = "127.0.0.1:6380"      # RESP
+//! peer_listen = "127.0.0.1:7380"        # replication frames
+//! metrics_listen = "127.0.0.1:9380"     # GET /metrics (optional)
+//! data_dir = "/var/lib/converge/us-east" # optional: in memory without it
+//! consistency = "LOCAL_ONE"             # default level of connections
+//!
+//! [[peers]]
+//! id = 1
+//! region = "eu-west"
+//! addr = "127.0.0.1:7381"
+//!
+//! [limits]                              # every field optional
+//! connections_max = 1024
+//! ```
+//!
+//! Every node of a cluster must list the same members (itself plus its peers, with the same
+//! regions): region ids are assigned by sorting region names, and the [`NodeConfig::fingerprint`]
+//! of the member list is checked on every peer link, so a node with a different view is refused
+//! with a log line instead of silently mis-replicating.
+
+use crate::resp;
+use converge_core::ReplicaId;
+use converge_core::replica::{Config as ReplicaConfig, Consistency, RegionId};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A required setting is missing from both the file and the flags.
+    #[error("missing setting `{0}` (give it in --config or as a flag)")]
+    Missing(&'static str),
+    /// A setting has a bad value.
+    #[error("bad value for `{field}`: {message}")]
+    Bad {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn bad(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Bad {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Another member of the cluster and where its peer port listens.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSpec {
+    /// Its replica id.
+    pub id: u64,
+    /// Its region's name.
+    pub region: String,
+    /// Its peer listen address (`IP:port`).
+    pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for PeerSpec {
+    type Err = String;
+
+    /// `ID=REGION@IP:PORT`, the form of `--peer`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let err = || format!("expected ID=REGION@IP:PORT, got {s:?}");
+        let (id, rest) = s.split_once('=').ok_or_else(err)?;
+        let (region, addr) = rest.split_once('@').ok_or_else(err)?;
+        Ok(PeerSpec {
+            id: id.parse().map_err(|_| err())?,
+            region: region.to_string(),
+            addr: addr.parse().map_err(|_| err())?,
+        })
+    }
+}
+
+/// The bounds of the node; every queue and wait has one.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Client connections served at once; more are accepted and closed with an error.
+    pub connections_max: usize,
+    /// Client requests waiting for the replica at once, over all connections.
+    pub waiters_max: usize,
+    /// Inputs queued for the driver (requests and peer payloads).
+    pub inbox_max: usize,
+    /// Most inputs the driver handles before one group commit.
+    pub batch_inputs_max: usize,
+    /// Frames queued per peer link.
+    pub outbox_frames_max: usize,
+    /// Bytes queued per peer link.
+    pub outbox_bytes_max: usize,
+    /// Largest peer frame accepted.
+    pub frame_bytes_max: usize,
+    /// Longest a client request waits for its reply before `-TIMEOUT` (the replica's own
+    /// deadlines are shorter; this catches a stuck driver).
+    pub request_timeout_ms: u64,
+    /// Longest bulk string in a RESP command.
+    pub resp_bulk_bytes_max: usize,
+    /// Most arguments in a RESP command.
+    pub resp_args_max: usize,
+    /// Longest RESP header or inline line.
+    pub resp_line_bytes_max: usize,
+    /// Commands of one connection in flight at once (a pipeline deeper than this is read in
+    /// chunks).
+    pub pipeline_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let r = resp::Limits::default();
+        Limits {
+            connections_max: 1_024,
+            waiters_max: 16_384,
+            inbox_max: 8_192,
+            batch_inputs_max: 1_024,
+            outbox_frames_max: 4_096,
+            outbox_bytes_max: 32 << 20,
+            frame_bytes_max: (16 << 20) + 64,
+            request_timeout_ms: 5_000,
+            resp_bulk_bytes_max: r.bulk_bytes_max,
+            resp_args_max: r.array_len_max,
+            resp_line_bytes_max: r.line_bytes_max,
+            pipeline_max: 256,
+        }
+    }
+}
+
+impl Limits {
+    /// The RESP decoder's limits.
+    pub fn resp(&self) -> resp::Limits {
+        resp::Limits {
+            bulk_bytes_max: self.resp_bulk_bytes_max,
+            array_len_max: self.resp_args_max,
+            line_bytes_max: self.resp_line_bytes_max,
+        }
+    }
+}
+
+/// The file's schema: everything optional, so flags can supply any of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    id: Option<u64>,
+    region: Option<String>,
+    client_listen: Option<SocketAddr>,
+    peer_listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    consistency: Option<String>,
+    #[serde(default)]
+    peers: Vec<PeerSpec>,
+    #[serde(default)]
+    limits: Limits,
+}
+
+/// The flags of `converge node` (TCP mode); each set one overrides the file.
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--id`.
+    pub id: Option<u64>,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--peer` (repeatable); when given, replaces the file's list.
+    pub peers: Vec<PeerSpec>,
+    /// `--listen`.
+    pub client_listen: Option<SocketAddr>,
+    /// `--peer-listen`.
+    pub peer_listen: Option<SocketAddr>,
+    /// `--metrics-listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--consistency`.
+    pub consistency: Option<String>,
+}
+
+/// The resolved configuration of one TCP node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// This replica's id.
+    pub id: u64,
+    /// This replica's region.
+    pub region: String,
+    /// The other members.
+    pub peers: Vec<PeerSpec>,
+    /// RESP listen address.
+    pub client_listen: SocketAddr,
+    /// Peer listen address.
+    pub peer_listen: SocketAddr,
+    /// `/metrics` listen address, if any.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where the replica's durable state lives; in memory without it.
+    pub data_dir: Option<PathBuf>,
+    /// Connections' initial level.
+    pub consistency: Consistency,
+    /// Bounds.
+    pub limits: Limits,
+}
+
+impl NodeConfig {
+    /// Reads the file named by `flags.config` (if any) and applies the flags over it.
+    pub fn resolve(flags: Flags) -> Result<NodeConfig, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => load(path)?,
+            None => FileConfig::default(),
+        };
+        let consistency = flags
+            .consistency
+            .or(file.consistency)
+            .unwrap_or_else(|| "LOCAL_ONE".into());
+        let config = NodeConfig {
+            id: flags.id.or(file.id).ok_or(ConfigError::Missing("id"))?,
+            region: flags
+                .region
+                .or(file.region)
+                .ok_or(ConfigError::Missing("region"))?,
+            peers: if flags.peers.is_empty() {
+                file.peers
+            } else {
+                flags.peers
+            },
+            client_listen: flags
+                .client_listen
+                .or(file.client_listen)
+                .ok_or(ConfigError::Missing("client_listen"))?,
+            peer_listen: flags
+                .peer_listen
+                .or(file.peer_listen)
+                .ok_or(ConfigError::Missing("peer_listen"))?,
+            metrics_listen: flags.metrics_listen.or(file.metrics_listen),
+            data_dir: flags.data_dir.or(file.data_dir),
+            consistency: resp::parse_consistency(consistency.as_bytes()).ok_or_else(|| {
+                bad(
+                    "consistency",
+                    format!("{consistency:?} is not LOCAL_ONE, LOCAL_QUORUM or GLOBAL_QUORUM"),
+                )
+            })?,
+            limits: file.limits,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let mut ids = BTreeSet::from([self.id]);
+        for p in &self.peers {
+            if !ids.insert(p.id) {
+                return Err(bad("peers", format!("replica id {} is listed twice", p.id)));
+            }
+            if p.region.is_empty() {
+                return Err(bad("peers", format!("peer {} has an empty region", p.id)));
+            }
+        }
+        if self.region.is_empty() {
+            return Err(bad("region", "empty"));
+        }
+        let l = &self.limits;
+        for (field, v) in [
+            ("limits.connections_max", l.connections_max),
+            ("limits.waiters_max", l.waiters_max),
+            ("limits.inbox_max", l.inbox_max),
+            ("limits.batch_inputs_max", l.batch_inputs_max),
+            ("limits.outbox_frames_max", l.outbox_frames_max),
+            ("limits.outbox_bytes_max", l.outbox_bytes_max),
+            ("limits.frame_bytes_max", l.frame_bytes_max),
+            ("limits.resp_bulk_bytes_max", l.resp_bulk_bytes_max),
+            ("limits.resp_args_max", l.resp_args_max),
+            ("limits.resp_line_bytes_max", l.resp_line_bytes_max),
+            ("limits.pipeline_max", l.pipeline_max),
+        ] {
+            if v == 0 {
+                return Err(bad(field, "must be at least 1"));
+            }
+        }
+        if l.request_timeout_ms == 0 {
+            return Err(bad("limits.request_timeout_ms", "must be at least 1"));
+        }
+        // Building a replica is how the core validates a configuration (cheap: nothing runs).
+        converge_core::replica::Replica::new(self.replica_config(), 0)
+            .map_err(|e| bad("peers", e.to_string()))?;
+        Ok(())
+    }
+
+    /// Every member `(id, region)`, sorted by id.
+    pub fn members(&self) -> Vec<(u64, &str)> {
+        let mut m: Vec<(u64, &str)> = std::iter::once((self.id, self.region.as_str()))
+            .chain(self.peers.iter().map(|p| (p.id, p.region.as_str())))
+            .collect();
+        m.sort_unstable();
+        m
+    }
+
+    /// The replica's configuration: members with region ids by sorted region name, the
+    /// default limits, and durable tracking when there is a data directory.
+    pub fn replica_config(&self) -> ReplicaConfig {
+        let members = self.members();
+        let regions: BTreeSet<&str> = members.iter().map(|&(_, r)| r).collect();
+        let region_id = |name: &str| {
+            // Every member's region is in the set by construction.
+            RegionId(regions.iter().position(|r| *r == name).unwrap_or(0) as u32)
+        };
+        let replicas = members
+            .iter()
+            .map(|&(id, r)| (ReplicaId(id), region_id(r)))
+            .collect();
+        let mut c = ReplicaConfig::new(ReplicaId(self.id), replicas);
+        c.seed = self.id;
+        c.track_durable = self.data_dir.is_some();
+        c
+    }
+
+    /// FNV-1a over the sorted member list: equal on every node of a correctly configured
+    /// cluster, and checked on every peer link.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        for (id, region) in self.members() {
+            eat(&id.to_be_bytes());
+            eat(region.as_bytes());
+            eat(&[0]);
+        }
+        h
+    }
+}
+
+fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags() -> Flags {
+        Flags {
+            id: Some(0),
+            region: Some("us-east".into()),
+            client_listen: Some("127.0.0.1:6380".parse().unwrap()),
+            peer_listen: Some("127.0.0.1:7380".parse().unwrap()),
+            peers: vec!["1=eu-west@127.0.0.1:7381".parse().unwrap()],
+            ..Flags::default()
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "id = 5\nregion = \"apac\"\nconsistency = \"LOCAL_QUORUM\"\n[limits]\nconnections_max = 3\n",
+        )
+        .unwrap();
+        let c = NodeConfig::resolve(Flags {
+            config: Some(path),
+            ..flags()
+        })
+        .unwrap();
+        assert_eq!((c.id, c.region.as_str()), (0, "us-east"));
+        assert_eq!(c.consistency, Consistency::LocalQuorum);
+        assert_eq!(c.limits.connections_max, 3);
+        assert_eq!(c.members(), vec![(0, "us-east"), (1, "eu-west")]);
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "id = 1\nbogus = 2\n").unwrap();
+        let e = NodeConfig::resolve(Flags {
+            config: Some(path),
+            ..flags()
+        });
+        assert!(matches!(e, Err(ConfigError::Parse { .. })), "{e:?}");
+        let e = NodeConfig::resolve(Flags {
+            id: Some(1),
+            ..flags()
+        });
+        assert!(
+            matches!(e, Err(ConfigError::Bad { field: "peers", .. })),
+            "{e:?}"
+        );
+        let e = NodeConfig::resolve(Flags {
+            region: None,
+            ..flags()
+        });
+        assert!(matches!(e, Err(ConfigError::Missing("region"))), "{e:?}");
+        assert!("1=a@nowhere".parse::<PeerSpec>().is_err());
+    }
+
+    #[test]
+    fn the_fingerprint_depends_on_members_only() {
+        let a = NodeConfig::resolve(flags()).unwrap();
+        let mut b_flags = flags();
+        b_flags.id = Some(1);
+        b_flags.region = Some("eu-west".into());
+        b_flags.peers = vec!["0=us-east@127.0.0.1:7380".parse().unwrap()];
+        let b = NodeConfig::resolve(b_flags).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let mut c_flags = flags();
+        c_flags.peers = vec!["1=apac@127.0.0.1:7381".parse().unwrap()];
+        assert_ne!(
+            a.fingerprint(),
+            NodeConfig::resolve(c_flags).unwrap().fingerprint()
+        );
+    }
+}
