@@ -18,6 +18,11 @@ core-is-sans-io:
 test:
     cargo test --locked --workspace
 
+# Loom model checks of the node's shared pieces (clock, session waits, outbox, oplog cursors);
+# a separate target dir, since `--cfg loom` rebuilds every dependency.
+loom:
+    RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --locked -p converge-node --test loom --release
+
 # The law checker over every built-in type (add `--crdts` to include the crdts crate).
 laws *ARGS:
     cargo run --locked --release -- laws {{ARGS}}
