@@ -125,6 +125,8 @@ pub struct Limits {
     pub resp_args_max: usize,
     /// Longest RESP header or inline line.
     pub resp_line_bytes_max: usize,
+    /// Most bytes of one RESP command, all arguments together.
+    pub resp_command_bytes_max: usize,
     /// Commands of one connection in flight at once (a pipeline deeper than this is read in
     /// chunks).
     pub pipeline_max: usize,
@@ -145,6 +147,7 @@ impl Default for Limits {
             resp_bulk_bytes_max: r.bulk_bytes_max,
             resp_args_max: r.array_len_max,
             resp_line_bytes_max: r.line_bytes_max,
+            resp_command_bytes_max: r.command_bytes_max,
             pipeline_max: 256,
         }
     }
@@ -157,6 +160,7 @@ impl Limits {
             bulk_bytes_max: self.resp_bulk_bytes_max,
             array_len_max: self.resp_args_max,
             line_bytes_max: self.resp_line_bytes_max,
+            command_bytes_max: self.resp_command_bytes_max,
         }
     }
 }
@@ -293,6 +297,7 @@ impl NodeConfig {
             ("limits.resp_bulk_bytes_max", l.resp_bulk_bytes_max),
             ("limits.resp_args_max", l.resp_args_max),
             ("limits.resp_line_bytes_max", l.resp_line_bytes_max),
+            ("limits.resp_command_bytes_max", l.resp_command_bytes_max),
             ("limits.pipeline_max", l.pipeline_max),
         ] {
             if v == 0 {

@@ -42,6 +42,9 @@ pub struct Limits {
     pub array_len_max: usize,
     /// The longest header line (`*N`, `$N`) or inline command.
     pub line_bytes_max: usize,
+    /// The most bytes one whole command may take on the wire: what bounds a connection's read
+    /// buffer (plus one read), since `array_len_max × bulk_bytes_max` alone is far too much.
+    pub command_bytes_max: usize,
 }
 
 impl Default for Limits {
@@ -50,19 +53,8 @@ impl Default for Limits {
             bulk_bytes_max: 1 << 20,
             array_len_max: 4_096,
             line_bytes_max: 64 * 1024,
+            command_bytes_max: 8 << 20,
         }
-    }
-}
-
-impl Limits {
-    /// The most bytes one complete command can take on the wire: the shell's bound on its read
-    /// buffer (plus one read).
-    pub fn command_bytes_max(&self) -> usize {
-        // Each argument: `$` + up to 20 digits + CRLF + payload + CRLF.
-        self.line_bytes_max.saturating_add(
-            self.array_len_max
-                .saturating_mul(self.bulk_bytes_max.saturating_add(25)),
-        )
     }
 }
 
@@ -84,6 +76,9 @@ pub enum DecodeError {
     /// An array element that is not a bulk string (clients send commands as bulk arrays).
     #[error("expected '$', got {0:?}")]
     ExpectedBulk(char),
+    /// A command whose announced lengths add up to more than the limit.
+    #[error("command longer than {0} bytes")]
+    CommandTooLong(usize),
     /// A bulk string not followed by CRLF.
     #[error("bulk string not terminated by CRLF")]
     BadTerminator,
@@ -101,6 +96,7 @@ impl DecodeError {
             DecodeError::BulkTooLong(_) => "resp_bulk_too_long",
             DecodeError::BadLength => "resp_bad_length",
             DecodeError::ExpectedBulk(_) => "resp_expected_bulk",
+            DecodeError::CommandTooLong(_) => "resp_command_too_long",
             DecodeError::BadTerminator => "resp_bad_terminator",
             DecodeError::UnbalancedQuotes => "resp_unbalanced_quotes",
         }
@@ -152,6 +148,9 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Result<Option<(Command, usize)>, D
             Len::Some(l) => l as usize,
         };
         let end = after + len;
+        if end + 2 > limits.command_bytes_max {
+            return Err(DecodeError::CommandTooLong(limits.command_bytes_max));
+        }
         if buf.len() < end + 2 {
             return Ok(None);
         }
@@ -423,7 +422,9 @@ pub fn is_barrier(cmd: &[Vec<u8>]) -> bool {
     };
     let name = name.to_ascii_uppercase();
     match name.as_slice() {
-        b"TOKEN" | b"DEL" | b"UNLINK" | b"MVSET" | b"SADD" | b"SREM" => true,
+        b"TOKEN" | b"DEL" | b"UNLINK" | b"MVSET" => true,
+        // One request per member: only several members make a multi-step command.
+        b"SADD" | b"SREM" => cmd.len() > 3,
         b"WITH" => cmd.get(2..).is_some_and(is_barrier),
         _ => false,
     }
@@ -952,6 +953,7 @@ mod tests {
             bulk_bytes_max: 4,
             array_len_max: 2,
             line_bytes_max: 8,
+            command_bytes_max: 20,
         };
         assert_eq!(
             decode(b"*3\r\n", &limits),
@@ -990,6 +992,11 @@ mod tests {
             decode(b"\"a\r\n", &limits),
             Err(DecodeError::UnbalancedQuotes)
         );
+        // Each argument within its limit, the whole over the command's.
+        assert_eq!(
+            decode(b"*2\r\n$4\r\nabcd\r\n$1\r\n", &limits),
+            Err(DecodeError::CommandTooLong(20))
+        );
         // At the limits exactly, everything passes.
         assert_eq!(
             decode(b"*2\r\n$4\r\nabcd\r\n$0\r\n\r\n", &limits).unwrap(),
@@ -1004,6 +1011,7 @@ mod tests {
             bulk_bytes_max: 3,
             array_len_max: 3,
             line_bytes_max: 5,
+            command_bytes_max: 20,
         };
         let inputs: [&[u8]; 6] = [
             b"*-1\r\n*-2\r\n$-1\r\n",

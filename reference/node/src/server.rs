@@ -57,6 +57,8 @@ const TICK_MAX: Duration = Duration::from_millis(50);
 /// Dial backoff: first retry, cap.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A link that stayed up this long counts as healthy: its failure resets the dial backoff.
+const LINK_STABLE: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A peer write that makes no progress this long closes the link (the dialer reconnects).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -694,13 +696,26 @@ async fn dial(link: Arc<Link>, node: Arc<Node>) {
                     continue;
                 }
             };
-        backoff = BACKOFF_MIN;
         let _ = stream.set_nodelay(true);
-        info!(peer = link.spec.id, region = %link.spec.region, "peer link up (out)");
+        let connected = Instant::now();
+        debug!(peer = link.spec.id, region = %link.spec.region, "peer link up (out)");
         link.out_up.store(true, Ordering::Relaxed);
         let why = write_link(stream, &link, &node, &mut batch).await;
         link.out_up.store(false, Ordering::Relaxed);
-        info!(peer = link.spec.id, reason = why, "peer link down (out)");
+        if connected.elapsed() >= LINK_STABLE {
+            info!(peer = link.spec.id, reason = why, "peer link down (out)");
+            backoff = BACKOFF_MIN;
+        } else {
+            // A link that fails right after connecting (the peer refuses us: another cluster,
+            // or its side of the link is cut) is retried with backoff, not in a tight loop.
+            debug!(
+                peer = link.spec.id,
+                reason = why,
+                "peer link failed early (out)"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
     }
 }
 
