@@ -3,13 +3,16 @@
 #
 #   scripts/bench-redis.sh [-n REQUESTS] [-c CLIENTS]
 #
-# Starts a 3-region converge cluster on loopback (release build) and two redis-servers: one as
-# durable as the node (appendonly yes, appendfsync always: every acknowledged write is on disk,
-# as the node's group commit guarantees) and one in memory (no persistence at all). Runs
-# redis-benchmark's SET, GET, INCR and SADD against one converge region and each redis-server,
-# unpipelined (-P 1) and pipelined (-P 16), and prints ops/s, p99 latency and the ratio of
-# converge to each redis-server. While the pipelined SET runs against us-east it samples apac's
-# replication lag from us-east (the /metrics gauge, every 50 ms) and prints its p99 and max.
+# Starts two converge clusters on loopback (release build, durable, LOCAL_ONE): a single region
+# ("conv-1") and three regions ("conv-3", benchmarked on us-east while eu-west and apac replicate
+# every write on the same cores), and two redis-servers: one as durable as the node (appendonly
+# yes, appendfsync always: every acknowledged write is on disk, as the node's group commit
+# guarantees) and one in memory (no persistence at all). Runs redis-benchmark's SET, GET, INCR
+# and SADD against each, unpipelined (-P 1) and pipelined (-P 16), and prints ops/s, p99 latency
+# and the ratios of converge to redis-server. While the pipelined SET runs against conv-3's
+# us-east it samples apac's replication lag (the /metrics gauge `converge_replication_lag_ms`:
+# apac's clock minus the stamp us-east put on the frame when it queued it; every 50 ms) and prints
+# its p99 and max.
 #
 # Installs redis-tools and redis-server with apt-get if they are missing. Everything it starts is
 # stopped on exit, and its scratch directory removed.
@@ -38,12 +41,14 @@ BIN="${CARGO_TARGET_DIR:-target}/release/converge"
 
 WORK=$(mktemp -d)
 BASE=$((23000 + RANDOM % 2000))
-CONVERGE_PORT=$BASE
+SOLO_PORT=$BASE
+CONVERGE_PORT=$((BASE + 10))
 REDIS_DURABLE_PORT=$((BASE + 50))
 REDIS_MEMORY_PORT=$((BASE + 51))
-LAG_PORT=$((BASE + 202))   # apac's /metrics: the lag of what it receives from us-east (peer 0)
+LAG_PORT=$((BASE + 212))   # apac's /metrics: the lag of what it receives from us-east (peer 0)
 
 cleanup() {
+  "$BIN" cluster down --dir "$WORK/solo" >/dev/null 2>&1 || true
   "$BIN" cluster down --dir "$WORK/cluster" >/dev/null 2>&1 || true
   for p in "$REDIS_DURABLE_PORT" "$REDIS_MEMORY_PORT"; do
     redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true
@@ -52,7 +57,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN" cluster up --regions us-east,eu-west,apac --dir "$WORK/cluster" --base-port "$BASE" >&2
+"$BIN" cluster up --regions solo --dir "$WORK/solo" --base-port "$SOLO_PORT" >&2
+"$BIN" cluster up --regions us-east,eu-west,apac --dir "$WORK/cluster" --base-port "$CONVERGE_PORT" >&2
 mkdir -p "$WORK/redis-durable" "$WORK/redis-memory"
 redis-server --port "$REDIS_DURABLE_PORT" --dir "$WORK/redis-durable" --save '' \
   --appendonly yes --appendfsync always --daemonize yes --logfile "$WORK/redis-durable.log"
@@ -76,23 +82,24 @@ sample_lag() {
   done
 }
 
-echo "redis-benchmark -n $N -c $C, $(nproc) cores; converge: 3 regions on loopback, durable, LOCAL_ONE"
-printf '%-6s %-5s %14s %10s %14s %10s %14s %10s %8s %8s\n' test P converge p99ms \
-  redis-aof p99ms redis-mem p99ms "x aof" "x mem"
+echo "redis-benchmark -n $N -c $C on $(nproc) cores; ops/s and p99 ms"
+FMT='%-5s %-3s %10s %7s %10s %7s %10s %7s %10s %7s %7s %7s %7s\n'
+printf "$FMT" test P conv-1 p99 conv-3 p99 redis-aof p99 redis-mem p99 1/aof 1/mem 3/aof
 for P in 1 16; do
   for T in set get incr sadd; do
     lag_pid=""
     if [ "$T" = set ] && [ "$P" = 16 ]; then
       sample_lag >"$WORK/lag.txt" & lag_pid=$!
     fi
+    read -r s_rps s_p99 < <(run "$SOLO_PORT" "$P" "$T")
     read -r c_rps c_p99 < <(run "$CONVERGE_PORT" "$P" "$T")
     [ -n "$lag_pid" ] && kill "$lag_pid" 2>/dev/null && wait "$lag_pid" 2>/dev/null || true
     read -r d_rps d_p99 < <(run "$REDIS_DURABLE_PORT" "$P" "$T")
     read -r m_rps m_p99 < <(run "$REDIS_MEMORY_PORT" "$P" "$T")
-    printf '%-6s %-5s %14s %10s %14s %10s %14s %10s %8s %8s\n' "$T" "$P" "$c_rps" "$c_p99" \
-      "$d_rps" "$d_p99" "$m_rps" "$m_p99" \
-      "$(awk -v a="$c_rps" -v b="$d_rps" 'BEGIN { printf "%.2f", a / b }')" \
-      "$(awk -v a="$c_rps" -v b="$m_rps" 'BEGIN { printf "%.2f", a / b }')"
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+    printf "$FMT" "$T" "$P" "${s_rps%.*}" "$s_p99" "${c_rps%.*}" "$c_p99" "${d_rps%.*}" "$d_p99" \
+      "${m_rps%.*}" "$m_p99" "$(ratio "$s_rps" "$d_rps")" "$(ratio "$s_rps" "$m_rps")" \
+      "$(ratio "$c_rps" "$d_rps")"
   done
 done
 if [ -s "$WORK/lag.txt" ]; then
