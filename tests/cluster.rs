@@ -238,6 +238,13 @@ fn sets_written_on_both_sides_of_a_cut_converge_after_heal() {
     cluster.converge(&["cluster", "partition", "apac"]);
     assert_eq!(east.ok(&["SADD", "s", "from-east"]), R::Int(1));
     assert_eq!(apac.ok(&["SADD", "s", "from-apac"]), R::Int(1));
+    assert_eq!(east.ok(&["MVSET", "mv", "east"]), R::Simple("OK".into()));
+    assert_eq!(apac.ok(&["MVSET", "mv", "apac"]), R::Simple("OK".into()));
+    // A cut-off region cannot reach a majority of regions: the level is refused, not downgraded.
+    assert!(
+        matches!(apac.ok(&["WITH", "GLOBAL_QUORUM", "GET", "s"]), R::Err(e) if e.starts_with("UNAVAILABLE")),
+        "GLOBAL_QUORUM answered from a minority"
+    );
     // While cut, apac does not see the east's add (anti-entropy runs every second; wait longer).
     std::thread::sleep(Duration::from_millis(1_500));
     assert_eq!(members(&mut apac, "s"), vec![b"from-apac".to_vec()]);
@@ -250,6 +257,24 @@ fn sets_written_on_both_sides_of_a_cut_converge_after_heal() {
         took.is_some(),
         "no convergence to the union within 10 s after heal"
     );
+    // The concurrent MV writes are both kept (sorted by their dots: replica 0, us-east, first);
+    // a write after reading both replaces both.
+    let both = R::Array(vec![bulk("east"), bulk("apac")]);
+    let took = eventually(Duration::from_secs(10), || {
+        east.ok(&["MVGET", "mv"]) == both
+    });
+    assert!(
+        took.is_some(),
+        "the MV register did not show both siblings: us-east {:?}, apac {:?}",
+        east.ok(&["MVGET", "mv"]),
+        apac.ok(&["MVGET", "mv"])
+    );
+    assert_eq!(east.ok(&["MVSET", "mv", "merged"]), R::Simple("OK".into()));
+    assert_eq!(east.ok(&["MVGET", "mv"]), R::Array(vec![bulk("merged")]));
+    let took = eventually(Duration::from_secs(10), || {
+        apac.ok(&["MVGET", "mv"]) == R::Array(vec![bulk("merged")])
+    });
+    assert!(took.is_some(), "apac did not see the merged MV register");
 }
 
 #[test]
