@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_converge");
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// The kill -9 test's load: connections, adds in flight on each, and kills.
+const LOADERS: usize = 4;
+const KILLS: usize = 3;
+const PIPELINE: usize = 8;
 
 /// A running cluster; dropping it tears it down.
 struct Cluster {
@@ -133,6 +137,15 @@ impl Conn {
             r: BufReader::new(s.try_clone().expect("clone")),
             w: s,
         }
+    }
+
+    fn try_open(port: u16) -> Option<Conn> {
+        let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(IO_TIMEOUT)).ok()?;
+        Some(Conn {
+            r: BufReader::new(s.try_clone().ok()?),
+            w: s,
+        })
     }
 
     fn send(&mut self, args: &[&str]) -> std::io::Result<()> {
@@ -282,83 +295,74 @@ fn every_acknowledged_write_survives_kill_9() {
     let mut cluster = Cluster::up(3, "us-east,eu-west,apac");
     let victim = "eu-west";
     let port = cluster.port(victim);
-    // Cut the victim off first, so what it acknowledges exists nowhere but on its disk.
-    cluster.converge(&["cluster", "partition", victim]);
-    let pid = cluster.node(victim)["pid"].as_u64().expect("pid");
-    let loader = std::thread::spawn(move || {
-        let mut c = Conn::open(port);
-        let mut acked = Vec::new();
-        for i in 0..100_000 {
-            let m = format!("m{i}");
-            match c.cmd(&["SADD", "k", &m]) {
-                Ok(R::Int(1)) => acked.push(m),
-                Ok(other) => panic!("SADD {m}: {other:?}"),
-                // The kill.
-                Err(_) => break,
-            }
-        }
-        acked
-    });
-    // Kill mid-load, once a few hundred writes are acknowledged.
     let metrics = cluster.node(victim)["metrics_port"].as_u64().expect("port") as u16;
-    let loaded = eventually(Duration::from_secs(20), || {
-        http_get(metrics, "/metrics")
-            .lines()
-            .find_map(|l| l.strip_prefix("converge_oplog_durable_seq "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|seq| seq >= 300)
-    });
-    assert!(loaded.is_some(), "the victim did not take 300 writes");
-    let killed = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let acked = loader.join().expect("loader");
-    assert!(acked.len() >= 300, "only {} acked", acked.len());
-    // Restart it on the same data directory with the same arguments.
     let args: Vec<String> = cluster.node(victim)["args"]
         .as_array()
         .expect("args")
         .iter()
         .map(|a| a.as_str().expect("arg").to_string())
         .collect();
-    let log = std::fs::File::create(cluster.dir.join("restart.log")).expect("log");
-    let child = Command::new(BIN)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("restart");
-    cluster.children.push(child);
-    let up = eventually(Duration::from_secs(10), || {
-        TcpStream::connect(("127.0.0.1", port))
-            .ok()
-            .map(|s| {
-                let _ = s.set_read_timeout(Some(IO_TIMEOUT));
-                let mut c = Conn {
-                    r: BufReader::new(s.try_clone().expect("clone")),
-                    w: s,
-                };
-                c.cmd(&["PING"]).is_ok()
-            })
-            .unwrap_or(false)
-    });
-    assert!(up.is_some(), "the restarted node did not answer");
-    let mut c = Conn::open(port);
-    let have = members(&mut c, "k");
-    let missing: Vec<&String> = acked
-        .iter()
-        .filter(|m| !have.contains(&m.as_bytes().to_vec()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged adds lost by kill -9, e.g. {:?}",
-        missing.len(),
-        acked.len(),
-        &missing[..missing.len().min(5)]
-    );
+    // Cut the victim off first, so what it acknowledges exists nowhere but on its disk.
+    cluster.converge(&["cluster", "partition", victim]);
+    let mut pid = cluster.node(victim)["pid"].as_u64().expect("pid") as u32;
+    let mut acked: Vec<String> = Vec::new();
+    // A kill loses only what was not yet written to the file (the page cache survives a process
+    // kill), so one kill may land between commits; several make a lost acknowledgement likely
+    // to show if the node answered before its commits ended.
+    for cycle in 0..KILLS {
+        let before = durable_seq(metrics).unwrap_or(0);
+        // Several connections, each keeping a pipeline of adds in flight, so that at any moment
+        // some acknowledged adds belong to the commit running.
+        let loaders: Vec<_> = (0..LOADERS)
+            .map(|l| std::thread::spawn(move || load(port, &format!("m{cycle}-{l}"))))
+            .collect();
+        let loaded = eventually(Duration::from_secs(20), || {
+            durable_seq(metrics).is_some_and(|seq| seq >= before + 300)
+        });
+        assert!(loaded.is_some(), "the victim did not take 300 writes");
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let this: Vec<String> = loaders
+            .into_iter()
+            .flat_map(|l| l.join().expect("loader"))
+            .collect();
+        assert!(this.len() >= 300, "only {} acked", this.len());
+        acked.extend(this);
+        // Reap what this test started before, then restart on the same data directory.
+        for mut c in cluster.children.drain(..) {
+            let _ = c.wait();
+        }
+        let log =
+            std::fs::File::create(cluster.dir.join(format!("restart-{cycle}.log"))).expect("log");
+        let child = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("restart");
+        pid = child.id();
+        cluster.children.push(child);
+        let up = eventually(Duration::from_secs(10), || {
+            Conn::try_open(port).is_some_and(|mut c| c.cmd(&["PING"]).is_ok())
+        });
+        assert!(up.is_some(), "the restarted node did not answer");
+        let have = members(&mut Conn::open(port), "k");
+        let missing: Vec<&String> = acked
+            .iter()
+            .filter(|m| !have.contains(&m.as_bytes().to_vec()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "kill {cycle}: {} of {} acknowledged adds lost by kill -9, e.g. {:?}",
+            missing.len(),
+            acked.len(),
+            &missing[..missing.len().min(5)]
+        );
+    }
     // And after the heal the other regions catch up on them.
     cluster.converge(&["cluster", "heal"]);
     let mut east = Conn::open(cluster.port("us-east"));
@@ -367,8 +371,41 @@ fn every_acknowledged_write_survives_kill_9() {
     });
     assert!(
         caught_up.is_some(),
-        "us-east did not catch up after the restart"
+        "us-east did not catch up after the restarts"
     );
+}
+
+/// Adds `PREFIX-round-i` members to `k` in pipelines of `PIPELINE` until the connection fails;
+/// returns the acknowledged ones.
+fn load(port: u16, prefix: &str) -> Vec<String> {
+    let mut c = Conn::open(port);
+    let mut acked = Vec::new();
+    for round in 0..100_000 {
+        let batch: Vec<String> = (0..PIPELINE)
+            .map(|i| format!("{prefix}-{round}-{i}"))
+            .collect();
+        for m in &batch {
+            if c.send(&["SADD", "k", m]).is_err() {
+                return acked;
+            }
+        }
+        for m in batch {
+            match c.read() {
+                Ok(R::Int(1)) => acked.push(m),
+                Ok(other) => panic!("SADD {m}: {other:?}"),
+                // The kill.
+                Err(_) => return acked,
+            }
+        }
+    }
+    acked
+}
+
+fn durable_seq(metrics_port: u16) -> Option<u64> {
+    http_get(metrics_port, "/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix("converge_oplog_durable_seq "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[test]

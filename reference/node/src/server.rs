@@ -9,8 +9,8 @@
 //!   peers' outboxes and completes the waiters with the replies. That is the ordering rule of
 //!   `converge_core::replica::durable`: nothing a batch produced leaves the node before the
 //!   batch's changes are on disk, so an acknowledged write survives `kill -9`. While a commit
-//!   runs, new inputs queue in the channel and form the next batch, so the commit rate adapts to
-//!   the load.
+//!   runs the driver goes on handling the next batch in memory (commits are pipelined one deep,
+//!   see [`drive`]) and new inputs queue in the channel, so the commit rate adapts to the load.
 //! - **A client task per RESP connection** decodes commands ([`crate::resp`]), submits the
 //!   requests of a pipeline without waiting, then awaits the replies in order (each under
 //!   `limits.request_timeout_ms`) and writes them with one syscall.
@@ -316,70 +316,38 @@ fn handle(replica: &mut Replica, input: Input) {
     }
 }
 
-async fn drive(
-    mut replica: Replica,
-    store: Option<Arc<Store>>,
-    mut rx: mpsc::Receiver<Input>,
-    node: Arc<Node>,
-) -> Result<(), ServerError> {
-    let me = replica.id();
-    let batch_max = node.config.limits.batch_inputs_max;
-    let mut last_stats = Instant::now() - STATS_EVERY;
-    loop {
-        let now = now_ms();
-        let wait = replica
-            .poll_timeout()
-            .map_or(TICK_MAX, |at| Duration::from_millis(at.saturating_sub(now)))
-            .min(TICK_MAX);
-        let mut inputs = 0u64;
-        tokio::select! {
-            input = rx.recv() => match input {
-                Some(input) => {
-                    handle(&mut replica, input);
-                    inputs = 1;
-                }
-                // Every sender is gone: the node is shutting down.
-                None => return Ok(()),
-            },
-            () = tokio::time::sleep(wait) => {}
-        }
-        // The group: whatever else is already queued, bounded.
-        while inputs < batch_max as u64 {
-            match rx.try_recv() {
-                Ok(input) => {
-                    handle(&mut replica, input);
-                    inputs += 1;
-                }
-                Err(_) => break,
-            }
-        }
-        let now = now_ms();
-        if replica.poll_timeout().is_some_and(|at| at <= now) {
-            replica.handle_timeout(now);
-        }
-        // 1. Persist (one commit for the whole group), off the async workers.
-        let last_seq = replica.frontier().get(me);
-        node.cursors.append(last_seq);
-        if let Some(delta) = replica.take_durable()
-            && let Some(store) = &store
-        {
-            let store = store.clone();
-            let started = Instant::now();
-            tokio::task::spawn_blocking(move || store.apply(&delta))
-                .await
-                .map_err(|e| ServerError::Commit(e.to_string()))?
-                .inspect_err(|e| error!(error = %e, "commit failed; stopping"))?;
-            let c = &node.counters;
-            c.group_commits.fetch_add(1, Ordering::Relaxed);
-            c.group_commit_inputs.fetch_add(inputs, Ordering::Relaxed);
-            c.commit_micros.fetch_add(
-                u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                Ordering::Relaxed,
-            );
-        }
-        node.cursors.durable(last_seq);
-        // 2. Then the messages...
+/// A group commit running on a blocking thread, and what its group produced: released only once
+/// it (and every commit before it) is on disk.
+struct InFlight {
+    handle: tokio::task::JoinHandle<Result<(), StoreError>>,
+    outputs: Outputs,
+    inputs: u64,
+    last_seq: u64,
+    started: Instant,
+}
+
+/// What a group of inputs produced, held back until its commit.
+#[derive(Default)]
+struct Outputs {
+    transmits: Vec<converge_core::replica::Transmit>,
+    replies: Vec<Reply>,
+}
+
+impl Outputs {
+    fn take(replica: &mut Replica) -> Outputs {
+        let mut o = Outputs::default();
         while let Some(t) = replica.poll_transmit() {
+            o.transmits.push(t);
+        }
+        while let Some(r) = replica.poll_reply() {
+            o.replies.push(r);
+        }
+        o
+    }
+
+    /// Sends the messages, then answers the clients.
+    fn release(self, node: &Node) {
+        for t in self.transmits {
             let Some(link) = node.links.get(&t.to.0) else {
                 continue;
             };
@@ -392,14 +360,119 @@ async fn drive(
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
-        // 3. ...and the replies.
-        while let Some(reply) = replica.poll_reply() {
+        for reply in self.replies {
             // A waiter that timed out is gone; its reply is dropped.
             node.waiters.complete(reply.id, reply);
+        }
+    }
+}
+
+/// The driver loop: see the module documentation.
+///
+/// Commits are pipelined one deep: while group `k` is being committed, the driver goes on
+/// handling inputs (group `k+1`, up to `batch_inputs_max`) in memory; when commit `k` ends it
+/// releases group `k`'s outputs, then takes the durable delta and the outputs of everything
+/// handled since and starts commit `k+1`. Outputs are polled from the replica only when a commit
+/// starts (or when there is nothing to persist and no commit running), so every output is
+/// released after the commit of the delta that covers the inputs before it — the ordering rule —
+/// and commits reach the store in order.
+async fn drive(
+    mut replica: Replica,
+    store: Option<Arc<Store>>,
+    mut rx: mpsc::Receiver<Input>,
+    node: Arc<Node>,
+) -> Result<(), ServerError> {
+    let me = replica.id();
+    let batch_max = node.config.limits.batch_inputs_max as u64;
+    let mut last_stats = Instant::now() - STATS_EVERY;
+    let mut inflight: Option<InFlight> = None;
+    // Inputs handled since the last commit started (their outputs wait in the replica).
+    let mut group = 0u64;
+    loop {
+        let now = now_ms();
+        let wait = replica
+            .poll_timeout()
+            .map_or(TICK_MAX, |at| Duration::from_millis(at.saturating_sub(now)))
+            .min(TICK_MAX);
+        let commit_done = async {
+            match inflight.as_mut() {
+                Some(f) => (&mut f.handle).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            done = commit_done => {
+                if let Some(f) = inflight.take() {
+                    done.map_err(|e| ServerError::Commit(e.to_string()))?
+                        .inspect_err(|e| error!(error = %e, "commit failed; stopping"))?;
+                    let c = &node.counters;
+                    c.group_commits.fetch_add(1, Ordering::Relaxed);
+                    c.group_commit_inputs.fetch_add(f.inputs, Ordering::Relaxed);
+                    c.commit_micros.fetch_add(
+                        u64::try_from(f.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                        Ordering::Relaxed,
+                    );
+                    node.cursors.durable(f.last_seq);
+                    f.outputs.release(&node);
+                }
+            }
+            // A full group waits for the running commit instead of growing the held outputs.
+            input = rx.recv(), if group < batch_max => match input {
+                Some(input) => {
+                    handle(&mut replica, input);
+                    group += 1;
+                }
+                // Every sender is gone: the node is shutting down.
+                None => return Ok(()),
+            },
+            () = tokio::time::sleep(wait) => {}
+        }
+        // The group: whatever else is already queued, bounded.
+        while group < batch_max {
+            match rx.try_recv() {
+                Ok(input) => {
+                    handle(&mut replica, input);
+                    group += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        let now = now_ms();
+        if replica.poll_timeout().is_some_and(|at| at <= now) {
+            replica.handle_timeout(now);
+        }
+        if inflight.is_none() {
+            // Persist the group (one commit, off the async workers), or release its outputs
+            // now if it changed nothing durable: every earlier commit has ended.
+            let last_seq = replica.frontier().get(me);
+            node.cursors.append(last_seq);
+            let delta = replica.take_durable();
+            let outputs = Outputs::take(&mut replica);
+            match (delta, &store) {
+                (Some(delta), Some(store)) => {
+                    let store = store.clone();
+                    inflight = Some(InFlight {
+                        handle: tokio::task::spawn_blocking(move || store.apply(&delta)),
+                        outputs,
+                        inputs: group,
+                        last_seq,
+                        started: Instant::now(),
+                    });
+                }
+                // Without a data directory the node is in memory only, by choice.
+                _ => {
+                    node.cursors.durable(last_seq);
+                    outputs.release(&node);
+                }
+            }
+            group = 0;
         }
         if last_stats.elapsed() >= STATS_EVERY {
             last_stats = Instant::now();
             let stats = replica.stats();
+            // The replica counts what each peer still lacks from its current last sequence
+            // number; the cursor clamps the ack to what was handed to the store.
+            let last_seq = replica.frontier().get(me);
             for &(peer, lag) in &stats.peer_lag {
                 node.cursors.ack(peer.0, last_seq.saturating_sub(lag));
             }
