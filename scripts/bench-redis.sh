@@ -12,7 +12,7 @@
 # and the ratios of converge to redis-server. While the pipelined SET runs against conv-3's
 # us-east it samples apac's replication lag (the /metrics gauge `converge_replication_lag_ms`:
 # apac's clock minus the stamp us-east put on the frame when it queued it; every 50 ms) and prints
-# its p99 and max.
+# its p99 and max. Last, one client alone (-c 1) gives the latency of a lone SET and GET.
 #
 # Installs redis-tools and redis-server with apt-get if they are missing. Everything it starts is
 # stopped on exit, and its scratch directory removed.
@@ -101,6 +101,15 @@ for P in 1 16; do
       "${m_rps%.*}" "$m_p99" "$(ratio "$s_rps" "$d_rps")" "$(ratio "$s_rps" "$m_rps")" \
       "$(ratio "$c_rps" "$d_rps")"
   done
+done
+echo "one client, unpipelined (-c 1 -P 1 -n 5000): the latency of a lone request"
+for T in set get; do
+  read -r s_rps s_p99 < <(redis-benchmark -p "$SOLO_PORT" -t "$T" -n 5000 -c 1 --csv 2>/dev/null |
+    awk -F'"' 'NR==2 { print $4, $14 }')
+  read -r d_rps d_p99 < <(redis-benchmark -p "$REDIS_DURABLE_PORT" -t "$T" -n 5000 -c 1 --csv 2>/dev/null |
+    awk -F'"' 'NR==2 { print $4, $14 }')
+  printf '%-5s conv-1 %8s ops/s p99 %6s ms   redis-aof %8s ops/s p99 %6s ms\n' "$T" "${s_rps%.*}" \
+    "$s_p99" "${d_rps%.*}" "$d_p99"
 done
 if [ -s "$WORK/lag.txt" ]; then
   sort -n "$WORK/lag.txt" | awk '{ v[NR] = $1 } END {
