@@ -152,7 +152,10 @@ fn up(a: &UpArgs) -> Result<(), String> {
             return Err(format!("region {r} is listed twice"));
         }
     }
-    let dir = &a.dir.dir;
+    std::fs::create_dir_all(&a.dir.dir).map_err(|e| format!("{}: {e}", a.dir.dir.display()))?;
+    // Absolute, so the nodes' arguments and `cluster.json` work from any directory.
+    let dir =
+        &std::fs::canonicalize(&a.dir.dir).map_err(|e| format!("{}: {e}", a.dir.dir.display()))?;
     // A stale state file of a cluster that died is overwritten: the new one starts on its data.
     if let Ok(old) = load(dir)
         && old.nodes.iter().any(|n| is_our_node(n.pid))
@@ -307,19 +310,31 @@ fn spawn(program: &Path, args: &[String], log: &Path) -> Result<u32, String> {
 }
 
 /// Whether `pid` is alive and runs `converge node` (never signal a reused pid).
+///
+/// On Linux, from `/proc`: a zombie (`Z`) or a vanished pid is dead; a live process is ours if its
+/// command line is `converge node ...`, or empty, which is how a process looks while it exits
+/// (its memory is released before its sockets and files are closed, and a thread finishing a
+/// disk write can hold it there for a while): `down` must keep waiting for such a process, or a
+/// new cluster could start before the old one's ports and database are released.
 fn is_our_node(pid: u32) -> bool {
     if pid == 0 {
         return false;
     }
-    let cmdline = Path::new("/proc").join(pid.to_string()).join("cmdline");
-    match std::fs::read(&cmdline) {
-        Ok(bytes) => {
-            let args: Vec<&[u8]> = bytes.split(|&b| b == 0).collect();
-            // A zombie has an empty command line: dead for our purposes.
-            args.get(1).is_some_and(|a| *a == b"node")
-        }
+    let proc_dir = Path::new("/proc").join(pid.to_string());
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
         // No /proc (not Linux): fall back on `kill -0`.
-        Err(_) if !Path::new("/proc/self").exists() => signal(pid, "0"),
+        return !Path::new("/proc/self").exists() && signal(pid, "0");
+    };
+    // `pid (comm) S ...`: the state follows the last ')' (comm may hold anything).
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    if matches!(state, None | Some('Z' | 'X' | 'x')) {
+        return false;
+    }
+    match std::fs::read(proc_dir.join("cmdline")) {
+        Ok(bytes) if bytes.is_empty() => true,
+        Ok(bytes) => bytes.split(|&b| b == 0).nth(1) == Some(&b"node"[..]),
         Err(_) => false,
     }
 }

@@ -179,9 +179,12 @@ pub fn run_blocking(config: NodeConfig) -> Result<(), ServerError> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Ignored if a subscriber is already installed (tests running several nodes in-process).
+    // Colours only on a terminal: `converge cluster` sends the logs to files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
