@@ -242,13 +242,18 @@ fn up(a: &UpArgs) -> Result<(), String> {
             if ping(node.client_port).is_ok() {
                 break;
             }
-            if !is_our_node(node.pid) || Instant::now() >= deadline {
+            let exited = !is_our_node(node.pid);
+            if exited || Instant::now() >= deadline {
                 stop_all(&state.nodes);
                 let _ = std::fs::remove_file(dir.join(STATE_FILE));
+                let what = if exited {
+                    "exited".to_string()
+                } else {
+                    format!("did not answer PING within {} s", START_WAIT.as_secs())
+                };
                 return Err(format!(
-                    "region {} did not answer PING within {} s; see {}",
+                    "region {} {what}; see {}",
                     node.region,
-                    START_WAIT.as_secs(),
                     node.log.display()
                 ));
             }
