@@ -5,6 +5,15 @@
 //! Growing a corpus: `scripts/fuzz.sh TARGET [SECONDS]`, then `cargo +nightly fuzz cmin TARGET`.
 
 use std::panic::{self, AssertUnwindSafe};
+
+// The node's decoder targets keep their bodies beside the fuzz targets (converge-node is not a
+// dependency of `converge::fuzzing`'s core-only bodies); both drivers include the same file.
+#[path = "../fuzz/bodies/peer_frame.rs"]
+mod peer_frame_body;
+#[path = "../fuzz/bodies/resp.rs"]
+mod resp_body;
+#[path = "../fuzz/bodies/split.rs"]
+mod split;
 use std::path::{Path, PathBuf};
 
 /// Replays every file of the target's corpus and regressions through `body`, and fails listing
@@ -94,4 +103,14 @@ fn decode_corpus_replays() {
 #[test]
 fn replica_msg_corpus_replays() {
     replay("replica_msg", converge::fuzzing::replica_msg, 100);
+}
+
+#[test]
+fn resp_corpus_replays() {
+    replay("resp", resp_body::resp, 50);
+}
+
+#[test]
+fn peer_frame_corpus_replays() {
+    replay("peer_frame", peer_frame_body::peer_frame, 20);
 }
