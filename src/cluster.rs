@@ -153,17 +153,16 @@ fn up(a: &UpArgs) -> Result<(), String> {
         }
     }
     let dir = &a.dir.dir;
-    if let Ok(old) = load(dir) {
-        if old.nodes.iter().any(|n| is_our_node(n.pid)) {
-            return Err(format!(
-                "a cluster is already running in {} (run `converge cluster down --dir {}` first)",
-                dir.display(),
-                dir.display()
-            ));
-        }
-        // A stale state file of a cluster that died: start afresh on its data.
+    // A stale state file of a cluster that died is overwritten: the new one starts on its data.
+    if let Ok(old) = load(dir)
+        && old.nodes.iter().any(|n| is_our_node(n.pid))
+    {
+        return Err(format!(
+            "a cluster is already running in {} (run `converge cluster down --dir {}` first)",
+            dir.display(),
+            dir.display()
+        ));
     }
-    let n = regions.len() as u16;
     let port = |offset: u16, i: u16| {
         a.base_port
             .checked_add(offset + i)
@@ -191,7 +190,6 @@ fn up(a: &UpArgs) -> Result<(), String> {
             args: Vec::new(),
         });
     }
-    let _ = n;
     let program = std::env::current_exe().map_err(|e| format!("cannot find converge: {e}"))?;
     let peers: Vec<String> = nodes
         .iter()

@@ -453,7 +453,7 @@ fn hex(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn unhex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);

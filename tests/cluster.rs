@@ -1,0 +1,400 @@
+//! End-to-end tests of the TCP reference node through `converge cluster`: real processes on
+//! loopback, spoken to in RESP over std `TcpStream` (no redis-cli needed).
+//!
+//! Each test runs its own cluster in its own directory on its own ports (a slot of 300 ports per
+//! cluster, picked from the process id and the test, with a retry on another slot if a port is
+//! taken), and a [`Cluster`] guard stops it (`cluster down`, then SIGKILL of anything left) and
+//! removes the directory whether the test passed or panicked.
+
+use serde_json::Value as Json;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_converge");
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running cluster; dropping it tears it down.
+struct Cluster {
+    dir: PathBuf,
+    state: Json,
+    /// Node processes the test (re)started itself.
+    children: Vec<Child>,
+}
+
+impl Cluster {
+    fn up(test: u16, regions: &str) -> Cluster {
+        let dir = std::env::temp_dir().join(format!(
+            "converge-cluster-test-{}-{test}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut last = String::new();
+        for attempt in 0..6u32 {
+            let slot = (std::process::id() * 7 + u32::from(test) * 13 + attempt * 29) % 120;
+            let base = 20_000 + slot * 300;
+            let out = Command::new(BIN)
+                .args(["cluster", "up", "--regions", regions, "--base-port"])
+                .arg(base.to_string())
+                .arg("--dir")
+                .arg(&dir)
+                .output()
+                .expect("run converge cluster up");
+            if out.status.success() {
+                let text = std::fs::read_to_string(dir.join("cluster.json")).expect("cluster.json");
+                let state = serde_json::from_str(&text).expect("cluster.json is JSON");
+                return Cluster {
+                    dir,
+                    state,
+                    children: Vec::new(),
+                };
+            }
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+            let _ = Command::new(BIN)
+                .args(["cluster", "down", "--dir"])
+                .arg(&dir)
+                .output();
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        panic!("cluster up failed: {last}");
+    }
+
+    fn node(&self, region: &str) -> &Json {
+        self.state["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["region"] == region)
+            .expect("region in cluster.json")
+    }
+
+    fn port(&self, region: &str) -> u16 {
+        self.node(region)["client_port"].as_u64().expect("port") as u16
+    }
+
+    fn converge(&self, args: &[&str]) {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--dir")
+            .arg(&self.dir)
+            .output()
+            .expect("run converge");
+        assert!(
+            out.status.success(),
+            "converge {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["cluster", "down", "--dir"])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A RESP reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum R {
+    Simple(String),
+    Err(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<R>),
+}
+
+fn bulk(s: &str) -> R {
+    R::Bulk(Some(s.as_bytes().to_vec()))
+}
+
+struct Conn {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn open(port: u16) -> Conn {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        s.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        Conn {
+            r: BufReader::new(s.try_clone().expect("clone")),
+            w: s,
+        }
+    }
+
+    fn send(&mut self, args: &[&str]) -> std::io::Result<()> {
+        let mut req = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            req.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        self.w.write_all(&req)
+    }
+
+    fn read(&mut self) -> std::io::Result<R> {
+        let mut line = String::new();
+        if self.r.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let line = line.trim_end().to_string();
+        let bad = || std::io::Error::other(format!("bad reply {line:?}"));
+        let (tag, rest) = line.split_at_checked(1).ok_or_else(bad)?;
+        let num = || rest.parse::<i64>().map_err(|_| bad());
+        Ok(match tag {
+            "+" => R::Simple(rest.into()),
+            "-" => R::Err(rest.into()),
+            ":" => R::Int(num()?),
+            "$" if num()? < 0 => R::Bulk(None),
+            "$" => {
+                let mut b = vec![0; num()? as usize + 2];
+                self.r.read_exact(&mut b)?;
+                b.truncate(b.len() - 2);
+                R::Bulk(Some(b))
+            }
+            "*" => R::Array((0..num()?).map(|_| self.read()).collect::<Result<_, _>>()?),
+            _ => return Err(bad()),
+        })
+    }
+
+    fn cmd(&mut self, args: &[&str]) -> std::io::Result<R> {
+        self.send(args)?;
+        self.read()
+    }
+
+    fn ok(&mut self, args: &[&str]) -> R {
+        self.cmd(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+}
+
+/// Polls `f` until it returns true or `limit` passes; returns how long it took.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn members(c: &mut Conn, key: &str) -> Vec<Vec<u8>> {
+    match c.ok(&["SMEMBERS", key]) {
+        R::Array(items) => items
+            .into_iter()
+            .map(|r| match r {
+                R::Bulk(Some(b)) => b,
+                other => panic!("member {other:?}"),
+            })
+            .collect(),
+        other => panic!("SMEMBERS gave {other:?}"),
+    }
+}
+
+#[test]
+fn an_increment_on_one_region_is_read_on_another_within_a_second() {
+    let cluster = Cluster::up(1, "us-east,eu-west,apac");
+    let mut east = Conn::open(cluster.port("us-east"));
+    let mut apac = Conn::open(cluster.port("apac"));
+    assert_eq!(east.ok(&["PING"]), R::Simple("PONG".into()));
+    assert_eq!(east.ok(&["INCRBY", "k", "5"]), R::Int(5));
+    let took = eventually(Duration::from_secs(1), || {
+        apac.ok(&["GET", "k"]) == bulk("5")
+    });
+    assert!(took.is_some(), "apac did not read 5 within a second");
+    // The token carries the write to another region: a read there with it waits until covered.
+    let R::Bulk(Some(token)) = east.ok(&["TOKEN"]) else {
+        panic!("TOKEN")
+    };
+    let token = String::from_utf8(token).expect("hex token");
+    let mut eu = Conn::open(cluster.port("eu-west"));
+    assert_eq!(eu.ok(&["TOKEN", "SET", &token]), R::Simple("OK".into()));
+    assert_eq!(eu.ok(&["GET", "k"]), bulk("5"));
+    // Types and errors are Redis's.
+    assert_eq!(east.ok(&["SET", "r", "v"]), R::Simple("OK".into()));
+    assert!(matches!(east.ok(&["SADD", "r", "x"]), R::Err(e) if e.starts_with("WRONGTYPE")));
+    assert_eq!(east.ok(&["WITH", "LOCAL_QUORUM", "GET", "r"]), bulk("v"));
+}
+
+#[test]
+fn sets_written_on_both_sides_of_a_cut_converge_after_heal() {
+    let cluster = Cluster::up(2, "us-east,eu-west,apac");
+    let mut east = Conn::open(cluster.port("us-east"));
+    let mut apac = Conn::open(cluster.port("apac"));
+    cluster.converge(&["cluster", "partition", "apac"]);
+    assert_eq!(east.ok(&["SADD", "s", "from-east"]), R::Int(1));
+    assert_eq!(apac.ok(&["SADD", "s", "from-apac"]), R::Int(1));
+    // While cut, apac does not see the east's add (anti-entropy runs every second; wait longer).
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(members(&mut apac, "s"), vec![b"from-apac".to_vec()]);
+    cluster.converge(&["cluster", "heal"]);
+    let union = vec![b"from-apac".to_vec(), b"from-east".to_vec()];
+    let took = eventually(Duration::from_secs(10), || {
+        members(&mut east, "s") == union && members(&mut apac, "s") == union
+    });
+    assert!(
+        took.is_some(),
+        "no convergence to the union within 10 s after heal"
+    );
+}
+
+#[test]
+fn every_acknowledged_write_survives_kill_9() {
+    let mut cluster = Cluster::up(3, "us-east,eu-west,apac");
+    let victim = "eu-west";
+    let port = cluster.port(victim);
+    // Cut the victim off first, so what it acknowledges exists nowhere but on its disk.
+    cluster.converge(&["cluster", "partition", victim]);
+    let pid = cluster.node(victim)["pid"].as_u64().expect("pid");
+    let loader = std::thread::spawn(move || {
+        let mut c = Conn::open(port);
+        let mut acked = Vec::new();
+        for i in 0..100_000 {
+            let m = format!("m{i}");
+            match c.cmd(&["SADD", "k", &m]) {
+                Ok(R::Int(1)) => acked.push(m),
+                Ok(other) => panic!("SADD {m}: {other:?}"),
+                // The kill.
+                Err(_) => break,
+            }
+        }
+        acked
+    });
+    // Kill mid-load, once a few hundred writes are acknowledged.
+    let metrics = cluster.node(victim)["metrics_port"].as_u64().expect("port") as u16;
+    let loaded = eventually(Duration::from_secs(20), || {
+        http_get(metrics, "/metrics")
+            .lines()
+            .find_map(|l| l.strip_prefix("converge_oplog_durable_seq "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|seq| seq >= 300)
+    });
+    assert!(loaded.is_some(), "the victim did not take 300 writes");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let acked = loader.join().expect("loader");
+    assert!(acked.len() >= 300, "only {} acked", acked.len());
+    // Restart it on the same data directory with the same arguments.
+    let args: Vec<String> = cluster.node(victim)["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_string())
+        .collect();
+    let log = std::fs::File::create(cluster.dir.join("restart.log")).expect("log");
+    let child = Command::new(BIN)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("restart");
+    cluster.children.push(child);
+    let up = eventually(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|s| {
+                let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+                let mut c = Conn {
+                    r: BufReader::new(s.try_clone().expect("clone")),
+                    w: s,
+                };
+                c.cmd(&["PING"]).is_ok()
+            })
+            .unwrap_or(false)
+    });
+    assert!(up.is_some(), "the restarted node did not answer");
+    let mut c = Conn::open(port);
+    let have = members(&mut c, "k");
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|m| !have.contains(&m.as_bytes().to_vec()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged adds lost by kill -9, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    // And after the heal the other regions catch up on them.
+    cluster.converge(&["cluster", "heal"]);
+    let mut east = Conn::open(cluster.port("us-east"));
+    let caught_up = eventually(Duration::from_secs(15), || {
+        members(&mut east, "k").len() >= acked.len()
+    });
+    assert!(
+        caught_up.is_some(),
+        "us-east did not catch up after the restart"
+    );
+}
+
+#[test]
+fn malformed_input_gets_an_error_and_the_node_still_serves() {
+    let cluster = Cluster::up(4, "us-east,eu-west");
+    let port = cluster.port("us-east");
+    for junk in [
+        &b"*1\r\n$abc\r\n"[..],
+        b"*1\r\n$999999999999\r\n",
+        b"*99999999\r\n",
+        b"*1\r\n:1\r\n",
+        b"\"unbalanced\r\n",
+    ] {
+        let mut c = Conn::open(port);
+        c.w.write_all(junk).expect("write");
+        match c.read() {
+            Ok(R::Err(e)) => assert!(e.starts_with("ERR Protocol error"), "{e}"),
+            other => panic!("{junk:?} gave {other:?}"),
+        }
+        // Then the node closes the connection.
+        assert!(c.read().is_err(), "connection left open after {junk:?}");
+    }
+    // Garbage on the peer port closes that link only.
+    let peer = cluster.node("us-east")["peer_port"].as_u64().expect("port") as u16;
+    let mut p = TcpStream::connect(("127.0.0.1", peer)).expect("peer port");
+    let _ = p.write_all(&[0xff; 64]);
+    let mut c = Conn::open(port);
+    assert_eq!(c.ok(&["PING"]), R::Simple("PONG".into()));
+    assert_eq!(c.ok(&["INCR", "n"]), R::Int(1));
+    // Pipelined commands answer in order.
+    c.w.write_all(b"INCR n\r\nGET n\r\nECHO hi\r\nINCRBY n 10\r\n")
+        .expect("write");
+    let replies: Vec<R> = (0..4).map(|_| c.read().expect("reply")).collect();
+    assert_eq!(replies, vec![R::Int(2), bulk("2"), bulk("hi"), R::Int(12)]);
+    let metrics_port = cluster.node("us-east")["metrics_port"]
+        .as_u64()
+        .expect("port") as u16;
+    let m = http_get(metrics_port, "/metrics");
+    assert!(
+        m.contains("converge_bad_inputs_total{kind=\"resp_bad_length\"}"),
+        "{m}"
+    );
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
