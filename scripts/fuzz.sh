@@ -9,7 +9,7 @@
 # fuzz/TARGET.dict, if present, is passed to libFuzzer as its dictionary.
 set -euo pipefail
 
-targets=(merge_laws decode replica_msg)
+targets=(merge_laws decode replica_msg resp peer_frame)
 
 usage() {
     echo "usage: $0 TARGET [SECONDS]" >&2
