@@ -76,8 +76,10 @@ const SUBMIT_WAIT: Duration = Duration::from_secs(1);
 /// `/metrics` requests: the most bytes read, the longest wait.
 const HTTP_REQUEST_MAX: usize = 8 * 1024;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
-/// Bytes read from a socket at once.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from a client socket at once (redis-server's figure). A connection holds at most
+/// this plus `limits.resp_command_bytes_max` of unparsed input, and `limits.pipeline_max` replies
+/// waiting to be written.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Why the node stopped.
 #[derive(Debug, thiserror::Error)]
