@@ -77,8 +77,8 @@ const SUBMIT_WAIT: Duration = Duration::from_secs(1);
 const HTTP_REQUEST_MAX: usize = 8 * 1024;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bytes read from a client socket at once (redis-server's figure). A connection holds at most
-/// this plus `limits.resp_command_bytes_max` of unparsed input, and `limits.pipeline_max` replies
-/// waiting to be written.
+/// this plus `limits.resp_command_bytes_max` of unparsed input, and `limits.pipeline_max`
+/// requests in flight plus about this many bytes of replies (more only for a single large reply).
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Why the node stopped.
@@ -711,6 +711,14 @@ async fn client(stream: TcpStream, node: &Node) {
                     }
                     if barrier || slots.len() >= pipeline_max {
                         flush(node, &mut session, &mut slots, &mut out).await;
+                    }
+                    // A deep pipeline is answered in parts, so the replies held stay bounded.
+                    if slots.is_empty() && out.len() >= READ_CHUNK {
+                        let w = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&out)).await;
+                        if !matches!(w, Ok(Ok(()))) {
+                            return;
+                        }
+                        out.clear();
                     }
                 }
                 Ok(None) => break,
