@@ -440,6 +440,13 @@ fn malformed_input_gets_an_error_and_the_node_still_serves() {
         .expect("write");
     let replies: Vec<R> = (0..4).map(|_| c.read().expect("reply")).collect();
     assert_eq!(replies, vec![R::Int(2), bulk("2"), bulk("hi"), R::Int(12)]);
+    // A pipeline far deeper than the node's in-flight limit is answered whole, in order.
+    let deep = 5_000;
+    c.w.write_all(&b"INCR deep\r\n".repeat(deep))
+        .expect("write");
+    for i in 1..=deep {
+        assert_eq!(c.read().expect("reply"), R::Int(i as i64), "reply {i}");
+    }
     let metrics_port = cluster.node("us-east")["metrics_port"]
         .as_u64()
         .expect("port") as u16;
