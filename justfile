@@ -43,6 +43,10 @@ sim *ARGS:
 bench-harness:
     bash scripts/bench-harness.sh
 
-# libFuzzer on a target (merge_laws, decode) for SECONDS; needs the nightly toolchain.
+# The reference node vs redis-server under redis-benchmark (figures go to docs/perf.md).
+bench-redis REQUESTS="100000":
+    bash scripts/bench-redis.sh {{REQUESTS}}
+
+# libFuzzer on a target (merge_laws, decode, replica_msg, resp, peer_frame) for SECONDS; needs the nightly toolchain.
 fuzz TARGET SECONDS="60":
     bash scripts/fuzz.sh {{TARGET}} {{SECONDS}}

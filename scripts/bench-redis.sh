@@ -1,118 +1,125 @@
 #!/usr/bin/env bash
-# The reference node against redis-server, with redis-benchmark, in one run on one machine.
+# The reference node against redis-server, with redis-benchmark, in one run.
 #
-#   scripts/bench-redis.sh [-n REQUESTS] [-c CLIENTS]
+#   scripts/bench-redis.sh [REQUESTS]
 #
-# Starts two converge clusters on loopback (release build, durable, LOCAL_ONE): a single region
-# ("conv-1") and three regions ("conv-3", benchmarked on us-east while eu-west and apac replicate
-# every write on the same cores), and two redis-servers: one as durable as the node (appendonly
-# yes, appendfsync always: every acknowledged write is on disk, as the node's group commit
-# guarantees) and one in memory (no persistence at all). Runs redis-benchmark's SET, GET, INCR
-# and SADD against each, unpipelined (-P 1) and pipelined (-P 16), and prints ops/s, p99 latency
-# and the ratios of converge to redis-server. While the pipelined SET runs against conv-3's
-# us-east it samples apac's replication lag (the /metrics gauge `converge_replication_lag_ms`:
-# apac's clock minus the stamp us-east put on the frame when it queued it; every 50 ms) and prints
-# its p99 and max. Last, one client alone (-c 1) gives the latency of a lone SET and GET.
+# Starts one region of the reference node (`converge node`, release build, one replica, on
+# loopback) and a redis-server beside it, then runs redis-benchmark against each, alternating,
+# for SET, GET, INCR and SADD, unpipelined and pipelined (-P 16), 50 clients; then a latency run
+# of one client without pipelining (the LOCAL_ONE p99). Two pairings, so each peer is compared
+# with the server doing the same work:
+#   memory:  the node without --data-dir       vs redis-server with no persistence;
+#   durable: the node with --data-dir (redb,   vs redis-server with appendonly yes and
+#            group commit fsynced per batch)      appendfsync always (fsync per write batch).
+# Prints one table per pairing: ops/s and p99 (ms) of each, and the ratio node / redis-server.
 #
-# Installs redis-tools and redis-server with apt-get if they are missing. Everything it starts is
-# stopped on exit, and its scratch directory removed.
+# REQUESTS (default 100000) is per test and pipelining mode; the latency run uses a fifth.
+# BENCH_KEYSPACE (default 1000) is redis-benchmark's -r: how many distinct keys SET/GET/INCR use
+# and how many distinct members SADD adds to its one set (`myset`), so it bounds that set's size.
+# Installs redis-server and redis-tools with apt-get when missing. Ports come from
+# BENCH_PORT_BASE (default 17380; it uses the next four).
 set -euo pipefail
-
-N=100000
-C=50
-while getopts "n:c:" opt; do
-  case $opt in
-    n) N=$OPTARG ;;
-    c) C=$OPTARG ;;
-    *) echo "usage: $0 [-n REQUESTS] [-c CLIENTS]" >&2; exit 2 ;;
-  esac
-done
-
 cd "$(dirname "$0")/.."
+
+requests=${1:-100000}
+[[ $requests =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [REQUESTS]" >&2; exit 2; }
+base=${BENCH_PORT_BASE:-17380}
+redis_port=$base
+node_port=$((base + 1))
+peer_port=$((base + 2))
+metrics_port=$((base + 3))
+keyspace=${BENCH_KEYSPACE:-1000}
+clients=50
+tests=set,get,incr,sadd
+
 if ! command -v redis-benchmark >/dev/null || ! command -v redis-server >/dev/null; then
-  echo "installing redis-tools and redis-server (apt-get)" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get install -y redis-tools redis-server >/dev/null
+    echo "installing redis-server and redis-tools" >&2
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq redis-server redis-tools
 fi
 
-cargo build --release --locked -p converge >&2
-BIN="${CARGO_TARGET_DIR:-target}/release/converge"
+cargo build --locked --release --quiet -p converge --bin converge
+converge=${CARGO_TARGET_DIR:-target}/release/converge
 
-WORK=$(mktemp -d)
-BASE=$((23000 + RANDOM % 2000))
-SOLO_PORT=$BASE
-CONVERGE_PORT=$((BASE + 10))
-REDIS_DURABLE_PORT=$((BASE + 50))
-REDIS_MEMORY_PORT=$((BASE + 51))
-LAG_PORT=$((BASE + 212))   # apac's /metrics: the lag of what it receives from us-east (peer 0)
-
+work=$(mktemp -d)
+pids=()
 cleanup() {
-  "$BIN" cluster down --dir "$WORK/solo" >/dev/null 2>&1 || true
-  "$BIN" cluster down --dir "$WORK/cluster" >/dev/null 2>&1 || true
-  for p in "$REDIS_DURABLE_PORT" "$REDIS_MEMORY_PORT"; do
-    redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true
-  done
-  rm -rf "$WORK"
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
 }
 trap cleanup EXIT
 
-"$BIN" cluster up --regions solo --dir "$WORK/solo" --base-port "$SOLO_PORT" >&2
-"$BIN" cluster up --regions us-east,eu-west,apac --dir "$WORK/cluster" --base-port "$CONVERGE_PORT" >&2
-mkdir -p "$WORK/redis-durable" "$WORK/redis-memory"
-redis-server --port "$REDIS_DURABLE_PORT" --dir "$WORK/redis-durable" --save '' \
-  --appendonly yes --appendfsync always --daemonize yes --logfile "$WORK/redis-durable.log"
-redis-server --port "$REDIS_MEMORY_PORT" --dir "$WORK/redis-memory" --save '' \
-  --appendonly no --daemonize yes --logfile "$WORK/redis-memory.log"
-for p in "$REDIS_DURABLE_PORT" "$REDIS_MEMORY_PORT"; do
-  for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
-done
-
-# run PORT PIPELINE TEST -> "rps p99"
-run() {
-  redis-benchmark -p "$1" -P "$2" -t "$3" -n "$N" -c "$C" --csv 2>/dev/null |
-    awk -F'"' 'NR==2 { print $4, $14 }'
+# Waits (at most 10 s) until the server on port $1 answers PING.
+wait_ping() {
+    for _ in $(seq 100); do
+        if [[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]]; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing answers PING on port $1; logs in $work" >&2
+    exit 1
 }
 
-sample_lag() {
-  while :; do
-    curl -s "http://127.0.0.1:$LAG_PORT/metrics" 2>/dev/null |
-      awk '/^converge_replication_lag_ms\{peer="0"/ { print $2 }'
-    sleep 0.05
-  done
-}
-
-echo "redis-benchmark -n $N -c $C on $(nproc) cores; ops/s and p99 ms"
-FMT='%-5s %-3s %10s %7s %10s %7s %10s %7s %10s %7s %7s %7s %7s\n'
-printf "$FMT" test P conv-1 p99 conv-3 p99 redis-aof p99 redis-mem p99 1/aof 1/mem 3/aof
-for P in 1 16; do
-  for T in set get incr sadd; do
-    lag_pid=""
-    if [ "$T" = set ] && [ "$P" = 16 ]; then
-      sample_lag >"$WORK/lag.txt" & lag_pid=$!
+# start_servers MODE: a fresh redis-server and node for the pairing MODE (memory or durable).
+start_servers() {
+    local mode=$1 redis_args=(--port "$redis_port" --bind 127.0.0.1 --save "" --dir "$work")
+    local node_args=(node --id 1 --region bench --listen "127.0.0.1:$node_port"
+        --peer-listen "127.0.0.1:$peer_port" --metrics-listen "127.0.0.1:$metrics_port")
+    if [[ $mode == durable ]]; then
+        redis_args+=(--appendonly yes --appendfsync always)
+        rm -rf "$work/node-data"
+        node_args+=(--data-dir "$work/node-data")
+    else
+        redis_args+=(--appendonly no)
     fi
-    read -r s_rps s_p99 < <(run "$SOLO_PORT" "$P" "$T")
-    read -r c_rps c_p99 < <(run "$CONVERGE_PORT" "$P" "$T")
-    [ -n "$lag_pid" ] && kill "$lag_pid" 2>/dev/null && wait "$lag_pid" 2>/dev/null || true
-    read -r d_rps d_p99 < <(run "$REDIS_DURABLE_PORT" "$P" "$T")
-    read -r m_rps m_p99 < <(run "$REDIS_MEMORY_PORT" "$P" "$T")
-    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-    printf "$FMT" "$T" "$P" "${s_rps%.*}" "$s_p99" "${c_rps%.*}" "$c_p99" "${d_rps%.*}" "$d_p99" \
-      "${m_rps%.*}" "$m_p99" "$(ratio "$s_rps" "$d_rps")" "$(ratio "$s_rps" "$m_rps")" \
-      "$(ratio "$c_rps" "$d_rps")"
-  done
+    redis-server "${redis_args[@]}" >"$work/redis-$mode.log" 2>&1 &
+    pids+=($!)
+    RUST_LOG=warn "$converge" "${node_args[@]}" >"$work/node-$mode.log" 2>&1 &
+    pids+=($!)
+    wait_ping "$redis_port"
+    wait_ping "$node_port"
+}
+
+stop_servers() {
+    cleanup_pids=("${pids[@]}")
+    pids=()
+    for pid in "${cleanup_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${cleanup_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# bench PORT ARGS...: redis-benchmark's CSV rows as "TEST RPS P99".
+# Its CSV columns: test, rps, avg, min, p50, p95, p99, max latency (ms).
+bench() {
+    local port=$1; shift
+    redis-benchmark -h 127.0.0.1 -p "$port" -r "$keyspace" --csv "$@" 2>/dev/null |
+        tr -d '"' | awk -F, 'NR > 1 && NF >= 7 { print $1, $2, $7 }'
+}
+
+printf 'converge reference node vs redis-server %s, %s requests per test, keyspace %s, %s\n' \
+    "$(redis-server --version | awk '{print $3}' | sed 's/v=//')" "$requests" "$keyspace" \
+    "$(date -u +%Y-%m-%dT%H:%MZ)"
+printf 'machine: %s cores, %s\n' "$(nproc)" "$(uname -sr)"
+
+for mode in memory durable; do
+    start_servers "$mode"
+    printf '\n%s: node%s vs redis-server%s\n' "$mode" \
+        "$([[ $mode == durable ]] && echo ' --data-dir (redb, group commit)' || echo ' in memory')" \
+        "$([[ $mode == durable ]] && echo ' appendfsync always' || echo ' no persistence')"
+    printf '%-8s %-14s %12s %12s %7s %10s %10s\n' test mode redis-ops/s node-ops/s ratio redis-p99 node-p99
+    runs=("-P 1 -c $clients -n $requests" "-P 16 -c $clients -n $requests"
+        "-P 1 -c 1 -n $((requests / 5))")
+    labels=("P1 c$clients" "P16 c$clients" "P1 c1 latency")
+    for i in "${!runs[@]}"; do
+        # shellcheck disable=SC2086 # the run's flags are meant to split
+        redis_rows=$(bench "$redis_port" -t "$tests" ${runs[$i]})
+        # shellcheck disable=SC2086
+        node_rows=$(bench "$node_port" -t "$tests" ${runs[$i]})
+        join <(sort <<<"$redis_rows") <(sort <<<"$node_rows") |
+            awk -v label="${labels[$i]}" '{
+                printf "%-8s %-14s %12.0f %12.0f %7.2f %10.3f %10.3f\n",
+                    $1, label, $2, $4, ($2 > 0 ? $4 / $2 : 0), $3, $5 }'
+    done
+    stop_servers
 done
-echo "one client, unpipelined (-c 1 -P 1 -n 5000): the latency of a lone request"
-for T in set get; do
-  read -r s_rps s_p99 < <(redis-benchmark -p "$SOLO_PORT" -t "$T" -n 5000 -c 1 --csv 2>/dev/null |
-    awk -F'"' 'NR==2 { print $4, $14 }')
-  read -r d_rps d_p99 < <(redis-benchmark -p "$REDIS_DURABLE_PORT" -t "$T" -n 5000 -c 1 --csv 2>/dev/null |
-    awk -F'"' 'NR==2 { print $4, $14 }')
-  printf '%-5s conv-1 %8s ops/s p99 %6s ms   redis-aof %8s ops/s p99 %6s ms\n' "$T" "${s_rps%.*}" \
-    "$s_p99" "${d_rps%.*}" "$d_p99"
-done
-if [ -s "$WORK/lag.txt" ]; then
-  sort -n "$WORK/lag.txt" | awk '{ v[NR] = $1 } END {
-    i = int(NR * 0.99); if (i < 1) i = 1;
-    printf "replication lag us-east -> apac during SET -P 16: p99 %d ms, max %d ms (%d samples)\n", v[i], v[NR], NR }'
-fi
