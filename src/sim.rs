@@ -352,7 +352,13 @@ impl Backend for SimBackend {
         Ok(())
     }
 
-    fn wait(&mut self, deadline_ms: u64, _max_wait: Duration) -> Vec<NodeEvent> {
+    fn wait(&mut self, deadline_ms: u64, max_wait: Duration) -> Vec<NodeEvent> {
+        let mut out = Vec::new();
+        self.wait_into(deadline_ms, max_wait, &mut out);
+        out
+    }
+
+    fn wait_into(&mut self, deadline_ms: u64, _max_wait: Duration, out: &mut Vec<NodeEvent>) {
         self.release();
         if self.ready.is_empty() {
             self.fire_timers();
@@ -373,7 +379,8 @@ impl Backend for SimBackend {
             self.fire_timers();
             self.release();
         }
-        std::mem::take(&mut self.ready)
+        // `append` leaves `ready` its capacity for the next turn.
+        out.append(&mut self.ready);
     }
 
     fn kill(&mut self, node: usize) {

@@ -123,6 +123,12 @@ pub trait Backend {
     /// Returns what nodes did, waiting at most until `deadline_ms` (and at most `max_wait`) for
     /// the first event. An empty result means the deadline passed quietly.
     fn wait(&mut self, deadline_ms: u64, max_wait: Duration) -> Vec<NodeEvent>;
+    /// [`Backend::wait`], appending to `out`: the harness calls this once per turn with one
+    /// buffer it reuses, so a backend that overrides it allocates nothing per turn. The default
+    /// calls `wait`.
+    fn wait_into(&mut self, deadline_ms: u64, max_wait: Duration, out: &mut Vec<NodeEvent>) {
+        out.extend(self.wait(deadline_ms, max_wait));
+    }
     /// Kills node `node` at once (SIGKILL for a process): it loses everything not on disk. Its
     /// `Exited` event follows; the harness restarts it with [`Backend::start`].
     fn kill(&mut self, node: usize);

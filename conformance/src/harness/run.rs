@@ -6,7 +6,7 @@
 
 use super::backend::{Backend, BackendError, NodeEvent};
 use super::check::{Check, Verdict};
-use super::history::{Delivery, Event, FaultWindow, History, Outcome, Phase};
+use super::history::{Body, Delivery, Event, FaultWindow, History, Outcome, Phase};
 use super::message::{Message, error_is_definite};
 use super::nemesis::{Fault, faulty_network, partition};
 use super::net::{NetConfig, NetStats, Network};
@@ -327,6 +327,8 @@ struct Loop<'a> {
     services: Services,
     service_dice: Dice,
     main_net_stats: NetStats,
+    /// The buffer [`Backend::wait_into`] fills each turn, kept so turns do not allocate.
+    events: Vec<NodeEvent>,
 }
 
 /// Runs `workload` against the nodes of `backend`.
@@ -372,6 +374,7 @@ pub fn run(
         services: Services::new(),
         service_dice: Dice::fork(config.seed, salt(5)),
         main_net_stats: NetStats::default(),
+        events: Vec::new(),
     };
     let started = lp.backend.now_ms();
     lp.go(network_config.clone(), progress);
@@ -675,7 +678,7 @@ impl Loop<'_> {
                 client,
                 node,
                 // Filled in with the body once it is sent, so the body is never copied.
-                request: Map::new(),
+                request: Body::default(),
                 invoke_ms: now,
                 complete_ms: None,
                 invoke_seq: self.seq + 1,
@@ -694,7 +697,7 @@ impl Loop<'_> {
             let name = std::mem::take(&mut self.client_names[client]);
             let request = self.send_from_client(&name, node, body);
             self.client_names[client] = name;
-            self.history.events[event].request = request;
+            self.history.events[event].request = request.into();
         }
     }
 
@@ -738,7 +741,9 @@ impl Loop<'_> {
             .min()
             .unwrap_or(u64::MAX);
         let until = deadline.min(next_delivery).min(next_timeout).max(now);
-        for event in self.backend.wait(until, WAIT_SLICE) {
+        let mut events = std::mem::take(&mut self.events);
+        self.backend.wait_into(until, WAIT_SLICE, &mut events);
+        for event in events.drain(..) {
             match event {
                 NodeEvent::Line { node, line } => self.handle_line(node, line),
                 NodeEvent::Message { node, message } => {
@@ -767,6 +772,7 @@ impl Loop<'_> {
                 }
             }
         }
+        self.events = events;
     }
 
     fn expire(&mut self, now: u64, _phase: Phase) {
@@ -971,7 +977,9 @@ impl Loop<'_> {
                     Some(code) => Outcome::Info {
                         reason: format!("indefinite error {code}"),
                     },
-                    None => Outcome::Ok { reply: msg.body },
+                    None => Outcome::Ok {
+                        reply: msg.body.into(),
+                    },
                 };
                 self.complete(pending, Some(node), now, outcome);
             }
@@ -1000,7 +1008,7 @@ impl Loop<'_> {
                 self.history.events.push(Event {
                     client: self.config.clients + node,
                     node,
-                    request: body.as_object().cloned().unwrap_or_default(),
+                    request: body.as_object().cloned().unwrap_or_default().into(),
                     invoke_ms: self.backend.now_ms(),
                     complete_ms: None,
                     invoke_seq: self.seq + 1,
