@@ -43,7 +43,9 @@ const PAUSED_INBOX_MAX: usize = 100_000;
 /// How the simulated cluster is built.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// Every replica's face.
+    /// Every replica's face. A replica restarts from what its face's `take_durable` handed
+    /// out, so `face.track_durable` must be on when the harness may kill nodes; without it a
+    /// restarted replica would start from an empty disk.
     pub face: FaceConfig,
     /// Replicas (the harness's nodes).
     pub nodes: usize,

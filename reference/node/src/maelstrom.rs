@@ -619,21 +619,15 @@ impl Face {
         let Some(r) = self.replica.as_mut() else {
             return;
         };
-        let mut transmits = Vec::new();
+        // Straight into the output queue, transmits before replies as before, without
+        // collecting either first: answering a reply never touches the replica.
         while let Some(t) = r.poll_transmit() {
-            transmits.push(t);
-        }
-        let mut replies = Vec::new();
-        while let Some(reply) = r.poll_reply() {
-            replies.push(reply);
-        }
-        for t in transmits {
             self.out.push_back(Output::Peer {
                 to: t.to,
                 payload: t.payload,
             });
         }
-        for reply in replies {
+        while let Some(reply) = self.replica.as_mut().and_then(Replica::poll_reply) {
             let Some(w) = self.waiting.remove(&reply.id) else {
                 self.note(format!("reply to unknown request {}", reply.id));
                 continue;
