@@ -800,6 +800,88 @@ mod tests {
     }
 
     #[test]
+    fn the_typed_path_answers_exactly_as_the_text_path() {
+        // Two faces of node n0 in a two-node cluster: one fed lines, one fed parsed messages.
+        let mut text = Face::new(FaceConfig::new(Workload::GCounter), None);
+        let mut typed = Face::new(FaceConfig::new(Workload::GCounter), None);
+        init(&mut text, "n0", 2);
+        init(&mut typed, "n0", 2);
+        let bodies = [
+            json!({"type": "add", "msg_id": 2, "delta": 5}),
+            json!({"type": "add", "msg_id": 3, "delta": "five"}),
+            json!({"type": "nonsense", "msg_id": 4}),
+            json!({"type": "read", "msg_id": 5}),
+        ];
+        for body in bodies {
+            let line = json!({"src": "c1", "dest": "n0", "body": body}).to_string();
+            text.handle_line(1, &line);
+            let map = body.as_object().cloned().unwrap_or_default();
+            typed.handle_message(1, "c1", &map);
+        }
+        let mut now = 1;
+        for _ in 0..100 {
+            let (Some(a), Some(b)) = (text.poll_timeout(), typed.poll_timeout()) else {
+                break;
+            };
+            assert_eq!(a, b, "the two faces' timers differ");
+            now = now.max(a);
+            text.handle_timeout(now);
+            typed.handle_timeout(now);
+        }
+        let printed: Vec<String> = std::iter::from_fn(|| text.poll_line()).collect();
+        let outputs: Vec<Output> = std::iter::from_fn(|| typed.poll_output()).collect();
+        assert_eq!(printed.len(), outputs.len(), "{printed:?}\n{outputs:?}");
+        assert!(
+            outputs
+                .iter()
+                .any(|o| matches!(o, Output::Peer { to, .. } if *to == ReplicaId(1))),
+            "the add never replicated: {outputs:?}"
+        );
+        // Each output, printed, is the line the text path wrote; peer payloads are the bytes
+        // of the line's base64.
+        for (line, output) in printed.iter().zip(outputs) {
+            let parsed: Json = serde_json::from_str(line).expect("the face writes JSON");
+            assert_eq!(parsed["src"], "n0");
+            match output {
+                Output::Client { dest, body } => {
+                    assert_eq!(parsed["dest"], dest);
+                    assert_eq!(parsed["body"], Json::Object(body));
+                }
+                Output::Peer { to, payload } => {
+                    assert_eq!(parsed["dest"], format!("n{}", to.0));
+                    let data = parsed["body"]["data"].as_str().unwrap_or_default();
+                    assert_eq!(B64.decode(data).ok(), Some(payload));
+                }
+            }
+        }
+        // A neighbour fed the bytes reads what one fed the line reads.
+        let mut by_line = Face::new(FaceConfig::new(Workload::GCounter), None);
+        let mut by_bytes = Face::new(FaceConfig::new(Workload::GCounter), None);
+        init(&mut by_line, "n1", 2);
+        init(&mut by_bytes, "n1", 2);
+        for line in &printed {
+            let parsed: Json = serde_json::from_str(line).expect("the face writes JSON");
+            if parsed["dest"] == "n1" {
+                by_line.handle_line(now, line);
+                let data = parsed["body"]["data"].as_str().unwrap_or_default();
+                let bytes = B64.decode(data).expect("base64 the face wrote");
+                by_bytes.handle_peer(now, ReplicaId(0), &bytes);
+            }
+        }
+        let read = json!({"type": "read", "msg_id": 9});
+        let a = request(&mut by_line, now, read.clone());
+        by_bytes.handle_message(now, "c1", read.as_object().expect("an object"));
+        let b: Vec<Json> = std::iter::from_fn(|| by_bytes.poll_line())
+            .map(|l| serde_json::from_str(&l).expect("the face writes JSON"))
+            .filter(|m: &Json| m["dest"] == "c1")
+            .collect();
+        let a: Vec<&Json> = a.iter().filter(|m| m["dest"] == "c1").collect();
+        assert_eq!(a[0]["body"]["value"], 5, "{a:?}");
+        assert_eq!(a[0], &b[0]);
+        assert_eq!(by_line.stats(), by_bytes.stats());
+    }
+
+    #[test]
     fn node_names_parse_strictly() {
         assert_eq!(parse_node("n0"), Some(ReplicaId(0)));
         assert_eq!(parse_node("n12"), Some(ReplicaId(12)));
