@@ -250,7 +250,9 @@ pub enum Stage {
 #[derive(Debug)]
 enum Cargo {
     Line(String),
-    Message(Message),
+    // Boxed: the in-flight heap moves its elements on every push and pop, and the common cargo
+    // (an in-process node's payload) is a third of a message's size.
+    Message(Box<Message>),
     Peer(Vec<u8>),
 }
 
@@ -920,7 +922,7 @@ impl Loop<'_> {
         if let Some(to) = self.ids.iter().position(|id| *id == msg.dest) {
             let cargo = match line {
                 Some(line) => Cargo::Line(line),
-                None => Cargo::Message(msg),
+                None => Cargo::Message(Box::new(msg)),
             };
             return self.route(node, to, cargo, sent_seq);
         }
@@ -956,7 +958,7 @@ impl Loop<'_> {
                 at: now + 1,
                 order: self.delivery_seq,
                 to: node,
-                cargo: Cargo::Message(reply),
+                cargo: Cargo::Message(Box::new(reply)),
                 from: party,
                 sent_seq,
             }));
