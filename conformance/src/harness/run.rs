@@ -378,6 +378,13 @@ pub fn run(
         main_net_stats: NetStats::default(),
         events: Vec::new(),
     };
+    // Every issued operation becomes an event: room for them up front saves the copies of a
+    // growing vector (bounded, so a huge --ops cannot reserve memory it may never use).
+    lp.history.events.reserve(
+        usize::try_from(config.ops)
+            .unwrap_or(usize::MAX)
+            .min(1 << 20),
+    );
     let started = lp.backend.now_ms();
     lp.go(network_config.clone(), progress);
     let elapsed_ms = lp.backend.now_ms() - started;
