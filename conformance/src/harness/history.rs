@@ -303,3 +303,33 @@ impl History {
         reach
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_body_reads_prints_and_serializes_as_its_map() {
+        let map =
+            json!({"type": "add", "msg_id": 7, "delta": -3, "zeta": [1, 2], "a-custom": null})
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+        let body = Body::from(map.clone());
+        assert_eq!(body.len(), map.len());
+        assert_eq!(body.get("delta"), Some(&json!(-3)));
+        assert_eq!(body.get("zeta"), map.get("zeta"));
+        assert_eq!(body.get("missing"), None);
+        assert!(body.contains_key("a-custom") && !body.contains_key("typ"));
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
+        assert_eq!(format!("{body:?}"), format!("{map:?}"));
+        assert_eq!(body.to_map(), map);
+        let keys: Vec<&str> = body.iter().map(|(k, _)| k).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        assert!(Body::default().is_empty());
+    }
+}
