@@ -1,6 +1,6 @@
 //! Simulated client operations per second of wall time: reference replicas behind the Maelstrom
-//! face, in process on virtual time, driven by the conformance harness (scheduler, history and
-//! every check included).
+//! face's typed entry points (no JSON text), in process on virtual time, driven by the
+//! conformance harness (scheduler, history, every check, and dropping the report included).
 //!
 //! Counters only: their checks are linear in the history, so the figure is the simulator's. The
 //! register and set checks grow faster than linearly with the history (they compare reads with

@@ -16,16 +16,36 @@
 //! - **Crash and restart from durable state**: a killed replica loses everything but its "disk",
 //!   the [`Durable`] built from the deltas it handed out; by the replica's ordering rule those
 //!   deltas are on disk before any reply they back is released, so the restarted replica has
-//!   every write it acknowledged.
+//!   every write it acknowledged. The disk is written lazily, and that changes nothing a run
+//!   can observe: the replica's journal accumulates every change between two
+//!   `take_durable` calls, and a crash happens only in [`Backend::kill`], between two inputs,
+//!   which first writes the journal. So at every crash the disk holds exactly what writing
+//!   after each input would have left, at a fraction of the cost ([`Durable::apply`] walks
+//!   the whole stored oplog, whatever the delta). Between crashes the journal is written every
+//!   `DURABLE_EVERY` inputs, which bounds its size.
 //! - **Pause**: a paused replica neither reads its input nor fires timers; input waits for it.
+//!
+//! # No text on the way
+//! The faces' messages never become JSON lines here: replies to clients go to the harness as its
+//! parsed [`Message`]s, messages between replicas as their bytes ([`NodeEvent::Peer`], which the
+//! harness routes without reading), and the harness's requests arrive as parsed messages too
+//! ([`Backend::send_message`]). Only the stdio node prints and parses; what it prints is
+//! [`Face::poll_line`] of the same outputs, so both shells run one protocol mapping.
 
 use converge_conformance::harness::backend::{Backend, BackendError, NodeEvent};
+use converge_conformance::harness::message::Message;
 use converge_conformance::harness::rng::Dice;
+use converge_core::ReplicaId;
 use converge_core::replica::Durable;
-use converge_node::maelstrom::{Face, FaceConfig};
+use converge_node::maelstrom::{Face, FaceConfig, Output};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
+
+/// Inputs a replica handles between two writes of its journal to its disk, at most. Writing
+/// costs a pass over the stored oplog whatever the delta's size, so it is done rarely; the
+/// journal in between holds what these inputs changed, which bounds its memory.
+const DURABLE_EVERY: u32 = 1024;
 
 /// Inputs held for a paused replica at most; beyond this the oldest are dropped (a real paused
 /// process's pipe would fill and its sender block, which the harness never does).
@@ -34,7 +54,9 @@ const PAUSED_INBOX_MAX: usize = 100_000;
 /// How the simulated cluster is built.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// Every replica's face.
+    /// Every replica's face. A replica restarts from what its face's `take_durable` handed
+    /// out, so `face.track_durable` must be on when the harness may kill nodes; without it a
+    /// restarted replica would start from an empty disk.
     pub face: FaceConfig,
     /// Replicas (the harness's nodes).
     pub nodes: usize,
@@ -46,13 +68,52 @@ pub struct SimConfig {
     pub seed: u64,
 }
 
+/// An input held for a paused replica, in the form it arrived.
+enum Input {
+    Line(String),
+    Message(Message),
+    Peer(usize, Vec<u8>),
+}
+
 struct Node {
+    /// `nK`, the sender of everything this replica writes.
+    name: String,
     face: Option<Face>,
     disk: Durable,
+    /// Inputs since the journal was last written to `disk`.
+    unwritten: u32,
     skew: i64,
     paused: bool,
-    inbox: VecDeque<String>,
+    inbox: VecDeque<Input>,
     incarnation: u64,
+}
+
+/// An event released at a virtual time. Ordered by (time, the order it was produced): `order`
+/// is unique, so the event itself is never compared.
+struct Queued {
+    at: u64,
+    order: u64,
+    event: NodeEvent,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
 }
 
 /// The in-process backend.
@@ -60,8 +121,8 @@ pub struct SimBackend {
     config: SimConfig,
     now: u64,
     nodes: Vec<Node>,
-    /// Lines released at a virtual time: (at, tie-break, node, line).
-    outbox: BinaryHeap<Reverse<(u64, u64, usize, String)>>,
+    /// What replicas wrote, released at a virtual time.
+    outbox: BinaryHeap<Reverse<Queued>>,
     ready: Vec<NodeEvent>,
     order: u64,
     dice: Dice,
@@ -75,13 +136,15 @@ impl SimBackend {
         let mut dice = Dice::fork(config.seed, 0x5EED_0001);
         let span = config.skew_ms.saturating_mul(2).saturating_add(1);
         let nodes = (0..config.nodes)
-            .map(|_| {
+            .map(|i| {
                 // Offsets up to ±skew_ms; the tie to the seed makes skewed runs replayable.
                 let skew = i64::try_from(dice.below(span)).unwrap_or(0)
                     - i64::try_from(config.skew_ms).unwrap_or(0);
                 Node {
+                    name: format!("n{i}"),
                     face: None,
                     disk: Durable::new(),
+                    unwritten: 0,
                     skew,
                     paused: false,
                     inbox: VecDeque::new(),
@@ -112,28 +175,54 @@ impl SimBackend {
         (86_400_000 + self.now).saturating_add_signed(self.nodes[node].skew)
     }
 
-    /// Collects what node `node` produced: durable state first (the ordering rule), then lines.
+    /// Collects what node `node` produced: durable state first (the ordering rule), then its
+    /// messages, typed: replies to clients as the harness's parsed messages, messages to
+    /// neighbours as their bytes.
     fn collect(&mut self, node: usize) {
         let now = self.now;
-        let mut lines = Vec::new();
         {
             let n = &mut self.nodes[node];
             let Some(face) = n.face.as_mut() else {
                 return;
             };
-            if let Some(delta) = face.take_durable() {
-                n.disk.apply(delta);
+            n.unwritten += 1;
+            if n.unwritten >= DURABLE_EVERY {
+                n.unwritten = 0;
+                if let Some(delta) = face.take_durable() {
+                    n.disk.apply(delta);
+                }
             }
-            while let Some(line) = face.poll_line() {
-                lines.push(line);
-            }
-            // Diagnostics are the replica's own business in the simulator; drop them.
-            while face.poll_log().is_some() {}
         }
-        for line in lines {
+        loop {
+            let n = &mut self.nodes[node];
+            let Some(output) = n.face.as_mut().and_then(Face::poll_output) else {
+                break;
+            };
             // Replies to clients take a round trip; node-to-node messages go straight to the
             // harness, whose network adds their latency.
-            let to_client = line.contains("\"dest\":\"c");
+            let (event, to_client) = match output {
+                Output::Client { dest, body } => (
+                    NodeEvent::Message {
+                        node,
+                        message: Message {
+                            src: n.name.clone(),
+                            dest,
+                            body,
+                        },
+                    },
+                    true,
+                ),
+                Output::Peer { to, payload } => (
+                    NodeEvent::Peer {
+                        node,
+                        // An index that does not fit is out of range either way; the harness
+                        // refuses it as a message to an unknown node.
+                        to: usize::try_from(to.0).unwrap_or(usize::MAX),
+                        payload,
+                    },
+                    false,
+                ),
+            };
             let at = if to_client && self.config.reply_ms > 0 {
                 let mean = self.config.reply_ms;
                 now + mean / 2 + self.dice.below(mean + 1)
@@ -141,16 +230,56 @@ impl SimBackend {
                 now
             };
             self.order += 1;
-            self.outbox.push(Reverse((at, self.order, node, line)));
+            // Virtual time moves only in `wait_into`, after `release` has emptied the outbox of
+            // everything due, so while nothing due waits there an event due now would be the
+            // next one released anyway: it skips the heap. (Only a kill's `Exited` could then
+            // come before it instead of after, and the harness ignores those of killed nodes.)
+            if at <= now && self.outbox.peek().is_none_or(|Reverse(q)| q.at > now) {
+                self.ready.push(event);
+            } else {
+                self.outbox.push(Reverse(Queued {
+                    at,
+                    order: self.order,
+                    event,
+                }));
+            }
+        }
+        if let Some(face) = self.nodes[node].face.as_mut() {
+            // Diagnostics are the replica's own business in the simulator; drop them.
+            while face.poll_log().is_some() {}
         }
     }
 
-    fn deliver(&mut self, node: usize, line: &str) {
+    fn deliver(&mut self, node: usize, input: Input) {
         let local = self.local(node);
-        if let Some(face) = self.nodes[node].face.as_mut() {
-            face.handle_line(local, line);
-            self.collect(node);
+        let Some(face) = self.nodes[node].face.as_mut() else {
+            return;
+        };
+        match input {
+            Input::Line(line) => face.handle_line(local, &line),
+            Input::Message(message) => face.handle_message(local, &message.src, &message.body),
+            Input::Peer(from, payload) => {
+                face.handle_peer(local, ReplicaId(from as u64), &payload);
+            }
         }
+        self.collect(node);
+    }
+
+    /// Delivers `input` to `node` now, holds it while the node is paused, or loses it when the
+    /// node is down (a dead process's stdin).
+    fn offer(&mut self, node: usize, input: Input) {
+        let n = &mut self.nodes[node];
+        if n.face.is_none() {
+            return;
+        }
+        if n.paused {
+            if n.inbox.len() >= PAUSED_INBOX_MAX {
+                n.inbox.pop_front();
+            }
+            n.inbox.push_back(input);
+            return;
+        }
+        self.deliver(node, input);
     }
 
     /// Fires every timer due at the current virtual time; true if one fired.
@@ -192,14 +321,15 @@ impl SimBackend {
     }
 
     fn release(&mut self) {
-        while let Some(Reverse((at, ..))) = self.outbox.peek() {
-            if *at > self.now {
-                break;
-            }
-            let Some(Reverse((_, _, node, line))) = self.outbox.pop() else {
+        while self
+            .outbox
+            .peek()
+            .is_some_and(|Reverse(q)| q.at <= self.now)
+        {
+            let Some(Reverse(q)) = self.outbox.pop() else {
                 break;
             };
-            self.ready.push(NodeEvent::Line { node, line });
+            self.ready.push(q.event);
         }
     }
 }
@@ -220,23 +350,43 @@ impl Backend for SimBackend {
     }
 
     fn send(&mut self, node: usize, line: &str) -> Result<(), BackendError> {
-        let n = &mut self.nodes[node];
-        if n.face.is_none() {
-            // A dead process's stdin: the write is lost, as with a killed process.
-            return Ok(());
-        }
-        if n.paused {
-            if n.inbox.len() >= PAUSED_INBOX_MAX {
-                n.inbox.pop_front();
-            }
-            n.inbox.push_back(line.to_string());
-            return Ok(());
-        }
-        self.deliver(node, line);
+        // The harness writes lines only for nodes that write lines; kept for completeness.
+        self.offer(node, Input::Line(line.to_string()));
         Ok(())
     }
 
-    fn wait(&mut self, deadline_ms: u64, _max_wait: Duration) -> Vec<NodeEvent> {
+    fn send_message(&mut self, node: usize, message: &Message) -> Result<(), BackendError> {
+        let n = &self.nodes[node];
+        if n.face.is_some() && !n.paused {
+            // The common case, without a copy: the face reads the message where it lies.
+            let local = self.local(node);
+            if let Some(face) = self.nodes[node].face.as_mut() {
+                face.handle_message(local, &message.src, &message.body);
+            }
+            self.collect(node);
+            return Ok(());
+        }
+        self.offer(node, Input::Message(message.clone()));
+        Ok(())
+    }
+
+    fn deliver_peer(
+        &mut self,
+        node: usize,
+        from: usize,
+        payload: Vec<u8>,
+    ) -> Result<(), BackendError> {
+        self.offer(node, Input::Peer(from, payload));
+        Ok(())
+    }
+
+    fn wait(&mut self, deadline_ms: u64, max_wait: Duration) -> Vec<NodeEvent> {
+        let mut out = Vec::new();
+        self.wait_into(deadline_ms, max_wait, &mut out);
+        out
+    }
+
+    fn wait_into(&mut self, deadline_ms: u64, _max_wait: Duration, out: &mut Vec<NodeEvent>) {
         self.release();
         if self.ready.is_empty() {
             self.fire_timers();
@@ -244,7 +394,7 @@ impl Backend for SimBackend {
         }
         if self.ready.is_empty() {
             // Jump to whatever happens next, but never past the deadline.
-            let next_out = self.outbox.peek().map(|Reverse((at, ..))| *at);
+            let next_out = self.outbox.peek().map(|Reverse(q)| q.at);
             let target = [Some(deadline_ms), self.next_timer(), next_out]
                 .into_iter()
                 .flatten()
@@ -257,11 +407,17 @@ impl Backend for SimBackend {
             self.fire_timers();
             self.release();
         }
-        std::mem::take(&mut self.ready)
+        // `append` leaves `ready` its capacity for the next turn.
+        out.append(&mut self.ready);
     }
 
     fn kill(&mut self, node: usize) {
         let n = &mut self.nodes[node];
+        // The journal reaches the disk before the crash: see "Crash and restart" above.
+        if let Some(delta) = n.face.as_mut().and_then(Face::take_durable) {
+            n.disk.apply(delta);
+        }
+        n.unwritten = 0;
         if n.face.take().is_some() {
             let incarnation = n.incarnation - 1;
             n.inbox.clear();
@@ -280,9 +436,9 @@ impl Backend for SimBackend {
 
     fn resume(&mut self, node: usize) {
         self.nodes[node].paused = false;
-        let lines: Vec<String> = self.nodes[node].inbox.drain(..).collect();
-        for line in lines {
-            self.deliver(node, &line);
+        let inputs: Vec<Input> = self.nodes[node].inbox.drain(..).collect();
+        for input in inputs {
+            self.deliver(node, input);
         }
     }
 

@@ -1,12 +1,27 @@
-//! What the harness needs from the nodes it drives, and nothing more: deliver a line, wait for
-//! lines, stop and resume. The process backend runs real programs on real time; the in-process
+//! What the harness needs from the nodes it drives, and nothing more: deliver a message, wait for
+//! messages, stop and resume. The process backend runs real programs on real time; the in-process
 //! backend (sans-IO nodes on virtual time) implements the same trait, so the scheduler, workloads
 //! and checkers are shared.
+//!
+//! # Two ways to speak
+//! A process node speaks Maelstrom's JSON lines: the harness writes lines with [`Backend::send`]
+//! and reads [`NodeEvent::Line`]. An in-process backend may skip the text altogether:
+//! - requests and replies to clients and services travel as the harness's parsed [`Message`]
+//!   ([`Backend::send_message`] in, [`NodeEvent::Message`] out), so neither side prints or
+//!   parses JSON;
+//! - node-to-node messages travel as an opaque [`NodeEvent::Peer`] payload that the harness
+//!   routes, delays, drops, duplicates and records without ever reading it, and hands back to
+//!   the backend with [`Backend::deliver_peer`].
+//!
+//! The defaults keep a line-only backend working unchanged: `send_message` prints the message
+//! and calls `send`, exactly the line the harness used to write; `deliver_peer` is never called
+//! on a backend that produces no `Peer` events.
 
+use super::message::Message;
 use std::time::Duration;
 
 /// Something a node did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum NodeEvent {
     /// The node wrote a line to its output.
     Line {
@@ -14,6 +29,24 @@ pub enum NodeEvent {
         node: usize,
         /// The line, without its newline.
         line: String,
+    },
+    /// The node sent a message to a client or a service, already parsed (in-process backends).
+    /// The harness checks it exactly as it checks a parsed line: `src` must be the node.
+    Message {
+        /// Node index.
+        node: usize,
+        /// The message.
+        message: Message,
+    },
+    /// The node sent a message to node `to`, as bytes only the backend understands
+    /// (in-process backends). The harness never looks inside.
+    Peer {
+        /// Sender's node index.
+        node: usize,
+        /// Receiver's node index.
+        to: usize,
+        /// The payload, handed back unchanged to [`Backend::deliver_peer`].
+        payload: Vec<u8>,
     },
     /// The node's process ended.
     Exited {
@@ -48,6 +81,15 @@ pub enum BackendError {
         /// Why.
         source: std::io::Error,
     },
+    /// The harness handed a backend something it never produces (a peer payload to a backend
+    /// that speaks lines only): a harness bug, reported rather than panicking.
+    #[error("node {node}: {what} is not supported by this backend")]
+    Unsupported {
+        /// Node index.
+        node: usize,
+        /// What was attempted.
+        what: &'static str,
+    },
 }
 
 /// The nodes under test.
@@ -58,9 +100,35 @@ pub trait Backend {
     fn start(&mut self, node: usize) -> Result<(), BackendError>;
     /// Writes one line to node `node`'s input.
     fn send(&mut self, node: usize, line: &str) -> Result<(), BackendError>;
+    /// Gives node `node` a message from a client or a service. The default prints it as the
+    /// one JSON line a process node reads and calls [`Backend::send`]; in-process backends
+    /// override it to skip the text.
+    fn send_message(&mut self, node: usize, message: &Message) -> Result<(), BackendError> {
+        self.send(node, &message.to_line())
+    }
+    /// Gives node `node` a payload that node `from` sent it as a [`NodeEvent::Peer`]. Only
+    /// called on backends that produce such events; the default refuses.
+    fn deliver_peer(
+        &mut self,
+        node: usize,
+        from: usize,
+        payload: Vec<u8>,
+    ) -> Result<(), BackendError> {
+        let _ = (from, payload);
+        Err(BackendError::Unsupported {
+            node,
+            what: "a peer payload",
+        })
+    }
     /// Returns what nodes did, waiting at most until `deadline_ms` (and at most `max_wait`) for
     /// the first event. An empty result means the deadline passed quietly.
     fn wait(&mut self, deadline_ms: u64, max_wait: Duration) -> Vec<NodeEvent>;
+    /// [`Backend::wait`], appending to `out`: the harness calls this once per turn with one
+    /// buffer it reuses, so a backend that overrides it allocates nothing per turn. The default
+    /// calls `wait`.
+    fn wait_into(&mut self, deadline_ms: u64, max_wait: Duration, out: &mut Vec<NodeEvent>) {
+        out.extend(self.wait(deadline_ms, max_wait));
+    }
     /// Kills node `node` at once (SIGKILL for a process): it loses everything not on disk. Its
     /// `Exited` event follows; the harness restarts it with [`Backend::start`].
     fn kill(&mut self, node: usize);

@@ -24,9 +24,8 @@
 //! by row; by hand it is short, needs no font or rendering dependencies, and its output is
 //! deterministic text that a snapshot test can pin.
 
-use super::history::{Delivery, Event, FaultWindow, History, Outcome, Phase};
+use super::history::{Body, Delivery, Event, FaultWindow, History, Outcome, Phase};
 use super::services::Service;
-use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -463,9 +462,9 @@ fn label(e: &Event) -> String {
 }
 
 /// `k=v` pairs of a body's fields, compact JSON values, leaving out `skip`.
-fn fields(body: &Map<String, Value>, skip: &[&str]) -> String {
+fn fields(body: &Body, skip: &[&str]) -> String {
     body.iter()
-        .filter(|(k, _)| !skip.contains(&k.as_str()))
+        .filter(|(k, _)| !skip.contains(k))
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(" ")
@@ -662,10 +661,10 @@ pub fn check_well_formed(xml: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn body(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap_or_default()
+    fn body(v: Value) -> Body {
+        v.as_object().cloned().unwrap_or_default().into()
     }
 
     fn event(

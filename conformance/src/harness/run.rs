@@ -6,7 +6,7 @@
 
 use super::backend::{Backend, BackendError, NodeEvent};
 use super::check::{Check, Verdict};
-use super::history::{Delivery, Event, FaultWindow, History, Outcome, Phase};
+use super::history::{Body, Delivery, Event, FaultWindow, History, Outcome, Phase};
 use super::message::{Message, error_is_definite};
 use super::nemesis::{Fault, faulty_network, partition};
 use super::net::{NetConfig, NetStats, Network};
@@ -14,7 +14,7 @@ use super::rng::Dice;
 use super::services::Services;
 use super::workload::{Profile, Workload};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
@@ -245,8 +245,48 @@ pub enum Stage {
     Final,
 }
 
-/// A message copy in flight: (arrival ms, tie-break, receiver, line, sender, sender's `seq`).
-type InFlight = (u64, u64, usize, String, usize, u64);
+/// What a message copy in flight carries: the line a process node wrote, a parsed message (a
+/// service's reply, or an in-process node's message), or an in-process node's opaque payload.
+#[derive(Debug)]
+enum Cargo {
+    Line(String),
+    // Boxed: the in-flight heap moves its elements on every push and pop, and the common cargo
+    // (an in-process node's payload) is a third of a message's size.
+    Message(Box<Message>),
+    Peer(Vec<u8>),
+}
+
+/// A message copy in flight. Ordered by arrival, then by the order the harness scheduled it
+/// (`order` is unique), so the cargo itself is never compared.
+#[derive(Debug)]
+struct InFlight {
+    at: u64,
+    order: u64,
+    to: usize,
+    cargo: Cargo,
+    from: usize,
+    sent_seq: u64,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+
+impl Eq for InFlight {}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Pending {
@@ -261,6 +301,8 @@ struct Loop<'a> {
     backend: &'a mut dyn Backend,
     workload: &'a mut dyn Workload,
     ids: Vec<String>,
+    /// `c0…`, built once rather than per request.
+    client_names: Vec<String>,
     net: Network,
     op_dice: Dice,
     fault_dice: Dice,
@@ -287,6 +329,8 @@ struct Loop<'a> {
     services: Services,
     service_dice: Dice,
     main_net_stats: NetStats,
+    /// The buffer [`Backend::wait_into`] fills each turn, kept so turns do not allocate.
+    events: Vec<NodeEvent>,
 }
 
 /// Runs `workload` against the nodes of `backend`.
@@ -304,6 +348,7 @@ pub fn run(
     let mut lp = Loop {
         config,
         ids: (0..config.nodes).map(|i| format!("n{i}")).collect(),
+        client_names: (0..config.clients).map(|i| format!("c{i}")).collect(),
         net: Network::new(NetConfig::default(), Dice::fork(config.seed, salt(1))),
         op_dice: Dice::fork(config.seed, 2),
         fault_dice,
@@ -331,7 +376,15 @@ pub fn run(
         services: Services::new(),
         service_dice: Dice::fork(config.seed, salt(5)),
         main_net_stats: NetStats::default(),
+        events: Vec::new(),
     };
+    // Every issued operation becomes an event: room for them up front saves the copies of a
+    // growing vector (bounded, so a huge --ops cannot reserve memory it may never use).
+    lp.history.events.reserve(
+        usize::try_from(config.ops)
+            .unwrap_or(usize::MAX)
+            .min(1 << 20),
+    );
     let started = lp.backend.now_ms();
     lp.go(network_config.clone(), progress);
     let elapsed_ms = lp.backend.now_ms() - started;
@@ -497,13 +550,15 @@ impl Loop<'_> {
         self.next_msg_id
     }
 
-    fn send_from_client(&mut self, client: &str, node: usize, body: Value) {
+    /// Sends `body` from `client` to `node` and gives the body back, for the history.
+    fn send_from_client(&mut self, client: &str, node: usize, body: Value) -> Map<String, Value> {
         // Events record `self.seq + 1` as their invocation before calling this.
         self.tick();
-        let line = Message::new(client, self.ids[node].clone(), body).to_line();
-        if let Err(e) = self.backend.send(node, &line) {
+        let message = Message::new(client, self.ids[node].clone(), body);
+        if let Err(e) = self.backend.send_message(node, &message) {
             self.note_backend_error(e);
         }
+        message.body
     }
 
     fn note_backend_error(&mut self, e: BackendError) {
@@ -628,11 +683,11 @@ impl Loop<'_> {
             let mut body = self.workload.next_op_for(client, &mut self.op_dice);
             let id = self.msg_id();
             body["msg_id"] = json!(id);
-            let request = body.as_object().cloned().unwrap_or_default();
             self.history.events.push(Event {
                 client,
                 node,
-                request,
+                // Filled in with the body once it is sent, so the body is never copied.
+                request: Body::default(),
                 invoke_ms: now,
                 complete_ms: None,
                 invoke_seq: self.seq + 1,
@@ -648,7 +703,10 @@ impl Loop<'_> {
                 .insert(id, (Pending::Op { client, event }, now));
             self.client_busy[client] = true;
             self.issued += 1;
-            self.send_from_client(&format!("c{client}"), node, body);
+            let name = std::mem::take(&mut self.client_names[client]);
+            let request = self.send_from_client(&name, node, body);
+            self.client_names[client] = name;
+            self.history.events[event].request = request.into();
         }
     }
 
@@ -659,31 +717,31 @@ impl Loop<'_> {
             return;
         }
         let now = self.backend.now_ms();
-        while let Some(Reverse((at, ..))) = self.deliveries.peek() {
-            if *at > now {
+        while self.deliveries.peek().is_some_and(|Reverse(f)| f.at <= now) {
+            let Some(Reverse(flight)) = self.deliveries.pop() else {
                 break;
-            }
-            // peek() just returned Some.
-            let Reverse((_, _, node, line, from, sent_seq)) =
-                self.deliveries.pop().expect("peeked");
+            };
+            let node = flight.to;
             if !self.dead[node] && !self.killed[node] {
                 let delivered_seq = self.tick();
                 self.history.deliveries.push(Delivery {
-                    from,
+                    from: flight.from,
                     to: node,
-                    sent_seq,
+                    sent_seq: flight.sent_seq,
                     delivered_seq,
                 });
             }
-            if let Err(e) = self.backend.send(node, &line) {
+            let sent = match flight.cargo {
+                Cargo::Line(line) => self.backend.send(node, &line),
+                Cargo::Message(message) => self.backend.send_message(node, &message),
+                Cargo::Peer(payload) => self.backend.deliver_peer(node, flight.from, payload),
+            };
+            if let Err(e) = sent {
                 self.note_backend_error(e);
             }
         }
         self.expire(now, phase);
-        let next_delivery = self
-            .deliveries
-            .peek()
-            .map_or(u64::MAX, |Reverse((at, ..))| *at);
+        let next_delivery = self.deliveries.peek().map_or(u64::MAX, |Reverse(f)| f.at);
         let next_timeout = self
             .pending
             .values()
@@ -692,9 +750,16 @@ impl Loop<'_> {
             .min()
             .unwrap_or(u64::MAX);
         let until = deadline.min(next_delivery).min(next_timeout).max(now);
-        for event in self.backend.wait(until, WAIT_SLICE) {
+        let mut events = std::mem::take(&mut self.events);
+        self.backend.wait_into(until, WAIT_SLICE, &mut events);
+        for event in events.drain(..) {
             match event {
-                NodeEvent::Line { node, line } => self.handle_line(node, &line),
+                NodeEvent::Line { node, line } => self.handle_line(node, line),
+                NodeEvent::Message { node, message } => {
+                    let sent_seq = self.tick();
+                    self.handle_message(node, message, None, sent_seq);
+                }
+                NodeEvent::Peer { node, to, payload } => self.handle_peer(node, to, payload),
                 NodeEvent::Exited {
                     node,
                     incarnation,
@@ -716,6 +781,7 @@ impl Loop<'_> {
                 }
             }
         }
+        self.events = events;
     }
 
     fn expire(&mut self, now: u64, _phase: Phase) {
@@ -789,14 +855,68 @@ impl Loop<'_> {
         entry.0 += 1;
     }
 
-    fn handle_line(&mut self, node: usize, line: &str) {
+    fn handle_line(&mut self, node: usize, line: String) {
         let sent_seq = self.tick();
-        let msg = match Message::parse(line) {
+        let msg = match Message::parse(&line) {
             Ok(m) => m,
             Err(e) => return self.malformed(node, e.to_string()),
         };
+        self.handle_message(node, msg, Some(line), sent_seq);
+    }
+
+    /// A payload from an in-process node to node `to`: routed like any node-to-node message,
+    /// without being read.
+    fn handle_peer(&mut self, node: usize, to: usize, payload: Vec<u8>) {
+        let sent_seq = self.tick();
+        if to >= self.config.nodes {
+            return self.malformed(node, format!("peer payload to unknown node index {to}"));
+        }
+        self.route(node, to, Cargo::Peer(payload), sent_seq);
+    }
+
+    /// Schedules the copies the network makes of a message from `node` to node `to`.
+    fn route(&mut self, node: usize, to: usize, cargo: Cargo, sent_seq: u64) {
+        if self.deliveries.len() >= IN_FLIGHT_MAX {
+            return self.malformed(
+                node,
+                format!("more than {IN_FLIGHT_MAX} messages in flight"),
+            );
+        }
+        let now = self.backend.now_ms();
+        let arrivals = self.net.route(node, to, now);
+        // The last copy takes the cargo; only duplicates pay for a clone.
+        let mut cargo = Some(cargo);
+        for (i, &at) in arrivals.iter().enumerate() {
+            let copy = if i + 1 == arrivals.len() {
+                cargo.take()
+            } else {
+                cargo.as_ref().map(|c| match c {
+                    Cargo::Line(l) => Cargo::Line(l.clone()),
+                    Cargo::Message(m) => Cargo::Message(m.clone()),
+                    Cargo::Peer(p) => Cargo::Peer(p.clone()),
+                })
+            };
+            let Some(copy) = copy else {
+                break;
+            };
+            self.delivery_seq += 1;
+            self.deliveries.push(Reverse(InFlight {
+                at,
+                order: self.delivery_seq,
+                to,
+                cargo: copy,
+                from: node,
+                sent_seq,
+            }));
+        }
+    }
+
+    /// A message node `node` sent, parsed: from `line` if it came as one (a node-to-node message
+    /// is then delivered as the very line), or typed from an in-process backend.
+    fn handle_message(&mut self, node: usize, msg: Message, line: Option<String>, sent_seq: u64) {
         if msg.src != self.ids[node] {
-            let cut: String = line.chars().take(200).collect();
+            let shown = line.unwrap_or_else(|| msg.to_line());
+            let cut: String = shown.chars().take(200).collect();
             return self.malformed(
                 node,
                 format!(
@@ -807,24 +927,11 @@ impl Loop<'_> {
         }
         let now = self.backend.now_ms();
         if let Some(to) = self.ids.iter().position(|id| *id == msg.dest) {
-            if self.deliveries.len() >= IN_FLIGHT_MAX {
-                return self.malformed(
-                    node,
-                    format!("more than {IN_FLIGHT_MAX} messages in flight"),
-                );
-            }
-            for at in self.net.route(node, to, now) {
-                self.delivery_seq += 1;
-                self.deliveries.push(Reverse((
-                    at,
-                    self.delivery_seq,
-                    to,
-                    line.to_string(),
-                    node,
-                    sent_seq,
-                )));
-            }
-            return;
+            let cargo = match line {
+                Some(line) => Cargo::Line(line),
+                None => Cargo::Message(Box::new(msg)),
+            };
+            return self.route(node, to, cargo, sent_seq);
         }
         if Services::is_service(&msg.dest) {
             // Services answer at once; the reply reaches the node after the network's minimum
@@ -836,17 +943,16 @@ impl Loop<'_> {
                 now,
                 &mut self.service_dice,
             );
-            let line = Message {
-                src: msg.dest.clone(),
-                dest: msg.src.clone(),
-                body: reply,
-            }
-            .to_line();
             let party = self.config.nodes
                 + super::services::Service::ALL
                     .iter()
                     .position(|s| s.name() == msg.dest)
                     .unwrap_or(0);
+            let reply = Message {
+                src: msg.dest,
+                dest: msg.src,
+                body: reply,
+            };
             // The service read the request when the harness did, and answered at once.
             self.history.deliveries.push(Delivery {
                 from: node,
@@ -855,14 +961,14 @@ impl Loop<'_> {
                 delivered_seq: sent_seq,
             });
             self.delivery_seq += 1;
-            self.deliveries.push(Reverse((
-                now + 1,
-                self.delivery_seq,
-                node,
-                line,
-                party,
+            self.deliveries.push(Reverse(InFlight {
+                at: now + 1,
+                order: self.delivery_seq,
+                to: node,
+                cargo: Cargo::Message(Box::new(reply)),
+                from: party,
                 sent_seq,
-            )));
+            }));
             return;
         }
         if msg.dest.starts_with('c') {
@@ -881,7 +987,7 @@ impl Loop<'_> {
                         reason: format!("indefinite error {code}"),
                     },
                     None => Outcome::Ok {
-                        reply: msg.body.clone(),
+                        reply: msg.body.into(),
                     },
                 };
                 self.complete(pending, Some(node), now, outcome);
@@ -911,7 +1017,7 @@ impl Loop<'_> {
                 self.history.events.push(Event {
                     client: self.config.clients + node,
                     node,
-                    request: body.as_object().cloned().unwrap_or_default(),
+                    request: body.as_object().cloned().unwrap_or_default().into(),
                     invoke_ms: self.backend.now_ms(),
                     complete_ms: None,
                     invoke_seq: self.seq + 1,

@@ -12,6 +12,12 @@
 //! (diagnostics for stderr). Lines describe durable state only if what `take_durable` returned
 //! was made durable before they were written: the replica's ordering rule, passed through.
 //!
+//! A shell that carries messages in process (the simulator) uses the same protocol without the
+//! text: [`Face::handle_message`] (a parsed message) and [`Face::handle_peer`] (a neighbour's
+//! payload bytes) in place of `handle_line`, and [`Face::poll_output`] in place of `poll_line`.
+//! Both are the same mapping: `handle_line` parses and calls `handle_message`, and `poll_line`
+//! prints what `poll_output` would have returned, so the two paths cannot drift apart.
+//!
 //! # Invariants
 //! - Before `init`, the face answers nothing but `init` (the protocol guarantees nothing else
 //!   arrives; anything that does is logged and dropped).
@@ -141,6 +147,28 @@ pub struct FaceStats {
     pub logs_dropped: u64,
 }
 
+/// Something the face sends: what [`Face::poll_line`] prints, before printing.
+///
+/// The stdio shell only ever sees lines; the simulator takes these with [`Face::poll_output`]
+/// so that nothing is printed and parsed again, and a neighbour's payload stays bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// A message to a client (`c…`, or the harness's `c-init`): its `dest` and `body`.
+    Client {
+        /// The client.
+        dest: String,
+        /// The reply body (`type`, `in_reply_to`, the workload's fields).
+        body: Map<String, Json>,
+    },
+    /// A replica's message to a neighbour: the bytes a `repl` message carries in base64.
+    Peer {
+        /// The neighbour.
+        to: ReplicaId,
+        /// For the neighbour's [`Face::handle_peer`].
+        payload: Vec<u8>,
+    },
+}
+
 /// How to shape the `_ok` reply of a request the replica answers.
 #[derive(Clone, Copy, Debug)]
 enum Shape {
@@ -170,7 +198,7 @@ pub struct Face {
     recovered: Option<Durable>,
     me: Option<(String, ReplicaId)>,
     replica: Option<Replica>,
-    out: VecDeque<String>,
+    out: VecDeque<Output>,
     log: VecDeque<String>,
     waiting: BTreeMap<u64, Waiting>,
     next_request: u64,
@@ -213,20 +241,46 @@ impl Face {
         let (Some(src), Some(body)) = (msg["src"].as_str(), msg["body"].as_object()) else {
             return self.malformed(format!("no src or body: {}", clip(line)));
         };
-        let Some(kind) = body.get("type").and_then(Json::as_str) else {
+        if body.get("type").and_then(Json::as_str).is_none() {
             return self.malformed(format!("no body.type: {}", clip(line)));
+        }
+        self.handle_message(now_ms, src, body);
+    }
+
+    /// Input: one message, already parsed (the simulator's path: [`Face::handle_line`] without
+    /// the text). `body` is the message's `body` object; a `repl` body carries base64 as on
+    /// stdin.
+    pub fn handle_message(&mut self, now_ms: u64, src: &str, body: &Map<String, Json>) {
+        let Some(kind) = body.get("type").and_then(Json::as_str) else {
+            return self.malformed(format!("no body.type from {src}"));
         };
-        let src = src.to_string();
         if kind == "init" {
-            return self.init(now_ms, &src, body);
+            return self.init(now_ms, src, body);
         }
         if self.replica.is_none() {
             return self.malformed(format!("{kind} before init"));
         }
         if kind == "repl" {
-            return self.peer(now_ms, &src, body);
+            let data = body
+                .get("data")
+                .and_then(Json::as_str)
+                .and_then(|d| B64.decode(d).ok());
+            let (Some(from), Some(data)) = (parse_node(src), data) else {
+                return self.malformed(format!("repl from {src} without a base64 payload"));
+            };
+            return self.handle_peer(now_ms, from, &data);
         }
-        self.client(now_ms, src, kind, body);
+        self.client(now_ms, src.to_string(), kind, body);
+        self.drain();
+    }
+
+    /// Input: a neighbour's payload, as [`Output::Peer`] gave it (a `repl` message's `data`,
+    /// decoded). The replica validates the payload itself, and counts what it refuses.
+    pub fn handle_peer(&mut self, now_ms: u64, from: ReplicaId, payload: &[u8]) {
+        let Some(r) = self.replica.as_mut() else {
+            return self.malformed("repl before init".to_string());
+        };
+        r.handle_message(now_ms, from, payload);
         self.drain();
     }
 
@@ -250,7 +304,29 @@ impl Face {
 
     /// Output: the next line for stdout, without its newline.
     pub fn poll_line(&mut self) -> Option<String> {
+        let src = self.me.as_ref().map_or("", |(name, _)| name.as_str());
+        let line = match self.out.pop_front()? {
+            Output::Client { dest, body } => {
+                json!({"src": src, "dest": dest, "body": Json::Object(body)})
+            }
+            Output::Peer { to, payload } => json!({
+                "src": src,
+                "dest": format!("n{}", to.0),
+                "body": {"type": "repl", "data": B64.encode(&payload)},
+            }),
+        };
+        Some(line.to_string())
+    }
+
+    /// Output: the next message, unprinted; the alternative to [`Face::poll_line`] for shells
+    /// that carry messages in process. Its sender is [`Face::name`].
+    pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+
+    /// The node's name (`nK`) once `init` has named it.
+    pub fn name(&self) -> Option<&str> {
+        self.me.as_ref().map(|(name, _)| name.as_str())
     }
 
     /// Output: the next diagnostic for stderr.
@@ -271,15 +347,18 @@ impl Face {
         self.note(format!("dropped input: {what}"));
     }
 
-    fn send(&mut self, dest: &str, body: Json) {
-        let src = self.me.as_ref().map_or("", |(name, _)| name.as_str());
-        self.out
-            .push_back(json!({"src": src, "dest": dest, "body": body}).to_string());
+    fn reply(&mut self, dest: &str, msg_id: &Json, body: Json) {
+        self.reply_owned(dest.to_string(), msg_id.clone(), body);
     }
 
-    fn reply(&mut self, dest: &str, msg_id: &Json, mut body: Json) {
-        body["in_reply_to"] = msg_id.clone();
-        self.send(dest, body);
+    fn reply_owned(&mut self, dest: String, msg_id: Json, body: Json) {
+        let mut body = match body {
+            Json::Object(map) => map,
+            // Every reply is built as an object here; anything else is kept, not lost.
+            other => Map::from_iter([("value".to_string(), other)]),
+        };
+        body.insert("in_reply_to".to_string(), msg_id);
+        self.out.push_back(Output::Client { dest, body });
     }
 
     fn error(&mut self, dest: &str, msg_id: &Json, code: u32, text: &str) {
@@ -343,20 +422,6 @@ impl Face {
                 self.error(src, &msg_id, 12, &format!("cannot start the replica: {e}"));
             }
         }
-    }
-
-    fn peer(&mut self, now_ms: u64, src: &str, body: &Map<String, Json>) {
-        let from = parse_node(src);
-        let data = body
-            .get("data")
-            .and_then(Json::as_str)
-            .and_then(|d| B64.decode(d).ok());
-        let (Some(from), Some(data), Some(r)) = (from, data, self.replica.as_mut()) else {
-            return self.malformed(format!("repl from {src} without a base64 payload"));
-        };
-        // The replica validates the payload itself, and counts what it refuses.
-        r.handle_message(now_ms, from, &data);
-        self.drain();
     }
 
     /// Maps a client message onto a replica request, or answers it at once.
@@ -554,22 +619,15 @@ impl Face {
         let Some(r) = self.replica.as_mut() else {
             return;
         };
-        let mut transmits = Vec::new();
+        // Straight into the output queue, transmits before replies as before, without
+        // collecting either first: answering a reply never touches the replica.
         while let Some(t) = r.poll_transmit() {
-            transmits.push(t);
+            self.out.push_back(Output::Peer {
+                to: t.to,
+                payload: t.payload,
+            });
         }
-        let mut replies = Vec::new();
-        while let Some(reply) = r.poll_reply() {
-            replies.push(reply);
-        }
-        for t in transmits {
-            let data = B64.encode(&t.payload);
-            self.send(
-                &format!("n{}", t.to.0),
-                json!({"type": "repl", "data": data}),
-            );
-        }
-        for reply in replies {
+        while let Some(reply) = self.replica.as_mut().and_then(Replica::poll_reply) {
             let Some(w) = self.waiting.remove(&reply.id) else {
                 self.note(format!("reply to unknown request {}", reply.id));
                 continue;
@@ -601,7 +659,7 @@ impl Face {
                     json!({"type": "error", "code": code, "text": e.to_string()})
                 }
             };
-            self.reply(&w.client, &w.msg_id, body);
+            self.reply_owned(w.client, w.msg_id, body);
         }
     }
 
@@ -739,6 +797,88 @@ mod tests {
         assert_eq!(face.stats().malformed, 2);
         let out = request(&mut face, 2, json!({"type": "read", "msg_id": 4}));
         assert_eq!(out[0]["body"]["value"], 0);
+    }
+
+    #[test]
+    fn the_typed_path_answers_exactly_as_the_text_path() {
+        // Two faces of node n0 in a two-node cluster: one fed lines, one fed parsed messages.
+        let mut text = Face::new(FaceConfig::new(Workload::GCounter), None);
+        let mut typed = Face::new(FaceConfig::new(Workload::GCounter), None);
+        init(&mut text, "n0", 2);
+        init(&mut typed, "n0", 2);
+        let bodies = [
+            json!({"type": "add", "msg_id": 2, "delta": 5}),
+            json!({"type": "add", "msg_id": 3, "delta": "five"}),
+            json!({"type": "nonsense", "msg_id": 4}),
+            json!({"type": "read", "msg_id": 5}),
+        ];
+        for body in bodies {
+            let line = json!({"src": "c1", "dest": "n0", "body": body}).to_string();
+            text.handle_line(1, &line);
+            let map = body.as_object().cloned().unwrap_or_default();
+            typed.handle_message(1, "c1", &map);
+        }
+        let mut now = 1;
+        for _ in 0..100 {
+            let (Some(a), Some(b)) = (text.poll_timeout(), typed.poll_timeout()) else {
+                break;
+            };
+            assert_eq!(a, b, "the two faces' timers differ");
+            now = now.max(a);
+            text.handle_timeout(now);
+            typed.handle_timeout(now);
+        }
+        let printed: Vec<String> = std::iter::from_fn(|| text.poll_line()).collect();
+        let outputs: Vec<Output> = std::iter::from_fn(|| typed.poll_output()).collect();
+        assert_eq!(printed.len(), outputs.len(), "{printed:?}\n{outputs:?}");
+        assert!(
+            outputs
+                .iter()
+                .any(|o| matches!(o, Output::Peer { to, .. } if *to == ReplicaId(1))),
+            "the add never replicated: {outputs:?}"
+        );
+        // Each output, printed, is the line the text path wrote; peer payloads are the bytes
+        // of the line's base64.
+        for (line, output) in printed.iter().zip(outputs) {
+            let parsed: Json = serde_json::from_str(line).expect("the face writes JSON");
+            assert_eq!(parsed["src"], "n0");
+            match output {
+                Output::Client { dest, body } => {
+                    assert_eq!(parsed["dest"], dest);
+                    assert_eq!(parsed["body"], Json::Object(body));
+                }
+                Output::Peer { to, payload } => {
+                    assert_eq!(parsed["dest"], format!("n{}", to.0));
+                    let data = parsed["body"]["data"].as_str().unwrap_or_default();
+                    assert_eq!(B64.decode(data).ok(), Some(payload));
+                }
+            }
+        }
+        // A neighbour fed the bytes reads what one fed the line reads.
+        let mut by_line = Face::new(FaceConfig::new(Workload::GCounter), None);
+        let mut by_bytes = Face::new(FaceConfig::new(Workload::GCounter), None);
+        init(&mut by_line, "n1", 2);
+        init(&mut by_bytes, "n1", 2);
+        for line in &printed {
+            let parsed: Json = serde_json::from_str(line).expect("the face writes JSON");
+            if parsed["dest"] == "n1" {
+                by_line.handle_line(now, line);
+                let data = parsed["body"]["data"].as_str().unwrap_or_default();
+                let bytes = B64.decode(data).expect("base64 the face wrote");
+                by_bytes.handle_peer(now, ReplicaId(0), &bytes);
+            }
+        }
+        let read = json!({"type": "read", "msg_id": 9});
+        let a = request(&mut by_line, now, read.clone());
+        by_bytes.handle_message(now, "c1", read.as_object().expect("an object"));
+        let b: Vec<Json> = std::iter::from_fn(|| by_bytes.poll_line())
+            .map(|l| serde_json::from_str(&l).expect("the face writes JSON"))
+            .filter(|m: &Json| m["dest"] == "c1")
+            .collect();
+        let a: Vec<&Json> = a.iter().filter(|m| m["dest"] == "c1").collect();
+        assert_eq!(a[0]["body"]["value"], 5, "{a:?}");
+        assert_eq!(a[0], &b[0]);
+        assert_eq!(by_line.stats(), by_bytes.stats());
     }
 
     #[test]

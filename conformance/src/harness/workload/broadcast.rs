@@ -11,9 +11,9 @@
 use super::Workload;
 use super::set::{SetShape, SetWorkload};
 use crate::harness::check::Check;
-use crate::harness::history::History;
+use crate::harness::history::{Body, History};
 use crate::harness::rng::Dice;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Maelstrom's `broadcast` wire names.
@@ -91,7 +91,7 @@ impl Workload for Broadcast {
         self.set.final_read()
     }
 
-    fn final_value(&self, reply: &Map<String, Value>) -> Option<Value> {
+    fn final_value(&self, reply: &Body) -> Option<Value> {
         self.set.final_value(reply)
     }
 

@@ -2,7 +2,7 @@
 
 use super::Workload;
 use crate::harness::check::{Check, Verdict};
-use crate::harness::history::{History, Outcome, Phase};
+use crate::harness::history::{Body, History, Outcome, Phase};
 use crate::harness::rng::Dice;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -50,7 +50,7 @@ impl Workload for Counter {
         Some(json!({"type": "read"}))
     }
 
-    fn final_value(&self, reply: &serde_json::Map<String, Value>) -> Option<Value> {
+    fn final_value(&self, reply: &Body) -> Option<Value> {
         reply.get("value").cloned()
     }
 

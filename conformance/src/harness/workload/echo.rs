@@ -2,7 +2,7 @@
 
 use super::Workload;
 use crate::harness::check::Check;
-use crate::harness::history::{History, Outcome};
+use crate::harness::history::{Body, History, Outcome};
 use crate::harness::rng::Dice;
 use serde_json::{Value, json};
 
@@ -26,7 +26,7 @@ impl Workload for Echo {
         None
     }
 
-    fn final_value(&self, _reply: &serde_json::Map<String, Value>) -> Option<Value> {
+    fn final_value(&self, _reply: &Body) -> Option<Value> {
         None
     }
 

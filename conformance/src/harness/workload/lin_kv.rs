@@ -4,9 +4,9 @@
 use super::Workload;
 use crate::check::linearizable::{self, Budget, KvOp, Linearizability, Operation};
 use crate::harness::check::{Check, Verdict};
-use crate::harness::history::{Event, History, Outcome};
+use crate::harness::history::{Body, Event, History, Outcome};
 use crate::harness::rng::Dice;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// Keys are drawn from `0..KEYS` and values from `0..VALUES`: few, so that compare-and-sets
 /// succeed often enough to matter.
@@ -77,7 +77,7 @@ impl Workload for LinKv {
         None
     }
 
-    fn final_value(&self, _reply: &Map<String, Value>) -> Option<Value> {
+    fn final_value(&self, _reply: &Body) -> Option<Value> {
         None
     }
 

@@ -13,7 +13,7 @@ mod session;
 mod set;
 
 use super::check::Check;
-use super::history::History;
+use super::history::{Body, History};
 use super::rng::Dice;
 use serde_json::Value;
 
@@ -57,14 +57,14 @@ pub trait Workload {
         1
     }
     /// Sees every successful reply to `client`, e.g. to keep its session token.
-    fn observe(&mut self, client: usize, reply: &serde_json::Map<String, Value>) {
+    fn observe(&mut self, client: usize, reply: &Body) {
         let _ = (client, reply);
     }
     /// The request that reads a node's final state after the cluster healed and went quiet, if
     /// the workload has one.
     fn final_read(&self) -> Option<Value>;
     /// The value a final read shows, for convergence: equal values mean equal states.
-    fn final_value(&self, reply: &serde_json::Map<String, Value>) -> Option<Value>;
+    fn final_value(&self, reply: &Body) -> Option<Value>;
     /// Whether the final state depends only on which operations took effect, not on their
     /// order: then runs of the same operations under different schedules must end equal.
     fn order_independent(&self) -> bool {

@@ -13,9 +13,9 @@
 use super::set::canonical;
 use super::{Workload, verdicts};
 use crate::harness::check::Check;
-use crate::harness::history::{Event, History, Outcome, Phase};
+use crate::harness::history::{Body, Event, History, Outcome, Phase};
 use crate::harness::rng::Dice;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Contested elements are drawn from `0..ELEMENTS`: few, so adds and removes at different nodes
@@ -69,7 +69,7 @@ impl Workload for OrSet {
         Some(json!({"type": "read"}))
     }
 
-    fn final_value(&self, reply: &Map<String, Value>) -> Option<Value> {
+    fn final_value(&self, reply: &Body) -> Option<Value> {
         canonical(reply, "value")
     }
 

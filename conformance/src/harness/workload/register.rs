@@ -14,9 +14,9 @@
 
 use super::{Workload, verdicts};
 use crate::harness::check::Check;
-use crate::harness::history::{Event, History, Outcome, Phase};
+use crate::harness::history::{Body, Event, History, Outcome, Phase};
 use crate::harness::rng::Dice;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The register every request names.
@@ -42,7 +42,7 @@ impl Register {
     }
 
     /// The values a read reply shows, or why it is malformed.
-    fn values(&self, reply: &Map<String, Value>) -> Result<BTreeSet<i64>, String> {
+    fn values(&self, reply: &Body) -> Result<BTreeSet<i64>, String> {
         let value = reply.get("value").unwrap_or(&Value::Null);
         match (self.flavor, value) {
             (Flavor::Lww, Value::Null) => Ok(BTreeSet::new()),
@@ -83,7 +83,7 @@ impl Workload for Register {
         Some(json!({"type": "read", "key": KEY}))
     }
 
-    fn final_value(&self, reply: &Map<String, Value>) -> Option<Value> {
+    fn final_value(&self, reply: &Body) -> Option<Value> {
         self.values(reply).ok().map(|v| json!(v))
     }
 

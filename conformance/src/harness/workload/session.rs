@@ -16,9 +16,9 @@
 use super::Workload;
 use super::set::{SetShape, canonical, check_sets};
 use crate::harness::check::{Check, Verdict};
-use crate::harness::history::{Event, History, Outcome};
+use crate::harness::history::{Body, Event, History, Outcome};
 use crate::harness::rng::Dice;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The session workload's wire names, for the shared set checks.
@@ -74,7 +74,7 @@ impl Workload for Session {
         dice.below(nodes as u64) as usize
     }
 
-    fn observe(&mut self, client: usize, reply: &Map<String, Value>) {
+    fn observe(&mut self, client: usize, reply: &Body) {
         if let Some(token) = reply.get("token") {
             self.tokens.insert(client, token.clone());
         }
@@ -88,7 +88,7 @@ impl Workload for Session {
         Some(json!({"type": "read"}))
     }
 
-    fn final_value(&self, reply: &Map<String, Value>) -> Option<Value> {
+    fn final_value(&self, reply: &Body) -> Option<Value> {
         canonical(reply, SESSION.read_field)
     }
 

@@ -14,7 +14,7 @@
 
 use super::Workload;
 use crate::harness::check::{Check, Verdict};
-use crate::harness::history::{Event, History, Outcome, Phase};
+use crate::harness::history::{Body, Event, History, Outcome, Phase};
 use crate::harness::rng::Dice;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,7 +79,7 @@ impl Workload for SetWorkload {
         Some(json!({"type": "read"}))
     }
 
-    fn final_value(&self, reply: &Map<String, Value>) -> Option<Value> {
+    fn final_value(&self, reply: &Body) -> Option<Value> {
         canonical(reply, self.shape.read_field)
     }
 
@@ -93,7 +93,7 @@ impl Workload for SetWorkload {
 }
 
 /// The set a read reply holds, sorted and without repeats, or what is wrong with it.
-pub(super) fn read_set(reply: &Map<String, Value>, field: &str) -> Result<Vec<i64>, String> {
+pub(super) fn read_set(reply: &Body, field: &str) -> Result<Vec<i64>, String> {
     let Some(list) = reply.get(field) else {
         return Err(format!("read_ok without `{field}`"));
     };
@@ -118,7 +118,7 @@ pub(super) fn read_set(reply: &Map<String, Value>, field: &str) -> Result<Vec<i6
 }
 
 /// The canonical value of a read: its set as a sorted JSON list, or `None` if malformed.
-pub(super) fn canonical(reply: &Map<String, Value>, field: &str) -> Option<Value> {
+pub(super) fn canonical(reply: &Body, field: &str) -> Option<Value> {
     read_set(reply, field).ok().map(|set| json!(set))
 }
 
@@ -481,7 +481,9 @@ mod tests {
     ) -> Event {
         let (invoke_ms, complete_ms) = (span.0, span.1);
         let outcome = match (complete_ms, reply) {
-            (Some(_), Value::Object(reply)) => Outcome::Ok { reply },
+            (Some(_), Value::Object(reply)) => Outcome::Ok {
+                reply: reply.into(),
+            },
             (Some(_), Value::Number(code)) => Outcome::Fail {
                 code: code.as_u64().unwrap(),
             },
@@ -492,7 +494,7 @@ mod tests {
         Event {
             client,
             node,
-            request: request.as_object().unwrap().clone(),
+            request: request.as_object().unwrap().clone().into(),
             invoke_ms,
             complete_ms,
             // The harness's observation order is finer than milliseconds; these tests keep
@@ -695,7 +697,7 @@ mod tests {
         let a = json!({"type": "read_ok", "value": [3, 1, 2, 1]});
         let b = json!({"type": "read_ok", "value": [1, 2, 3]});
         let w = SetWorkload::new(G_SET);
-        let value = |v: &Value| w.final_value(v.as_object().unwrap());
+        let value = |v: &Value| w.final_value(&v.as_object().unwrap().clone().into());
         assert_eq!(value(&a), Some(json!([1, 2, 3])));
         assert_eq!(value(&a), value(&b));
         assert_eq!(value(&json!({"value": 3})), None);
