@@ -7,7 +7,8 @@
 //! a model checks this very code rather than a second description of it.
 //!
 //! [`catalogue`] lists every model and broken variant with what is expected of each property;
-//! [`Entry::check`] runs one and says whether each expectation held. The `converge model` command
+//! [`Entry::check`] runs one and says whether each expectation held, and [`Entry::explore`]
+//! serves it in stateright's Explorer. The `converge model` command
 //! and `tests/models.rs` both go through it, so the CLI and the tests agree by construction.
 
 pub mod anti_entropy;
@@ -22,6 +23,7 @@ pub mod sessions_actor;
 use converge_core::replica::Consistency;
 use stateright::{Checker, Expectation, Model};
 use std::hash::Hash;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
 
 /// What one property of a model is expected to do.
@@ -104,12 +106,61 @@ pub struct Entry {
     /// The depth bound used when none is given; `None` explores the whole (finite) state space.
     pub default_depth: Option<usize>,
     run: fn(&'static str, Option<usize>) -> Report,
+    explore: fn(SocketAddr, Option<usize>),
 }
+
+/// Why the explorer could not be served.
+#[derive(Debug)]
+pub enum ExploreError {
+    /// The address is not a loopback address: the explorer has no authentication and lets any
+    /// visitor start a full check, so it is served only to this machine.
+    NotLoopback(SocketAddr),
+    /// The address could not be bound (most often: it is in use).
+    Bind(SocketAddr, std::io::Error),
+}
+
+impl std::fmt::Display for ExploreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExploreError::NotLoopback(addr) => write!(
+                f,
+                "{addr} is not a loopback address; the explorer has no authentication, so it \
+                 is served on 127.0.0.1 or [::1] only"
+            ),
+            ExploreError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ExploreError {}
 
 impl Entry {
     /// Checks the model breadth-first, up to `depth` steps (`None`: the entry's default).
     pub fn check(&self, depth: Option<usize>) -> Report {
         (self.run)(self.name, depth.or(self.default_depth))
+    }
+
+    /// Serves stateright's Explorer (its web UI) for this model on `addr`, exploring on demand
+    /// up to `depth` steps (`None`: the entry's default). Returns only with an error: once the
+    /// server is about to start, `ready` is called (to tell the user where to look), and it
+    /// serves until the process ends.
+    ///
+    /// Stateright's server panics when it cannot bind, so the address is first bound here and
+    /// released, which turns the common failure (the port is in use) into an error. Another
+    /// process could still take the port in between; that race ends in stateright's panic.
+    pub fn explore(
+        &self,
+        addr: SocketAddr,
+        depth: Option<usize>,
+        ready: impl FnOnce(),
+    ) -> Result<(), ExploreError> {
+        if !addr.ip().is_loopback() {
+            return Err(ExploreError::NotLoopback(addr));
+        }
+        drop(TcpListener::bind(addr).map_err(|e| ExploreError::Bind(addr, e))?);
+        ready();
+        (self.explore)(addr, depth.or(self.default_depth));
+        Ok(())
     }
 }
 
@@ -129,6 +180,7 @@ static CATALOGUE: [Entry; 18] = [
         about: "MODEL-1 (CLK-2): three regions' G-counters {A:5,B:3,C:2} {A:4,B:6,C:2} {A:4,B:3,C:7} end at 18",
         default_depth: None,
         run: |name, depth| check(name, counter3::Counter3, depth, &[]),
+        explore: |addr, depth| serve(counter3::Counter3, addr, depth),
     },
     Entry {
         name: "clock-skew-physical",
@@ -140,6 +192,13 @@ static CATALOGUE: [Entry; 18] = [
                 clock_skew::ClockSkew::new(clock_skew::Stamping::Physical),
                 depth,
                 &[clock_skew::LATER_WINS],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                clock_skew::ClockSkew::new(clock_skew::Stamping::Physical),
+                addr,
+                depth,
             )
         },
     },
@@ -155,6 +214,13 @@ static CATALOGUE: [Entry; 18] = [
                 &[],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                clock_skew::ClockSkew::new(clock_skew::Stamping::Hlc),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "sessions",
@@ -166,6 +232,13 @@ static CATALOGUE: [Entry; 18] = [
                 sessions::Sessions::new(sessions::Variant::Correct),
                 depth,
                 &[],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                sessions::Sessions::new(sessions::Variant::Correct),
+                addr,
+                depth,
             )
         },
     },
@@ -181,6 +254,13 @@ static CATALOGUE: [Entry; 18] = [
                 &[sessions::READ_YOUR_WRITES],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                sessions::Sessions::new(sessions::Variant::DropToken),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "sessions-ignores-token",
@@ -192,6 +272,13 @@ static CATALOGUE: [Entry; 18] = [
                 sessions::Sessions::new(sessions::Variant::ReadIgnoresToken),
                 depth,
                 &[sessions::READ_YOUR_WRITES],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                sessions::Sessions::new(sessions::Variant::ReadIgnoresToken),
+                addr,
+                depth,
             )
         },
     },
@@ -207,6 +294,13 @@ static CATALOGUE: [Entry; 18] = [
                 &[],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                sessions_actor::model(sessions::Variant::Correct),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "sessions-actor-no-token",
@@ -218,6 +312,13 @@ static CATALOGUE: [Entry; 18] = [
                 sessions_actor::model(sessions::Variant::DropToken),
                 depth,
                 &[sessions::READ_YOUR_WRITES],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                sessions_actor::model(sessions::Variant::DropToken),
+                addr,
+                depth,
             )
         },
     },
@@ -233,6 +334,13 @@ static CATALOGUE: [Entry; 18] = [
                 &[sessions::READ_YOUR_WRITES],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                sessions_actor::model(sessions::Variant::ReadIgnoresToken),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "seat-reservation-write-local",
@@ -244,6 +352,13 @@ static CATALOGUE: [Entry; 18] = [
                 seat_reservation::SeatReservation::new(seat_reservation::Variant::WriteLocal),
                 depth,
                 &[seat_reservation::AT_MOST_ONE_HOLDS],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                seat_reservation::SeatReservation::new(seat_reservation::Variant::WriteLocal),
+                addr,
+                depth,
             )
         },
     },
@@ -259,6 +374,13 @@ static CATALOGUE: [Entry; 18] = [
                 &[],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                seat_reservation::SeatReservation::new(seat_reservation::Variant::GlobalQuorum),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "global-quorum",
@@ -272,6 +394,7 @@ static CATALOGUE: [Entry; 18] = [
                 &[],
             )
         },
+        explore: |addr, depth| serve(global_quorum::model(Consistency::GlobalQuorum), addr, depth),
     },
     Entry {
         name: "global-quorum-local-one",
@@ -285,6 +408,7 @@ static CATALOGUE: [Entry; 18] = [
                 &[global_quorum::LINEARIZABLE],
             )
         },
+        explore: |addr, depth| serve(global_quorum::model(Consistency::LocalOne), addr, depth),
     },
     Entry {
         name: "replication",
@@ -296,6 +420,13 @@ static CATALOGUE: [Entry; 18] = [
                 replication::model(replication::Variant::Correct),
                 depth,
                 &[],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                replication::model(replication::Variant::Correct),
+                addr,
+                depth,
             )
         },
     },
@@ -311,6 +442,13 @@ static CATALOGUE: [Entry; 18] = [
                 &[replication::NEVER_COUNTS_TWICE],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                replication::model(replication::Variant::NoDedup),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "anti-entropy",
@@ -322,6 +460,13 @@ static CATALOGUE: [Entry; 18] = [
                 anti_entropy::model(anti_entropy::Variant::Pulls),
                 depth,
                 &[],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                anti_entropy::model(anti_entropy::Variant::Pulls),
+                addr,
+                depth,
             )
         },
     },
@@ -337,6 +482,13 @@ static CATALOGUE: [Entry; 18] = [
                 &[anti_entropy::CONVERGED_WHEN_QUIESCENT],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                anti_entropy::model(anti_entropy::Variant::NoPulls),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "anti-entropy-skips-subtree",
@@ -350,8 +502,29 @@ static CATALOGUE: [Entry; 18] = [
                 &[anti_entropy::CONVERGED_WHEN_QUIESCENT],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                anti_entropy::model(anti_entropy::Variant::SkipsSubtree),
+                addr,
+                depth,
+            )
+        },
     },
 ];
+
+/// Serves `model` in stateright's Explorer on `addr` (see [`Entry::explore`]).
+fn serve<M>(model: M, addr: SocketAddr, depth: Option<usize>)
+where
+    M: Model + Send + Sync + 'static,
+    M::State: Hash + Send + Sync + Clone + PartialEq + std::fmt::Debug + 'static,
+    M::Action: Clone + PartialEq + std::fmt::Debug + Send + Sync,
+{
+    let mut builder = model.checker();
+    if let Some(depth) = depth {
+        builder = builder.target_max_depth(depth);
+    }
+    builder.serve(addr);
+}
 
 /// Runs `model` breadth-first on one thread, so that the state counts are deterministic and can
 /// be pinned by the tests, and classifies each property against `counterexamples` (the `always`
