@@ -1,4 +1,4 @@
-//! `converge model explore` serves stateright's Explorer on loopback: the test starts it for
+//! `converge model explore` serves stateright's Explorer on loopback (spec MODEL-8): the test starts it for
 //! `sessions` on a free port, fetches the UI page and the checker's status over plain HTTP, and
 //! stops it. Also: an unknown model and a busy or non-loopback address are clear errors, not
 //! panics. Every wait is bounded.
