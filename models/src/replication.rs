@@ -72,6 +72,8 @@ pub const TIMEOUTS: u8 = 1;
 pub const AE_OFF_MS: u64 = 1 << 60;
 /// The counter every region increments.
 pub const KEY: &[u8] = b"c";
+/// Writes each region makes.
+pub const WRITES: usize = 1;
 
 /// `always`: an acknowledged write is on its region's disk and, while up, in its state.
 pub const NO_ACKED_WRITE_LOST: &str = "no acknowledged write is lost";
@@ -222,6 +224,11 @@ impl Region {
         }
     }
 
+    /// The writes this region has made: its own sequence numbers (each write is one entry).
+    fn writes_made(&self, up: &Up) -> usize {
+        up.replica.frontier().get(ReplicaId(self.me)) as usize
+    }
+
     fn config(&self) -> Config {
         let mut config = self.scenario.config.clone();
         config.me = ReplicaId(self.me);
@@ -273,8 +280,8 @@ impl Actor for Region {
                 up.replica.handle_request(now, write_request(i));
                 self.flush(&mut up, false, o);
             }
-        } else if up.replica.frontier().get(ReplicaId(self.me)) == 0 {
-            // Not written yet (a crash may come before the write): the client still will.
+        } else if self.writes_made(&up) < s.writes {
+            // Not all written yet (a crash may come before a write): the client still will.
             o.set_timer(Timer::Write, model_timeout());
         }
         if s.pulls && !recovered {
@@ -320,7 +327,13 @@ impl Actor for Region {
                 }
                 up.replica.handle_timeout(deadline);
             }
-            Timer::Write => up.replica.handle_request(now, write_request(0)),
+            Timer::Write => {
+                let i = self.writes_made(up);
+                up.replica.handle_request(now, write_request(i));
+                if i + 1 < self.scenario.writes {
+                    o.set_timer(Timer::Write, model_timeout());
+                }
+            }
             Timer::Pull(p) => up.replica.start_anti_entropy(now, ReplicaId(*p)),
         }
         self.flush(up, true, o);
@@ -445,7 +458,7 @@ pub fn scenario(variant: Variant) -> Scenario {
     }
     Scenario {
         regions: REGIONS,
-        writes: 1,
+        writes: WRITES,
         writes_lost_in_partition: false,
         pulls: false,
         timeouts: TIMEOUTS,
@@ -473,7 +486,7 @@ pub fn model(variant: Variant) -> ActorModel<Region> {
         .property(Expectation::Always, NEVER_COUNTS_TWICE, |model, state| {
             let n = model.actors.len();
             let made = u128::from(writes_made(state, n));
-            (0..n).all(|i| up(state, i).is_none_or(|u| total(&u.replica, 1) <= made))
+            (0..n).all(|i| up(state, i).is_none_or(|u| total(&u.replica, WRITES) <= made))
         })
         .property(
             Expectation::Always,
@@ -484,7 +497,8 @@ pub fn model(variant: Variant) -> ActorModel<Region> {
                 // The cheap side first: `quiescent` delivers every message in flight to a copy
                 // of its receiver, which dominates the check's time in a debug build.
                 (converged(model, state)
-                    && (0..n).all(|i| up(state, i).is_some_and(|u| total(&u.replica, 1) == made)))
+                    && (0..n)
+                        .all(|i| up(state, i).is_some_and(|u| total(&u.replica, WRITES) == made)))
                     || !quiescent(model, state)
             },
         )
@@ -512,8 +526,9 @@ pub fn model(variant: Variant) -> ActorModel<Region> {
         ALL_WRITES_EVERYWHERE,
         |model, state| {
             let n = model.actors.len();
-            (0..n).all(|i| up(state, i).is_some_and(|u| total(&u.replica, 1) == n as u128))
-                && quiescent(model, state)
+            (0..n).all(|i| {
+                up(state, i).is_some_and(|u| total(&u.replica, WRITES) == (n * WRITES) as u128)
+            }) && quiescent(model, state)
         },
     )
 }
