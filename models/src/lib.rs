@@ -433,7 +433,7 @@ static CATALOGUE: [Entry; 18] = [
     Entry {
         name: "replication-no-dedup",
         about: "MODEL-6: Bug::ApplyWithoutDedup counts a duplicated batch twice (expected counterexample)",
-        default_depth: Some(replication::DEPTH),
+        default_depth: Some(replication::DEPTH_NO_DEDUP),
         run: |name, depth| {
             check(
                 name,

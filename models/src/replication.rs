@@ -63,6 +63,10 @@ use std::collections::BTreeSet;
 /// fivefold every two steps; 12 steps reach every `sometimes` example, a crash after an
 /// acknowledged write followed by recovery and convergence included, in seconds.
 pub const DEPTH: usize = 12;
+/// The default depth bound of the broken variant: its counterexample is six steps long, and
+/// its `always` properties that still hold would otherwise make the checker explore as far as
+/// the claim's (twice the states, since duplicates keep changing its state).
+pub const DEPTH_NO_DEDUP: usize = 8;
 /// Regions in the replication model, one replica each.
 pub const REGIONS: usize = 2;
 /// Clock-moving timeouts each replica may take (see the module documentation).

@@ -163,7 +163,7 @@ fn replication_at_its_default_depth() {
 
 #[test]
 fn replication_without_dedup_counts_a_duplicated_batch_twice() {
-    let report = check_at("replication-no-dedup", Some(8));
+    let report = check("replication-no-dedup");
     assert!(discovered(&report, replication::NEVER_COUNTS_TWICE));
     // Persistence is not what the bug breaks: acknowledged writes are still kept.
     assert!(!discovered(&report, replication::NO_ACKED_WRITE_LOST));
