@@ -38,7 +38,8 @@
 //! - `sometimes` [`ALL_WRITES_EVERYWHERE`]: quiescent, with every region's write at every
 //!   replica (so the quiescence property is not vacuous).
 //! - `sometimes` [`RECOVERED_AFTER_ACK`]: a replica recovered after acknowledging its write
-//!   (so the crash paths are explored).
+//!   (so the crash paths are explored), and [`RECOVERED_AND_CONVERGED`]: quiescent with every
+//!   write everywhere after a recovery (so quiescence is reached after crashes too).
 //!
 //! # Quiescence under a duplicating network
 //! A duplicating network never empties, so "no message in flight" would never hold. A state is
@@ -89,6 +90,8 @@ pub const CONVERGED_WHEN_QUIESCENT: &str = "quiescent => converged";
 pub const RECOVERY_SUCCEEDS: &str = "every recovery succeeds";
 /// `sometimes`: quiescent with every write at every replica.
 pub const ALL_WRITES_EVERYWHERE: &str = "quiescent with every write everywhere";
+/// `sometimes`: quiescent with every write everywhere, after a replica recovered.
+pub const RECOVERED_AND_CONVERGED: &str = "quiescent with every write everywhere after a recovery";
 /// `sometimes`: a replica recovered after acknowledging its write.
 pub const RECOVERED_AFTER_ACK: &str = "a replica recovered after acknowledging its write";
 
@@ -440,6 +443,12 @@ pub fn converged(model: &ActorModel<Region>, state: &State) -> bool {
     roots.len() == 1 && !roots.contains(&None)
 }
 
+/// Whether every region's writes are at every replica, all up.
+fn all_writes_everywhere(model: &ActorModel<Region>, state: &State) -> bool {
+    let n = model.actors.len();
+    (0..n).all(|i| up(state, i).is_some_and(|u| total(&u.replica, WRITES) == (n * WRITES) as u128))
+}
+
 /// The actor model of `scenario`, without properties.
 pub fn actor_model(scenario: &Scenario) -> ActorModel<Region> {
     let actors: Vec<Region> = (0..scenario.regions as u64)
@@ -531,12 +540,17 @@ pub fn model(variant: Variant) -> ActorModel<Region> {
     }
     m.property(
         Expectation::Sometimes,
-        ALL_WRITES_EVERYWHERE,
+        RECOVERED_AND_CONVERGED,
         |model, state| {
             let n = model.actors.len();
-            (0..n).all(|i| {
-                up(state, i).is_some_and(|u| total(&u.replica, WRITES) == (n * WRITES) as u128)
-            }) && quiescent(model, state)
+            (0..n).any(|i| up(state, i).is_some_and(|u| u.recovered))
+                && all_writes_everywhere(model, state)
+                && quiescent(model, state)
         },
+    )
+    .property(
+        Expectation::Sometimes,
+        ALL_WRITES_EVERYWHERE,
+        |model, state| all_writes_everywhere(model, state) && quiescent(model, state),
     )
 }

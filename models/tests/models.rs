@@ -9,13 +9,8 @@ use converge_models::{
 };
 
 fn check(name: &str) -> Report {
-    check_at(name, None)
-}
-
-/// Checks `name` at `depth` (`None`: its default bound).
-fn check_at(name: &str, depth: Option<usize>) -> Report {
     let entry = find(name).expect("the model is in the catalogue");
-    let report = entry.check(depth);
+    let report = entry.check(None);
     for p in &report.properties {
         assert!(p.ok(), "{name}: {}: {}\n{:?}", p.name, p.verdict(), p.path);
     }
@@ -125,12 +120,6 @@ fn global_quorum_the_same_registers_at_local_one_are_not_linearizable() {
     assert!(discovered(&report, global_quorum::READ_RETURNS_WRITTEN));
 }
 
-/// The replication model's depth in these (debug-build) tests: its state space grows about
-/// fivefold every two steps, and an unoptimised build checks depth 12 (the CLI's default) in
-/// minutes, not seconds. Depth 10 already reaches every `sometimes` example (8 the broken
-/// variant's counterexample); the ignored test below pins the default depth in a release build.
-const REPLICATION_TEST_DEPTH: usize = 10;
-
 fn replication_holds(report: &Report) {
     for always in [
         replication::NO_ACKED_WRITE_LOST,
@@ -142,20 +131,11 @@ fn replication_holds(report: &Report) {
     }
     assert!(discovered(report, replication::ALL_WRITES_EVERYWHERE));
     assert!(discovered(report, replication::RECOVERED_AFTER_ACK));
+    assert!(discovered(report, replication::RECOVERED_AND_CONVERGED));
 }
 
 #[test]
 fn replication_loses_no_acknowledged_write_and_converges_over_a_lossy_duplicating_network() {
-    let report = check_at("replication", Some(REPLICATION_TEST_DEPTH));
-    replication_holds(&report);
-    assert_eq!(report.unique_states, 30_455);
-}
-
-/// `cargo test --release -p converge-models --test models -- --ignored`: the default depth, as
-/// `converge model check replication` runs it.
-#[test]
-#[ignore = "minutes in a debug build; run with --release"]
-fn replication_at_its_default_depth() {
     let report = check("replication");
     replication_holds(&report);
     assert_eq!(report.unique_states, 140_978);
