@@ -711,6 +711,15 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
 }
 
 fn run_model(args: ModelArgs) -> ExitCode {
+    // The Ctrl-C handler installed in `main` only raises a flag, which the model checker and the
+    // explorer's server never look at: without this watcher a Ctrl-C (or SIGTERM) would leave
+    // a long check or the explorer running. There is nothing to clean up, so it exits at once.
+    std::thread::spawn(|| {
+        while !interrupted() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    });
     let check = match args.command {
         ModelCommand::List => {
             for entry in converge_models::catalogue() {

@@ -106,6 +106,33 @@ fn explore_serves_the_stateright_explorer_for_sessions_on_loopback() {
     );
 }
 
+/// Waits, bounded, for `server` to exit; its exit code.
+fn exit_code(server: &mut Server) -> Option<i32> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the explorer did not stop");
+}
+
+#[test]
+fn explore_stops_on_ctrl_c_and_sigterm() {
+    for signal in ["-INT", "-TERM"] {
+        let (mut server, addr) = start();
+        let pid = server.0.id().to_string();
+        let sent = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal} {pid}");
+        assert_eq!(exit_code(&mut server), Some(130), "{signal}");
+        assert!(get(addr, "/").is_err(), "still answering after {signal}");
+    }
+}
+
 /// Runs a command that must fail fast, with a bounded wait: a regression that serves instead
 /// of failing must not hang the suite.
 fn run(cmd: &mut Command) -> Output {
