@@ -52,7 +52,9 @@
 //! happen" even when the timeout budget is spent, so a bound never fakes quiescence.
 
 use converge_core::ReplicaId;
-use converge_core::replica::{Bug, Config, Consistency, Durable, KeyState, Op, Replica, Request};
+use converge_core::replica::{
+    Bug, Config, Consistency, Durable, KeyState, Op, PeerMsg, Replica, Request,
+};
 use stateright::Expectation;
 use stateright::actor::{
     Actor, ActorModel, ActorModelState, Command, Id, LossyNetwork, Network, Out, model_timeout,
@@ -174,8 +176,19 @@ pub enum NodeState {
 }
 
 /// A message: an encoded peer message.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Msg(pub Vec<u8>);
+
+/// Shown decoded, so that a counterexample path and the explorer read as protocol steps
+/// (`Batch(...)`, `Ack(...)`) rather than bytes.
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match PeerMsg::decode(&self.0) {
+            Ok(msg) => write!(f, "{msg:?}"),
+            Err(e) => write!(f, "undecodable ({e}): {:?}", self.0),
+        }
+    }
+}
 
 /// A region's timers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
