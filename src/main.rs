@@ -80,7 +80,7 @@ enum Command {
     /// replicas need anti-entropy, and prints them. A failing seed prints the command
     /// that replays it exactly. Exits 0 if every seed passes, 1 otherwise.
     Sim(SimArgs),
-    /// List, check or explore the stateright models of the design's claims (docs/spec.md, `## Models`).
+    /// List, check or explore the stateright models of the design's claims (docs/spec.md, Models).
     ///
     /// `check` explores a model breadth-first and prints, per model, the states generated, the
     /// distinct states, the deepest path, the time taken and a verdict per property. A broken
