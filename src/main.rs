@@ -90,12 +90,14 @@ enum Command {
     /// replicas need anti-entropy, and prints them. A failing seed prints the command
     /// that replays it exactly. Exits 0 if every seed passes, 1 otherwise.
     Sim(SimArgs),
-    /// List or check the stateright models of the design's claims (docs/spec.md, `## Models`).
+    /// List, check or explore the stateright models of the design's claims (docs/spec.md, Models).
     ///
     /// `check` explores a model breadth-first and prints, per model, the states generated, the
     /// distinct states, the deepest path, the time taken and a verdict per property. A broken
     /// variant's expected counterexample counts as a met expectation. Exits 0 iff every
-    /// expectation holds, 1 otherwise, 2 on an unknown model.
+    /// expectation holds, 1 otherwise, 2 on an unknown model. `explore` serves stateright's
+    /// Explorer (a web UI to step through a model's states) on a loopback address until
+    /// interrupted.
     Model(ModelArgs),
 }
 
@@ -111,6 +113,24 @@ enum ModelCommand {
     List,
     /// Check one model, or all of them.
     Check(ModelCheckArgs),
+    /// Serve stateright's Explorer for one model on a loopback address, until interrupted.
+    ///
+    /// Open the printed URL in a browser to step through the model's states, action by action,
+    /// and to see which properties have been discovered so far. Exits 1 if the address cannot
+    /// be bound or is not loopback, 2 on an unknown model.
+    Explore(ModelExploreArgs),
+}
+
+#[derive(clap::Args)]
+struct ModelExploreArgs {
+    /// The model to explore, as `converge model list` names it.
+    name: String,
+    /// The loopback address to serve on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: std::net::SocketAddr,
+    /// Stateright's depth bound for the explorer's checker (default: the model's own bound).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    depth: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -740,6 +760,15 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
 }
 
 fn run_model(args: ModelArgs) -> ExitCode {
+    // The Ctrl-C handler installed in `main` only raises a flag, which the model checker and the
+    // explorer's server never look at: without this watcher a Ctrl-C (or SIGTERM) would leave
+    // a long check or the explorer running. There is nothing to clean up, so it exits at once.
+    std::thread::spawn(|| {
+        while !interrupted() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    });
     let check = match args.command {
         ModelCommand::List => {
             for entry in converge_models::catalogue() {
@@ -748,6 +777,7 @@ fn run_model(args: ModelArgs) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         ModelCommand::Check(check) => check,
+        ModelCommand::Explore(explore) => return run_model_explore(explore),
     };
     let entries: Vec<_> = match &check.name {
         Some(name) => match converge_models::find(name) {
@@ -788,6 +818,31 @@ fn run_model(args: ModelArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn run_model_explore(args: ModelExploreArgs) -> ExitCode {
+    let Some(entry) = converge_models::find(&args.name) else {
+        eprintln!(
+            "error: no model named {:?}; `converge model list` names them",
+            args.name
+        );
+        return ExitCode::from(2);
+    };
+    let depth = args.depth.map(|d| usize::try_from(d).unwrap_or(usize::MAX));
+    let ready = || {
+        say!(
+            "serving the explorer for {} on http://{} (Ctrl-C stops it)",
+            entry.name,
+            args.addr
+        );
+    };
+    match entry.explore(args.addr, depth, ready) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

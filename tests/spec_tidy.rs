@@ -174,3 +174,46 @@ fn every_claim_id_the_code_cites_is_in_the_spec() {
         unknown.join("\n")
     );
 }
+
+/// The text of the spec's `## Models` section.
+fn models_section(spec: &str) -> &str {
+    let start = spec.find("\n## Models").unwrap_or(spec.len());
+    let rest = &spec[start..];
+    let end = rest[1..].find("\n## ").map_or(rest.len(), |i| i + 1);
+    &rest[..end]
+}
+
+#[test]
+fn every_model_of_the_catalogue_is_in_the_spec_and_every_model_named_there_exists() {
+    let spec = std::fs::read_to_string(Path::new(ROOT).join("docs/spec.md")).expect("spec");
+    let section = models_section(&spec);
+    assert!(section.contains("MODEL-1"), "no `## Models` section found");
+    let named: BTreeSet<&str> = backticked(section).into_iter().collect();
+    let mut problems = Vec::new();
+    for entry in converge_models::catalogue() {
+        if !named.contains(entry.name) {
+            problems.push(format!("model `{}` is not named in § Models", entry.name));
+        }
+    }
+    // Names of the catalogue's form: lowercase words joined by dashes (`global-quorum`). Single
+    // words are not taken as model names, since the section also backticks types and paths,
+    // nor are the crates' names (`converge-core`).
+    for word in named {
+        let model_like = word.contains('-')
+            && !word.starts_with('-')
+            && !word.starts_with("converge-")
+            && word
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if model_like && converge_models::find(word).is_none() {
+            problems.push(format!(
+                "§ Models names `{word}`, which is not in the catalogue"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "docs/spec.md:\n{}",
+        problems.join("\n")
+    );
+}

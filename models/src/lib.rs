@@ -7,12 +7,15 @@
 //! a model checks this very code rather than a second description of it.
 //!
 //! [`catalogue`] lists every model and broken variant with what is expected of each property;
-//! [`Entry::check`] runs one and says whether each expectation held. The `converge model` command
+//! [`Entry::check`] runs one and says whether each expectation held, and [`Entry::explore`]
+//! serves it in stateright's Explorer. The `converge model` command
 //! and `tests/models.rs` both go through it, so the CLI and the tests agree by construction.
 
+pub mod anti_entropy;
 pub mod clock_skew;
 pub mod counter3;
 pub mod global_quorum;
+pub mod replication;
 pub mod seat_reservation;
 pub mod sessions;
 pub mod sessions_actor;
@@ -20,6 +23,7 @@ pub mod sessions_actor;
 use converge_core::replica::Consistency;
 use stateright::{Checker, Expectation, Model};
 use std::hash::Hash;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
 
 /// What one property of a model is expected to do.
@@ -102,12 +106,61 @@ pub struct Entry {
     /// The depth bound used when none is given; `None` explores the whole (finite) state space.
     pub default_depth: Option<usize>,
     run: fn(&'static str, Option<usize>) -> Report,
+    explore: fn(SocketAddr, Option<usize>),
 }
+
+/// Why the explorer could not be served.
+#[derive(Debug)]
+pub enum ExploreError {
+    /// The address is not a loopback address: the explorer has no authentication and lets any
+    /// visitor start a full check, so it is served only to this machine.
+    NotLoopback(SocketAddr),
+    /// The address could not be bound (most often: it is in use).
+    Bind(SocketAddr, std::io::Error),
+}
+
+impl std::fmt::Display for ExploreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExploreError::NotLoopback(addr) => write!(
+                f,
+                "{addr} is not a loopback address; the explorer has no authentication, so it \
+                 is served on 127.0.0.1 or [::1] only"
+            ),
+            ExploreError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ExploreError {}
 
 impl Entry {
     /// Checks the model breadth-first, up to `depth` steps (`None`: the entry's default).
     pub fn check(&self, depth: Option<usize>) -> Report {
         (self.run)(self.name, depth.or(self.default_depth))
+    }
+
+    /// Serves stateright's Explorer (its web UI) for this model on `addr`, exploring on demand
+    /// up to `depth` steps (`None`: the entry's default). Returns only with an error: once the
+    /// server is about to start, `ready` is called (to tell the user where to look), and it
+    /// serves until the process ends.
+    ///
+    /// Stateright's server panics when it cannot bind, so the address is first bound here and
+    /// released, which turns the common failure (the port is in use) into an error. Another
+    /// process could still take the port in between; that race ends in stateright's panic.
+    pub fn explore(
+        &self,
+        addr: SocketAddr,
+        depth: Option<usize>,
+        ready: impl FnOnce(),
+    ) -> Result<(), ExploreError> {
+        if !addr.ip().is_loopback() {
+            return Err(ExploreError::NotLoopback(addr));
+        }
+        drop(TcpListener::bind(addr).map_err(|e| ExploreError::Bind(addr, e))?);
+        ready();
+        (self.explore)(addr, depth.or(self.default_depth));
+        Ok(())
     }
 }
 
@@ -121,12 +174,13 @@ pub fn find(name: &str) -> Option<&'static Entry> {
     CATALOGUE.iter().find(|e| e.name == name)
 }
 
-static CATALOGUE: [Entry; 13] = [
+static CATALOGUE: [Entry; 18] = [
     Entry {
         name: "counter3",
         about: "MODEL-1 (CLK-2): three regions' G-counters {A:5,B:3,C:2} {A:4,B:6,C:2} {A:4,B:3,C:7} end at 18",
         default_depth: None,
         run: |name, depth| check(name, counter3::Counter3, depth, &[]),
+        explore: |addr, depth| serve(counter3::Counter3, addr, depth),
     },
     Entry {
         name: "clock-skew-physical",
@@ -138,6 +192,13 @@ static CATALOGUE: [Entry; 13] = [
                 clock_skew::ClockSkew::new(clock_skew::Stamping::Physical),
                 depth,
                 &[clock_skew::LATER_WINS],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                clock_skew::ClockSkew::new(clock_skew::Stamping::Physical),
+                addr,
+                depth,
             )
         },
     },
@@ -153,6 +214,13 @@ static CATALOGUE: [Entry; 13] = [
                 &[],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                clock_skew::ClockSkew::new(clock_skew::Stamping::Hlc),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "sessions",
@@ -164,6 +232,13 @@ static CATALOGUE: [Entry; 13] = [
                 sessions::Sessions::new(sessions::Variant::Correct),
                 depth,
                 &[],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                sessions::Sessions::new(sessions::Variant::Correct),
+                addr,
+                depth,
             )
         },
     },
@@ -179,6 +254,13 @@ static CATALOGUE: [Entry; 13] = [
                 &[sessions::READ_YOUR_WRITES],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                sessions::Sessions::new(sessions::Variant::DropToken),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "sessions-ignores-token",
@@ -190,6 +272,13 @@ static CATALOGUE: [Entry; 13] = [
                 sessions::Sessions::new(sessions::Variant::ReadIgnoresToken),
                 depth,
                 &[sessions::READ_YOUR_WRITES],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                sessions::Sessions::new(sessions::Variant::ReadIgnoresToken),
+                addr,
+                depth,
             )
         },
     },
@@ -205,6 +294,13 @@ static CATALOGUE: [Entry; 13] = [
                 &[],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                sessions_actor::model(sessions::Variant::Correct),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "sessions-actor-no-token",
@@ -216,6 +312,13 @@ static CATALOGUE: [Entry; 13] = [
                 sessions_actor::model(sessions::Variant::DropToken),
                 depth,
                 &[sessions::READ_YOUR_WRITES],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                sessions_actor::model(sessions::Variant::DropToken),
+                addr,
+                depth,
             )
         },
     },
@@ -231,6 +334,13 @@ static CATALOGUE: [Entry; 13] = [
                 &[sessions::READ_YOUR_WRITES],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                sessions_actor::model(sessions::Variant::ReadIgnoresToken),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "seat-reservation-write-local",
@@ -242,6 +352,13 @@ static CATALOGUE: [Entry; 13] = [
                 seat_reservation::SeatReservation::new(seat_reservation::Variant::WriteLocal),
                 depth,
                 &[seat_reservation::AT_MOST_ONE_HOLDS],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                seat_reservation::SeatReservation::new(seat_reservation::Variant::WriteLocal),
+                addr,
+                depth,
             )
         },
     },
@@ -257,6 +374,13 @@ static CATALOGUE: [Entry; 13] = [
                 &[],
             )
         },
+        explore: |addr, depth| {
+            serve(
+                seat_reservation::SeatReservation::new(seat_reservation::Variant::GlobalQuorum),
+                addr,
+                depth,
+            )
+        },
     },
     Entry {
         name: "global-quorum",
@@ -270,6 +394,7 @@ static CATALOGUE: [Entry; 13] = [
                 &[],
             )
         },
+        explore: |addr, depth| serve(global_quorum::model(Consistency::GlobalQuorum), addr, depth),
     },
     Entry {
         name: "global-quorum-local-one",
@@ -283,8 +408,123 @@ static CATALOGUE: [Entry; 13] = [
                 &[global_quorum::LINEARIZABLE],
             )
         },
+        explore: |addr, depth| serve(global_quorum::model(Consistency::LocalOne), addr, depth),
+    },
+    Entry {
+        name: "replication",
+        about: "MODEL-6: writes on the real Replica survive loss, duplication, reordering and crashes, and converge",
+        default_depth: Some(replication::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                replication::model(replication::Variant::Correct),
+                depth,
+                &[],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                replication::model(replication::Variant::Correct),
+                addr,
+                depth,
+            )
+        },
+    },
+    Entry {
+        name: "replication-no-dedup",
+        about: "MODEL-6: Bug::ApplyWithoutDedup counts a duplicated batch twice (expected counterexample)",
+        default_depth: Some(replication::DEPTH_NO_DEDUP),
+        run: |name, depth| {
+            check(
+                name,
+                replication::model(replication::Variant::NoDedup),
+                depth,
+                &[replication::NEVER_COUNTS_TWICE],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                replication::model(replication::Variant::NoDedup),
+                addr,
+                depth,
+            )
+        },
+    },
+    Entry {
+        name: "anti-entropy",
+        about: "MODEL-7: after a partition lost the writes and the oplog truncated them, Merkle anti-entropy converges",
+        default_depth: None,
+        run: |name, depth| {
+            check(
+                name,
+                anti_entropy::model(anti_entropy::Variant::Pulls),
+                depth,
+                &[],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                anti_entropy::model(anti_entropy::Variant::Pulls),
+                addr,
+                depth,
+            )
+        },
+    },
+    Entry {
+        name: "anti-entropy-off",
+        about: "MODEL-7: without anti-entropy rounds the same replicas stay apart (expected counterexample)",
+        default_depth: None,
+        run: |name, depth| {
+            check(
+                name,
+                anti_entropy::model(anti_entropy::Variant::NoPulls),
+                depth,
+                &[anti_entropy::CONVERGED_WHEN_QUIESCENT],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                anti_entropy::model(anti_entropy::Variant::NoPulls),
+                addr,
+                depth,
+            )
+        },
+    },
+    Entry {
+        name: "anti-entropy-skips-subtree",
+        about: "MODEL-7: Bug::AeSkipsSubtree claims what it never shipped and stays apart (expected counterexample)",
+        default_depth: None,
+        run: |name, depth| {
+            check(
+                name,
+                anti_entropy::model(anti_entropy::Variant::SkipsSubtree),
+                depth,
+                &[anti_entropy::CONVERGED_WHEN_QUIESCENT],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                anti_entropy::model(anti_entropy::Variant::SkipsSubtree),
+                addr,
+                depth,
+            )
+        },
     },
 ];
+
+/// Serves `model` in stateright's Explorer on `addr` (see [`Entry::explore`]).
+fn serve<M>(model: M, addr: SocketAddr, depth: Option<usize>)
+where
+    M: Model + Send + Sync + 'static,
+    M::State: Hash + Send + Sync + Clone + PartialEq + std::fmt::Debug + 'static,
+    M::Action: Clone + PartialEq + std::fmt::Debug + Send + Sync,
+{
+    let mut builder = model.checker();
+    if let Some(depth) = depth {
+        builder = builder.target_max_depth(depth);
+    }
+    builder.serve(addr);
+}
 
 /// Runs `model` breadth-first on one thread, so that the state counts are deterministic and can
 /// be pinned by the tests, and classifies each property against `counterexamples` (the `always`
