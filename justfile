@@ -31,7 +31,8 @@ laws *ARGS:
 bench:
     cargo bench --locked -p converge-core --bench vs_crdts
 
-# The stateright models (`just model list`, `just model check sessions --depth 10`).
+# The stateright models (`just model list`, `just model check sessions --depth 10`,
+# `just model explore sessions` for the explorer on 127.0.0.1:3000).
 model *ARGS:
     cargo run --locked --release -- model {{ARGS}}
 
@@ -46,6 +47,10 @@ bench-harness:
 # The reference node vs redis-server under redis-benchmark (figures go to docs/perf.md).
 bench-redis REQUESTS="100000":
     bash scripts/bench-redis.sh {{REQUESTS}}
+
+# One- and three-region clusters vs redis-server, with replication lag (docs/perf.md).
+bench-cluster *ARGS:
+    bash scripts/bench-cluster.sh {{ARGS}}
 
 # libFuzzer on a target (merge_laws, decode, replica_msg, resp, peer_frame) for SECONDS; needs the nightly toolchain.
 fuzz TARGET SECONDS="60":
