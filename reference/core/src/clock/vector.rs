@@ -23,20 +23,20 @@ pub enum Causality {
 /// replica *is* zero). The sorted vector keeps the clock in one allocation, makes comparison and
 /// merge a single linear pass, and makes equal clocks equal as values.
 ///
-/// Up to four entries (`INLINE_ENTRIES`) live inline, without any heap allocation: a counter's delta
-/// (one entry), a session token, an ack's frontier or an entry's dependencies in a cluster of a
-/// few replicas are created, cloned and dropped on every operation of the replica's write path,
-/// and a heap allocation each was a large part of that path's cost. Larger clocks spill to the
-/// heap as a `Vec` would. Hashing and equality are those of the entry slice, as with a `Vec`.
+/// One entry (`INLINE_ENTRIES`) lives inline, without any heap allocation, in the 24 bytes a
+/// `Vec` takes: a counter's delta names one replica, and an oplog entry's dependencies are
+/// usually empty, and both were a heap allocation each on every write and at every receiver.
+/// Larger clocks spill to the heap as a `Vec` would. A larger inline capacity would also keep
+/// session tokens and frontiers of small clusters off the heap, but it grows every clock (and
+/// every key state, entry and message holding one), and measured slower in the simulator from
+/// the extra copying. Hashing and equality are those of the entry slice, as with a `Vec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct VectorClock {
     entries: SmallVec<[(ReplicaId, u64); INLINE_ENTRIES]>,
 }
 
-/// How many entries a [`VectorClock`] holds without allocating. Four covers the simulator's and
-/// the models' clusters (three regions, or two regions of two replicas) while keeping the clock
-/// at 72 bytes.
-const INLINE_ENTRIES: usize = 4;
+/// How many entries a [`VectorClock`] holds without allocating (see there).
+const INLINE_ENTRIES: usize = 1;
 
 impl VectorClock {
     /// The clock that has seen nothing.
@@ -96,44 +96,59 @@ impl VectorClock {
     }
 
     /// Pointwise maximum of the two clocks, in place.
+    ///
+    /// Never builds a temporary: when `other` names only replicas `self` has (a counter joining
+    /// a one-replica delta, a frontier absorbing an ack), the counters are raised where they
+    /// are; otherwise `self` grows by the replicas it lacks and the two sorted lists are merged
+    /// from the back into that room.
     pub fn merge(&mut self, other: &VectorClock) {
-        // Fast path for the common case of clocks over the same replicas: no allocation.
-        if self.entries.len() == other.entries.len()
-            && self
-                .entries
-                .iter()
-                .zip(&other.entries)
-                .all(|(a, b)| a.0 == b.0)
-        {
-            for (a, b) in self.entries.iter_mut().zip(&other.entries) {
-                a.1 = a.1.max(b.1);
+        let (a, b) = (&self.entries, &other.entries);
+        // How many of `other`'s replicas `self` lacks.
+        let (mut i, mut missing) = (0, 0);
+        for &(r, _) in b.iter() {
+            while i < a.len() && a[i].0 < r {
+                i += 1;
+            }
+            if i < a.len() && a[i].0 == r {
+                i += 1;
+            } else {
+                missing += 1;
+            }
+        }
+        if missing == 0 {
+            let mut i = 0;
+            for &(r, n) in other.entries.iter() {
+                while self.entries[i].0 < r {
+                    i += 1;
+                }
+                let e = &mut self.entries[i];
+                e.1 = e.1.max(n);
+                i += 1;
             }
             return;
         }
-        let mut merged: SmallVec<[(ReplicaId, u64); INLINE_ENTRIES]> =
-            SmallVec::with_capacity(self.entries.len().max(other.entries.len()));
-        let (mut i, mut j) = (0, 0);
-        let (a, b) = (&self.entries, &other.entries);
-        while i < a.len() && j < b.len() {
-            match a[i].0.cmp(&b[j].0) {
-                Ordering::Less => {
-                    merged.push(a[i]);
-                    i += 1;
-                }
-                Ordering::Greater => {
-                    merged.push(b[j]);
-                    j += 1;
-                }
-                Ordering::Equal => {
-                    merged.push((a[i].0, a[i].1.max(b[j].1)));
-                    i += 1;
-                    j += 1;
-                }
+        let old = self.entries.len();
+        // Room at the end; every slot below is overwritten by the merge before it is read.
+        self.entries.resize(old + missing, (ReplicaId(0), 0));
+        let (mut i, mut j, mut k) = (old, b.len(), old + missing);
+        while j > 0 {
+            let theirs = other.entries[j - 1];
+            k -= 1;
+            if i > 0 && self.entries[i - 1].0 > theirs.0 {
+                self.entries[k] = self.entries[i - 1];
+                i -= 1;
+            } else if i > 0 && self.entries[i - 1].0 == theirs.0 {
+                let ours = self.entries[i - 1];
+                self.entries[k] = (ours.0, ours.1.max(theirs.1));
+                i -= 1;
+                j -= 1;
+            } else {
+                self.entries[k] = theirs;
+                j -= 1;
             }
         }
-        merged.extend_from_slice(&a[i..]);
-        merged.extend_from_slice(&b[j..]);
-        self.entries = merged;
+        // What is left of `self` (indices below `i`) is already in place: `k == i` here.
+        debug_assert_eq!(k, i);
     }
 
     /// How `self` relates to `other` in the causal order.

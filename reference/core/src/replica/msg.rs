@@ -92,10 +92,6 @@ pub struct Routed {
 }
 
 /// What a routed message carries: the two halves of a quorum query.
-// The reply holds a key state and a horizon inline (vector clocks keep their first entries
-// inline, see `VectorClock`); routed messages are rare (quorum operations only) and short-lived,
-// so boxing the reply to shrink the query would cost an allocation for no measurable gain.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RoutedBody {
     /// "Send me your state of `key`" for quorum operation `op` of the source.
