@@ -1,11 +1,11 @@
 //! Heap allocations per client operation on the replica's counter write path.
 //!
 //! Issue 4 asks for an apply path free of per-operation allocation where the CRDT allows. A
-//! counter's delta and an entry's (empty) dependencies are vector clocks that stay inline, a
-//! counter's join raises its counts in place, and the request's key becomes the oplog entry's key
-//! without a copy. What remains per operation: the reply's session token (a clock over every
-//! replica the state is built from), each receiving replica decoding the entry's key into an
-//! owned key (two receivers here), and per batch the frame, the decoded entry vector and the ack.
+//! counter's join raises its counts in place (no temporary), and the request's key becomes the
+//! oplog entry's key without a copy. What remains per operation: the counter's delta (a
+//! one-entry vector clock) at the origin and at each receiver, the reply's session token, each
+//! receiver decoding the entry's key into an owned key, and per batch the frame, the decoded
+//! entry vector and the ack. The bound pins what was removed, so a regression fails here.
 //!
 //! This binary installs dhat's counting global allocator, so it holds this one test only: other tests
 //! running on other threads would be counted too.
@@ -96,14 +96,15 @@ fn a_counter_write_costs_few_allocations_across_three_replicas() {
     assert_eq!(replies, OPS, "every LOCAL_ONE write is answered at once");
     let per_op = allocs as f64 / OPS as f64;
     println!("{allocs} allocations for {OPS} counter writes: {per_op:.2} per operation");
-    // Measured 3.84: the reply's session token (it names the three replicas), two owned keys
-    // decoded at the two receivers, plus each batch's frame (two blocks), decoded entry vector,
-    // ack and ack frontier, spread over about 21 entries per batch. Before the inline vector
-    // clocks, the in-place merge and the moved key it was 9.75: the delta, the entry's key, each
-    // receiver's decoded delta and the temporary of each counter join on top of the above.
+    // Measured 6.75: the counter's one-entry delta at the origin and at each of the two
+    // receivers (decoded), the reply's session token, two owned keys decoded at the receivers,
+    // plus each batch's frame (two blocks), decoded entry vector, ack and ack frontier, spread
+    // over about 21 entries per batch. It was 9.75 before the in-place merge (a temporary per
+    // counter join at each receiver) and the moved key (a copy per write). Keeping the delta
+    // inline brought it to 3.84 but measured slower overall; see `VectorClock`.
     assert!(
-        per_op <= 4.0,
-        "{per_op:.2} allocations per counter write (bound 4.0; was 9.75 before inline clocks)"
+        per_op <= 7.0,
+        "{per_op:.2} allocations per counter write (bound 7.0; was 9.75)"
     );
     // Every replica saw every write.
     for r in &replicas {

@@ -1,6 +1,5 @@
 use crate::{Lattice, ReplicaId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use smallvec::SmallVec;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -23,20 +22,15 @@ pub enum Causality {
 /// replica *is* zero). The sorted vector keeps the clock in one allocation, makes comparison and
 /// merge a single linear pass, and makes equal clocks equal as values.
 ///
-/// One entry (`INLINE_ENTRIES`) lives inline, without any heap allocation, in the 24 bytes a
-/// `Vec` takes: a counter's delta names one replica, and an oplog entry's dependencies are
-/// usually empty, and both were a heap allocation each on every write and at every receiver.
-/// Larger clocks spill to the heap as a `Vec` would. A larger inline capacity would also keep
-/// session tokens and frontiers of small clusters off the heap, but it grows every clock (and
-/// every key state, entry and message holding one), and measured slower in the simulator from
-/// the extra copying. Hashing and equality are those of the entry slice, as with a `Vec`.
+/// The entries stay in a plain `Vec`: an inline first entry (`SmallVec`) kept a counter's
+/// one-entry delta off the heap (3.84 instead of 6.75 allocations per replicated counter write,
+/// `tests/alloc.rs`) but cost more instructions than the allocations it saved (callgrind, the
+/// simulator's fault-free g-counter run: +2.3 %), and four inline entries grew every key state,
+/// entry and message enough to measure slower from copying. See `docs/perf.md`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct VectorClock {
-    entries: SmallVec<[(ReplicaId, u64); INLINE_ENTRIES]>,
+    entries: Vec<(ReplicaId, u64)>,
 }
-
-/// How many entries a [`VectorClock`] holds without allocating (see there).
-const INLINE_ENTRIES: usize = 1;
 
 impl VectorClock {
     /// The clock that has seen nothing.
@@ -128,8 +122,10 @@ impl VectorClock {
             return;
         }
         let old = self.entries.len();
-        // Room at the end; every slot below is overwritten by the merge before it is read.
-        self.entries.resize(old + missing, (ReplicaId(0), 0));
+        // Room at the end, in one copy (the values are placeholders: every slot from `i` up is
+        // overwritten by the merge below before it is read). At most one reallocation, and none
+        // when the capacity suffices; the old code built a new vector on every such merge.
+        self.entries.extend_from_slice(&other.entries[..missing]);
         let (mut i, mut j, mut k) = (old, b.len(), old + missing);
         while j > 0 {
             let theirs = other.entries[j - 1];
