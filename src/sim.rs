@@ -20,8 +20,9 @@
 //!   can observe: the replica's journal accumulates every change between two
 //!   `take_durable` calls, and a crash happens only in [`Backend::kill`], between two inputs,
 //!   which first writes the journal. So at every crash the disk holds exactly what writing
-//!   after each input would have left, at a fraction of the cost ([`Durable::apply`] walks
-//!   the whole stored oplog, whatever the delta). Between crashes the journal is written every
+//!   after each input would have left, at a fraction of the cost (a journal of many inputs
+//!   holds each changed key once: a counter key that every operation changes is cloned once
+//!   per journal write, not once per input). Between crashes the journal is written every
 //!   `DURABLE_EVERY` inputs, which bounds its size.
 //! - **Pause**: a paused replica neither reads its input nor fires timers; input waits for it.
 //!
@@ -42,9 +43,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-/// Inputs a replica handles between two writes of its journal to its disk, at most. Writing
-/// costs a pass over the stored oplog whatever the delta's size, so it is done rarely; the
-/// journal in between holds what these inputs changed, which bounds its memory.
+/// Inputs a replica handles between two writes of its journal to its disk, at most. Each write
+/// clones the state of every key the inputs changed (once, however often it changed) and applies
+/// the delta, whose cost is the delta's size ([`Durable::apply`]); writing rarely coalesces the
+/// hot keys' changes, and this bound keeps the journal's memory small.
 const DURABLE_EVERY: u32 = 1024;
 
 /// Inputs held for a paused replica at most; beyond this the oldest are dropped (a real paused

@@ -8,9 +8,15 @@
 //! remote apply at both peers, acks and truncation. The simulator's target is 500k ops/s on one
 //! core.
 //!
+//! A second group times [`Durable::apply`] on a large stored log: what a persisting shell (the
+//! simulator's disk) pays per delta.
+//!
 //! Run with `cargo bench -p converge-core --bench replica`.
 
-use converge_core::replica::{Config, Consistency, Key, Op, Replica, Request, Scalar};
+use converge_core::replica::{
+    Config, Consistency, Durable, DurableDelta, Entry, Key, KeyState, Op, Replica, Request, Scalar,
+};
+use converge_core::{GCounter, HlcTimestamp, ReplicaId, VectorClock};
 use criterion::{Criterion, Throughput};
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -82,6 +88,50 @@ fn pump(replicas: &mut [Replica], wire: &mut VecDeque<(usize, usize, Vec<u8>)>, 
     }
 }
 
+/// Entries stored per origin in the `durable_apply` group.
+const STORED: u64 = 10_000;
+/// Entries each delta appends (and truncates) at one origin.
+const DELTA: u64 = 20;
+
+fn entry(origin: u64, seq: u64) -> Entry {
+    let mut delta = GCounter::new();
+    let _ = delta.increment(ReplicaId(origin), seq);
+    Entry {
+        origin: ReplicaId(origin),
+        seq,
+        stamp: HlcTimestamp::new(seq, 0),
+        deps: VectorClock::new(),
+        key: b"counter".as_slice().into(),
+        delta: KeyState::Counter(delta),
+    }
+}
+
+/// Three origins of `STORED` entries each; every iteration appends `DELTA` entries to the middle
+/// origin and truncates as many, so the stored log keeps its size.
+fn bench_durable_apply(c: &mut Criterion) {
+    let mut durable = Durable::new();
+    durable.oplog = (0..3)
+        .flat_map(|o| (1..=STORED).map(move |s| entry(o, s)))
+        .collect();
+    let mut next = STORED + 1;
+    let mut group = c.benchmark_group("durable_apply");
+    group.throughput(Throughput::Elements(DELTA));
+    group.bench_function("30k stored entries, 20 appended and 20 truncated", |b| {
+        b.iter(|| {
+            let appended = (next..next + DELTA).map(|s| entry(1, s)).collect();
+            next += DELTA;
+            durable.apply(DurableDelta {
+                appended,
+                truncated: vec![(ReplicaId(1), next - STORED)],
+                ..DurableDelta::default()
+            });
+            black_box(durable.oplog.len())
+        })
+    });
+    group.finish();
+    assert_eq!(durable.oplog.len() as u64, 3 * STORED);
+}
+
 fn main() {
     let keys: Vec<Key> = (0..KEYS)
         .map(|i| format!("key:{i:05}").into_bytes().into_boxed_slice())
@@ -95,5 +145,6 @@ fn main() {
         b.iter(|| black_box(run(&keys, OPS)))
     });
     group.finish();
+    bench_durable_apply(&mut c);
     c.final_summary();
 }

@@ -12,7 +12,34 @@ fn clock() -> impl Strategy<Value = VectorClock> {
         .prop_map(|pairs| pairs.into_iter().map(|(r, n)| (ReplicaId(r), n)).collect())
 }
 
+/// Clocks over up to nine replicas (past the inline capacity), sparse or dense.
+fn wide_clock() -> impl Strategy<Value = VectorClock> {
+    proptest::collection::vec((0u64..9, 0u64..6), 0..12)
+        .prop_map(|pairs| pairs.into_iter().map(|(r, n)| (ReplicaId(r), n)).collect())
+}
+
 proptest! {
+    /// The in-place merge is the pointwise maximum, keeps the representation canonical (sorted,
+    /// no zeros: equal clocks compare equal) and is a join (commutative, idempotent).
+    #[test]
+    fn merge_is_the_pointwise_maximum(a in wide_clock(), b in wide_clock()) {
+        let mut m = a.clone();
+        m.merge(&b);
+        for r in 0..9 {
+            let r = ReplicaId(r);
+            prop_assert_eq!(m.get(r), a.get(r).max(b.get(r)));
+        }
+        let canonical: VectorClock = m.iter().collect();
+        prop_assert_eq!(&canonical, &m);
+        prop_assert!(m.iter().zip(m.iter().skip(1)).all(|(x, y)| x.0 < y.0));
+        let mut n = b.clone();
+        n.merge(&a);
+        prop_assert_eq!(&m, &n);
+        let mut again = m.clone();
+        again.merge(&b);
+        prop_assert_eq!(&again, &m);
+    }
+
     #[test]
     fn compare_is_antisymmetric_and_agrees_with_merge(a in clock(), b in clock()) {
         let flipped = match a.compare(&b) {

@@ -159,13 +159,19 @@ impl Workload for Register {
         }
         // A node that acknowledged a write which superseded `old` must never show `old` again:
         // its own state already held something newer.
+        //
+        // `local` can hold a pair per write and earlier value of a node, so it is searched
+        // through an index rather than scanned per read: by (node, superseded value), the
+        // positions in `local` in order, each with the least acknowledgement time up to it. The
+        // first position acknowledged before a read is then a binary search, and the earliest of
+        // those over the read's values is the entry a scan of `local` would have found first.
+        let by_old = LocalIndex::new(&local);
         for e in history.events.iter().filter(|e| e.kind() == "read") {
             let Some(values) = e.reply().and_then(|r| self.values(r).ok()) else {
                 continue;
             };
-            if let Some((_, _, old, by)) = local.iter().find(|(n, done, old, _)| {
-                *n == e.node && *done < e.invoke_seq && values.contains(old)
-            }) {
+            let first = by_old.first(e.node, e.invoke_seq, &values);
+            if let Some(&(_, _, old, by)) = first.and_then(|i| local.get(i)) {
                 problems.push(format!(
                     "n{} read {old} after it had acknowledged write {by}, made when it already had {old}",
                     e.node
@@ -228,5 +234,67 @@ impl Workload for Register {
             }
         }
         verdicts(name, &finals, problems, nodes)
+    }
+}
+
+/// `local` of [`Register::check`] indexed by (node, superseded value): the positions in `local`,
+/// in order, each with the least acknowledgement time up to it (non-increasing along a list).
+struct LocalIndex(BTreeMap<(usize, i64), Vec<(usize, u64)>>);
+
+impl LocalIndex {
+    fn new(local: &[(usize, u64, i64, i64)]) -> Self {
+        let mut by_old: BTreeMap<(usize, i64), Vec<(usize, u64)>> = BTreeMap::new();
+        for (i, &(n, done, old, _)) in local.iter().enumerate() {
+            let positions = by_old.entry((n, old)).or_default();
+            let least = positions.last().map_or(done, |&(_, m)| m.min(done));
+            positions.push((i, least));
+        }
+        LocalIndex(by_old)
+    }
+
+    /// The first position in `local` of `node` acknowledged before `before` whose superseded
+    /// value is one of `values`: what `local.iter().position(..)` finds, by binary searches.
+    fn first(&self, node: usize, before: u64, values: &BTreeSet<i64>) -> Option<usize> {
+        values
+            .iter()
+            .filter_map(|&v| {
+                let positions = self.0.get(&(node, v))?;
+                let k = positions.partition_point(|&(_, least)| least >= before);
+                positions.get(k).map(|&(i, _)| i)
+            })
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_finds_what_a_scan_finds() {
+        for seed in 0..300u64 {
+            let mut dice = Dice::new(seed);
+            let local: Vec<(usize, u64, i64, i64)> = (0..dice.below(60))
+                .map(|_| {
+                    let node = dice.below(3) as usize;
+                    (node, dice.below(100), dice.below(8) as i64, 0)
+                })
+                .collect();
+            let index = LocalIndex::new(&local);
+            for _ in 0..50 {
+                let node = dice.below(3) as usize;
+                let before = dice.below(110);
+                let values: BTreeSet<i64> =
+                    (0..dice.below(3)).map(|_| dice.below(8) as i64).collect();
+                let scan = local.iter().position(|(n, done, old, _)| {
+                    *n == node && *done < before && values.contains(old)
+                });
+                assert_eq!(
+                    index.first(node, before, &values),
+                    scan,
+                    "seed {seed}; reproduce: cargo test -p converge-conformance the_index_finds"
+                );
+            }
+        }
     }
 }

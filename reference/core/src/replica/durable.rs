@@ -79,29 +79,78 @@ impl Durable {
     }
 
     /// Applies a delta, as a shell's store would.
+    ///
+    /// The cost is proportional to the delta, not to the stored log: the log is kept in its
+    /// documented order (by origin, then sequence number, one gap-free run per origin), so each
+    /// origin's run is found by binary search, appended entries that continue it are spliced in
+    /// after it, and truncation removes a prefix of it. Only moving the entries of the origins
+    /// stored after a changed run (one `memmove` per changed origin) depends on the log's size;
+    /// a replica logs mostly its own writes, so that is usually nothing. A delta that does not
+    /// continue an origin's run (the origin's log restarted after its frontier jumped) replaces
+    /// that run with its last gap-free part, as the replica's own log does.
     pub fn apply(&mut self, delta: DurableDelta) {
+        debug_assert!(
+            self.oplog.is_sorted_by_key(|e| (e.origin, e.seq)),
+            "stored oplog out of order"
+        );
         self.meta = delta.meta;
         for (k, s) in delta.keys {
             self.keys.insert(k, s);
         }
-        self.oplog.extend(delta.appended);
-        if !delta.truncated.is_empty() {
-            let firsts: BTreeMap<ReplicaId, u64> = delta.truncated.into_iter().collect();
-            self.oplog
-                .retain(|e| firsts.get(&e.origin).is_none_or(|&first| e.seq >= first));
-        }
-        // An origin's log restarts (drops everything older) when the frontier jumped; keep the
-        // stored log in the same shape: only the last gap-free run per origin.
-        self.oplog.sort_by_key(|e| (e.origin, e.seq));
-        let mut keep = vec![true; self.oplog.len()];
-        for i in (1..self.oplog.len()).rev() {
-            let (a, b) = (&self.oplog[i - 1], &self.oplog[i]);
-            if a.origin == b.origin && (a.seq + 1 != b.seq || !keep[i]) {
-                keep[i - 1] = false;
+        // `appended` is in the order the replica logged it: per origin, increasing sequence
+        // numbers. Take it one origin's stretch at a time.
+        let mut appended = delta.appended.into_iter().peekable();
+        while let Some(first) = appended.next() {
+            let origin = first.origin;
+            let mut run = vec![first];
+            while let Some(e) = appended.next_if(|e| e.origin == origin) {
+                run.push(e);
             }
+            self.append_run(origin, run);
         }
-        let mut it = keep.into_iter();
-        self.oplog.retain(|_| it.next().unwrap_or(true));
+        for (origin, first) in delta.truncated {
+            let (lo, hi) = self.run_of(origin);
+            let Some(head) = self.oplog.get(lo).filter(|_| lo < hi).map(|e| e.seq) else {
+                continue;
+            };
+            let drop = usize::try_from(first.saturating_sub(head))
+                .unwrap_or(usize::MAX)
+                .min(hi - lo);
+            self.oplog.drain(lo..lo + drop);
+        }
+    }
+
+    /// The stored entries of `origin`: `self.oplog[lo..hi]`.
+    fn run_of(&self, origin: ReplicaId) -> (usize, usize) {
+        let lo = self.oplog.partition_point(|e| e.origin < origin);
+        let hi = lo + self.oplog[lo..].partition_point(|e| e.origin == origin);
+        (lo, hi)
+    }
+
+    /// Adds `new`, entries of `origin` in the order the replica logged them, to its stored run.
+    fn append_run(&mut self, origin: ReplicaId, new: Vec<Entry>) {
+        let (lo, hi) = self.run_of(origin);
+        let next = if lo < hi {
+            self.oplog[hi - 1].seq + 1
+        } else {
+            new[0].seq
+        };
+        let gap_free = new.first().is_some_and(|e| e.seq == next)
+            && new.windows(2).all(|w| w[0].seq + 1 == w[1].seq);
+        if gap_free {
+            // The common case: the run continues.
+            self.oplog.splice(hi..hi, new);
+            return;
+        }
+        // The origin's log restarted (or the delta is out of the replica's order): keep what the
+        // replica keeps, the last gap-free run of the old and new entries together.
+        let mut all: Vec<Entry> = self.oplog.drain(lo..hi).chain(new).collect();
+        all.sort_by_key(|e| e.seq);
+        let start = (1..all.len())
+            .rev()
+            .find(|&i| all[i - 1].seq + 1 != all[i].seq)
+            .unwrap_or(0);
+        self.oplog.splice(lo..lo, all.drain(start..));
     }
 
     /// A binary encoding of the whole snapshot (for shells that store it as one value, and for
@@ -162,4 +211,92 @@ pub(crate) struct Journal {
     pub(crate) keys: std::collections::BTreeSet<Key>,
     pub(crate) appended: Vec<Entry>,
     pub(crate) truncated: BTreeMap<ReplicaId, u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GCounter, HlcTimestamp};
+    use proptest::prelude::*;
+
+    fn entry(origin: u64, seq: u64) -> Entry {
+        Entry {
+            origin: ReplicaId(origin),
+            seq,
+            stamp: HlcTimestamp::new(seq, 0),
+            deps: VectorClock::new(),
+            key: b"k".as_slice().into(),
+            delta: super::super::keyspace::KeyState::Counter(GCounter::new()),
+        }
+    }
+
+    /// The former `apply`: extend, truncate, sort the whole log and keep each origin's last
+    /// gap-free run. The reference the delta-proportional version must agree with.
+    fn apply_by_rewrite(d: &mut Durable, delta: DurableDelta) {
+        d.meta = delta.meta;
+        for (k, s) in delta.keys {
+            d.keys.insert(k, s);
+        }
+        d.oplog.extend(delta.appended);
+        if !delta.truncated.is_empty() {
+            let firsts: BTreeMap<ReplicaId, u64> = delta.truncated.into_iter().collect();
+            d.oplog
+                .retain(|e| firsts.get(&e.origin).is_none_or(|&first| e.seq >= first));
+        }
+        d.oplog.sort_by_key(|e| (e.origin, e.seq));
+        let mut keep = vec![true; d.oplog.len()];
+        for i in (1..d.oplog.len()).rev() {
+            let (a, b) = (&d.oplog[i - 1], &d.oplog[i]);
+            if a.origin == b.origin && (a.seq + 1 != b.seq || !keep[i]) {
+                keep[i - 1] = false;
+            }
+        }
+        let mut it = keep.into_iter();
+        d.oplog.retain(|_| it.next().unwrap_or(true));
+    }
+
+    /// One step of a replica's journal for a few origins: per origin, entries that continue its
+    /// log or (rarely) jump ahead, and truncations of a prefix; what `take_durable` hands out.
+    fn deltas() -> impl Strategy<Value = Vec<Vec<(u64, u8, u8, u8)>>> {
+        // (origin, appended count, jump, truncate count) per origin touched in a delta.
+        prop::collection::vec(
+            prop::collection::vec((0u64..4, 0u8..6, 0u8..8, 0u8..5), 0..4),
+            1..40,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn apply_agrees_with_rewriting_the_whole_log(steps in deltas()) {
+            let (mut fast, mut slow) = (Durable::new(), Durable::new());
+            // The next sequence number and the first retained one, per origin, as a replica's
+            // own oplog would have them.
+            let mut next = [1u64; 4];
+            let mut first = [1u64; 4];
+            for step in steps {
+                let mut delta = DurableDelta::default();
+                let mut truncated = BTreeMap::new();
+                for (o, n, jump, cut) in step {
+                    let i = o as usize;
+                    if jump == 0 {
+                        // The frontier jumped (anti-entropy): the origin's log restarts.
+                        next[i] += 3;
+                        first[i] = next[i];
+                    }
+                    for _ in 0..n {
+                        delta.appended.push(entry(o, next[i]));
+                        next[i] += 1;
+                    }
+                    first[i] = (first[i] + u64::from(cut)).min(next[i]);
+                    if cut > 0 {
+                        truncated.insert(ReplicaId(o), first[i]);
+                    }
+                }
+                delta.truncated = truncated.into_iter().collect();
+                apply_by_rewrite(&mut slow, delta.clone());
+                fast.apply(delta);
+                prop_assert_eq!(&fast, &slow);
+            }
+        }
+    }
 }

@@ -199,7 +199,7 @@ impl Replica {
                     self.reply_err(id, ClientError::Overloaded);
                     return;
                 }
-                match self.local_write(&key, op, &token) {
+                match self.local_write(key, op, &token) {
                     Err(e) => self.reply_err(id, e),
                     Ok((_, value)) if consistency == Consistency::LocalOne => {
                         self.reply_ok(id, value, &token)
@@ -237,9 +237,10 @@ impl Replica {
 
     /// Applies a write served under session token `token` locally: type check, δ-mutator, oplog
     /// entry. Returns the entry's sequence number and the reply value. On error nothing changed.
+    /// It takes the key by value so that the request's key becomes the entry's without a copy.
     pub(super) fn local_write(
         &mut self,
-        key: &[u8],
+        key: Key,
         op: Op,
         token: &VectorClock,
     ) -> Result<(u64, Value), ClientError> {
@@ -247,7 +248,7 @@ impl Replica {
             debug_assert!(false, "local_write of a read");
             return Err(ClientError::Overloaded);
         };
-        if let Some(s) = self.keys.get(key)
+        if let Some(s) = self.keys.get(&key)
             && s.kind() != kind
         {
             return Err(ClientError::WrongType {
@@ -256,20 +257,20 @@ impl Replica {
             });
         }
         let stamp = match &op {
-            Op::Put(_) => self.lww_stamp(key)?,
+            Op::Put(_) => self.lww_stamp(&key)?,
             _ => self
                 .hlc
                 .now(self.now_ms)
                 .map_err(|_| ClientError::ClockDrift)?,
         };
         let me = self.id();
-        let (result, changed) = self.keys.modify(key, |slot| {
+        let (result, changed) = self.keys.modify(&key, |slot| {
             let state = slot.get_or_insert_with(|| KeyState::empty(kind));
             mutate(state, me, stamp, op)
         });
         let (delta, value) = result?;
         if changed {
-            self.journal_key(key);
+            self.journal_key(&key);
         }
         let seq = self.issue(key, stamp, delta, token);
         Ok((seq, value))
@@ -279,7 +280,7 @@ impl Replica {
     /// `token`.
     fn issue(
         &mut self,
-        key: &[u8],
+        key: Key,
         stamp: HlcTimestamp,
         delta: KeyState,
         token: &VectorClock,
@@ -297,7 +298,7 @@ impl Replica {
             seq,
             stamp,
             deps,
-            key: key.into(),
+            key,
             delta,
         });
         seq
@@ -657,7 +658,7 @@ impl Replica {
                         // ABD's second phase: make the value we return held by a quorum first.
                         self.metrics.0.write_backs += 1;
                         let stamp = self.hlc.now(self.now_ms).unwrap_or(self.hlc.last());
-                        let seq = self.issue(&q.key, stamp, state, &p.token);
+                        let seq = self.issue(q.key.clone(), stamp, state, &p.token);
                         self.await_coverage(
                             p.request_id,
                             p.token,
@@ -687,7 +688,7 @@ impl Replica {
                     );
                     return;
                 }
-                match self.local_write(&q.key, Op::Put(v), &p.token) {
+                match self.local_write(q.key, Op::Put(v), &p.token) {
                     Err(e) => self.reply_err(p.request_id, e),
                     Ok((seq, value)) => self.await_coverage(
                         p.request_id,
