@@ -8,10 +8,16 @@
 //! remote apply at both peers, acks and truncation. The simulator's target is 500k ops/s on one
 //! core.
 //!
+//! A second group, `sadd into one set`, measures the per-operation cost of `SADD` of a fresh
+//! member into one set that already holds 0, 1,000 or 20,000 members, at a single replica: a
+//! write must cost the same whatever the size of its key (the keyspace hashes a changed key
+//! lazily, once per anti-entropy read, not once per write). Each iteration adds `SADD_OPS` fresh
+//! members to a clone of the prepared replica; the clone is set-up, not measured.
+//!
 //! Run with `cargo bench -p converge-core --bench replica`.
 
 use converge_core::replica::{Config, Consistency, Key, Op, Replica, Request, Scalar};
-use criterion::{Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput};
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::time::Duration;
@@ -82,6 +88,34 @@ fn pump(replicas: &mut [Replica], wire: &mut VecDeque<(usize, usize, Vec<u8>)>, 
     }
 }
 
+/// `SADD`s measured per iteration of the one-set group.
+const SADD_OPS: u64 = 200;
+
+fn sadd(r: &mut Replica, now: u64, id: u64, member: u64) {
+    r.handle_request(
+        now,
+        Request {
+            id,
+            key: (*b"set").into(),
+            op: Op::SetAdd(Scalar::Int(member as i64)),
+            consistency: Consistency::LocalOne,
+            token: None,
+        },
+    );
+    while r.poll_reply().is_some() {}
+}
+
+/// One replica alone whose key `set` holds `members` members.
+fn prepared_set(members: u64) -> Replica {
+    let mut r = Replica::new(Config::grid(0, 1, 1), 0).expect("valid config");
+    for m in 0..members {
+        sadd(&mut r, m / 64, m, m);
+    }
+    // A root-hash read, as anti-entropy does, so the prepared replica starts fully hashed.
+    black_box(r.root_hash());
+    r
+}
+
 fn main() {
     let keys: Vec<Key> = (0..KEYS)
         .map(|i| format!("key:{i:05}").into_bytes().into_boxed_slice())
@@ -94,6 +128,26 @@ fn main() {
     group.bench_function("3 replicas, LocalOne writes", |b| {
         b.iter(|| black_box(run(&keys, OPS)))
     });
+    group.finish();
+
+    let mut group = c.benchmark_group("sadd into one set");
+    group.throughput(Throughput::Elements(SADD_OPS));
+    for members in [0u64, 1_000, 20_000] {
+        let base = prepared_set(members);
+        group.bench_function(format!("{members} members"), |b| {
+            b.iter_batched(
+                || base.clone(),
+                |mut r| {
+                    for i in 0..SADD_OPS {
+                        let m = members + i;
+                        sadd(&mut r, members / 64 + 1, m, m);
+                    }
+                    r
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     group.finish();
     c.final_summary();
 }
