@@ -5,9 +5,12 @@
 //! Fixed fan-out `2^merkle_fanout_bits` and depth `merkle_depth` (16 × 3 levels by default,
 //! 4096 leaves). A key sits in the leaf named by the top bits of `xxh3(key)`; its item hash is
 //! `xxh3(canonical state, seed = xxh3(key))`; a node holds the wrapping sum of the item hashes
-//! below it. The keyspace updates the leaf and its ancestors on every change (O(depth)), so a
-//! round never rehashes anything. Sums make the tree independent of insertion order; a 64-bit
-//! collision is the (accepted) way two different keyspaces could look equal.
+//! below it. A write only marks its key dirty; before a replica reads node hashes — to start a
+//! round, answer a probe or descend a diff — it refreshes the keyspace: rehashes each dirty key
+//! once, however often it was written, and moves its leaf and ancestors by the difference
+//! (O(depth) each). A write thus costs O(delta), not O(size of the key), and a round rehashes
+//! only what changed since the last one. Sums make the tree independent of insertion order; a
+//! 64-bit collision is the (accepted) way two different keyspaces could look equal.
 //!
 //! # A round
 //! Every `ae_interval_ms` (plus seeded jitter) a replica *pulls* from each neighbour it is not
@@ -160,7 +163,7 @@ impl Replica {
         let probe = AeProbe {
             round: id,
             level: 0,
-            nodes: vec![(0, self.keys.tree().root())],
+            nodes: vec![(0, self.keys.fresh_tree().root())],
         };
         self.send(p, PeerMsg::AeProbe(probe));
     }
@@ -174,6 +177,8 @@ impl Replica {
 
     /// Responder: compare the probed nodes, answer with the differing ones or their keys.
     pub(super) fn on_ae_probe(&mut self, from: ReplicaId, probe: AeProbe) {
+        // The comparison must see every write so far (see "The tree").
+        self.keys.refresh();
         let tree = self.keys.tree();
         if probe.level > tree.depth()
             || probe
@@ -250,6 +255,8 @@ impl Replica {
             self.metrics.0.stale_replies += 1;
             return;
         }
+        // The child hashes we send must reflect every write so far (see "The tree").
+        self.keys.refresh();
         let tree = self.keys.tree();
         let claim_ok = match &diff.claim {
             Some(c) => {
