@@ -361,3 +361,105 @@ impl Replica {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ReplicaId;
+    use crate::replica::{Config, Consistency, KeyState, Op, Replica, Request, Scalar};
+
+    fn sadd(r: &mut Replica, now: u64, member: i64) {
+        r.handle_request(
+            now,
+            Request {
+                id: member as u64,
+                key: (*b"s").into(),
+                op: Op::SetAdd(Scalar::Int(member)),
+                consistency: Consistency::LocalOne,
+                token: None,
+            },
+        );
+    }
+
+    /// Delivers every transmit (except those of replica `mute`, dropped) until none is left.
+    fn pump(rs: &mut [Replica], now: u64, mute: Option<usize>) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            for i in 0..rs.len() {
+                rs[i].handle_timeout(now);
+                let from = rs[i].id();
+                while let Some(t) = rs[i].poll_transmit() {
+                    if mute == Some(i) {
+                        continue;
+                    }
+                    moved = true;
+                    rs[t.to.0 as usize].handle_message(now, from, &t.payload);
+                }
+                while rs[i].poll_reply().is_some() {}
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the exchange did not settle in 10,000 rounds");
+    }
+
+    fn members(r: &Replica) -> usize {
+        match r.get(b"s") {
+            Some(KeyState::Set(s)) => s.len(),
+            _ => 0,
+        }
+    }
+
+    /// Writes only mark keys dirty; if a replica compared or sent node hashes without
+    /// refreshing first, its tree would still show the set as it was at the last round, equal
+    /// to the stale peer's, and the round would "complete" — claiming the frontier — without
+    /// shipping the missing members.
+    #[test]
+    fn anti_entropy_sees_every_write_to_a_set_made_since_the_last_round() {
+        let mut rs: Vec<Replica> = (0..2)
+            .map(|i| {
+                let mut c = Config::grid(i, 2, 1);
+                // Truncate early, so only anti-entropy can repair; no periodic rounds.
+                c.oplog_entries_max = 4;
+                c.ae_interval_ms = 1_000_000_000;
+                Replica::new(c, 0).expect("valid config")
+            })
+            .collect();
+        let mut now = 1;
+        for m in 0..50 {
+            sadd(&mut rs[0], now, m);
+        }
+        pump(&mut rs, now, None);
+        // A first round: both trees are read (and refreshed) with 50 members.
+        rs[1].start_anti_entropy(now, ReplicaId(0));
+        pump(&mut rs, now, None);
+        assert_eq!((members(&rs[0]), members(&rs[1])), (50, 50));
+        assert_eq!(rs[0].root_hash(), rs[1].root_hash());
+        // Many more writes to the same set, none of which reaches replica 1.
+        for m in 50..350 {
+            sadd(&mut rs[0], now, m);
+            if m % 16 == 0 {
+                now += 1;
+                pump(&mut rs, now, Some(0));
+            }
+        }
+        pump(&mut rs, now, Some(0));
+        assert!(
+            rs[0].stats().counters.truncated_cap > 0,
+            "the cap truncated"
+        );
+        assert_eq!((members(&rs[0]), members(&rs[1])), (350, 50));
+        assert_ne!(rs[0].root_hash(), rs[1].root_hash());
+        // Anti-entropy must ship the set.
+        now += 1;
+        rs[1].start_anti_entropy(now, ReplicaId(0));
+        pump(&mut rs, now, None);
+        assert!(
+            rs[1].stats().counters.ae_keys_repaired > 0,
+            "no key was shipped"
+        );
+        assert_eq!(rs[1].get(b"s"), rs[0].get(b"s"));
+        assert_eq!(rs[0].root_hash(), rs[1].root_hash());
+        assert!(rs[0].keys.is_fresh() && rs[0].keys.check() && rs[1].keys.check());
+    }
+}
