@@ -11,7 +11,8 @@
 //! A key's item hash covers the canonical encoding of its whole state, so computing it costs
 //! O(size of the state). Recomputing it on every write made a write to a large key (an `SADD`
 //! into a set of 20k members) cost O(state) instead of O(delta). Instead, a write that changes a
-//! key only records the key's slot in `dirty`; [`Keyspace::refresh`] rehashes the dirty keys and
+//! key only flags its entry and queues its key hash in `dirty` (a flag test and a vector push: no
+//! search, no allocation once warm); [`Keyspace::refresh`] rehashes the dirty keys and
 //! moves their Merkle paths, and every reader of node hashes refreshes first (anti-entropy before
 //! it builds a probe, a diff or a leaf listing) or computes around the dirty keys
 //! ([`Keyspace::root`]). A key written N times between two reads is encoded once.
@@ -21,12 +22,13 @@
 //!   [`KeyState`]; keys are never removed.
 //! - Each entry's `hash` is the item hash it currently contributes to the tree, and every Merkle
 //!   node holds the wrapping sum of the `hash`es of the keys below it (always, dirty or not).
-//! - An entry whose slot is not in `dirty` has `hash` = the hash of its key and the canonical
-//!   encoding of its state. So after [`Keyspace::refresh`] (`dirty` empty) every node is the sum
+//! - An entry not flagged `dirty` has `hash` = the hash of its key and the canonical encoding of
+//!   its state; the key hash of every flagged entry is in `dirty`, once (so `dirty` is bounded
+//!   by the keyspace). So after [`Keyspace::refresh`] (`dirty` empty) every node is the sum
 //!   of the true item hashes below it, and the root is the sum over the keyspace (checked in
 //!   debug builds by [`Keyspace::check`]).
 //! - Equality and `Hash` of a keyspace depend only on its keys and states (and the tree's
-//!   shape): the hashes, the node sums and the dirty set are derived data, and two replicas
+//!   shape): the hashes, the node sums and the dirty flags are derived data, and two replicas
 //!   holding the same states must compare equal however recently either refreshed (model
 //!   checkers deduplicate states by `Eq` and `Hash`).
 
@@ -34,7 +36,7 @@ use super::api::{Key, KeyKind, Scalar, Value};
 use super::codec::put_state;
 use crate::{GCounter, Lattice, LwwRegister, MvRegister, OrSet, PnCounter};
 use smallvec::SmallVec;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
@@ -156,13 +158,15 @@ pub(crate) fn key_hash(key: &[u8]) -> u64 {
 /// One key with its state and the item hash it contributes to the tree (up to date unless its
 /// slot is dirty).
 ///
-/// Equality and `Hash` ignore `hash`: it is derived from the key and the state, and is stale
-/// while the key is dirty, which must not make two equal keyspaces differ.
+/// Equality and `Hash` ignore `hash` and `dirty`: they are derived from the key and the state
+/// (`hash` is stale while `dirty`), which must not make two equal keyspaces differ.
 #[derive(Clone, Debug)]
 struct KeyEntry {
     key: Key,
     state: KeyState,
     hash: u64,
+    /// Changed since the last refresh; its key hash is then queued in [`Keyspace`]'s `dirty`.
+    dirty: bool,
 }
 
 impl PartialEq for KeyEntry {
@@ -350,15 +354,16 @@ pub(crate) struct Keyspace {
     slots: BTreeMap<u64, Slot>,
     len: usize,
     tree: Merkle,
-    /// The key hashes of the slots holding a key changed since the last refresh. At most one per
-    /// key, so bounded by the keyspace; emptied by every refresh.
-    dirty: BTreeSet<u64>,
+    /// The key hashes of the entries flagged dirty, each once (pushed when the flag is set), so
+    /// bounded by the keyspace; emptied by every refresh. Its order is the order of the writes,
+    /// which no result depends on: the node sums commute.
+    dirty: Vec<u64>,
     scratch: Scratch,
 }
 
 impl PartialEq for Keyspace {
     fn eq(&self, other: &Self) -> bool {
-        // The states alone: the hashes, node sums and dirty set derive from them.
+        // The states alone: the hashes, node sums and dirty flags derive from them.
         self.len == other.len
             && self.tree.bits == other.tree.bits
             && self.tree.depth == other.tree.depth
@@ -381,7 +386,7 @@ impl Keyspace {
             slots: BTreeMap::new(),
             len: 0,
             tree: Merkle::new(fanout_bits, depth),
-            dirty: BTreeSet::new(),
+            dirty: Vec::new(),
             scratch: Scratch::default(),
         }
     }
@@ -406,16 +411,17 @@ impl Keyspace {
     /// Rehashes every key changed since the last refresh and moves its Merkle path by the
     /// difference. Costs one state encoding per dirty key, however often it was written.
     pub(crate) fn refresh(&mut self) {
-        while let Some(kh) = self.dirty.pop_first() {
+        for kh in std::mem::take(&mut self.dirty) {
             // A dirty slot always exists (keys are never removed); a missing one has nothing
             // to rehash.
             let Some(slot) = self.slots.get_mut(&kh) else {
                 continue;
             };
-            for e in slot.iter_mut() {
+            for e in slot.iter_mut().filter(|e| e.dirty) {
                 let h = item_hash(&mut self.scratch.0, kh, &e.state);
                 self.tree.add(kh, h.wrapping_sub(e.hash));
                 e.hash = h;
+                e.dirty = false;
             }
         }
     }
@@ -427,7 +433,7 @@ impl Keyspace {
         let mut buf = Vec::new();
         let mut root = self.tree.root();
         for kh in &self.dirty {
-            for e in self.slots.get(kh).into_iter().flatten() {
+            for e in self.slots.get(kh).into_iter().flatten().filter(|e| e.dirty) {
                 root = root.wrapping_add(item_hash(&mut buf, *kh, &e.state).wrapping_sub(e.hash));
             }
         }
@@ -444,11 +450,12 @@ impl Keyspace {
     }
 
     /// Runs `f` on the state of `key` (`None` if absent; `f` may create it, never remove it)
-    /// and marks the key dirty if `f` reports a change or created it. Returns `f`'s result and
-    /// whether the state changed.
+    /// and marks the key dirty if `f` reports a change or created it, or always with
+    /// `mark_always`. Returns `f`'s result and whether the state changed.
     fn update<R>(
         &mut self,
         key: &[u8],
+        mark_always: bool,
         f: impl FnOnce(&mut Option<KeyState>) -> (R, bool),
     ) -> (R, bool) {
         let kh = key_hash(key);
@@ -458,23 +465,27 @@ impl Keyspace {
         let mut state = pos.map(|i| std::mem::replace(&mut slot[i].state, KeyState::bottom()));
         let existed = state.is_some();
         let (out, changed) = f(&mut state);
-        match (pos, state) {
-            (Some(i), Some(s)) => slot[i].state = s,
+        let (i, changed) = match (pos, state) {
+            (Some(i), Some(s)) => {
+                slot[i].state = s;
+                (i, changed)
+            }
             (None, Some(s)) => {
                 // Contributes nothing to the tree until the refresh hashes it.
                 slot.push(KeyEntry {
                     key: key.into(),
                     state: s,
                     hash: 0,
+                    dirty: false,
                 });
                 self.len += 1;
+                (slot.len() - 1, true)
             }
-            (Some(_), None) => {
+            (Some(i), None) => {
                 // A key is never removed; should `f` try, the key stays at the bottom state
                 // and is rehashed like any change.
                 debug_assert!(false, "a key is never removed");
-                self.dirty.insert(kh);
-                return (out, true);
+                (i, true)
             }
             (None, None) => {
                 if slot.is_empty() {
@@ -482,10 +493,11 @@ impl Keyspace {
                 }
                 return (out, false);
             }
-        }
-        let changed = changed || !existed;
-        if changed {
-            self.dirty.insert(kh);
+        };
+        debug_assert!(existed || changed);
+        if (changed || mark_always) && !slot[i].dirty {
+            slot[i].dirty = true;
+            self.dirty.push(kh);
         }
         (out, changed)
     }
@@ -501,8 +513,7 @@ impl Keyspace {
         key: &[u8],
         f: impl FnOnce(&mut Option<KeyState>) -> R,
     ) -> (R, bool) {
-        let kh = key_hash(key);
-        let (out, changed) = self.update(key, |slot| {
+        self.update(key, true, |slot| {
             #[cfg(debug_assertions)]
             let small = match &*slot {
                 Some(s) => small_clone(s).map(Some),
@@ -520,17 +531,13 @@ impl Keyspace {
                 );
             }
             (out, changed)
-        });
-        if self.slots.contains_key(&kh) {
-            self.dirty.insert(kh);
-        }
-        (out, changed)
+        })
     }
 
     /// Joins `state` into `key`; returns whether the key changed and whether its kind conflicted
     /// with the state joined in.
     pub(crate) fn join(&mut self, key: &[u8], state: KeyState) -> (bool, bool) {
-        let (conflict, changed) = self.update(key, |slot| match slot {
+        let (conflict, changed) = self.update(key, false, |slot| match slot {
             Some(s) => {
                 let conflict = s.kind() != state.kind();
                 // `s ⊔ state = s` exactly when `state ≤ s`: nothing to join, nothing to rehash.
@@ -595,7 +602,10 @@ impl Keyspace {
         for (&kh, slot) in &self.slots {
             for e in slot {
                 let h = item_hash(&mut buf, kh, &e.state);
-                if key_hash(&e.key) != kh || (h != e.hash && !self.dirty.contains(&kh)) {
+                if key_hash(&e.key) != kh
+                    || (h != e.hash && !e.dirty)
+                    || (e.dirty && !self.dirty.contains(&kh))
+                {
                     return false;
                 }
                 stored.add(kh, e.hash);
@@ -607,6 +617,7 @@ impl Keyspace {
             && len == self.len
             && root == self.root()
             && self.dirty.iter().all(|kh| self.slots.contains_key(kh))
+            && self.dirty.len() == self.slots.values().flatten().filter(|e| e.dirty).count()
     }
 }
 
