@@ -11,13 +11,19 @@
 //! A second group times [`Durable::apply`] on a large stored log: what a persisting shell (the
 //! simulator's disk) pays per delta.
 //!
+//! A third group, `sadd into one set`, measures the per-operation cost of `SADD` of a fresh
+//! member into one set that already holds 0, 1,000 or 20,000 members, at a single replica: a
+//! write must cost the same whatever the size of its key (the keyspace hashes a changed key
+//! lazily, once per anti-entropy read, not once per write). Each iteration adds `SADD_OPS` fresh
+//! members to a clone of the prepared replica; the clone is set-up, not measured.
+//!
 //! Run with `cargo bench -p converge-core --bench replica`.
 
 use converge_core::replica::{
     Config, Consistency, Durable, DurableDelta, Entry, Key, KeyState, Op, Replica, Request, Scalar,
 };
 use converge_core::{GCounter, HlcTimestamp, ReplicaId, VectorClock};
-use criterion::{Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput};
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::time::Duration;
@@ -132,6 +138,32 @@ fn bench_durable_apply(c: &mut Criterion) {
     assert_eq!(durable.oplog.len() as u64, 3 * STORED);
 }
 
+/// `SADD`s measured per iteration of the one-set group.
+const SADD_OPS: u64 = 200;
+
+fn sadd(r: &mut Replica, now: u64, id: u64, member: u64) {
+    r.handle_request(
+        now,
+        Request {
+            id,
+            key: (*b"set").into(),
+            op: Op::SetAdd(Scalar::Int(member as i64)),
+            consistency: Consistency::LocalOne,
+            token: None,
+        },
+    );
+    while r.poll_reply().is_some() {}
+}
+
+/// One replica alone whose key `set` holds `members` members.
+fn prepared_set(members: u64) -> Replica {
+    let mut r = Replica::new(Config::grid(0, 1, 1), 0).expect("valid config");
+    for m in 0..members {
+        sadd(&mut r, m / 64, m, m);
+    }
+    r
+}
+
 fn main() {
     let keys: Vec<Key> = (0..KEYS)
         .map(|i| format!("key:{i:05}").into_bytes().into_boxed_slice())
@@ -146,5 +178,25 @@ fn main() {
     });
     group.finish();
     bench_durable_apply(&mut c);
+
+    let mut group = c.benchmark_group("sadd into one set");
+    group.throughput(Throughput::Elements(SADD_OPS));
+    for members in [0u64, 1_000, 20_000] {
+        let base = prepared_set(members);
+        group.bench_function(format!("{members} members"), |b| {
+            b.iter_batched(
+                || base.clone(),
+                |mut r| {
+                    for i in 0..SADD_OPS {
+                        let m = members + i;
+                        sadd(&mut r, members / 64 + 1, m, m);
+                    }
+                    r
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
     c.final_summary();
 }

@@ -5,9 +5,12 @@
 //! Fixed fan-out `2^merkle_fanout_bits` and depth `merkle_depth` (16 × 3 levels by default,
 //! 4096 leaves). A key sits in the leaf named by the top bits of `xxh3(key)`; its item hash is
 //! `xxh3(canonical state, seed = xxh3(key))`; a node holds the wrapping sum of the item hashes
-//! below it. The keyspace updates the leaf and its ancestors on every change (O(depth)), so a
-//! round never rehashes anything. Sums make the tree independent of insertion order; a 64-bit
-//! collision is the (accepted) way two different keyspaces could look equal.
+//! below it. A write only marks its key dirty; before a replica reads node hashes — to start a
+//! round, answer a probe or descend a diff — it refreshes the keyspace: rehashes each dirty key
+//! once, however often it was written, and moves its leaf and ancestors by the difference
+//! (O(depth) each). A write thus costs O(delta), not O(size of the key), and a round rehashes
+//! only what changed since the last one. Sums make the tree independent of insertion order; a
+//! 64-bit collision is the (accepted) way two different keyspaces could look equal.
 //!
 //! # A round
 //! Every `ae_interval_ms` (plus seeded jitter) a replica *pulls* from each neighbour it is not
@@ -160,7 +163,7 @@ impl Replica {
         let probe = AeProbe {
             round: id,
             level: 0,
-            nodes: vec![(0, self.keys.tree().root())],
+            nodes: vec![(0, self.keys.fresh_tree().root())],
         };
         self.send(p, PeerMsg::AeProbe(probe));
     }
@@ -174,6 +177,8 @@ impl Replica {
 
     /// Responder: compare the probed nodes, answer with the differing ones or their keys.
     pub(super) fn on_ae_probe(&mut self, from: ReplicaId, probe: AeProbe) {
+        // The comparison must see every write so far (see "The tree").
+        self.keys.refresh();
         let tree = self.keys.tree();
         if probe.level > tree.depth()
             || probe
@@ -250,6 +255,8 @@ impl Replica {
             self.metrics.0.stale_replies += 1;
             return;
         }
+        // The child hashes we send must reflect every write so far (see "The tree").
+        self.keys.refresh();
         let tree = self.keys.tree();
         let claim_ok = match &diff.claim {
             Some(c) => {
@@ -352,5 +359,107 @@ impl Replica {
             // Senders stuck behind a truncation point learn that we moved on.
             self.ack_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ReplicaId;
+    use crate::replica::{Config, Consistency, KeyState, Op, Replica, Request, Scalar};
+
+    fn sadd(r: &mut Replica, now: u64, member: i64) {
+        r.handle_request(
+            now,
+            Request {
+                id: member as u64,
+                key: (*b"s").into(),
+                op: Op::SetAdd(Scalar::Int(member)),
+                consistency: Consistency::LocalOne,
+                token: None,
+            },
+        );
+    }
+
+    /// Delivers every transmit (except those of replica `mute`, dropped) until none is left.
+    fn pump(rs: &mut [Replica], now: u64, mute: Option<usize>) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            for i in 0..rs.len() {
+                rs[i].handle_timeout(now);
+                let from = rs[i].id();
+                while let Some(t) = rs[i].poll_transmit() {
+                    if mute == Some(i) {
+                        continue;
+                    }
+                    moved = true;
+                    rs[t.to.0 as usize].handle_message(now, from, &t.payload);
+                }
+                while rs[i].poll_reply().is_some() {}
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the exchange did not settle in 10,000 rounds");
+    }
+
+    fn members(r: &Replica) -> usize {
+        match r.get(b"s") {
+            Some(KeyState::Set(s)) => s.len(),
+            _ => 0,
+        }
+    }
+
+    /// Writes only mark keys dirty; if a replica compared or sent node hashes without
+    /// refreshing first, its tree would still show the set as it was at the last round, equal
+    /// to the stale peer's, and the round would "complete" — claiming the frontier — without
+    /// shipping the missing members.
+    #[test]
+    fn anti_entropy_sees_every_write_to_a_set_made_since_the_last_round() {
+        let mut rs: Vec<Replica> = (0..2)
+            .map(|i| {
+                let mut c = Config::grid(i, 2, 1);
+                // Truncate early, so only anti-entropy can repair; no periodic rounds.
+                c.oplog_entries_max = 4;
+                c.ae_interval_ms = 1_000_000_000;
+                Replica::new(c, 0).expect("valid config")
+            })
+            .collect();
+        let mut now = 1;
+        for m in 0..50 {
+            sadd(&mut rs[0], now, m);
+        }
+        pump(&mut rs, now, None);
+        // A first round: both trees are read (and refreshed) with 50 members.
+        rs[1].start_anti_entropy(now, ReplicaId(0));
+        pump(&mut rs, now, None);
+        assert_eq!((members(&rs[0]), members(&rs[1])), (50, 50));
+        assert_eq!(rs[0].root_hash(), rs[1].root_hash());
+        // Many more writes to the same set, none of which reaches replica 1.
+        for m in 50..350 {
+            sadd(&mut rs[0], now, m);
+            if m % 16 == 0 {
+                now += 1;
+                pump(&mut rs, now, Some(0));
+            }
+        }
+        pump(&mut rs, now, Some(0));
+        assert!(
+            rs[0].stats().counters.truncated_cap > 0,
+            "the cap truncated"
+        );
+        assert_eq!((members(&rs[0]), members(&rs[1])), (350, 50));
+        assert_ne!(rs[0].root_hash(), rs[1].root_hash());
+        // Anti-entropy must ship the set.
+        now += 1;
+        rs[1].start_anti_entropy(now, ReplicaId(0));
+        pump(&mut rs, now, None);
+        assert!(
+            rs[1].stats().counters.ae_keys_repaired > 0,
+            "no key was shipped"
+        );
+        assert_eq!(rs[1].get(b"s"), rs[0].get(b"s"));
+        assert_eq!(rs[0].root_hash(), rs[1].root_hash());
+        assert!(rs[0].keys.is_fresh() && rs[0].keys.check() && rs[1].keys.check());
     }
 }

@@ -476,8 +476,10 @@ impl Replica {
     }
 
     /// The Merkle root: equal roots mean equal keyspaces (up to a 64-bit hash collision).
+    /// Rehashes the keys written since anti-entropy last read the tree, without storing the
+    /// result.
     pub fn root_hash(&self) -> u64 {
-        self.keys.tree().root()
+        self.keys.root()
     }
 
     /// The last time seen.
