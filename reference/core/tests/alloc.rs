@@ -102,9 +102,14 @@ fn a_counter_write_costs_few_allocations_across_three_replicas() {
     // over about 21 entries per batch. It was 9.75 before the in-place merge (a temporary per
     // counter join at each receiver) and the moved key (a copy per write). Keeping the delta
     // inline brought it to 3.84 but measured slower overall; see `VectorClock`.
+    //
+    // Debug builds add exactly three: the keyspace's cross-checks of its change witness clone a
+    // small state once per apply, at the origin and at each receiver (`keyspace.rs`,
+    // `small_clone`); release builds, which the bound is about, make none of them.
+    let bound = if cfg!(debug_assertions) { 10.0 } else { 7.0 };
     assert!(
-        per_op <= 7.0,
-        "{per_op:.2} allocations per counter write (bound 7.0; was 9.75)"
+        per_op <= bound,
+        "{per_op:.2} allocations per counter write (bound {bound:.1}; release was 9.75 before, 6.75 after)"
     );
     // Every replica saw every write.
     for r in &replicas {
