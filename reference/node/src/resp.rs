@@ -6,8 +6,9 @@
 //!
 //! # Decoder invariants
 //! - [`decode`] never panics and never allocates more than the command it returns, which the
-//!   [`Limits`] bound: `array_len_max` arguments of at most `bulk_bytes_max` bytes each, and no
-//!   header or inline line longer than `line_bytes_max`. A length above a limit is refused as
+//!   [`Limits`] bound: `array_len_max` arguments of at most `bulk_bytes_max` bytes each (an
+//!   inline command's arguments: at most `line_bytes_max` together), and no header or inline
+//!   line longer than `line_bytes_max`. A length above a limit is refused as
 //!   soon as its header is complete, before any of its payload arrives.
 //! - It is *restartable*: it looks only at the bytes it is given and consumes nothing until a
 //!   whole command is there, so a command split at any byte boundary decodes to the same result

@@ -215,20 +215,9 @@ pub(crate) struct Journal {
 
 #[cfg(test)]
 mod tests {
+    use super::super::oplog::tests::entry;
     use super::*;
-    use crate::{GCounter, HlcTimestamp};
     use proptest::prelude::*;
-
-    fn entry(origin: u64, seq: u64) -> Entry {
-        Entry {
-            origin: ReplicaId(origin),
-            seq,
-            stamp: HlcTimestamp::new(seq, 0),
-            deps: VectorClock::new(),
-            key: b"k".as_slice().into(),
-            delta: super::super::keyspace::KeyState::Counter(GCounter::new()),
-        }
-    }
 
     /// The former `apply`: extend, truncate, sort the whole log and keep each origin's last
     /// gap-free run. The reference the delta-proportional version must agree with.

@@ -221,11 +221,12 @@ impl Oplog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::GCounter;
 
-    fn entry(origin: u64, seq: u64) -> Entry {
+    /// An entry of `origin` numbered `seq` with an empty counter delta (shared with `durable`'s tests).
+    pub(in crate::replica) fn entry(origin: u64, seq: u64) -> Entry {
         Entry {
             origin: ReplicaId(origin),
             seq,
