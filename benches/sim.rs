@@ -12,6 +12,10 @@ use converge::simulate::{Plan, run_seed};
 use converge_conformance::harness::nemesis::Fault;
 use criterion::{Criterion, Throughput};
 
+/// The allocator the `converge` binary uses, so this bench measures what `converge sim` runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn plan(workload: &str, faults: &[Fault], ops: u64) -> Plan {
     Plan {
         workloads: vec![workload.to_string()],

@@ -124,8 +124,9 @@ pub enum Outcome {
     },
     /// No reply in time, or an indefinite error: the operation may or may not have happened.
     Info {
-        /// Why the outcome is unknown.
-        reason: String,
+        /// Why the outcome is unknown. Borrowed for the fixed reasons: every operation starts
+        /// as "no reply" until its reply comes, and that needs no string of its own.
+        reason: Cow<'static, str>,
     },
 }
 

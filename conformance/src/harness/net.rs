@@ -9,6 +9,10 @@
 use super::rng::Dice;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The arrival times (ms) of the copies of one message: none, one, or two. Inline, because every
+/// message the harness routes gets one.
+pub type Arrivals = smallvec::SmallVec<[u64; 2]>;
+
 /// Fault probabilities and latencies, all derived from the seed and the chosen nemeses.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct NetConfig {
@@ -86,15 +90,15 @@ impl Network {
 
     /// Arrival times (ms) of the copies of a message sent `from` → `to` at `now_ms`: none if lost
     /// or cut, two if duplicated.
-    pub fn route(&mut self, from: usize, to: usize, now_ms: u64) -> Vec<u64> {
+    pub fn route(&mut self, from: usize, to: usize, now_ms: u64) -> Arrivals {
         self.stats.sent += 1;
         if self.cut.contains(&(from, to)) {
             self.stats.cut += 1;
-            return Vec::new();
+            return Arrivals::new();
         }
         if self.dice.chance(self.config.loss) {
             self.stats.lost += 1;
-            return Vec::new();
+            return Arrivals::new();
         }
         let copies = if self.dice.chance(self.config.duplicate) {
             self.stats.duplicated += 1;
@@ -102,7 +106,7 @@ impl Network {
         } else {
             1
         };
-        let mut arrivals = Vec::with_capacity(copies);
+        let mut arrivals = Arrivals::new();
         for _ in 0..copies {
             let delay =
                 self.config.latency_ms_min + self.dice.exponential(self.config.latency_ms_mean);

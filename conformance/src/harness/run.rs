@@ -802,7 +802,7 @@ impl Loop<'_> {
                     None,
                     now,
                     Outcome::Info {
-                        reason: format!("no reply within {timeout} ms"),
+                        reason: format!("no reply within {timeout} ms").into(),
                     },
                 );
             }
@@ -984,7 +984,7 @@ impl Loop<'_> {
                 let outcome = match msg.error_code() {
                     Some(code) if error_is_definite(code) => Outcome::Fail { code },
                     Some(code) => Outcome::Info {
-                        reason: format!("indefinite error {code}"),
+                        reason: format!("indefinite error {code}").into(),
                     },
                     None => Outcome::Ok {
                         reply: msg.body.into(),
