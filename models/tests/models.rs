@@ -55,7 +55,8 @@ fn sessions_the_real_replica_reads_your_writes_across_regions() {
     assert!(!discovered(&report, sessions::READ_YOUR_WRITES));
     assert!(discovered(&report, sessions::READ_COMPLETES));
     assert!(discovered(&report, sessions::WAITED_READ_COMPLETES));
-    assert_eq!(report.unique_states, 8_363);
+    // 8,363 before acks rode on batches (the models' batch delay of 1 ms now delays each ack).
+    assert_eq!(report.unique_states, 7_934);
 }
 
 #[test]
@@ -77,7 +78,8 @@ fn sessions_actor_the_real_replica_as_an_actor_reads_your_writes() {
     let report = check("sessions-actor");
     assert!(!discovered(&report, sessions::READ_YOUR_WRITES));
     assert!(discovered(&report, sessions::READ_COMPLETES));
-    assert_eq!(report.unique_states, 1_413);
+    // 1,413 before acks rode on batches.
+    assert_eq!(report.unique_states, 1_291);
 }
 
 #[test]

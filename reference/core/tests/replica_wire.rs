@@ -107,17 +107,24 @@ fn real_messages_round_trip() {
         assert_eq!(PeerMsg::decode(&m.encode()).as_ref(), Ok(&m));
     }
     assert!(
-        kinds.len() >= 5,
-        "batches, acks, routed and AE messages were all seen"
+        kinds.len() >= 6,
+        "batches, acks, acked batches, routed and AE messages were all seen: {kinds:?}"
     );
     assert!(
-        msgs.iter().any(|m| m.get(3) == Some(&1)),
+        kinds.contains(&7),
+        "some batch carried an ack (the batch delay leaves acks owed until the next batch)"
+    );
+    // `encode` never compresses, so a message that re-encodes longer was compressed.
+    assert!(
+        msgs.iter()
+            .any(|m| PeerMsg::decode(m).is_ok_and(|d| d.encode().len() > m.len())),
         "some batch was compressed"
     );
     assert!(
         msgs.iter().any(|m| matches!(
             PeerMsg::decode(m),
-            Ok(PeerMsg::Batch(entries)) if entries.iter().any(|e| !e.deps.is_empty())
+            Ok(PeerMsg::Batch(entries) | PeerMsg::AckedBatch { entries, .. })
+                if entries.iter().any(|e| !e.deps.is_empty())
         )),
         "some entry carried dependencies"
     );
@@ -345,4 +352,113 @@ proptest! {
         let enc = a.encode();
         prop_assert_eq!(KeyState::decode(&enc), Ok(a));
     }
+}
+
+fn incr(id: u64) -> Request {
+    Request {
+        id,
+        key: b"k".as_slice().into(),
+        op: Op::Incr(1),
+        consistency: Consistency::LocalOne,
+        token: None,
+    }
+}
+
+fn transmits(r: &mut Replica) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| r.poll_transmit().map(|t| t.payload)).collect()
+}
+
+fn pair(batch_delay_ms: u64) -> (Replica, Replica) {
+    let node = |i| {
+        let mut c = Config::grid(i, 2, 1);
+        c.batch_delay_ms = batch_delay_ms;
+        Replica::new(c, 0).expect("valid config")
+    };
+    (node(0), node(1))
+}
+
+/// The message tags of `frames`, in order (the byte after magic and version).
+fn tags(frames: &[Vec<u8>]) -> Vec<u8> {
+    frames.iter().map(|f| f[2]).collect()
+}
+
+#[test]
+fn an_owed_ack_rides_on_the_next_batch_or_goes_alone_at_the_flush() {
+    let (mut r0, mut r1) = pair(1);
+    r0.handle_request(0, incr(1));
+    r0.handle_timeout(1);
+    let batch = transmits(&mut r0);
+    assert_eq!(tags(&batch), [1], "a plain batch: r0 owes r1 nothing");
+    // r1 applies it and owes r0 an ack, which waits for r1's flush.
+    r1.handle_message(2, ReplicaId(0), &batch[0]);
+    assert!(transmits(&mut r1).is_empty(), "no ack before the flush");
+    assert_eq!(r1.poll_timeout(), Some(3), "the owed ack armed the flush");
+    // r1 writes before its flush: the ack rides on that batch, and nothing goes alone.
+    r1.handle_request(2, incr(2));
+    r1.handle_timeout(3);
+    let acked = transmits(&mut r1);
+    assert_eq!(tags(&acked), [7]);
+    match PeerMsg::decode(&acked[0]) {
+        Ok(PeerMsg::AckedBatch { ack, entries }) => {
+            assert_eq!(ack.frontier.get(ReplicaId(0)), 1, "acks r0's write");
+            assert_eq!(entries.len(), 1);
+        }
+        other => panic!("expected an acked batch, got {other:?}"),
+    }
+    let c1 = r1.stats().counters;
+    assert_eq!((c1.acks_sent, c1.acks_piggybacked), (1, 1));
+    // r0 takes both halves; it has nothing to send back, so its ack goes alone at its flush.
+    r0.handle_message(4, ReplicaId(1), &acked[0]);
+    let c0 = r0.stats().counters;
+    assert_eq!((c0.batches_received, c0.acks_received), (1, 1));
+    assert_eq!(
+        r0.stats().peer_lag,
+        vec![(ReplicaId(1), 0)],
+        "r1 acknowledged"
+    );
+    assert!(transmits(&mut r0).is_empty());
+    r0.handle_timeout(5);
+    assert_eq!(tags(&transmits(&mut r0)), [2]);
+    assert_eq!(r0.stats().counters.acks_piggybacked, 0);
+}
+
+#[test]
+fn without_a_batch_delay_every_batch_is_acked_at_once() {
+    let (mut r0, mut r1) = pair(0);
+    r0.handle_request(0, incr(1));
+    let batch = transmits(&mut r0);
+    assert_eq!(tags(&batch), [1]);
+    r1.handle_message(1, ReplicaId(0), &batch[0]);
+    assert_eq!(tags(&transmits(&mut r1)), [2]);
+}
+
+#[test]
+fn an_acked_batch_with_a_forged_ack_is_refused_whole() {
+    let (mut r0, mut r1) = pair(1);
+    r0.handle_request(0, incr(1));
+    r0.handle_timeout(1);
+    let Ok(PeerMsg::Batch(entries)) = PeerMsg::decode(&transmits(&mut r0)[0]) else {
+        panic!("expected a batch");
+    };
+    // Claims r1's write number 9, which r1 never issued.
+    let forged = PeerMsg::AckedBatch {
+        ack: converge_core::replica::Ack {
+            frontier: [(ReplicaId(1), 9)].into_iter().collect(),
+            table: vec![],
+        },
+        entries,
+    };
+    let bytes = forged.encode();
+    assert_eq!(
+        PeerMsg::decode(&bytes).as_ref(),
+        Ok(&forged),
+        "it round-trips"
+    );
+    r1.handle_message(2, ReplicaId(0), &bytes);
+    assert_eq!(r1.stats().counters.invalid_messages, 1);
+    assert_eq!(
+        r1.frontier().get(ReplicaId(0)),
+        0,
+        "its valid entries were not applied"
+    );
 }

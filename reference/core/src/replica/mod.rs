@@ -243,6 +243,8 @@ pub struct Counters {
     pub acks_sent: u64,
     /// Acks received.
     pub acks_received: u64,
+    /// Acks sent on a batch rather than alone (counted in `acks_sent` too).
+    pub acks_piggybacked: u64,
     /// Anti-entropy rounds started (as puller).
     pub ae_rounds: u64,
     /// Rounds that completed.
@@ -554,6 +556,17 @@ impl Replica {
         match msg {
             PeerMsg::Batch(entries) => self.on_batch(from, entries),
             PeerMsg::Ack(ack) => self.on_ack(from, ack),
+            PeerMsg::AckedBatch { ack, entries } => {
+                // Refused whole if either part is: nothing of an invalid message is applied.
+                if !self.batch_is_sane(&entries) || !self.ack_is_sane(&ack) {
+                    self.metrics.0.invalid_messages += 1;
+                } else {
+                    // The entries first: they leave an ack owed to `from`, which the batches
+                    // the ack may release then carry.
+                    self.on_batch(from, entries);
+                    self.on_ack(from, ack);
+                }
+            }
             PeerMsg::Routed(m) => self.on_routed(from, m),
             PeerMsg::AeProbe(p) => self.on_ae_probe(from, p),
             PeerMsg::AeDiff(d) => self.on_ae_diff(from, d),

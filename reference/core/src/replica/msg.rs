@@ -9,7 +9,9 @@
 //! A batch body starts with a flags byte: bit 0 set means the rest is a varint uncompressed
 //! length followed by an LZ4 block of `count, entries…`; clear means `count, entries…` as is.
 //! The announced length is checked against the message limit before anything is allocated, and
-//! the block must decompress to exactly that length.
+//! the block must decompress to exactly that length. An acked batch (tag 7) is an ack's body
+//! followed by a batch body: the sender's cumulative acknowledgement riding on the entries it
+//! was sending anyway, so that two neighbours writing to each other exchange half the messages.
 //!
 //! # Invariants
 //! - [`PeerMsg::decode`] never panics, allocates at most what the limit allows, and refuses
@@ -45,6 +47,7 @@ const TAG_ROUTED: u8 = 3;
 const TAG_AE_PROBE: u8 = 4;
 const TAG_AE_DIFF: u8 = 5;
 const TAG_AE_KEYS: u8 = 6;
+const TAG_ACKED_BATCH: u8 = 7;
 
 const ROUTED_QUERY: u8 = 0;
 const ROUTED_QUERY_REPLY: u8 = 1;
@@ -56,6 +59,14 @@ pub enum PeerMsg {
     Batch(Vec<Entry>),
     /// The sender's frontier after applying a batch: a cumulative acknowledgement.
     Ack(Ack),
+    /// A batch that also carries the sender's cumulative acknowledgement: what a replica sends
+    /// when it owes a neighbour an ack and has entries for it at the same time.
+    AckedBatch {
+        /// The acknowledgement, as [`PeerMsg::Ack`] would carry it.
+        ack: Ack,
+        /// The entries, as [`PeerMsg::Batch`] would carry them.
+        entries: Vec<Entry>,
+    },
     /// A point-to-point message, relayed hop by hop along the topology's routes.
     Routed(Routed),
     /// Anti-entropy: the puller's Merkle hashes of some nodes of one level.
@@ -176,6 +187,15 @@ impl PeerMsg {
                 out.push(TAG_ACK);
                 put_ack(&mut out, ack);
             }
+            PeerMsg::AckedBatch { ack, entries } => {
+                out.push(TAG_ACKED_BATCH);
+                put_ack(&mut out, ack);
+                out.push(0);
+                put_varint(&mut out, entries.len() as u64);
+                for e in entries {
+                    e.encode_into(&mut out);
+                }
+            }
             PeerMsg::Routed(m) => {
                 out.push(TAG_ROUTED);
                 put_replica(&mut out, m.src);
@@ -263,27 +283,13 @@ impl PeerMsg {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let msg = match r.u8()? {
-            TAG_BATCH => match r.u8()? {
-                0 => PeerMsg::Batch(read_entries(&mut r)?),
-                1 => {
-                    let raw_len = r.varint()?;
-                    if raw_len > max_bytes as u64 {
-                        return Err(DecodeError::TooLong(raw_len));
-                    }
-                    let mut raw = vec![0u8; raw_len as usize];
-                    let n = lz4_flex::block::decompress_into(r.rest(), &mut raw)
-                        .map_err(|_| DecodeError::Decompress)?;
-                    if n != raw.len() {
-                        return Err(DecodeError::Decompress);
-                    }
-                    let mut inner = Reader::new(&raw);
-                    let entries = read_entries(&mut inner)?;
-                    inner.finish()?;
-                    PeerMsg::Batch(entries)
-                }
-                f => return Err(DecodeError::UnknownTag(f)),
-            },
+            TAG_BATCH => PeerMsg::Batch(read_batch_body(&mut r, max_bytes)?),
             TAG_ACK => PeerMsg::Ack(read_ack(&mut r)?),
+            TAG_ACKED_BATCH => {
+                let ack = read_ack(&mut r)?;
+                let entries = read_batch_body(&mut r, max_bytes)?;
+                PeerMsg::AckedBatch { ack, entries }
+            }
             TAG_ROUTED => {
                 let src = read_replica(&mut r)?;
                 let dst = read_replica(&mut r)?;
@@ -402,12 +408,31 @@ fn read_entries(r: &mut Reader<'_>) -> Result<Vec<Entry>, DecodeError> {
 }
 
 pub(crate) fn put_ack(out: &mut Vec<u8>, ack: &Ack) {
-    put_vv(out, &ack.frontier);
-    put_varint(out, ack.table.len() as u64);
-    for (r, vv) in &ack.table {
-        put_replica(out, *r);
+    put_ack_parts(out, &ack.frontier, ack.table.iter().map(|(r, vv)| (*r, vv)));
+}
+
+/// An ack's body from its parts (`table` sorted by replica), so that a replica encodes its ack
+/// from its own clocks without cloning them into an [`Ack`].
+pub(crate) fn put_ack_parts<'a, I>(out: &mut Vec<u8>, frontier: &VectorClock, table: I)
+where
+    I: Iterator<Item = (ReplicaId, &'a VectorClock)> + Clone,
+{
+    put_vv(out, frontier);
+    put_varint(out, table.clone().count() as u64);
+    for (r, vv) in table {
+        put_replica(out, r);
         put_vv(out, vv);
     }
+}
+
+/// The frame of an ack, from its parts (see [`put_ack_parts`]).
+pub(crate) fn ack_frame<'a, I>(frontier: &VectorClock, table: I) -> Vec<u8>
+where
+    I: Iterator<Item = (ReplicaId, &'a VectorClock)> + Clone,
+{
+    let mut out = vec![MSG_MAGIC, MSG_VERSION, TAG_ACK];
+    put_ack_parts(&mut out, frontier, table);
+    out
 }
 
 fn read_ack(r: &mut Reader<'_>) -> Result<Ack, DecodeError> {
@@ -424,29 +449,73 @@ fn read_ack(r: &mut Reader<'_>) -> Result<Ack, DecodeError> {
     Ok(Ack { frontier, table })
 }
 
+/// A batch body after its tag (and, in an acked batch, after the ack): the flags byte, then the
+/// entries, plain or LZ4-compressed. Reads to the end of the message.
+fn read_batch_body(r: &mut Reader<'_>, max_bytes: usize) -> Result<Vec<Entry>, DecodeError> {
+    match r.u8()? {
+        0 => read_entries(r),
+        1 => {
+            let raw_len = r.varint()?;
+            if raw_len > max_bytes as u64 {
+                return Err(DecodeError::TooLong(raw_len));
+            }
+            let mut raw = vec![0u8; raw_len as usize];
+            let n = lz4_flex::block::decompress_into(r.rest(), &mut raw)
+                .map_err(|_| DecodeError::Decompress)?;
+            if n != raw.len() {
+                return Err(DecodeError::Decompress);
+            }
+            let mut inner = Reader::new(&raw);
+            let entries = read_entries(&mut inner)?;
+            inner.finish()?;
+            Ok(entries)
+        }
+        f => Err(DecodeError::UnknownTag(f)),
+    }
+}
+
 /// Builds the frame of a batch from its encoded entries (`body` = the entries, `count` of
-/// them), compressing when the body reaches `threshold` bytes and compression pays.
-pub(crate) fn batch_frame(count: usize, body: &[u8], threshold: usize) -> Vec<u8> {
+/// them), compressing when the body reaches `threshold` bytes and compression pays. With `ack`
+/// (an ack's encoded body, see [`put_ack`]) the frame is an acked batch.
+pub(crate) fn batch_frame(
+    count: usize,
+    body: &[u8],
+    threshold: usize,
+    ack: Option<&[u8]>,
+) -> Vec<u8> {
+    let header = |flags: u8, out: &mut Vec<u8>| {
+        out.extend_from_slice(&[MSG_MAGIC, MSG_VERSION]);
+        match ack {
+            None => out.push(TAG_BATCH),
+            Some(ack) => {
+                out.push(TAG_ACKED_BATCH);
+                out.extend_from_slice(ack);
+            }
+        }
+        out.push(flags);
+    };
+    let ack_len = ack.map_or(0, <[u8]>::len);
     let mut plain = Vec::with_capacity(body.len() + 10);
     put_varint(&mut plain, count as u64);
     plain.extend_from_slice(body);
     if plain.len() >= threshold {
-        let mut out = vec![MSG_MAGIC, MSG_VERSION, TAG_BATCH, 1];
+        let mut out = Vec::with_capacity(ack_len + 16);
+        header(1, &mut out);
         put_varint(&mut out, plain.len() as u64);
-        let header = out.len();
+        let start = out.len();
         out.resize(
-            header + lz4_flex::block::get_maximum_output_size(plain.len()),
+            start + lz4_flex::block::get_maximum_output_size(plain.len()),
             0,
         );
-        if let Ok(n) = lz4_flex::block::compress_into(&plain, &mut out[header..])
+        if let Ok(n) = lz4_flex::block::compress_into(&plain, &mut out[start..])
             && n < plain.len()
         {
-            out.truncate(header + n);
+            out.truncate(start + n);
             return out;
         }
     }
-    let mut out = Vec::with_capacity(plain.len() + 4);
-    out.extend_from_slice(&[MSG_MAGIC, MSG_VERSION, TAG_BATCH, 0]);
+    let mut out = Vec::with_capacity(ack_len + plain.len() + 4);
+    header(0, &mut out);
     out.extend_from_slice(&plain);
     out
 }

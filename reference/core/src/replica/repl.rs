@@ -22,6 +22,17 @@
 //! re-sent batches are therefore harmless: the frontier only moves by in-order application, and
 //! joins are idempotent anyway.
 //!
+//! # Delayed acks
+//! With a batch delay (`batch_delay_ms > 0`) the ack a batch earns is not sent at once: the
+//! neighbour is marked as owed one (`Peer::ack_due`) and the flush timer is armed. The ack then
+//! rides on the next batch to that neighbour (an acked batch), whenever one is sent first; the
+//! flush sends it alone otherwise. Two neighbours that both take writes, the common case, thus
+//! exchange one message per batch instead of two. An ack is therefore late by at most the batch
+//! delay, which is what a quorum write waits longer; it is never lost for good, because the
+//! flush that follows every owed ack sends it (and a lost ack is repaired by the next, as
+//! before). With `batch_delay_ms == 0` (the models) every batch is acked at once, as it
+//! always was.
+//!
 //! # Causal delivery
 //! The next entry of an origin is applied only once the frontier covers its dependencies
 //! (`Entry::deps`, see `session`). Until then it is *parked* — held, unapplied and
@@ -48,7 +59,7 @@
 
 use super::api::Transmit;
 use super::config::Bug;
-use super::msg::{Ack, PeerMsg, batch_frame};
+use super::msg::{Ack, ack_frame, batch_frame, put_ack_parts};
 use super::oplog::Entry;
 use super::{KeyState, Replica};
 use crate::{ReplicaId, VectorClock};
@@ -115,6 +126,21 @@ impl Parked {
     }
 }
 
+/// What the ack `me` sends `to` tells of other replicas' frontiers: in gossip topologies, all
+/// it knows but `to`'s and its own; nothing in a full mesh, where every replica hears every ack
+/// first-hand.
+fn ack_table(
+    known: &BTreeMap<ReplicaId, VectorClock>,
+    gossip: bool,
+    me: ReplicaId,
+    to: ReplicaId,
+) -> impl Iterator<Item = (ReplicaId, &VectorClock)> + Clone {
+    known
+        .iter()
+        .filter(move |(r, _)| gossip && **r != to && **r != me)
+        .map(|(r, vv)| (*r, vv))
+}
+
 /// What a replica knows of one neighbour's replication.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Peer {
@@ -129,6 +155,9 @@ pub(crate) struct Peer {
     /// Consecutive retransmissions without ack progress; the timeout doubles with each, up to
     /// 16 times `retransmit_ms`, so a neighbour that is down costs one window per backoff.
     backoff: u8,
+    /// Whether this neighbour sent a batch since we last acknowledged (see § Delayed acks).
+    /// Whenever it is set, the flush timer is armed.
+    pub(crate) ack_due: bool,
 }
 
 impl Peer {
@@ -139,6 +168,7 @@ impl Peer {
             rto_at: None,
             known_sent: 0,
             backoff: 0,
+            ack_due: false,
         }
     }
 
@@ -165,19 +195,9 @@ impl Peer {
 impl Replica {
     /// Applies a batch from neighbour `from` and acknowledges it.
     pub(super) fn on_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
-        let me = self.id();
         self.metrics.0.batches_received += 1;
-        // Refuse the whole batch before applying anything if one entry is impossible: an origin
-        // outside the cluster, or one of our own writes we never issued — as an entry, or as a
-        // dependency, which could never be covered.
-        let members = &self.shared.members;
-        if entries.iter().any(|e| {
-            !members.contains(&e.origin)
-                || (e.origin == me && e.seq > self.last_seq)
-                || (!e.deps.is_empty()
-                    && (!e.deps.iter().all(|(o, _)| members.contains(&o))
-                        || e.deps.get(me) > self.last_seq))
-        }) {
+        // Refuse the whole batch before applying anything if one entry is impossible.
+        if !self.batch_is_sane(&entries) {
             self.metrics.0.invalid_messages += 1;
             return;
         }
@@ -229,7 +249,7 @@ impl Replica {
         if advanced {
             self.unpark();
         }
-        self.send_ack(from);
+        self.ack_later(from);
         if advanced {
             self.on_frontier_advanced();
         }
@@ -361,16 +381,26 @@ impl Replica {
         self.truncate_acked();
         let shared = self.shared.clone();
         for &p in &shared.neighbours {
+            // A batch to `p` carries what we owe it; an ack not carried goes alone.
             self.send_to(p);
-            if shared.gossip
-                && self
-                    .peers
-                    .get(&p)
-                    .is_some_and(|peer| peer.known_sent < self.known_version)
-            {
+            if self.peers.get(&p).is_some_and(|peer| {
+                peer.ack_due || (shared.gossip && peer.known_sent < self.known_version)
+            }) {
                 self.send_ack(p);
             }
         }
+    }
+
+    /// Acknowledges a batch from `to`: at once without a batch delay, otherwise at the next
+    /// flush, on a batch to `to` if one goes first (see § Delayed acks).
+    fn ack_later(&mut self, to: ReplicaId) {
+        if self.shared.config.batch_delay_ms == 0 {
+            return self.send_ack(to);
+        }
+        if let Some(peer) = self.peers.get_mut(&to) {
+            peer.ack_due = true;
+        }
+        self.schedule_flush();
     }
 
     /// Sends neighbour `p` batches of what it lacks, as far as the window allows.
@@ -382,6 +412,7 @@ impl Replica {
         };
         let mut sent_any = false;
         let mut body = std::mem::take(&mut self.scratch.0);
+        let me = c.me;
         loop {
             body.clear();
             let mut count = 0usize;
@@ -421,8 +452,21 @@ impl Replica {
             if count == 0 {
                 break;
             }
-            let frame = batch_frame(count, &body, c.compress_threshold_bytes);
+            // The first batch carries the ack we owe `p`, if we owe one.
+            let ack = peer.ack_due.then(|| {
+                peer.ack_due = false;
+                peer.known_sent = self.known_version;
+                let mut ack = Vec::new();
+                let table = ack_table(&self.known, shared.gossip, me, p);
+                put_ack_parts(&mut ack, &self.frontier, table);
+                ack
+            });
+            let frame = batch_frame(count, &body, c.compress_threshold_bytes, ack.as_deref());
             let m = &mut self.metrics.0;
+            if ack.is_some() {
+                m.acks_sent += 1;
+                m.acks_piggybacked += 1;
+            }
             m.entries_sent += count as u64;
             m.batches_sent += 1;
             m.bytes_raw += body.len() as u64;
@@ -442,46 +486,60 @@ impl Replica {
         }
     }
 
-    /// Sends `to` our frontier (and, in gossip topologies, what we know of the others').
+    /// Sends `to` our frontier (and, in gossip topologies, what we know of the others'), and
+    /// so pays any ack we owe it.
     pub(super) fn send_ack(&mut self, to: ReplicaId) {
         let me = self.id();
-        let table = if self.shared.gossip {
-            self.known
-                .iter()
-                .filter(|(r, _)| **r != to && **r != me)
-                .map(|(r, vv)| (*r, vv.clone()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let ack = Ack {
-            frontier: self.frontier.clone(),
-            table,
-        };
-        let payload = PeerMsg::Ack(ack).encode();
+        let table = ack_table(&self.known, self.shared.gossip, me, to);
+        let payload = ack_frame(&self.frontier, table);
         if let Some(peer) = self.peers.get_mut(&to) {
             peer.known_sent = self.known_version;
+            peer.ack_due = false;
         }
         self.metrics.0.acks_sent += 1;
         self.transmits.push_back(Transmit { to, payload });
+    }
+
+    /// Whether a batch could have come from a correct neighbour: no entry of an origin outside
+    /// the cluster, and none of our own writes we never issued — as an entry, or as a
+    /// dependency, which could never be covered.
+    pub(super) fn batch_is_sane(&self, entries: &[Entry]) -> bool {
+        let me = self.id();
+        let members = &self.shared.members;
+        !entries.iter().any(|e| {
+            !members.contains(&e.origin)
+                || (e.origin == me && e.seq > self.last_seq)
+                || (!e.deps.is_empty()
+                    && (!e.deps.iter().all(|(o, _)| members.contains(&o))
+                        || e.deps.get(me) > self.last_seq))
+        })
+    }
+
+    /// Whether an ack could have come from a correct neighbour: every clock names members only
+    /// and claims none of our writes that we never issued.
+    pub(super) fn ack_is_sane(&self, ack: &Ack) -> bool {
+        let me = self.id();
+        let sane = |vv: &VectorClock| {
+            vv.iter().all(|(o, _)| self.shared.members.contains(&o)) && vv.get(me) <= self.last_seq
+        };
+        sane(&ack.frontier)
+            && ack
+                .table
+                .iter()
+                .all(|(r, vv)| self.shared.members.contains(r) && sane(vv))
     }
 
     /// A neighbour's cumulative acknowledgement.
     pub(super) fn on_ack(&mut self, from: ReplicaId, ack: Ack) {
         let me = self.id();
         self.metrics.0.acks_received += 1;
-        let sane = |vv: &VectorClock| {
-            vv.iter().all(|(o, _)| self.shared.members.contains(&o)) && vv.get(me) <= self.last_seq
-        };
-        if !sane(&ack.frontier)
-            || !ack
-                .table
-                .iter()
-                .all(|(r, vv)| self.shared.members.contains(r) && sane(vv))
-        {
+        if !self.ack_is_sane(&ack) {
             self.metrics.0.invalid_messages += 1;
             return;
         }
+        // Read before the ack moves the window: only entries it held back can go before the
+        // next flush; the rest wait for the batch timer like any other entry.
+        let held_back = self.window_held_back(from);
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
@@ -503,12 +561,29 @@ impl Replica {
         }
         if progressed {
             self.truncate_acked();
-            // The window may have opened.
-            self.send_to(from);
+            if held_back {
+                // The window opened for entries it held back.
+                self.send_to(from);
+            }
         }
         if learned {
             self.check_coverage();
         }
+    }
+
+    /// Whether the window keeps entries from neighbour `p` now: some origin `p` is a child for
+    /// has entries past the window that were never sent.
+    fn window_held_back(&self, p: ReplicaId) -> bool {
+        let Some(peer) = self.peers.get(&p) else {
+            return false;
+        };
+        let window = self.shared.config.window_entries;
+        self.oplog.origins().into_iter().any(|o| {
+            let next = peer.next(o);
+            self.oplog.end(o).is_some_and(|end| next < end)
+                && next >= peer.window_end(o, window)
+                && self.shared.children(o).contains(&p)
+        })
     }
 
     /// Raises what we know of `r`'s frontier; returns whether it grew.
