@@ -229,6 +229,13 @@ fn an_increment_on_one_region_is_read_on_another_within_a_second() {
         apac.ok(&["GET", "k"]) == bulk("5")
     });
     assert!(took.is_some(), "apac did not read 5 within a second");
+    // apac owes us-east an ack for that batch and has nothing of its own to carry it: its flush
+    // sends it alone, within the batch delay.
+    let apac_metrics = cluster.node("apac")["metrics_port"].as_u64().expect("port") as u16;
+    let acked = eventually(Duration::from_secs(1), || {
+        metric(apac_metrics, "converge_acks_sent_total{carried=\"any\"}").is_some_and(|n| n >= 1)
+    });
+    assert!(acked.is_some(), "apac never acknowledged us-east's batch");
     // The token carries the write to another region: a read there with it waits until covered.
     let R::Bulk(Some(token)) = east.ok(&["TOKEN"]) else {
         panic!("TOKEN")
@@ -402,9 +409,14 @@ fn load(port: u16, prefix: &str) -> Vec<String> {
 }
 
 fn durable_seq(metrics_port: u16) -> Option<u64> {
+    metric(metrics_port, "converge_oplog_durable_seq")
+}
+
+/// The value of one series (`name` with its labels, as the node prints it) of a node's metrics.
+fn metric(metrics_port: u16, series: &str) -> Option<u64> {
     http_get(metrics_port, "/metrics")
         .lines()
-        .find_map(|l| l.strip_prefix("converge_oplog_durable_seq "))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
 }
 

@@ -1239,6 +1239,15 @@ fn render_metrics(node: &Node) -> String {
             ],
         );
         m(
+            "acks_sent_total",
+            "Replication acks sent: all of them, and those that rode on a batch.",
+            "counter",
+            vec![
+                ("{carried=\"any\"}".into(), k.acks_sent),
+                ("{carried=\"batch\"}".into(), k.acks_piggybacked),
+            ],
+        );
+        m(
             "entries_applied_total",
             "Remote entries applied.",
             "counter",
