@@ -696,6 +696,11 @@ impl Replica {
             debug_assert_eq!(self.frontier.get(me), self.last_seq);
             debug_assert_eq!(self.horizon.get(me), self.last_seq);
             debug_assert!(self.pending.len() <= self.shared.config.pending_max);
+            // An owed ack is always on its way: the flush that pays it is armed.
+            debug_assert!(
+                self.flush_at.is_some() || self.peers.values().all(|p| !p.ack_due),
+                "an ack is owed with no flush armed"
+            );
             if self.oplog.len() <= 256 {
                 for e in self.oplog.iter() {
                     debug_assert!(e.seq <= self.frontier.get(e.origin), "oplog above frontier");

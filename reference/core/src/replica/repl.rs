@@ -537,8 +537,8 @@ impl Replica {
             self.metrics.0.invalid_messages += 1;
             return;
         }
-        // Read before the ack moves the window: only entries it held back can go before the
-        // next flush; the rest wait for the batch timer like any other entry.
+        // Read before the ack moves the window. Entries it held back go at once, as the window
+        // opens; entries that are merely waiting for the batch timer keep waiting for it.
         let held_back = self.window_held_back(from);
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
@@ -561,8 +561,10 @@ impl Replica {
         }
         if progressed {
             self.truncate_acked();
-            if held_back {
-                // The window opened for entries it held back.
+            // Without a flush armed, nothing else would send what the ack made sendable: the
+            // entries past a truncation gap, once anti-entropy moved the neighbour's cursor
+            // beyond it, wait for no timer.
+            if held_back || self.flush_at.is_none() {
                 self.send_to(from);
             }
         }
