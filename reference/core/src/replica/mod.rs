@@ -556,17 +556,7 @@ impl Replica {
         match msg {
             PeerMsg::Batch(entries) => self.on_batch(from, entries),
             PeerMsg::Ack(ack) => self.on_ack(from, ack),
-            PeerMsg::AckedBatch { ack, entries } => {
-                // Refused whole if either part is: nothing of an invalid message is applied.
-                if !self.batch_is_sane(&entries) || !self.ack_is_sane(&ack) {
-                    self.metrics.0.invalid_messages += 1;
-                } else {
-                    // The entries first: they leave an ack owed to `from`, which the batches
-                    // the ack may release then carry.
-                    self.on_batch(from, entries);
-                    self.on_ack(from, ack);
-                }
-            }
+            PeerMsg::AckedBatch { ack, entries } => self.on_acked_batch(from, ack, entries),
             PeerMsg::Routed(m) => self.on_routed(from, m),
             PeerMsg::AeProbe(p) => self.on_ae_probe(from, p),
             PeerMsg::AeDiff(d) => self.on_ae_diff(from, d),

@@ -193,14 +193,34 @@ impl Peer {
 }
 
 impl Replica {
-    /// Applies a batch from neighbour `from` and acknowledges it.
+    /// A batch from neighbour `from`: applied and acknowledged, or refused whole before
+    /// anything is applied if one entry is impossible.
     pub(super) fn on_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
         self.metrics.0.batches_received += 1;
-        // Refuse the whole batch before applying anything if one entry is impossible.
         if !self.batch_is_sane(&entries) {
             self.metrics.0.invalid_messages += 1;
             return;
         }
+        self.apply_batch(from, entries);
+    }
+
+    /// A batch that carries an ack: refused whole if either half is invalid, so nothing of an
+    /// invalid message is applied; otherwise the entries first, which leave an ack owed to
+    /// `from` that the batches the ack may release then carry.
+    pub(super) fn on_acked_batch(&mut self, from: ReplicaId, ack: Ack, entries: Vec<Entry>) {
+        self.metrics.0.batches_received += 1;
+        self.metrics.0.acks_received += 1;
+        if !self.batch_is_sane(&entries) || !self.ack_is_sane(&ack) {
+            self.metrics.0.invalid_messages += 1;
+            return;
+        }
+        self.apply_batch(from, entries);
+        self.apply_ack(from, ack);
+    }
+
+    /// Applies a batch [`batch_is_sane`](Self::batch_is_sane) accepted, and owes its sender the
+    /// ack.
+    fn apply_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
         let mut stalled: SmallVec<[ReplicaId; 4]> = SmallVec::new();
         let mut advanced = false;
         for entry in entries {
@@ -503,7 +523,7 @@ impl Replica {
     /// Whether a batch could have come from a correct neighbour: no entry of an origin outside
     /// the cluster, and none of our own writes we never issued — as an entry, or as a
     /// dependency, which could never be covered.
-    pub(super) fn batch_is_sane(&self, entries: &[Entry]) -> bool {
+    fn batch_is_sane(&self, entries: &[Entry]) -> bool {
         let me = self.id();
         let members = &self.shared.members;
         !entries.iter().any(|e| {
@@ -517,7 +537,7 @@ impl Replica {
 
     /// Whether an ack could have come from a correct neighbour: every clock names members only
     /// and claims none of our writes that we never issued.
-    pub(super) fn ack_is_sane(&self, ack: &Ack) -> bool {
+    fn ack_is_sane(&self, ack: &Ack) -> bool {
         let me = self.id();
         let sane = |vv: &VectorClock| {
             vv.iter().all(|(o, _)| self.shared.members.contains(&o)) && vv.get(me) <= self.last_seq
@@ -529,14 +549,19 @@ impl Replica {
                 .all(|(r, vv)| self.shared.members.contains(r) && sane(vv))
     }
 
-    /// A neighbour's cumulative acknowledgement.
+    /// A neighbour's cumulative acknowledgement, refused if it claims the impossible.
     pub(super) fn on_ack(&mut self, from: ReplicaId, ack: Ack) {
-        let me = self.id();
         self.metrics.0.acks_received += 1;
         if !self.ack_is_sane(&ack) {
             self.metrics.0.invalid_messages += 1;
             return;
         }
+        self.apply_ack(from, ack);
+    }
+
+    /// Takes an ack [`ack_is_sane`](Self::ack_is_sane) accepted.
+    fn apply_ack(&mut self, from: ReplicaId, ack: Ack) {
+        let me = self.id();
         // Read before the ack moves the window. Entries it held back go at once, as the window
         // opens; entries that are merely waiting for the batch timer keep waiting for it.
         let held_back = self.window_held_back(from);
