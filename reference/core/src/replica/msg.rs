@@ -177,11 +177,7 @@ impl PeerMsg {
         match self {
             PeerMsg::Batch(entries) => {
                 out.push(TAG_BATCH);
-                out.push(0);
-                put_varint(&mut out, entries.len() as u64);
-                for e in entries {
-                    e.encode_into(&mut out);
-                }
+                put_plain_batch(&mut out, entries);
             }
             PeerMsg::Ack(ack) => {
                 out.push(TAG_ACK);
@@ -190,11 +186,7 @@ impl PeerMsg {
             PeerMsg::AckedBatch { ack, entries } => {
                 out.push(TAG_ACKED_BATCH);
                 put_ack(&mut out, ack);
-                out.push(0);
-                put_varint(&mut out, entries.len() as u64);
-                for e in entries {
-                    e.encode_into(&mut out);
-                }
+                put_plain_batch(&mut out, entries);
             }
             PeerMsg::Routed(m) => {
                 out.push(TAG_ROUTED);
@@ -447,6 +439,15 @@ fn read_ack(r: &mut Reader<'_>) -> Result<Ack, DecodeError> {
         table.push((id, read_vv(r)?));
     }
     Ok(Ack { frontier, table })
+}
+
+/// A batch body, uncompressed: the flags byte (0), the count, the entries.
+fn put_plain_batch(out: &mut Vec<u8>, entries: &[Entry]) {
+    out.push(0);
+    put_varint(out, entries.len() as u64);
+    for e in entries {
+        e.encode_into(out);
+    }
 }
 
 /// A batch body after its tag (and, in an acked batch, after the ack): the flags byte, then the
