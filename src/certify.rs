@@ -14,10 +14,107 @@ use converge_conformance::harness::workload::{self, Profile};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// `--time-limit`'s default, in seconds: [`reproduce`] leaves the flag out for it.
-pub const DEFAULT_TIME_LIMIT_S: u64 = 60;
 /// `--request-timeout-ms`'s default: [`reproduce`] leaves the flag out for it.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 1_000;
+
+/// A run's time scale: how long the main phase lasts and how fast clients ask, how long fault
+/// windows last, and how the harness waits for quiescence and stability after the heal
+/// (docs/protocol.md, "Timing").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    /// The main phase's length (`--time-limit`), ms.
+    pub time_limit_ms: u64,
+    /// Requests per second over all clients (`--rate`).
+    pub rate: f64,
+    /// Fault and healthy windows (`--nemesis-interval`), ms.
+    pub fault_window_ms: u64,
+    /// Longest wait for quiescence after the heal (`--settle`), ms.
+    pub settle_ms: u64,
+    /// Silence that counts as quiescence (`--quiet-ms`).
+    pub quiet_ms: u64,
+    /// Longest wait for agreement in final reads (`--final-timeout`), ms.
+    pub final_timeout_ms: u64,
+    /// The stability window (`--stability`), ms; `None` derives it from the traffic.
+    pub stability_ms: Option<u64>,
+}
+
+impl Timing {
+    /// What any node gets unless told otherwise. Real nodes replicate on timers of 100 ms to a
+    /// few seconds: twenty seconds at 50 requests per second (about 1,000 operations, what a
+    /// checker needs) spans several rounds of a 2-second gossip inside every fault window of
+    /// five seconds; ten seconds of settling is what Maelstrom waits before its final reads.
+    pub const DEFAULT: Timing = Timing {
+        time_limit_ms: 20_000,
+        rate: 50.0,
+        fault_window_ms: 5_000,
+        settle_ms: 10_000,
+        quiet_ms: 1_000,
+        final_timeout_ms: 10_000,
+        stability_ms: None,
+    };
+
+    /// The suite's profile for converge's own reference node, which replicates every write
+    /// within a few milliseconds of batch delay: the same number of operations in a tenth of the
+    /// time, so the whole suite runs in minutes. A node with timers gets [`Timing::DEFAULT`].
+    pub const REFERENCE: Timing = Timing {
+        time_limit_ms: 2_000,
+        rate: 500.0,
+        fault_window_ms: 400,
+        settle_ms: 2_000,
+        quiet_ms: 200,
+        final_timeout_ms: 5_000,
+        stability_ms: None,
+    };
+
+    /// The default fault window for a main phase of `time_limit_ms`: a quarter of it, between one
+    /// and ten seconds (Maelstrom's `--nemesis-interval` is ten), so every run sees at least two
+    /// fault windows and two healthy ones.
+    pub fn fault_window_for(time_limit_ms: u64) -> u64 {
+        (time_limit_ms / 4).clamp(1_000, 10_000)
+    }
+
+    /// Puts this timing into `config`.
+    pub fn apply(&self, config: &mut RunConfig) {
+        config.time_limit_ms = self.time_limit_ms;
+        config.rate = Some(self.rate);
+        config.fault_window_ms = self.fault_window_ms;
+        config.settle_ms = self.settle_ms;
+        config.quiet_ms = self.quiet_ms;
+        config.final_timeout_ms = self.final_timeout_ms;
+        config.stability_ms = self.stability_ms;
+    }
+
+    /// The timing `config` runs with.
+    pub fn of(config: &RunConfig) -> Timing {
+        Timing {
+            time_limit_ms: config.time_limit_ms,
+            rate: config.rate.unwrap_or(0.0),
+            fault_window_ms: config.fault_window_ms,
+            settle_ms: config.settle_ms,
+            quiet_ms: config.quiet_ms,
+            final_timeout_ms: config.final_timeout_ms,
+            stability_ms: config.stability_ms,
+        }
+    }
+
+    /// One line for the output: what a run of this timing does.
+    pub fn describe(&self) -> String {
+        let s = |ms: u64| ms as f64 / 1000.0;
+        format!(
+            "{} s main phase at {} ops/s, fault windows of {} s, quiescence {} ms (at most {} s), agreement within {} s, stability window {}",
+            s(self.time_limit_ms),
+            self.rate,
+            s(self.fault_window_ms),
+            self.quiet_ms,
+            s(self.settle_ms),
+            s(self.final_timeout_ms),
+            self.stability_ms.map_or_else(
+                || "three replication periods (at least 2 × quiescence)".to_string(),
+                |ms| format!("{} s", s(ms))
+            )
+        )
+    }
+}
 
 /// What the command line asked for.
 #[derive(Clone, Debug)]
@@ -50,14 +147,17 @@ pub struct Certification {
 }
 
 impl Certification {
-    /// Fail if any run or the merge-order check failed; unknown if something could not be
-    /// decided; else pass.
+    /// Fail if any run or the merge-order check failed; unknown if a run could not be decided;
+    /// else pass. A merge-order check that could not be decided (some schedule's operations
+    /// failed or timed out, as faults make them do) leaves the verdict to the runs: it says so in
+    /// the output, and gating on it would make `--schedules` under faults unusable.
     pub fn verdict(&self) -> Verdict {
-        let verdicts = self
-            .runs
-            .iter()
-            .map(RunReport::verdict)
-            .chain(self.merge_order.iter().map(|c| c.verdict.clone()));
+        let verdicts = self.runs.iter().map(RunReport::verdict).chain(
+            self.merge_order
+                .iter()
+                .filter(|c| matches!(c.verdict, Verdict::Fail { .. }))
+                .map(|c| c.verdict.clone()),
+        );
         let mut unknown = None;
         for v in verdicts {
             match v {
@@ -151,9 +251,12 @@ fn command(request: &Request, no_shrink: bool) -> String {
         )
     };
     let mut cmd = format!(
-        "converge certify{bin} --workload {} --nodes {} --clients {} --ops {} --seed {}",
-        request.workload, c.nodes, c.clients, c.ops, c.seed
+        "converge certify{bin} --workload {} --nodes {} --clients {} --seed {}",
+        request.workload, c.nodes, c.clients, c.seed
     );
+    if c.ops != u64::MAX {
+        let _ = write!(cmd, " --ops {}", c.ops);
+    }
     if request.schedules > 1 {
         let _ = write!(cmd, " --schedules {}", request.schedules);
     }
@@ -164,10 +267,33 @@ fn command(request: &Request, no_shrink: bool) -> String {
     if c.profile == Profile::Maelstrom {
         cmd.push_str(" --profile maelstrom");
     }
-    // Whole seconds are all the flag takes; a shrunk run's limit is always whole seconds.
-    let time_limit_s = c.time_limit_ms.div_ceil(1000);
-    if time_limit_s != DEFAULT_TIME_LIMIT_S {
-        let _ = write!(cmd, " --time-limit {time_limit_s}");
+    // Every part of the timing that differs from what the command would default to.
+    let t = Timing::of(c);
+    let d = Timing::DEFAULT;
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    if t.time_limit_ms != d.time_limit_ms {
+        let _ = write!(cmd, " --time-limit {}", secs(t.time_limit_ms));
+    }
+    if t.rate != d.rate {
+        let _ = write!(cmd, " --rate {}", t.rate);
+    }
+    if t.fault_window_ms != Timing::fault_window_for(t.time_limit_ms) {
+        let _ = write!(cmd, " --nemesis-interval {}", secs(t.fault_window_ms));
+    }
+    if t.settle_ms != d.settle_ms {
+        let _ = write!(cmd, " --settle {}", secs(t.settle_ms));
+    }
+    if t.quiet_ms != d.quiet_ms {
+        let _ = write!(cmd, " --quiet-ms {}", t.quiet_ms);
+    }
+    if t.final_timeout_ms != d.final_timeout_ms {
+        let _ = write!(cmd, " --final-timeout {}", secs(t.final_timeout_ms));
+    }
+    if let Some(ms) = t.stability_ms {
+        let _ = write!(cmd, " --stability {}", secs(ms));
+    }
+    if c.latency_ms != 0 {
+        let _ = write!(cmd, " --latency {}", c.latency_ms);
     }
     if c.request_timeout_ms != DEFAULT_REQUEST_TIMEOUT_MS {
         let _ = write!(cmd, " --request-timeout-ms {}", c.request_timeout_ms);
@@ -401,6 +527,46 @@ pub fn render(report: &RunReport) -> String {
             .map(|a| format!(" ({:.1}% during faults)", 100.0 * a))
             .unwrap_or_default()
     );
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    if !report.fault_windows.is_empty() {
+        let spans: Vec<String> = report
+            .fault_windows
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {:.1}-{:.1} s",
+                    f.fault,
+                    secs(f.start_ms),
+                    secs(f.end_ms)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "fault windows ({} in a {:.1} s main phase): {}",
+            spans.len(),
+            secs(report.main_ms),
+            spans.join(", ")
+        );
+    }
+    let st = &report.settle;
+    let _ = writeln!(
+        out,
+        "after heal: {} in {:.1} s; replication period {}; final reads {} in {:.1} s over {} rounds, stability window {:.1} s",
+        if st.quiet {
+            "quiet"
+        } else {
+            "not quiet (settle bound reached)"
+        },
+        secs(st.waited_ms),
+        report
+            .replication_period_ms
+            .map_or_else(|| "not measured".to_string(), |p| format!("~{p} ms")),
+        if st.stable { "stable" } else { "NOT stable" },
+        secs(st.reads_ms),
+        st.read_rounds,
+        secs(report.stability_window_ms)
+    );
     if !report.services.is_empty() {
         let used: Vec<String> = report
             .services
@@ -462,7 +628,10 @@ pub fn render_all(c: &Certification) -> String {
         let (mark, detail) = match &check.verdict {
             Verdict::Pass => ("pass", String::new()),
             Verdict::Fail { detail } => ("FAIL", format!(": {detail}")),
-            Verdict::Unknown { reason } => ("unknown", format!(": {reason}")),
+            Verdict::Unknown { reason } => (
+                "unknown",
+                format!(": {reason} (not decided, so it does not change the verdict)"),
+            ),
         };
         let _ = writeln!(
             out,

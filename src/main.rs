@@ -37,7 +37,9 @@ macro_rules! say_raw {
         let _ = write!(std::io::stdout(), $($arg)*);
     }};
 }
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use converge::certify::Timing;
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Parser)]
 #[command(
@@ -241,7 +243,7 @@ struct CertifyArgs {
     program: Option<PathBuf>,
     /// The workload [default: g-counter]. With --suite, repeatable, and every workload when
     /// absent.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
+    #[arg(short = 'w', long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
     workload: Vec<String>,
     /// Run every workload (or those given) under no fault, each fault of --nemesis alone (every
     /// fault when absent) and all of them together, over --seeds seeds, and print one table.
@@ -256,14 +258,43 @@ struct CertifyArgs {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: Option<u16>,
     /// Number of nodes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, visible_alias = "node-count", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
     nodes: u16,
-    /// Concurrent clients (default: one per node).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    clients: Option<u16>,
-    /// Operations in the main phase.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
-    ops: u64,
+    /// Concurrent clients, each with one request outstanding: a number, or `Kn` for K per node
+    /// (Maelstrom's form) [default: one per node].
+    #[arg(long, visible_alias = "concurrency", value_name = "N|Kn", value_parser = parse_clients)]
+    clients: Option<Clients>,
+    /// Total requests per second over all clients [default: 50].
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Length of the main phase, in seconds: clients issue at --rate until it is over
+    /// [default: 20].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    time_limit: Option<f64>,
+    /// Most operations in the main phase, a cap on top of --time-limit; definite failures do not
+    /// count [default: none].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    ops: Option<u64>,
+    /// Length of each fault window and of the healthy window after it, in seconds [default: a
+    /// quarter of --time-limit, between 1 and 10].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    nemesis_interval: Option<f64>,
+    /// Fixed latency of every node-to-node message, in ms [default: 0, sub-millisecond].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    latency: Option<u64>,
+    /// Longest wait after the heal for the network to go quiet, in seconds [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    settle: Option<f64>,
+    /// Milliseconds without node-to-node or service traffic that count as quiet [default: 1000].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    quiet_ms: Option<u64>,
+    /// Longest wait for every node's final read to agree, in seconds [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    final_timeout: Option<f64>,
+    /// How long final reads must stay equal once all nodes agree, in seconds [default: three of
+    /// the replication periods measured from the traffic, at least twice --quiet-ms].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    stability: Option<f64>,
     /// Faults to inject, comma-separated: partition, loss, duplicate, reorder, kill, pause.
     #[arg(long, value_name = "LIST", value_parser = parse_faults, default_value = "")]
     nemesis: FaultList,
@@ -273,9 +304,6 @@ struct CertifyArgs {
     /// Seed of every scheduling decision. Default: drawn from the clock and printed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Longest main phase, in seconds.
-    #[arg(long, default_value_t = converge::certify::DEFAULT_TIME_LIMIT_S, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    time_limit: u64,
     /// A request unanswered after this many milliseconds is indefinite.
     #[arg(long, default_value_t = converge::certify::DEFAULT_REQUEST_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     request_timeout_ms: u64,
@@ -311,6 +339,58 @@ struct CertifyArgs {
 
 #[derive(Clone, Debug)]
 struct FaultList(Vec<Fault>);
+
+/// `--clients` / `--concurrency`: a count, or a count per node.
+#[derive(Clone, Copy, Debug)]
+enum Clients {
+    Total(usize),
+    PerNode(usize),
+}
+
+impl Clients {
+    fn count(self, nodes: usize) -> usize {
+        match self {
+            Clients::Total(n) => n,
+            Clients::PerNode(k) => k * nodes,
+        }
+    }
+}
+
+fn parse_clients(s: &str) -> Result<Clients, String> {
+    let (digits, per_node) = match s.strip_suffix('n') {
+        Some(d) => (d, true),
+        None => (s, false),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of clients (like 6) or per node (like 2n)"))?;
+    if !(1..=1024).contains(&n) {
+        return Err(format!("{n} is not in 1..=1024"));
+    }
+    Ok(if per_node {
+        Clients::PerNode(n)
+    } else {
+        Clients::Total(n)
+    })
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1_000_000.0 => Ok(r),
+        _ => Err(format!(
+            "'{s}' is not a rate in requests per second, above 0 and at most 1000000"
+        )),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.001..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a duration in seconds between 0.001 and 86400"
+        )),
+    }
+}
 
 fn parse_faults(list: &str) -> Result<FaultList, String> {
     converge::certify::parse_faults(list).map(FaultList)
@@ -421,53 +501,32 @@ fn run_certify(mut args: CertifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let nodes = usize::from(args.nodes);
     let Some((program, reference)) = node_program(&args) else {
         return ExitCode::from(2);
     };
+    let seed = args.seed.unwrap_or_else(clock_seed);
+    let config = run_config(&args, Timing::DEFAULT, seed);
+    say!("timing: {}", Timing::of(&config).describe());
     let request = converge::certify::Request {
         program,
         reference,
         args: args.args,
         workload,
-        log_dir: args.log_dir,
-        config: RunConfig {
-            nodes,
-            clients: args.clients.map_or(nodes, usize::from),
-            ops: args.ops,
-            time_limit_ms: args.time_limit * 1000,
-            seed: args.seed.unwrap_or_else(clock_seed),
-            faults: args.nemesis.0,
-            profile: if args.profile == "maelstrom" {
-                Profile::Maelstrom
-            } else {
-                Profile::Strict
-            },
-            request_timeout_ms: args.request_timeout_ms,
-            cancel: Some(Arc::clone(interrupt_flag())),
-            ..RunConfig::default()
-        },
+        log_dir: run_log_dir(&args.log_dir, seed),
+        config,
         schedules: args.schedules,
     };
-    let bar = ops_bar(request.config.ops);
     let schedules = request.schedules;
+    let mut progress = RunProgress::new(request.config.time_limit_ms);
     let result = converge::certify::certify(&request, &mut |schedule, stage| {
         let label = if schedules > 1 {
-            format!("{}/{schedules} ", schedule + 1)
+            format!("schedule {}/{schedules} ", schedule + 1)
         } else {
             String::new()
         };
-        match stage {
-            Stage::Init => bar.set_message(format!("{label}init")),
-            Stage::Main { done, .. } => {
-                bar.set_message(format!("{label}workload"));
-                bar.set_position(done);
-            }
-            Stage::Settle => bar.set_message(format!("{label}settle")),
-            Stage::Final => bar.set_message(format!("{label}final")),
-        }
+        progress.show(&label, stage);
     });
-    bar.finish_and_clear();
+    progress.finish();
     let certification = match result {
         Ok(c) => c,
         Err(e) => {
@@ -529,12 +588,12 @@ fn run_certify(mut args: CertifyArgs) -> ExitCode {
         Verdict::Fail { .. } => {
             let reproduce =
                 explained.map_or_else(|| converge::certify::reproduce(&request), |e| e.reproduce);
-            say!("verdict: FAIL\nreproduce: {reproduce}");
+            say!("verdict: FAIL\nreproduce: {reproduce}\n{REPRODUCES}");
             ExitCode::FAILURE
         }
         Verdict::Unknown { reason } => {
             say!(
-                "verdict: unknown ({reason})\nreproduce: {}",
+                "verdict: unknown ({reason})\nreproduce: {}\n{REPRODUCES}",
                 converge::certify::reproduce(&request)
             );
             ExitCode::FAILURE
@@ -542,15 +601,149 @@ fn run_certify(mut args: CertifyArgs) -> ExitCode {
     }
 }
 
-/// The progress bar of one certification's runs, counting operations.
-fn ops_bar(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:10} {bar:40} {pos}/{len} ops")
-            .expect("the template is valid"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(100));
-    bar
+/// The run settings the command line asks for, on `timing` wherever it names none.
+fn run_config(args: &CertifyArgs, timing: Timing, seed: u64) -> RunConfig {
+    let nodes = usize::from(args.nodes);
+    let ms = |seconds: f64| (seconds * 1000.0).round() as u64;
+    let mut t = timing;
+    if let Some(s) = args.time_limit {
+        t.time_limit_ms = ms(s);
+        t.fault_window_ms = Timing::fault_window_for(t.time_limit_ms);
+    }
+    if let Some(rate) = args.rate {
+        t.rate = rate;
+    }
+    if let Some(s) = args.nemesis_interval {
+        t.fault_window_ms = ms(s);
+    }
+    if let Some(s) = args.settle {
+        t.settle_ms = ms(s);
+    }
+    if let Some(q) = args.quiet_ms {
+        t.quiet_ms = q;
+    }
+    if let Some(s) = args.final_timeout {
+        t.final_timeout_ms = ms(s);
+    }
+    if let Some(s) = args.stability {
+        t.stability_ms = Some(ms(s));
+    }
+    let mut config = RunConfig {
+        nodes,
+        clients: args.clients.map_or(nodes, |c| c.count(nodes)),
+        ops: args.ops.unwrap_or(u64::MAX),
+        latency_ms: args.latency.unwrap_or(0),
+        seed,
+        faults: args.nemesis.0.clone(),
+        profile: if args.profile == "maelstrom" {
+            Profile::Maelstrom
+        } else {
+            Profile::Strict
+        },
+        request_timeout_ms: args.request_timeout_ms,
+        cancel: Some(Arc::clone(interrupt_flag())),
+        ..RunConfig::default()
+    };
+    t.apply(&mut config);
+    config
+}
+
+/// A run's own log directory under `--log-dir`, so a second run never appends to the first's
+/// node logs: `LOG_DIR/run-<seed>-<unix seconds>`, with `LOG_DIR/latest` pointing at it.
+fn run_log_dir(base: &std::path::Path, seed: u64) -> PathBuf {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut dir = base.join(format!("run-{seed}-{secs}"));
+    // Two runs of one seed within a second (a script) still get a directory each.
+    let mut k = 1;
+    while dir.exists() {
+        k += 1;
+        dir = base.join(format!("run-{seed}-{secs}-{k}"));
+    }
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let latest = base.join("latest");
+        let _ = std::fs::remove_file(&latest);
+        if let Some(name) = dir.file_name() {
+            let _ = std::os::unix::fs::symlink(name, &latest);
+        }
+    }
+    dir
+}
+
+/// Progress of one certification: a bar over the main phase's time on a terminal, and on a pipe
+/// (a CI log) a plain line at most every five seconds, so a long run shows life either way.
+struct RunProgress {
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_line: Option<Instant>,
+    last_stage: String,
+}
+
+impl RunProgress {
+    /// Plain lines on a pipe come at most this often.
+    const LINE_EVERY: Duration = Duration::from_secs(5);
+
+    fn new(total_ms: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total_ms);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg:28} {bar:40} {elapsed}")
+                    .expect("the template is valid"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        RunProgress {
+            bar,
+            started: Instant::now(),
+            last_line: None,
+            last_stage: String::new(),
+        }
+    }
+
+    fn show(&mut self, label: &str, stage: Stage) {
+        let (message, position) = match stage {
+            Stage::Init => (format!("{label}init"), None),
+            Stage::Main {
+                done,
+                elapsed_ms,
+                total_ms,
+            } => (
+                format!("{label}workload, {done} ops"),
+                Some((elapsed_ms, total_ms)),
+            ),
+            Stage::Settle => (format!("{label}settling after heal"), None),
+            Stage::Final => (format!("{label}final reads"), None),
+        };
+        if let Some(bar) = &self.bar {
+            if let Some((elapsed, total)) = position {
+                bar.set_length(total);
+                bar.set_position(elapsed.min(total));
+            }
+            bar.set_message(message);
+            return;
+        }
+        // On a pipe: a line when the stage changes, and within a stage at a bounded rate.
+        let stage_name = message.split(',').next().unwrap_or_default().to_string();
+        let due = self
+            .last_line
+            .is_none_or(|t| t.elapsed() >= Self::LINE_EVERY);
+        if stage_name != self.last_stage || due {
+            self.last_stage = stage_name;
+            self.last_line = Some(Instant::now());
+            eprintln!(
+                "progress: {:.0} s: {message}",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// What `converge certify` adds to a failure: the shrunk run and the command that replays the
@@ -559,6 +752,11 @@ struct Explained {
     shrinking: Option<converge::certify::Shrinking>,
     reproduce: String,
 }
+
+/// What a certify reproduce line reproduces, said next to it.
+const REPRODUCES: &str = "(the same seed makes the same operations, fault plan and network decisions; \
+real processes still run on their own timing, so the interleaving, and a failure that needs one, \
+may take a few replays)";
 
 /// Shrinks a failure within `shrink` (`None` for `--no-shrink`), showing each replay's progress,
 /// then writes the diagram of the smallest failing run to `diagram` (default: the log directory)
@@ -570,25 +768,20 @@ fn explain_failure(
     diagram: Option<&std::path::Path>,
 ) -> Result<Explained, String> {
     let shrinking = shrink.map(|limits| {
-        let bar = ops_bar(request.config.ops);
+        let mut progress = RunProgress::new(request.config.time_limit_ms);
         let shrinking = converge::certify::shrink(
             request,
             certification,
             &limits,
-            &mut |replay, config, stage| match stage {
-                Stage::Init => {
-                    bar.set_length(config.ops);
-                    bar.set_position(0);
-                    bar.set_message(format!(
-                        "shrink {replay}/{}: {} nodes, {} clients",
-                        limits.max_runs, config.nodes, config.clients
-                    ));
-                }
-                Stage::Main { done, .. } => bar.set_position(done),
-                Stage::Settle | Stage::Final => {}
+            &mut |replay, config, stage| {
+                let label = format!(
+                    "shrink {replay}/{} ({} nodes, {} clients): ",
+                    limits.max_runs, config.nodes, config.clients
+                );
+                progress.show(&label, stage);
             },
         );
-        bar.finish_and_clear();
+        progress.finish();
         let s = &shrinking.shrunk;
         say!(
             "shrunk: {} ({} replays in {:.1} s{})",
@@ -634,6 +827,24 @@ fn explain_failure(
 fn node_program(args: &CertifyArgs) -> Option<(PathBuf, bool)> {
     match &args.program {
         Some(program) if program.exists() => Some((program.clone(), false)),
+        // A bare name (`--bin python3 -- node.py`) is looked up on PATH, as a shell would.
+        Some(program) if program.components().count() == 1 => {
+            let found = std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(program))
+                    .find(|p| p.is_file())
+            });
+            match found {
+                Some(p) => Some((p, false)),
+                None => {
+                    eprintln!(
+                        "error: node program {} is neither a file nor found on PATH",
+                        program.display()
+                    );
+                    None
+                }
+            }
+        }
         Some(program) => {
             eprintln!("error: node program {} does not exist", program.display());
             None
@@ -657,8 +868,13 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
     let Some((program, reference)) = node_program(&args) else {
         return ExitCode::from(2);
     };
-    let nodes = usize::from(args.nodes);
     let seed = args.seed.unwrap_or_else(clock_seed);
+    let timing = if reference {
+        Timing::REFERENCE
+    } else {
+        Timing::DEFAULT
+    };
+    let config = run_config(&args, timing, seed);
     let faults = if args.nemesis.0.is_empty() {
         Fault::ALL.to_vec()
     } else {
@@ -677,22 +893,8 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
             reference,
             args: args.args,
             workload: String::new(),
-            log_dir: args.log_dir,
-            config: RunConfig {
-                nodes,
-                clients: args.clients.map_or(nodes, usize::from),
-                ops: args.ops,
-                time_limit_ms: args.time_limit * 1000,
-                seed,
-                profile: if args.profile == "maelstrom" {
-                    Profile::Maelstrom
-                } else {
-                    Profile::Strict
-                },
-                request_timeout_ms: args.request_timeout_ms,
-                cancel: Some(Arc::clone(interrupt_flag())),
-                ..RunConfig::default()
-            },
+            log_dir: run_log_dir(&args.log_dir, seed),
+            config,
             schedules: args.schedules,
         },
         workloads,
@@ -706,6 +908,15 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
         ),
     };
     let total = suite.workloads.len() * suite.columns.len() * suite.seeds.len();
+    say!(
+        "timing{}: {}",
+        if reference {
+            " (the reference node's short profile: it replicates within milliseconds; a node given with --bin gets a 20 s main phase at 50 ops/s)"
+        } else {
+            ""
+        },
+        Timing::of(&suite.template.config).describe()
+    );
     say!(
         "converge certify --suite: seed {seed}, {} workloads × {} nemeses × {} seeds = {total} runs, {} at a time",
         suite.workloads.len(),

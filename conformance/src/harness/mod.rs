@@ -16,6 +16,7 @@
 //! stream forked from the run's seed.
 
 pub mod backend;
+pub mod cadence;
 pub mod check;
 pub mod diagram;
 pub mod history;

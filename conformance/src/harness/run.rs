@@ -5,6 +5,7 @@
 //! randomness comes from streams forked from the one seed.
 
 use super::backend::{Backend, BackendError, NodeEvent};
+use super::cadence::Cadence;
 use super::check::{Check, Verdict};
 use super::history::{Body, Delivery, Event, FaultWindow, History, Outcome, Phase};
 use super::message::{Message, error_is_definite};
@@ -23,23 +24,37 @@ use std::time::Duration;
 
 /// Longest single wait on the backend, so timers and progress stay responsive.
 const WAIT_SLICE: Duration = Duration::from_millis(20);
-/// Pause between rounds of final reads while nodes have not agreed yet.
-const FINAL_RETRY_MS: u64 = 100;
 /// Messages in flight inside the harness before it stops accepting more from nodes: a bound on
 /// memory, far above what a correct node produces.
 const IN_FLIGHT_MAX: usize = 1_000_000;
 
 /// How to run.
+///
+/// The timing model (docs/protocol.md, "Timing"): the main phase lasts `time_limit_ms`, clients
+/// issuing at `rate` in total (one request outstanding each) until the time is up or `ops`
+/// operations that did not fail definitely were issued; windowed faults alternate with healthy
+/// windows of `fault_window_ms`; after the heal the harness waits until no node-to-node or
+/// service traffic was seen for `quiet_ms` (at most `settle_ms`), then reads every node until all
+/// agree (at most `final_timeout_ms`) and keeps reading for a stability window that spans several
+/// of the subject's own replication rounds, measured from the traffic the harness carried.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunConfig {
     /// Nodes `n0…`.
     pub nodes: usize,
     /// Concurrent clients `c0…`; client `i` talks to node `i % nodes`.
     pub clients: usize,
-    /// Operations to issue in the main phase.
+    /// Most operations to issue in the main phase, not counting those that failed definitely
+    /// (a node refusing requests does not use the run up); `u64::MAX` for no cap.
     pub ops: u64,
-    /// Longest main phase, in ms.
+    /// Length of the main phase, in ms: with a `rate` the clients issue until it is over; without
+    /// one it is only a cap.
     pub time_limit_ms: u64,
+    /// Total request rate over all clients, in operations per second; `None` issues each client's
+    /// next request as soon as its previous one ends (the simulator's closed loop).
+    pub rate: Option<f64>,
+    /// Fixed one-way latency added to every node-to-node message, in ms (Maelstrom's
+    /// `--latency`); 0 keeps the network's sub-millisecond default.
+    pub latency_ms: u64,
     /// The seed of every random decision.
     pub seed: u64,
     /// Faults to inject.
@@ -50,11 +65,18 @@ pub struct RunConfig {
     pub request_timeout_ms: u64,
     /// Longest wait for every `init_ok`.
     pub init_timeout_ms: u64,
-    /// Quiet time after healing before final reads.
+    /// Longest wait after healing for the network to go quiet before final reads.
     pub settle_ms: u64,
-    /// Longest wait for nodes to agree in final reads.
+    /// How long without node-to-node or service traffic counts as quiet.
+    pub quiet_ms: u64,
+    /// Longest wait for nodes to agree in final reads (the stability window comes on top).
     pub final_timeout_ms: u64,
-    /// Length of a partition window, and of the healthy window after it.
+    /// How long final reads must stay equal once the nodes agree; `None` derives it from the
+    /// replication period observed (see [`stability_window_ms`]).
+    pub stability_ms: Option<u64>,
+    /// Pause between rounds of final reads.
+    pub read_interval_ms: u64,
+    /// Length of a fault window, and of the healthy window after it.
     pub fault_window_ms: u64,
     /// Which delivery schedule: runs that differ only here make the same client operations
     /// under different network, fault and service decisions.
@@ -66,24 +88,39 @@ pub struct RunConfig {
 }
 
 impl Default for RunConfig {
+    /// The simulator's settings: a closed loop of 1,000 operations on in-process replicas that
+    /// replicate within milliseconds of virtual time. `converge certify` sets its own, on the
+    /// time scale of real nodes.
     fn default() -> Self {
         RunConfig {
             nodes: 3,
             clients: 3,
             ops: 1000,
             time_limit_ms: 30_000,
+            rate: None,
+            latency_ms: 0,
             seed: 0,
             faults: Vec::new(),
             profile: Profile::Strict,
             request_timeout_ms: 1_000,
             init_timeout_ms: 10_000,
             settle_ms: 500,
+            quiet_ms: 200,
             final_timeout_ms: 5_000,
+            stability_ms: None,
+            read_interval_ms: 100,
             fault_window_ms: 200,
             schedule: 0,
             cancel: None,
         }
     }
+}
+
+/// The stability window for a replication period of `period_ms` (the slowest link's typical gap
+/// between sends): three periods, so a value that moves after agreement has had three chances to
+/// show it, and never less than `floor_ms` nor more than a minute.
+pub fn stability_window_ms(period_ms: u64, floor_ms: u64) -> u64 {
+    period_ms.saturating_mul(3).clamp(floor_ms, 60_000)
 }
 
 /// Misbehaviour of a node, each a named verdict of its own.
@@ -179,6 +216,18 @@ pub struct RunReport {
     pub availability: Availability,
     /// Wall (or virtual) time the run took, in ms.
     pub elapsed_ms: u64,
+    /// How long the main phase lasted, in ms.
+    pub main_ms: u64,
+    /// Each fault window: what it was, and when it started and ended, in ms from the start of
+    /// the main phase.
+    pub fault_windows: Vec<FaultSpan>,
+    /// How the cluster settled after the heal.
+    pub settle: Settle,
+    /// The slowest link's typical gap between bursts of node-to-node messages, in ms (`None` if
+    /// no link sent often enough to tell): the subject's replication period as seen from outside.
+    pub replication_period_ms: Option<u64>,
+    /// How long final reads had to stay equal once every node agreed.
+    pub stability_window_ms: u64,
     /// Node misbehaviour.
     pub problems: Vec<Problem>,
     /// Each node's last successful final read, as the workload's canonical value.
@@ -227,21 +276,50 @@ impl RunReport {
     }
 }
 
+/// One fault window, in ms from the start of the main phase.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FaultSpan {
+    /// `partition:KIND`, `kill:nN`, `pause:nN`, ...
+    pub fault: String,
+    /// When it began.
+    pub start_ms: u64,
+    /// When it was healed.
+    pub end_ms: u64,
+}
+
+/// How the cluster settled between the heal and the final reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Settle {
+    /// How long the harness waited, in ms.
+    pub waited_ms: u64,
+    /// Whether the network went quiet (no node-to-node or service message for `quiet_ms`)
+    /// before the bound, `settle_ms`.
+    pub quiet: bool,
+    /// How long the final reads took, stability window included.
+    pub reads_ms: u64,
+    /// Rounds of final reads.
+    pub read_rounds: u64,
+    /// Whether every node agreed and stayed equal for the stability window.
+    pub stable: bool,
+}
+
 /// What the loop is doing, for progress displays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
     /// Waiting for `init_ok`.
     Init,
-    /// The workload: `done` of `total` operations finished.
+    /// The workload: `done` operations finished, `elapsed_ms` of the main phase's `total_ms`.
     Main {
         /// Finished operations.
         done: u64,
-        /// Operations to issue.
-        total: u64,
+        /// Time spent in the main phase.
+        elapsed_ms: u64,
+        /// The main phase's length.
+        total_ms: u64,
     },
     /// Healed; letting the cluster go quiet.
     Settle,
-    /// Reading final states.
+    /// Reading final states until every node agrees and stays equal.
     Final,
 }
 
@@ -331,6 +409,26 @@ struct Loop<'a> {
     main_net_stats: NetStats,
     /// The buffer [`Backend::wait_into`] fills each turn, kept so turns do not allocate.
     events: Vec<NodeEvent>,
+    /// Node-to-node send times, reduced to each link's rhythm.
+    cadence: Cadence,
+    /// When the harness last carried a node-to-node or service message.
+    last_traffic_ms: u64,
+    /// With a rate: when each client may issue its next request.
+    next_issue: Vec<u64>,
+    /// Jitter of the clients' pacing: its own stream, so that pacing never shifts the operations.
+    pace_dice: Dice,
+    /// Main-phase operations that failed definitely (they do not count against `ops`).
+    definite_fails: u64,
+    /// Fault windows with their times, in ms of the backend's clock.
+    fault_spans: Vec<FaultSpan>,
+    /// When the main phase began, on the backend's clock.
+    main_start_ms: u64,
+    /// When it ended.
+    main_end_ms: u64,
+    /// Values that changed after every node had agreed, with no write to explain the change.
+    unstable: Vec<String>,
+    settle: Settle,
+    stability_window_ms: u64,
 }
 
 /// Runs `workload` against the nodes of `backend`.
@@ -344,7 +442,10 @@ pub fn run(
     // faults also depends on the schedule.
     let salt = |stream: u64| stream + 16 * config.schedule;
     let mut fault_dice = Dice::fork(config.seed, salt(3));
-    let network_config = faulty_network(&config.faults, &mut fault_dice);
+    let network_config = with_latency(
+        faulty_network(&config.faults, &mut fault_dice),
+        config.latency_ms,
+    );
     let mut lp = Loop {
         config,
         ids: (0..config.nodes).map(|i| format!("n{i}")).collect(),
@@ -377,6 +478,17 @@ pub fn run(
         service_dice: Dice::fork(config.seed, salt(5)),
         main_net_stats: NetStats::default(),
         events: Vec::new(),
+        cadence: Cadence::default(),
+        last_traffic_ms: 0,
+        next_issue: vec![0; config.clients],
+        pace_dice: Dice::fork(config.seed, 6),
+        definite_fails: 0,
+        fault_spans: Vec::new(),
+        main_start_ms: 0,
+        main_end_ms: 0,
+        unstable: Vec::new(),
+        settle: Settle::default(),
+        stability_window_ms: 0,
     };
     // Every issued operation becomes an event: room for them up front saves the copies of a
     // growing vector (bounded, so a huge --ops cannot reserve memory it may never use).
@@ -392,6 +504,14 @@ pub fn run(
     lp.report(network_config, elapsed_ms)
 }
 
+/// `net` with every delivery taking at least `latency_ms` (0 leaves it as it is).
+fn with_latency(mut net: NetConfig, latency_ms: u64) -> NetConfig {
+    if latency_ms > 0 {
+        net.latency_ms_min = latency_ms as f64;
+    }
+    net
+}
+
 impl Loop<'_> {
     fn go(&mut self, network: NetConfig, progress: &mut dyn FnMut(Stage)) {
         progress(Stage::Init);
@@ -403,7 +523,15 @@ impl Loop<'_> {
             network,
             Dice::fork(self.config.seed, 1 + 16 * self.config.schedule),
         );
-        let main_deadline = self.backend.now_ms() + self.config.time_limit_ms;
+        self.main_start_ms = self.backend.now_ms();
+        let main_deadline = self.main_start_ms + self.config.time_limit_ms;
+        if let Some(interval) = self.pace_interval_ms() {
+            // Clients start spread over one interval, so a rate is a rate from the first moment.
+            for c in 0..self.config.clients {
+                self.next_issue[c] =
+                    self.main_start_ms + (interval * self.pace_dice.unit()).round() as u64;
+            }
+        }
         // The first partition starts with the workload, so even a short run sees one. Without
         // windowed faults there is no fault clock at all: a deadline left at the start would make
         // every turn's wait return at once (a busy loop on real time, and no progress at all on
@@ -414,18 +542,24 @@ impl Loop<'_> {
         } else {
             u64::MAX
         };
-        let mut last_progress = 0;
+        let mut last_progress = (u64::MAX, 0);
         loop {
             let now = self.backend.now_ms();
             if windowed && now >= next_fault {
-                self.toggle_fault();
-                next_fault = now + self.config.fault_window_ms;
+                // No new fault once the main phase is over: the run only waits for replies then
+                // (the fault clock stops, so a deadline in the past cannot stall the loop).
+                if self.faulty || now < main_deadline {
+                    self.toggle_fault();
+                    next_fault = now + self.config.fault_window_ms;
+                } else {
+                    next_fault = u64::MAX;
+                }
             }
             if now < main_deadline {
                 self.issue_ops(now);
             }
-            let all_done = self.issued == self.finished
-                && (self.issued >= self.config.ops || now >= main_deadline);
+            let capped = self.issued - self.definite_fails >= self.config.ops;
+            let all_done = self.issued == self.finished && (capped || now >= main_deadline);
             if all_done
                 || self
                     .problems
@@ -434,36 +568,87 @@ impl Loop<'_> {
             {
                 break;
             }
-            if self.finished != last_progress {
-                last_progress = self.finished;
+            let elapsed_ms = now.saturating_sub(self.main_start_ms);
+            // At most one report per finished operation or per tenth of a second.
+            if (self.finished, elapsed_ms / 100) != last_progress {
+                last_progress = (self.finished, elapsed_ms / 100);
                 progress(Stage::Main {
                     done: self.finished,
-                    total: self.config.ops,
+                    elapsed_ms,
+                    total_ms: self.config.time_limit_ms,
                 });
             }
-            self.step(
-                next_fault.min(main_deadline + self.config.request_timeout_ms),
-                Phase::Main,
-            );
+            let next_op = if now < main_deadline && !capped {
+                self.next_pace_deadline().min(main_deadline)
+            } else {
+                main_deadline + self.config.request_timeout_ms
+            };
+            self.step(next_fault.min(next_op), Phase::Main);
         }
+        self.main_end_ms = self.backend.now_ms();
         // Heal, and let the cluster go quiet.
         progress(Stage::Settle);
         // Messages per operation count the workload's traffic; the network is replaced below.
         self.main_net_stats = self.net.stats().clone();
         self.heal_all();
         self.net = Network::new(
-            NetConfig::default(),
+            self.base_net(),
             Dice::fork(self.config.seed, 4 + 16 * self.config.schedule),
         );
-        let settle_until = self.backend.now_ms() + self.config.settle_ms;
-        while self.backend.now_ms() < settle_until && !self.interrupted() {
-            self.step(settle_until, Phase::Final);
-        }
+        self.settle_down();
         if self.interrupted() {
             return;
         }
         progress(Stage::Final);
         self.final_reads();
+    }
+
+    /// The network outside the workload's faults: the default, with `latency_ms` if given.
+    fn base_net(&self) -> NetConfig {
+        with_latency(NetConfig::default(), self.config.latency_ms)
+    }
+
+    /// Waits after the heal until no node-to-node or service message was carried for
+    /// `quiet_ms`, or `settle_ms` passed: a node still draining a backlog is not read early, and
+    /// one that gossips forever on a timer costs at most the bound.
+    fn settle_down(&mut self) {
+        let start = self.backend.now_ms();
+        let bound = start + self.config.settle_ms;
+        // Quiet is measured from the heal: traffic before it says nothing about after.
+        self.last_traffic_ms = self.last_traffic_ms.max(start);
+        loop {
+            let now = self.backend.now_ms();
+            let quiet_at = self.last_traffic_ms + self.config.quiet_ms;
+            if now >= quiet_at || now >= bound || self.interrupted() {
+                self.settle.quiet = now >= quiet_at;
+                self.settle.waited_ms = now - start;
+                return;
+            }
+            self.step(quiet_at.min(bound), Phase::Final);
+        }
+    }
+
+    /// With a rate, the mean gap between one client's requests: `clients / rate` seconds.
+    fn pace_interval_ms(&self) -> Option<f64> {
+        self.config
+            .rate
+            .filter(|r| *r > 0.0)
+            .map(|rate| 1000.0 * self.config.clients as f64 / rate)
+    }
+
+    /// The earliest moment an idle client may issue (now, without a rate).
+    fn next_pace_deadline(&self) -> u64 {
+        (0..self.config.clients)
+            .filter(|&c| !self.client_busy[c])
+            .map(|c| {
+                if self.config.rate.is_some() {
+                    self.next_issue[c]
+                } else {
+                    0
+                }
+            })
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     fn init(&mut self) -> bool {
@@ -633,6 +818,12 @@ impl Loop<'_> {
             }
         }
         self.faulty = true;
+        let now = self.backend.now_ms();
+        self.fault_spans.push(FaultSpan {
+            fault: self.faults_applied.last().cloned().unwrap_or_default(),
+            start_ms: now.saturating_sub(self.main_start_ms),
+            end_ms: now.saturating_sub(self.main_start_ms),
+        });
         // The window is recorded for reports and diagrams; it starts after the last observation.
         self.history.faults.push(FaultWindow {
             fault: self.faults_applied.last().cloned().unwrap_or_default(),
@@ -648,6 +839,11 @@ impl Loop<'_> {
             && window.healed_after_seq.is_none()
         {
             window.healed_after_seq = Some(self.seq);
+        }
+        if self.faulty
+            && let Some(span) = self.fault_spans.last_mut()
+        {
+            span.end_ms = self.backend.now_ms().saturating_sub(self.main_start_ms);
         }
         self.net.heal();
         self.partitioned = false;
@@ -673,9 +869,20 @@ impl Loop<'_> {
     }
 
     fn issue_ops(&mut self, now: u64) {
+        let interval = self.pace_interval_ms();
         for client in 0..self.config.clients {
-            if self.client_busy[client] || self.issued >= self.config.ops {
+            if self.client_busy[client] || self.issued - self.definite_fails >= self.config.ops {
                 continue;
+            }
+            if let Some(interval) = interval {
+                if now < self.next_issue[client] {
+                    continue;
+                }
+                // The next request is due one jittered interval after this one was; a client
+                // that fell behind (a slow reply) catches up by at most one request.
+                let gap = interval * (0.5 + self.pace_dice.unit());
+                let base = self.next_issue[client].max(now.saturating_sub(interval as u64));
+                self.next_issue[client] = base + gap.round().max(1.0) as u64;
             }
             let node = self
                 .workload
@@ -834,6 +1041,9 @@ impl Loop<'_> {
                     e.complete_ms = Some(now);
                     e.complete_seq = Some(seq);
                 }
+                if matches!(outcome, Outcome::Fail { .. }) {
+                    self.definite_fails += 1;
+                }
                 e.outcome = outcome;
                 self.client_busy[client] = false;
                 self.finished += 1;
@@ -883,6 +1093,8 @@ impl Loop<'_> {
             );
         }
         let now = self.backend.now_ms();
+        self.cadence.sent(node, to, now);
+        self.last_traffic_ms = now;
         let arrivals = self.net.route(node, to, now);
         // The last copy takes the cargo; only duplicates pay for a clone.
         let mut cargo = Some(cargo);
@@ -914,7 +1126,7 @@ impl Loop<'_> {
     /// A message node `node` sent, parsed: from `line` if it came as one (a node-to-node message
     /// is then delivered as the very line), or typed from an in-process backend.
     fn handle_message(&mut self, node: usize, msg: Message, line: Option<String>, sent_seq: u64) {
-        if msg.src != self.ids[node] {
+        if msg.src != self.ids[node] && !self.src_allowed(&msg.src) {
             let shown = line.unwrap_or_else(|| msg.to_line());
             let cut: String = shown.chars().take(200).collect();
             return self.malformed(
@@ -934,6 +1146,7 @@ impl Loop<'_> {
             return self.route(node, to, cargo, sent_seq);
         }
         if Services::is_service(&msg.dest) {
+            self.last_traffic_ms = now;
             // Services answer at once; the reply reaches the node after the network's minimum
             // latency, like any message. Partitions cut nodes from each other, not from services.
             let reply = self.services.handle_body(
@@ -1000,13 +1213,44 @@ impl Loop<'_> {
         );
     }
 
+    /// Whether a message from one node may name `src` as its sender. The strict profile accepts
+    /// only the sender itself: the harness carries every message, so a node that speaks for
+    /// another hides who sent what from the causality the checks rest on. Maelstrom accepts any
+    /// known node or client id (followers that forward a client's request to the leader keep the
+    /// client's `src`, and the leader answers the client directly), so its profile does too.
+    fn src_allowed(&self, src: &str) -> bool {
+        self.config.profile == Profile::Maelstrom
+            && (self.ids.iter().any(|id| id == src)
+                || src == "c-init"
+                || src
+                    .strip_prefix('c')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_some_and(|n| n < self.config.clients + self.config.nodes))
+    }
+
+    /// Reads every node until all agree, then keeps reading for the stability window: the run
+    /// ends once the values stayed equal for the whole window, or at `final_timeout_ms` plus one
+    /// window. A value that moves after agreement restarts the wait (a node still draining a
+    /// backlog agrees for a moment and then moves on), and is a violation when the workload says
+    /// no write could explain the move.
     fn final_reads(&mut self) {
         let Some(read) = self.workload.final_read() else {
             return;
         };
-        let deadline = self.backend.now_ms() + self.config.final_timeout_ms;
+        let window = self.config.stability_ms.unwrap_or_else(|| {
+            stability_window_ms(
+                self.cadence.period_ms().unwrap_or(0),
+                2 * self.config.quiet_ms,
+            )
+        });
+        self.stability_window_ms = window;
+        let start = self.backend.now_ms();
+        let deadline = start + self.config.final_timeout_ms + window;
+        // The agreed value and when agreement began.
+        let mut agreed: Option<(Value, u64)> = None;
         loop {
             let round_start = self.history.events.len();
+            self.settle.read_rounds += 1;
             for node in 0..self.config.nodes {
                 if self.dead[node] {
                     continue;
@@ -1038,25 +1282,57 @@ impl Loop<'_> {
                 .values()
                 .any(|(p, _)| matches!(p, Pending::Final { .. }))
                 && self.backend.now_ms() < deadline
+                && !self.interrupted()
             {
                 self.step(deadline, Phase::Final);
             }
-            let values: Vec<Option<Value>> = self.history.events[round_start..]
+            let values: Vec<(usize, Option<Value>)> = self.history.events[round_start..]
                 .iter()
-                .map(|e| e.reply().and_then(|r| self.workload.final_value(r)))
+                .map(|e| (e.node, e.reply().and_then(|r| self.workload.final_value(r))))
                 .collect();
-            let agreed =
-                values.iter().all(Option::is_some) && values.windows(2).all(|w| w[0] == w[1]);
+            let now = self.backend.now_ms();
+            if let Some((value, since)) = &agreed {
+                // Every node that answered must still show the agreed value.
+                let moved = values
+                    .iter()
+                    .find(|(_, v)| v.as_ref().is_some_and(|v| v != value));
+                if let Some((node, Some(to))) = moved {
+                    if let Some(why) = self.workload.unexplained_change(&self.history, value, to) {
+                        let cut = |v: &Value| v.to_string().chars().take(120).collect::<String>();
+                        self.unstable.push(format!(
+                            "n{node} read {} {} ms after every node agreed on {}: {why}",
+                            cut(to),
+                            now - since,
+                            cut(value)
+                        ));
+                    }
+                    agreed = None;
+                } else if now - since >= window {
+                    self.settle.stable = true;
+                    break;
+                }
+            }
+            if agreed.is_none() {
+                let all = values.iter().all(|(_, v)| v.is_some())
+                    && values.len() == (0..self.config.nodes).filter(|&n| !self.dead[n]).count();
+                if all && !values.is_empty() && values.windows(2).all(|w| w[0].1 == w[1].1) {
+                    agreed = values[0].1.clone().map(|v| (v, now));
+                }
+            }
             // Checkers judge each node by its last successful final read, so a round cut short
             // by the deadline does not hide the rounds before it.
-            if agreed || self.backend.now_ms() >= deadline {
-                return;
+            if now >= deadline
+                || self.interrupted()
+                || (agreed.is_none() && now >= start + self.config.final_timeout_ms)
+            {
+                break;
             }
-            let pause_until = (self.backend.now_ms() + FINAL_RETRY_MS).min(deadline);
-            while self.backend.now_ms() < pause_until {
+            let pause_until = (now + self.config.read_interval_ms).min(deadline);
+            while self.backend.now_ms() < pause_until && !self.interrupted() {
                 self.step(pause_until, Phase::Final);
             }
         }
+        self.settle.reads_ms = self.backend.now_ms() - start;
     }
 
     fn report(mut self, network: NetConfig, elapsed_ms: u64) -> RunReport {
@@ -1117,15 +1393,22 @@ impl Loop<'_> {
                     | Problem::Interrupted
             )
         });
-        let checks: Vec<Check> = if started {
-            self.workload
-                .check(&self.history, self.config.nodes)
-                .into_iter()
-                .filter(|c| self.config.profile == Profile::Strict || c.maelstrom)
-                .collect()
+        let mut checks: Vec<Check> = if started {
+            self.workload.check(&self.history, self.config.nodes)
         } else {
             Vec::new()
         };
+        if started && self.workload.final_read().is_some() {
+            let mut unstable = std::mem::take(&mut self.unstable);
+            unstable.truncate(5);
+            checks.push(Check::from_bool(
+                "stability",
+                false,
+                unstable.is_empty(),
+                || unstable.join("; "),
+            ));
+        }
+        checks.retain(|c| self.config.profile == Profile::Strict || c.maelstrom);
         let ops = main.len() as u64;
         let mut final_values = BTreeMap::new();
         for e in self.history.phase(Phase::Final) {
@@ -1151,6 +1434,11 @@ impl Loop<'_> {
             latency,
             availability,
             elapsed_ms,
+            main_ms: self.main_end_ms.saturating_sub(self.main_start_ms),
+            fault_windows: self.fault_spans,
+            settle: self.settle,
+            replication_period_ms: self.cadence.period_ms(),
+            stability_window_ms: self.stability_window_ms,
             problems: self.problems,
             final_values,
             services: self

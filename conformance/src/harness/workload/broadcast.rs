@@ -99,6 +99,10 @@ impl Workload for Broadcast {
         true
     }
 
+    fn unexplained_change(&self, _: &History, from: &Value, to: &Value) -> Option<String> {
+        super::set::lost_after_agreement(from, to)
+    }
+
     fn check(&self, history: &History, nodes: usize) -> Vec<Check> {
         self.set.check(history, nodes)
     }

@@ -54,20 +54,23 @@ impl Workload for Counter {
         reply.get("value").cloned()
     }
 
-    fn check(&self, history: &History, nodes: usize) -> Vec<Check> {
-        // Acknowledged adds certainly happened; indefinite ones may have. A final read must lie
-        // between the acknowledged sum and that sum plus every indefinite add of its sign.
-        let (mut acked, mut maybe_up, mut maybe_down) = (0i64, 0i64, 0i64);
-        for e in history.phase(Phase::Main).filter(|e| e.kind() == "add") {
-            let delta = e.request.get("delta").and_then(Value::as_i64).unwrap_or(0);
-            match e.outcome {
-                Outcome::Ok { .. } => acked += delta,
-                Outcome::Info { .. } if delta > 0 => maybe_up += delta,
-                Outcome::Info { .. } => maybe_down += delta,
-                Outcome::Fail { .. } => {}
-            }
+    fn unexplained_change(&self, history: &History, from: &Value, to: &Value) -> Option<String> {
+        let (from, to) = (from.as_i64()?, to.as_i64()?);
+        let (acked, low, high) = final_bounds(history);
+        if !self.negative && to < from {
+            return Some("a grow-only counter went down".into());
         }
-        let (low, high) = (acked + maybe_down, acked + maybe_up);
+        // A value outside the bounds was still moving (a backlog draining) or is wrong, which
+        // the bounds check says; one inside them that leaves them has no write to explain it.
+        ((low..=high).contains(&from) && !(low..=high).contains(&to)).then(|| {
+            format!(
+                "acknowledged adds sum to {acked} and indefinite ones allow [{low}, {high}], so moving from a value inside those bounds to one outside them is explained by no add"
+            )
+        })
+    }
+
+    fn check(&self, history: &History, nodes: usize) -> Vec<Check> {
+        let (acked, low, high) = final_bounds(history);
         let mut finals: BTreeMap<usize, Option<i64>> = (0..nodes).map(|n| (n, None)).collect();
         for e in history.phase(Phase::Final) {
             if let Some(reply) = e.reply() {
@@ -131,4 +134,21 @@ impl Workload for Counter {
             Check::new("convergence", false, converged),
         ]
     }
+}
+
+/// The sum of acknowledged adds, and the range a final read may show: acknowledged adds
+/// certainly happened and indefinite ones may have, so a final read lies between the acknowledged
+/// sum and that sum plus every indefinite add of its sign.
+fn final_bounds(history: &History) -> (i64, i64, i64) {
+    let (mut acked, mut maybe_up, mut maybe_down) = (0i64, 0i64, 0i64);
+    for e in history.phase(Phase::Main).filter(|e| e.kind() == "add") {
+        let delta = e.request.get("delta").and_then(Value::as_i64).unwrap_or(0);
+        match e.outcome {
+            Outcome::Ok { .. } => acked += delta,
+            Outcome::Info { .. } if delta > 0 => maybe_up += delta,
+            Outcome::Info { .. } => maybe_down += delta,
+            Outcome::Fail { .. } => {}
+        }
+    }
+    (acked, acked + maybe_down, acked + maybe_up)
 }

@@ -72,6 +72,13 @@ pub trait Workload {
     }
     /// Checks the history.
     fn check(&self, history: &History, nodes: usize) -> Vec<Check>;
+    /// After every node agreed on the final value `from`, a node read `to`: why no write could
+    /// explain that, or `None` if one could (or the workload cannot tell from outside). The
+    /// harness then waits for a new agreement either way; a reason is a `stability` violation.
+    fn unexplained_change(&self, history: &History, from: &Value, to: &Value) -> Option<String> {
+        let _ = (history, from, to);
+        None
+    }
 }
 
 /// The workloads this build has, by name.

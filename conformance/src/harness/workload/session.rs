@@ -92,6 +92,10 @@ impl Workload for Session {
         canonical(reply, SESSION.read_field)
     }
 
+    fn unexplained_change(&self, _: &History, from: &Value, to: &Value) -> Option<String> {
+        super::set::lost_after_agreement(from, to)
+    }
+
     fn check(&self, history: &History, nodes: usize) -> Vec<Check> {
         let mut checks = check_sets(&SESSION, history, nodes);
         checks.extend(session_checks(history));

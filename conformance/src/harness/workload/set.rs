@@ -87,6 +87,10 @@ impl Workload for SetWorkload {
         true
     }
 
+    fn unexplained_change(&self, _: &History, from: &Value, to: &Value) -> Option<String> {
+        lost_after_agreement(from, to)
+    }
+
     fn check(&self, history: &History, nodes: usize) -> Vec<Check> {
         check_sets(&self.shape, history, nodes)
     }
@@ -115,6 +119,29 @@ pub(super) fn read_set(reply: &Body, field: &str) -> Result<Vec<i64>, String> {
     set.sort_unstable();
     set.dedup();
     Ok(set)
+}
+
+/// For grow-only sets (g-set, broadcast, session): once every node agreed on `from`, a read
+/// `to` that lacks some of its elements lost what the whole cluster had, and no add explains a
+/// loss. A read that grew is explained by adds still arriving (what it may show is the other
+/// checks' business).
+pub(super) fn lost_after_agreement(from: &Value, to: &Value) -> Option<String> {
+    let (Some(from), Some(to)) = (from.as_array(), to.as_array()) else {
+        return None;
+    };
+    let to: std::collections::BTreeSet<i64> = to.iter().filter_map(Value::as_i64).collect();
+    let lost: Vec<String> = from
+        .iter()
+        .filter(|x| x.as_i64().is_some_and(|x| !to.contains(&x)))
+        .take(5)
+        .map(Value::to_string)
+        .collect();
+    (!lost.is_empty()).then(|| {
+        format!(
+            "a grow-only set lost {} after the whole cluster had it",
+            lost.join(", ")
+        )
+    })
 }
 
 /// The canonical value of a read: its set as a sorted JSON list, or `None` if malformed.
