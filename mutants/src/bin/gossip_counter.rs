@@ -105,6 +105,10 @@ impl GossipCounter {
         let (Some(origin), Some(first), Some(deltas)) = (origin, first, deltas) else {
             return eprintln!("{}: skipping malformed deltas: {:?}", node.id(), msg.body);
         };
+        // Numbered past `u64::MAX`: no origin makes that many deltas.
+        if first.checked_add(deltas.len() as u64).is_none() {
+            return eprintln!("{}: skipping deltas numbered past the end", node.id());
+        }
         let seen = self.seen.entry(origin.to_string()).or_default();
         for (seq, delta) in (first..).zip(deltas) {
             let new = seen.insert(seq);

@@ -204,8 +204,9 @@ impl Handler for SlowDrain {
                 }
                 _ => match self.reads.remove(&id) {
                     Some(read) => self.read_step(node, &msg, read),
-                    // A late answer to a `cas` the leaked timeout already gave up on.
-                    None => eprintln!("{}: ignoring a late answer to {id}", node.id()),
+                    // Nothing waits for it: under `leaked-timeout`, the answer to a `cas` whose
+                    // timeout already fired.
+                    None => eprintln!("{}: ignoring an answer to {id}", node.id()),
                 },
             }
             return;
