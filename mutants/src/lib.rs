@@ -21,11 +21,11 @@
 //!   ends with success.
 //!
 //! Helpers the nodes share: [`bug_from_args`] (`--bug NAME`) and [`args_from_env`] (with other
-//! options), [`incarnation`] (a name per process, for state one writer owns across restarts),
-//! [`Flow`] (eager pushes that never flood a peer that stopped reading, and gossip paced to
-//! match), [`Parked`] (requests waiting, boundedly, for a condition), [`CatchUp`] (requests held
-//! until a restarted node has its peers' states) and [`dots`] (the dot kernel of the OR-set and
-//! the multi-value register).
+//! options; [`Args::millis`] reads a period), [`incarnation`] (a name per process, for state one
+//! writer owns across restarts), [`Flow`] (eager pushes that never flood a peer that stopped
+//! reading, and gossip paced to match), [`Parked`] (requests waiting, boundedly, for a
+//! condition), [`CatchUp`] (requests held until a restarted node has its peers' states) and
+//! [`dots`] (the dot kernel of the OR-set and the multi-value register).
 
 pub mod dots;
 
@@ -353,6 +353,28 @@ impl<B> Args<B> {
     pub fn option(&self, name: &str) -> Option<&str> {
         self.options.get(name).map(String::as_str)
     }
+
+    /// The period given as `--name MILLISECONDS`, or `default_ms` without it. A value that is
+    /// not a positive whole number of milliseconds is a usage error (exit code 2).
+    pub fn millis(&self, name: &str, default_ms: u64) -> Duration {
+        match parse_millis(self.option(name), default_ms) {
+            Ok(period) => period,
+            Err(e) => usage_error(&format!("--{name} {e}")),
+        }
+    }
+}
+
+/// `value` as a positive number of milliseconds, or `default_ms` if absent.
+fn parse_millis(value: Option<&str>, default_ms: u64) -> Result<Duration, String> {
+    let ms = match value.map(str::parse::<u64>) {
+        None => default_ms,
+        Some(Ok(ms)) => ms,
+        Some(Err(e)) => return Err(format!("needs a whole number of milliseconds: {e}")),
+    };
+    if ms == 0 {
+        return Err("must be at least 1 millisecond".into());
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 /// Parses a node's command line (`args`, without the program name): `--bug NAME` out of `bugs`,
@@ -917,6 +939,15 @@ mod tests {
             parse_args(args(&["--speed", "9"]), BUGS, &known)
                 .is_err_and(|e| e.contains("[--mode VALUE] [--skew-ms VALUE]"))
         );
+    }
+
+    #[test]
+    fn periods_are_positive_milliseconds_with_a_default() {
+        assert_eq!(parse_millis(None, 500), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_millis(Some("20"), 500), Ok(Duration::from_millis(20)));
+        assert!(parse_millis(Some("0"), 500).is_err());
+        assert!(parse_millis(Some("-5"), 500).is_err());
+        assert!(parse_millis(Some("1.5"), 500).is_err());
     }
 
     #[test]
