@@ -4,6 +4,10 @@
 ci:
     bash .ci/run
 
+# The system packages the tests need (libfaketime, for `--nemesis clock`); CI runs it first.
+install-deps:
+    bash scripts/install-deps.sh
+
 fmt:
     cargo fmt --all -- --check
 

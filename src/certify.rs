@@ -5,7 +5,7 @@
 use converge_conformance::harness::check::{Check, Verdict};
 use converge_conformance::harness::diagram;
 use converge_conformance::harness::nemesis::Fault;
-use converge_conformance::harness::process::{ProcessBackend, ProcessConfig};
+use converge_conformance::harness::process::{ProcessBackend, ProcessConfig, find_libfaketime};
 use converge_conformance::harness::run::{
     RunConfig, RunReport, Stage, merge_order_independence, run,
 };
@@ -175,6 +175,12 @@ pub fn certify(
     request: &Request,
     progress: &mut dyn FnMut(u64, Stage),
 ) -> Result<Certification, String> {
+    // The clock nemesis moves node clocks with libfaketime: without it, say so before any run.
+    let faketime = if request.config.faults.contains(&Fault::Clock) {
+        Some(find_libfaketime()?)
+    } else {
+        None
+    };
     let mut runs = Vec::new();
     for schedule in 0..request.schedules.max(1) {
         let mut workload = workload::by_name(&request.workload).ok_or_else(|| {
@@ -199,6 +205,7 @@ pub fn certify(
                 program: request.program.clone(),
                 args,
                 log_dir,
+                faketime: faketime.clone(),
             },
             request.config.nodes,
         );

@@ -10,7 +10,9 @@
 //!
 //! # What the simulator adds to the network the harness already owns
 //! - **Clock skew**: each replica's clock is offset by up to ±`skew_ms` (drawn per seed), so the
-//!   hybrid logical clocks and last-writer-wins stamps see skewed physical time.
+//!   hybrid logical clocks and last-writer-wins stamps see skewed physical time. The clock
+//!   nemesis (`--nemesis clock`) moves a replica's clock further for a fault window
+//!   ([`Backend::set_clock_offset`]), on top of its skew.
 //! - **Client round trips**: a reply reaches its client `reply_ms` after the request (±50 %),
 //!   so operations take virtual time and interleave with replication and faults.
 //! - **Crash and restart from durable state**: a killed replica loses everything but its "disk",
@@ -85,6 +87,8 @@ struct Node {
     /// Inputs since the journal was last written to `disk`.
     unwritten: u32,
     skew: i64,
+    /// The clock nemesis's offset, on top of `skew`.
+    offset: i64,
     paused: bool,
     inbox: VecDeque<Input>,
     incarnation: u64,
@@ -148,6 +152,7 @@ impl SimBackend {
                     disk: Durable::new(),
                     unwritten: 0,
                     skew,
+                    offset: 0,
                     paused: false,
                     inbox: VecDeque::new(),
                     incarnation: 0,
@@ -171,10 +176,11 @@ impl SimBackend {
         self.nodes.iter().map(|n| n.skew).collect()
     }
 
-    /// The replica's reading of the clock: virtual time plus its skew. Virtual time starts at a
-    /// day, so negative skews never go below zero.
+    /// The replica's reading of the clock: virtual time plus its skew and the clock nemesis's
+    /// offset. Virtual time starts at a day, so negative offsets never go below zero.
     fn local(&self, node: usize) -> u64 {
-        (86_400_000 + self.now).saturating_add_signed(self.nodes[node].skew)
+        let n = &self.nodes[node];
+        (86_400_000 + self.now).saturating_add_signed(n.skew.saturating_add(n.offset))
     }
 
     /// Collects what node `node` produced: durable state first (the ordering rule), then its
@@ -314,7 +320,7 @@ impl SimBackend {
                 let at = n.face.as_ref()?.poll_timeout()?;
                 // Back from the replica's clock to virtual time.
                 Some(
-                    at.saturating_add_signed(-n.skew)
+                    at.saturating_add_signed(-n.skew.saturating_add(n.offset))
                         .saturating_sub(86_400_000)
                         .max(self.now),
                 )
@@ -442,6 +448,17 @@ impl Backend for SimBackend {
         for input in inputs {
             self.deliver(node, input);
         }
+    }
+
+    fn supports_clock_offset(&self) -> bool {
+        true
+    }
+
+    fn set_clock_offset(&mut self, node: usize, offset_ms: i64) -> Result<(), BackendError> {
+        // A replica whose clock goes back keeps its time where it was until the clock catches
+        // up (the replica clamps time that goes backwards); its timers then wait for that too.
+        self.nodes[node].offset = offset_ms;
+        Ok(())
     }
 
     fn shutdown(&mut self) {

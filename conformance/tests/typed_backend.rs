@@ -247,3 +247,26 @@ fn a_payload_to_a_node_that_does_not_exist_is_reported_not_delivered() {
     });
     assert!(refused, "{:?}", report.problems);
 }
+
+#[test]
+fn the_clock_nemesis_is_refused_up_front_by_a_backend_that_cannot_move_clocks() {
+    let config = RunConfig {
+        nodes: 3,
+        clients: 3,
+        ops: 100,
+        seed: 1,
+        faults: vec![Fault::Clock],
+        ..RunConfig::default()
+    };
+    let mut w = workload::by_name("g-counter").expect("a built-in workload");
+    let mut cluster = Cluster::new(3);
+    assert!(!cluster.supports_clock_offset());
+    let report = run(w.as_mut(), &mut cluster, &config, &mut |_| {});
+    let refused = report
+        .problems
+        .iter()
+        .any(|p| matches!(p, Problem::Backend { error } if error.contains("clock nemesis")));
+    assert!(refused, "{:?}", report.problems);
+    assert!(cluster.up.iter().all(|up| !up), "no node was started");
+    assert!(!matches!(report.verdict(), Verdict::Pass));
+}

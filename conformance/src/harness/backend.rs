@@ -81,8 +81,17 @@ pub enum BackendError {
         /// Why.
         source: std::io::Error,
     },
-    /// The harness handed a backend something it never produces (a peer payload to a backend
-    /// that speaks lines only): a harness bug, reported rather than panicking.
+    /// Moving a node's clock failed.
+    #[error("cannot set node {node}'s clock: {source}")]
+    Clock {
+        /// Node index.
+        node: usize,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The harness asked a backend for something it cannot do (a peer payload to a backend
+    /// that speaks lines only, a clock offset to one that cannot move clocks): a harness bug,
+    /// reported rather than panicking.
     #[error("node {node}: {what} is not supported by this backend")]
     Unsupported {
         /// Node index.
@@ -136,6 +145,22 @@ pub trait Backend {
     fn pause(&mut self, node: usize);
     /// Resumes a paused node (SIGCONT).
     fn resume(&mut self, node: usize);
+    /// Whether [`Backend::set_clock_offset`] works here. The clock nemesis needs it: a run with
+    /// [`super::nemesis::Fault::Clock`] on a backend that says no stops before it starts, with a
+    /// `backend` problem. The default says no.
+    fn supports_clock_offset(&self) -> bool {
+        false
+    }
+    /// Sets node `node`'s wall clock `offset_ms` ahead of the true time (behind if negative; 0
+    /// resets it), at once, and for its later restarts too. Monotonic clocks are not moved: a
+    /// node's timers keep their pace. The default refuses.
+    fn set_clock_offset(&mut self, node: usize, offset_ms: i64) -> Result<(), BackendError> {
+        let _ = offset_ms;
+        Err(BackendError::Unsupported {
+            node,
+            what: "a clock offset",
+        })
+    }
     /// Stops every node and releases its resources. Idempotent.
     fn shutdown(&mut self);
 }

@@ -6,10 +6,20 @@
 //! bounded channel, so a flooding node blocks its own reader rather than exhausting memory; and
 //! the harness never writes to a pipe itself — each node's input goes through a bounded queue
 //! and a writer thread, so a node that stops reading (paused, stuck) can never block the harness.
+//!
+//! # Clocks
+//! With [`ProcessConfig::faketime`] set (the clock nemesis), every node starts with libfaketime
+//! preloaded (`LD_PRELOAD`) and reading its wall-clock offset from a file of its own,
+//! `LOG_DIR/clock/nN.faketime`, on every call (`FAKETIME_NO_CACHE=1`): [`Backend::set_clock_offset`]
+//! rewrites that file atomically (a temporary file renamed over it), so the node's next
+//! `clock_gettime(CLOCK_REALTIME)`, `gettimeofday` or `time` sees the new offset. Monotonic clocks
+//! are left alone (`FAKETIME_DONT_FAKE_MONOTONIC=1`), so timers keep their pace, and so are file
+//! timestamps (`NO_FAKE_STAT=1`). Only programs that read the clock through the C library's
+//! dynamic symbols are reached: see the Faults section of `docs/protocol.md`.
 
 use super::backend::{Backend, BackendError, NodeEvent};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread;
@@ -32,6 +42,103 @@ pub struct ProcessConfig {
     pub args: Vec<String>,
     /// Where per-node stderr logs go (`n0.log`, …).
     pub log_dir: PathBuf,
+    /// libfaketime, to preload into every node so that its clock can be moved (the clock
+    /// nemesis; see [`find_libfaketime`]). `None`: nodes run on the machine's clock, and
+    /// [`Backend::set_clock_offset`] is unsupported.
+    pub faketime: Option<PathBuf>,
+}
+
+/// Where [`find_libfaketime`] looks for the library when `CONVERGE_LIBFAKETIME` does not name
+/// it: Debian's and Ubuntu's multiarch directory for this machine (package `faketime`), then the
+/// other usual places. The multithreaded build comes first: it serializes the library's time
+/// calls, whose cached state a node reading the clock from several threads would race on.
+fn libfaketime_candidates() -> Vec<PathBuf> {
+    let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
+    let mut dirs = vec![PathBuf::from("/usr/lib").join(&multiarch).join("faketime")];
+    // Any other multiarch directory (e.g. `arm-linux-gnueabihf`).
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        let mut others: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path().join("faketime"))
+            .filter(|d| d.is_dir() && !dirs.contains(d))
+            .collect();
+        others.sort();
+        dirs.extend(others);
+    }
+    for dir in [
+        "/usr/lib/faketime",
+        "/usr/lib64/faketime",
+        "/usr/local/lib/faketime",
+        "/usr/local/lib",
+        "/usr/lib64",
+    ] {
+        dirs.push(PathBuf::from(dir));
+    }
+    dirs.iter()
+        .flat_map(|d| [d.join("libfaketimeMT.so.1"), d.join("libfaketime.so.1")])
+        .collect()
+}
+
+/// The libfaketime library to preload for the clock nemesis: `CONVERGE_LIBFAKETIME` if set (it
+/// must exist), else the first of the usual places that has it. The error says what to install.
+pub fn find_libfaketime() -> Result<PathBuf, String> {
+    if !cfg!(target_os = "linux") {
+        return Err(
+            "the clock nemesis moves process nodes' clocks with libfaketime (LD_PRELOAD), \
+             which converge supports on Linux only"
+                .into(),
+        );
+    }
+    if let Some(path) = std::env::var_os("CONVERGE_LIBFAKETIME") {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "--nemesis clock needs libfaketime, and CONVERGE_LIBFAKETIME names {}, which is \
+                 not a file (the Debian/Ubuntu package `faketime` installs the library)",
+                path.display()
+            ))
+        };
+    }
+    let candidates = libfaketime_candidates();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "--nemesis clock needs libfaketime to move the clocks of node processes, and it \
+                 is not installed: install the Debian/Ubuntu package `faketime` (`apt-get \
+                 install faketime`, or scripts/install-deps.sh), or set CONVERGE_LIBFAKETIME to \
+                 the library's path (looked for libfaketimeMT.so.1 and libfaketime.so.1 in {})",
+                {
+                    let mut dirs: Vec<String> = candidates
+                        .iter()
+                        .filter_map(|p| p.parent().map(|d| d.display().to_string()))
+                        .collect();
+                    dirs.dedup();
+                    dirs.join(", ")
+                }
+            )
+        })
+}
+
+/// A clock offset as libfaketime reads it: signed seconds with a fraction (`+1.500`, `-0.300`).
+fn faketime_offset(offset_ms: i64) -> String {
+    let sign = if offset_ms < 0 { '-' } else { '+' };
+    let ms = offset_ms.unsigned_abs();
+    format!("{sign}{}.{:03}\n", ms / 1000, ms % 1000)
+}
+
+/// Writes `offset_ms` to the clock file `path` so that a reader sees the old file or the new one,
+/// never a partial one: the new offset goes to a temporary file that is renamed over `path`.
+fn write_clock_file(path: &Path, offset_ms: i64) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, faketime_offset(offset_ms))?;
+    std::fs::rename(&tmp, path)
 }
 
 struct Node {
@@ -57,6 +164,8 @@ pub struct ProcessBackend {
     started: Instant,
     nodes: Vec<Option<Node>>,
     incarnations: Vec<u64>,
+    /// Each node's clock offset in ms, kept across its restarts (with a clock only).
+    clock_offsets: Vec<i64>,
     events_tx: SyncSender<NodeEvent>,
     events_rx: Receiver<NodeEvent>,
 }
@@ -70,6 +179,7 @@ impl ProcessBackend {
             started: Instant::now(),
             nodes: (0..nodes).map(|_| None).collect(),
             incarnations: vec![0; nodes],
+            clock_offsets: vec![0; nodes],
             events_tx,
             events_rx,
         }
@@ -81,7 +191,56 @@ impl ProcessBackend {
             // harmlessly; wait() reaps it either way.
             let _ = n.child.kill();
             let _ = n.child.wait();
+            if self.config.faketime.is_some() {
+                // libfaketime gives each process a semaphore and a shared memory object named
+                // after its pid, and removes them only when the process exits normally: a
+                // killed node would leave them in /dev/shm for good, and a later process with
+                // the same pid would find them there.
+                let pid = n.child.id();
+                let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
+                let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
+            }
         }
+    }
+
+    /// Node `node`'s clock file (absolute, since the node reads it from its own directory).
+    fn clock_file(&self, node: usize) -> PathBuf {
+        let path = self
+            .config
+            .log_dir
+            .join("clock")
+            .join(format!("n{node}.faketime"));
+        std::path::absolute(&path).unwrap_or(path)
+    }
+
+    /// Sets up `command` to run with libfaketime and node `node`'s clock file, which it writes
+    /// with the node's current offset.
+    fn fake_clock(&self, node: usize, lib: &Path, command: &mut Command) -> std::io::Result<()> {
+        let file = self.clock_file(node);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_clock_file(&file, self.clock_offsets[node])?;
+        // Nothing of a libfaketime the harness itself may run under reaches the node (FAKETIME
+        // would override the file, FAKETIME_SHARED would tie it to another process's state).
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("FAKETIME") || name.starts_with("DONT_FAKE") {
+                command.env_remove(&key);
+            }
+        }
+        let mut preload = lib.as_os_str().to_owned();
+        if let Some(more) = std::env::var_os("LD_PRELOAD").filter(|p| !p.is_empty()) {
+            preload.push(":");
+            preload.push(more);
+        }
+        command
+            .env("LD_PRELOAD", preload)
+            .env("FAKETIME_TIMESTAMP_FILE", &file)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("NO_FAKE_STAT", "1");
+        Ok(())
     }
 }
 
@@ -103,13 +262,17 @@ impl Backend for ProcessBackend {
             .append(true)
             .open(self.config.log_dir.join(format!("n{node}.log")))
             .map_err(spawn_error)?;
-        let mut child = Command::new(&self.config.program)
+        let mut command = Command::new(&self.config.program);
+        command
             .args(&self.config.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(spawn_error)?;
+            .stderr(Stdio::from(log));
+        if let Some(lib) = &self.config.faketime {
+            self.fake_clock(node, lib, &mut command)
+                .map_err(spawn_error)?;
+        }
+        let mut child = command.spawn().map_err(spawn_error)?;
         // Both pipes were requested just above.
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let (input, lines) = sync_channel::<String>(INPUT_LINES_MAX);
@@ -215,6 +378,26 @@ impl Backend for ProcessBackend {
         }
     }
 
+    fn supports_clock_offset(&self) -> bool {
+        self.config.faketime.is_some()
+    }
+
+    fn set_clock_offset(&mut self, node: usize, offset_ms: i64) -> Result<(), BackendError> {
+        if self.config.faketime.is_none() {
+            return Err(BackendError::Unsupported {
+                node,
+                what: "a clock offset (nodes run without libfaketime)",
+            });
+        }
+        self.clock_offsets[node] = offset_ms;
+        // A node that is down (killed) reads the file when it starts again.
+        let file = self.clock_file(node);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| BackendError::Clock { node, source })?;
+        }
+        write_clock_file(&file, offset_ms).map_err(|source| BackendError::Clock { node, source })
+    }
+
     fn shutdown(&mut self) {
         for node in 0..self.nodes.len() {
             self.stop(node);
@@ -225,5 +408,49 @@ impl Backend for ProcessBackend {
 impl Drop for ProcessBackend {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_written_as_libfaketime_reads_them() {
+        assert_eq!(faketime_offset(0), "+0.000\n");
+        assert_eq!(faketime_offset(1500), "+1.500\n");
+        assert_eq!(faketime_offset(-300), "-0.300\n");
+        assert_eq!(faketime_offset(-5007), "-5.007\n");
+    }
+
+    #[test]
+    fn a_clock_file_is_replaced_whole() {
+        let dir = std::env::temp_dir().join(format!("converge-clock-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+        let file = dir.join("n0.faketime");
+        write_clock_file(&file, 250).expect("writes");
+        write_clock_file(&file, -1250).expect("rewrites");
+        assert_eq!(std::fs::read_to_string(&file).expect("reads"), "-1.250\n");
+        let left: Vec<_> = std::fs::read_dir(&dir).expect("lists").flatten().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left behind");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_backend_without_libfaketime_refuses_clock_offsets() {
+        let mut backend = ProcessBackend::new(
+            ProcessConfig {
+                program: "true".into(),
+                args: Vec::new(),
+                log_dir: std::env::temp_dir(),
+                faketime: None,
+            },
+            1,
+        );
+        assert!(!backend.supports_clock_offset());
+        assert!(matches!(
+            backend.set_clock_offset(0, 100),
+            Err(BackendError::Unsupported { node: 0, .. })
+        ));
     }
 }

@@ -9,7 +9,7 @@ use super::cadence::Cadence;
 use super::check::{Check, Verdict};
 use super::history::{Body, Delivery, Event, FaultWindow, History, Outcome, Phase};
 use super::message::{Message, error_is_definite};
-use super::nemesis::{Fault, faulty_network, partition};
+use super::nemesis::{ClockNemesis, Fault, clock_plan, faulty_network, partition};
 use super::net::{NetConfig, NetStats, Network};
 use super::rng::Dice;
 use super::services::Services;
@@ -198,7 +198,8 @@ pub struct RunReport {
     pub network: NetConfig,
     /// What the network did during the workload.
     pub net_stats: NetStats,
-    /// Faults applied, in order: `partition:KIND`, `kill:nN`, `pause:nN`.
+    /// Faults applied, in order: `partition:KIND`, `kill:nN`, `pause:nN`, `clock:…` (see
+    /// [`super::nemesis::ClockPlan::name`]).
     pub faults: Vec<String>,
     /// Operations issued in the main phase.
     pub ops: u64,
@@ -400,6 +401,8 @@ struct Loop<'a> {
     faults_applied: Vec<String>,
     killed: Vec<bool>,
     paused: Vec<bool>,
+    /// The clock nemesis: which clocks are moved, and when a strobing one flips next.
+    clock: ClockNemesis,
     starts: Vec<u64>,
     problems: Vec<Problem>,
     malformed: BTreeMap<usize, (u64, String)>,
@@ -470,6 +473,7 @@ pub fn run(
         faults_applied: Vec::new(),
         killed: vec![false; config.nodes],
         paused: vec![false; config.nodes],
+        clock: ClockNemesis::new(config.nodes),
         starts: vec![0; config.nodes],
         problems: Vec::new(),
         malformed: BTreeMap::new(),
@@ -515,6 +519,12 @@ fn with_latency(mut net: NetConfig, latency_ms: u64) -> NetConfig {
 impl Loop<'_> {
     fn go(&mut self, network: NetConfig, progress: &mut dyn FnMut(Stage)) {
         progress(Stage::Init);
+        if self.config.faults.contains(&Fault::Clock) && !self.backend.supports_clock_offset() {
+            self.problems.push(Problem::Backend {
+                error: "the clock nemesis needs a backend that can move a node's clock".into(),
+            });
+            return;
+        }
         if !self.init() || !self.setup() {
             return;
         }
@@ -555,6 +565,10 @@ impl Loop<'_> {
                     next_fault = u64::MAX;
                 }
             }
+            if now >= self.clock.next_change_ms() {
+                let changes = self.clock.poll(now);
+                self.set_clocks(changes);
+            }
             if now < main_deadline {
                 self.issue_ops(now);
             }
@@ -583,7 +597,10 @@ impl Loop<'_> {
             } else {
                 main_deadline + self.config.request_timeout_ms
             };
-            self.step(next_fault.min(next_op), Phase::Main);
+            self.step(
+                next_fault.min(next_op).min(self.clock.next_change_ms()),
+                Phase::Main,
+            );
         }
         self.main_end_ms = self.backend.now_ms();
         // Heal, and let the cluster go quiet.
@@ -810,6 +827,12 @@ impl Loop<'_> {
                 self.paused[node] = true;
                 self.backend.pause(node);
             }
+            Fault::Clock => {
+                let plan = clock_plan(n, &mut self.fault_dice);
+                self.faults_applied.push(plan.name());
+                let changes = self.clock.begin(&plan, self.backend.now_ms());
+                self.set_clocks(changes);
+            }
             _ => {
                 let p = partition(n, &mut self.fault_dice);
                 self.faults_applied.push(format!("partition:{}", p.kind));
@@ -847,6 +870,8 @@ impl Loop<'_> {
         }
         self.net.heal();
         self.partitioned = false;
+        let changes = self.clock.heal();
+        self.set_clocks(changes);
         for node in 0..self.config.nodes {
             if std::mem::take(&mut self.paused[node]) {
                 self.backend.resume(node);
@@ -866,6 +891,15 @@ impl Loop<'_> {
             }
         }
         self.faulty = false;
+    }
+
+    /// Moves node clocks as the clock nemesis says: `(node, offset in ms)`.
+    fn set_clocks(&mut self, changes: Vec<(usize, i64)>) {
+        for (node, offset_ms) in changes {
+            if let Err(e) = self.backend.set_clock_offset(node, offset_ms) {
+                self.note_backend_error(e);
+            }
+        }
     }
 
     fn issue_ops(&mut self, now: u64) {

@@ -4,11 +4,13 @@
 //! `--skew-ms N` (default 0) sets node `n_i`'s clock `i * N` milliseconds behind the machine's.
 //! The nodes of a run share one machine, so their clocks agree far better than those of nodes in
 //! different regions; the flag gives them the skew that real deployments have, which is what the
-//! `wall-clock` bug needs to show. The correct modes accept it and are unaffected.
+//! `wall-clock` bug needs to show. The correct modes accept it and are unaffected. The harness's
+//! clock nemesis (`converge certify --nemesis clock`) moves the clocks from outside instead: the
+//! node reads its clock with `SystemTime::now`, which libfaketime reaches.
 //!
-//! Correct `lww` design: the register holds one value with a stamp `(time, node id)`, and the
-//! join keeps the larger stamp (the value breaks a tie, which only two incarnations of one node
-//! could produce). Times come from a hybrid logical clock: a write takes
+//! Correct `lww` design: the register holds one value with a stamp `(time, node id)`, time in
+//! microseconds, and the join keeps the larger stamp (the value breaks a tie, which only two
+//! incarnations of one node could produce). Times come from a hybrid logical clock: a write takes
 //! `max(skewed wall clock, largest time seen + 1)`, and every stamp merged raises the largest time
 //! seen. So a write is stamped above everything its node had, and a causally later write always
 //! wins, however far the clocks are apart.
@@ -37,7 +39,10 @@
 //!   its write loses to the value it had just read: the `lww-winner` check catches the node
 //!   reading that value again after acknowledging the write, and the final reads showing a value
 //!   an acknowledged write had seen. With `--skew-ms 500`, every write at `n1` and `n2` loses to
-//!   whatever `n0` wrote in the half second before, so the loss needs no lucky timing.
+//!   whatever `n0` wrote in the half second before, so the loss needs no lucky timing; so does
+//!   `--nemesis clock`, with no skew of the node's own. Without either, the nodes' clocks on one
+//!   machine agree to the microsecond the stamps count in, and the bug does not show: it is the
+//!   skew that finds it, not the timing of a run.
 //! - `keep-one` (`mv` only): after every join, only the largest sibling is kept and the others
 //!   are deleted, as if concurrent writes could be ordered by value. Two writes that no other
 //!   write could have seen (the last ones on each side of a partition) must both stay siblings;
@@ -117,8 +122,8 @@ struct Register {
     mode: Mode,
     bug: Option<Bug>,
     skew_ms: i64,
-    /// This node's clock offset: minus its index times the skew.
-    offset_ms: i64,
+    /// This node's clock offset in µs: minus its index times the skew.
+    offset_us: i64,
     /// This incarnation's replica name, for its dots.
     me: String,
     state: State,
@@ -134,7 +139,7 @@ impl Register {
             mode,
             bug,
             skew_ms,
-            offset_ms: 0,
+            offset_us: 0,
             me: String::new(),
             state: match mode {
                 Mode::Lww => State::Lww(None),
@@ -146,12 +151,12 @@ impl Register {
         }
     }
 
-    /// This node's wall clock, in milliseconds, skewed by its offset.
-    fn wall_ms(&self) -> i64 {
+    /// This node's wall clock, in microseconds, skewed by its offset.
+    fn wall_us(&self) -> i64 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        now.saturating_add(self.offset_ms)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        now.saturating_add(self.offset_us)
     }
 
     /// Joins `other` into the state.
@@ -187,9 +192,9 @@ impl Register {
             return State::Mv(delta);
         }
         let time = if self.bug == Some(Bug::WallClock) {
-            self.wall_ms()
+            self.wall_us()
         } else {
-            let time = self.wall_ms().max(self.clock.saturating_add(1));
+            let time = self.wall_us().max(self.clock.saturating_add(1));
             self.clock = time;
             time
         };
@@ -243,13 +248,16 @@ impl Handler for Register {
     fn init(&mut self, node: &Node) {
         *self = Register::new(self.mode, self.bug, self.skew_ms);
         let index = node.ids().iter().position(|i| i == node.id()).unwrap_or(0);
-        self.offset_ms = (index as i64).saturating_mul(self.skew_ms).saturating_neg();
+        self.offset_us = (index as i64)
+            .saturating_mul(self.skew_ms)
+            .saturating_mul(1000)
+            .saturating_neg();
         self.me = incarnation(node.id());
         eprintln!(
             "{} starts as replica {}, clock offset {} ms",
             node.id(),
             self.me,
-            self.offset_ms
+            self.offset_us / 1000
         );
         self.catch_up.start(node);
     }
