@@ -258,12 +258,13 @@ fn command(request: &Request, no_shrink: bool) -> String {
         )
     };
     let mut cmd = format!(
-        "converge certify{bin} --workload {} --nodes {} --clients {} --seed {}",
-        request.workload, c.nodes, c.clients, c.seed
+        "converge certify{bin} --workload {} --nodes {} --clients {}",
+        request.workload, c.nodes, c.clients
     );
     if c.ops != u64::MAX {
         let _ = write!(cmd, " --ops {}", c.ops);
     }
+    let _ = write!(cmd, " --seed {}", c.seed);
     if request.schedules > 1 {
         let _ = write!(cmd, " --schedules {}", request.schedules);
     }
