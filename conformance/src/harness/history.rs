@@ -249,6 +249,19 @@ impl History {
     /// an index at or above `nodes`), because information flows through a shared store as surely
     /// as through a message. The vectors cover every party; index them by node.
     pub fn reach(&self, nodes: usize) -> Vec<Vec<Option<u64>>> {
+        let mut reach = vec![Vec::new(); self.events.len()];
+        self.reach_each(nodes, |i, known| reach[i] = known.to_vec());
+        reach
+    }
+
+    /// [`History::reach`] without keeping it: calls `f(i, known)` once for every operation `i`
+    /// whose node is below `nodes`, where `known` is `reach(nodes)[i]`. Operations come in
+    /// observation order (by `invoke_seq`), not by index.
+    ///
+    /// A vector per operation is what makes `reach` proportional to operations × parties; a
+    /// checker that only folds the vectors (a maximum, a count) needs none of them kept, and then
+    /// holds a vector per party and one per message in flight, besides the sweep's order.
+    pub fn reach_each(&self, nodes: usize, mut f: impl FnMut(usize, &[Option<u64>])) {
         let parties = self
             .deliveries
             .iter()
@@ -274,10 +287,10 @@ impl History {
         for (i, e) in self.events.iter().enumerate() {
             sweep.push((e.invoke_seq, Kind::Invoke(i)));
         }
-        sweep.sort();
+        sweep.sort_unstable();
         let mut know: Vec<Vec<Option<u64>>> = vec![vec![None; parties]; parties];
+        // What each message in flight carries, from its send to its delivery.
         let mut carried: Vec<Vec<Option<u64>>> = vec![Vec::new(); self.deliveries.len()];
-        let mut reach = vec![Vec::new(); self.events.len()];
         for (t, kind) in sweep {
             match kind {
                 Kind::Send(i) => {
@@ -296,12 +309,11 @@ impl History {
                     let node = self.events[i].node;
                     if node < nodes {
                         know[node][node] = Some(t);
-                        reach[i] = know[node].clone();
+                        f(i, &know[node]);
                     }
                 }
             }
         }
-        reach
     }
 }
 
