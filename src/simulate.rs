@@ -150,6 +150,9 @@ pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
         nodes,
         clients: nodes,
         ops: plan.ops,
+        // The virtual time cap grows with the operations asked for (30 ms each, the 30 s it
+        // always was at the default 1,000), so a long run is not cut short by it.
+        time_limit_ms: plan.ops.saturating_mul(30).max(30_000),
         seed,
         faults: faults.clone(),
         cancel: plan.cancel.clone(),

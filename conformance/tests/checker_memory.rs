@@ -135,9 +135,12 @@ fn history(name: &str, w: &mut dyn Workload, ops: usize) -> History {
         } else {
             w.node_for(client, NODES, &mut dice)
         };
-        let Value::Object(request) = request else {
+        let Value::Object(mut request) = request else {
             panic!("{name}: a request that is not an object: {request}")
         };
+        // One store stands for the whole cluster and exchanges no message, so it may only
+        // answer at the level that needs none.
+        request.remove("consistency");
         let invoke = next();
         let outcome = store.apply(name, &request, invoke);
         if let Outcome::Ok { reply } = &outcome {

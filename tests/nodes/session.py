@@ -5,7 +5,9 @@ Each node keeps, per origin node, the list of elements added there (a grow-only 
 vector is the list lengths) and gossips its whole state every 50 ms. A session token is that
 version vector. A request carrying a token waits (at most 500 ms) until this node covers it, and
 is refused with error 11 (temporarily-unavailable, definite) otherwise; adds wait too, so an add
-is only ever stored together with everything its session had seen.
+is only ever stored together with everything its session had seen. It runs no quorums, so a
+request naming GLOBAL_QUORUM is refused with error 11, as the protocol asks of a level a node
+cannot meet; every node is its own region, so LOCAL_QUORUM is met locally.
 
 `--bug ignore-token` answers at once whatever the token says: the harness must catch it.
 """
@@ -51,6 +53,10 @@ def gossip():
 def handle(msg):
     body = msg["body"]
     token = body.get("token")
+    if body.get("consistency") == "GLOBAL_QUORUM":
+        send(msg["src"], {"type": "error", "in_reply_to": body["msg_id"], "code": 11,
+                          "text": "this node runs no quorums"})
+        return
     with cond:
         if BUG != "ignore-token" and not cond.wait_for(lambda: covers(token), timeout=0.5):
             send(msg["src"], {"type": "error", "in_reply_to": body["msg_id"], "code": 11,

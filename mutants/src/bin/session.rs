@@ -20,14 +20,24 @@
 //! - A node answers no read until it has merged a whole state from every peer since its `init`
 //!   (asked for with `sync`), so a restarted node never shows an older state than the one it
 //!   showed before its kill.
-//! - A request's `consistency` is not looked at: every level gets the same guarantee, the
-//!   session's, as in `session.py`.
+//! - Consistency levels, as `docs/protocol.md` defines them for a harness that knows no regions
+//!   (every node its own region): `LOCAL_ONE` and `LOCAL_QUORUM` are met by this node alone. A
+//!   `GLOBAL_QUORUM` add is acknowledged once a majority of the nodes, this one included, hold
+//!   the element: a peer says so with `holds` in answer to the append (re-sent every `TICK` to
+//!   the peers that have not), or with a whole state that has it. A `GLOBAL_QUORUM` read asks
+//!   every peer for its whole state (`sync` with a `round`, re-asked every `TICK`), and answers
+//!   once a majority has answered that round, from the merged state. Neither waits more than
+//!   `WAIT_MAX`: then the add is refused with error 0 (indefinite: it is stored here and will
+//!   spread), the read with error 11.
 //!
 //! Bugs:
 //! - `ignore-token`: requests are answered at once whatever their token says, so a session that
 //!   moves to a node that has not heard of its writes yet reads without them.
 //! - `token-without-wait-on-add`: reads wait for their token, adds do not: an add stored on a
 //!   node that lacks what its session wrote or read before can be seen without those.
+//! - `fake-quorum`: `GLOBAL_QUORUM` requests are answered like `LOCAL_ONE` ones, at once after
+//!   the local apply, without waiting for any peer (as a node that will add quorums later
+//!   does): every session guarantee still holds, only the level is a lie.
 
 use converge_mutants::{
     Fanout, Flow, Handler, MALFORMED_REQUEST, Message, Node, Parked, TEMPORARILY_UNAVAILABLE,
@@ -52,15 +62,20 @@ const PUSH_WINDOW: u64 = 64;
 /// Longest gap between whole states sent to a silent peer.
 const HEARTBEAT: Duration = Duration::from_millis(200);
 
+/// Error code 0: timeout (indefinite: the operation may have taken effect).
+const TIMEOUT: u64 = 0;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Bug {
     IgnoreToken,
     TokenWithoutWaitOnAdd,
+    FakeQuorum,
 }
 
 const BUGS: &[(&str, Bug)] = &[
     ("ignore-token", Bug::IgnoreToken),
     ("token-without-wait-on-add", Bug::TokenWithoutWaitOnAdd),
+    ("fake-quorum", Bug::FakeQuorum),
 ];
 
 /// A version vector: per origin, how many of its elements are covered.
@@ -72,6 +87,23 @@ struct Append {
     index: u64,
     element: i64,
     deps: Vv,
+}
+
+/// A `GLOBAL_QUORUM` request answered here, waiting for a majority of the nodes.
+struct QuorumWait {
+    msg: Message,
+    deadline: Instant,
+    /// The peers that took part so far.
+    acks: BTreeSet<String>,
+    awaiting: Awaiting,
+}
+
+enum Awaiting {
+    /// This incarnation's element number `index` to be held; `append` is re-sent to the peers
+    /// that have not said so.
+    Add { index: u64, append: Value },
+    /// Whole states answering `sync` round `round` (or a later one).
+    Read { round: u64 },
 }
 
 struct Session {
@@ -89,6 +121,10 @@ struct Session {
     /// Requests waiting for their token (or for this node to catch up).
     parked: Parked,
     flow: Flow,
+    /// `GLOBAL_QUORUM` requests waiting for their majority.
+    quorum: Vec<QuorumWait>,
+    /// The last `sync` round this incarnation started.
+    round: u64,
 }
 
 /// A request's token as a version vector (empty if it has none), or why it is malformed.
@@ -117,6 +153,101 @@ impl Session {
             heard: BTreeSet::new(),
             parked: Parked::new(PARKED_MAX),
             flow: Flow::new(PUSH_WINDOW, HEARTBEAT),
+            quorum: Vec::new(),
+            round: 0,
+        }
+    }
+
+    /// Whether `msg` must wait for a majority of the nodes before its answer.
+    fn global_quorum(&self, msg: &Message) -> bool {
+        self.bug != Some(Bug::FakeQuorum)
+            && msg.get("consistency").and_then(Value::as_str) == Some("GLOBAL_QUORUM")
+    }
+
+    /// `reply` with a token that covers this node's state and the request's token.
+    fn with_token(&self, mut reply: Value, request_token: Vv) -> Value {
+        let mut reply_token = self.version();
+        for (origin, n) in request_token {
+            let entry = reply_token.entry(origin).or_insert(0);
+            *entry = (*entry).max(n);
+        }
+        reply["token"] = json!(reply_token);
+        reply
+    }
+
+    /// Notes what a peer's message says of the quorum waits: a `holds` or a whole state that
+    /// covers an add, a whole state that answers a read's round.
+    fn note_quorum(&mut self, msg: &Message) {
+        let len = |logs: Option<&Value>| {
+            logs.and_then(|l| l.get(&self.me))
+                .and_then(Value::as_array)
+                .map_or(0, |l| l.len() as u64)
+        };
+        let held = match msg.kind() {
+            "holds" if msg.get("origin").and_then(Value::as_str) == Some(self.me.as_str()) => {
+                msg.get("len").and_then(Value::as_u64).unwrap_or(0)
+            }
+            "gossip" => len(msg.get("logs")),
+            _ => 0,
+        };
+        let round = (msg.kind() == "gossip")
+            .then(|| msg.get("round").and_then(Value::as_u64))
+            .flatten();
+        for wait in &mut self.quorum {
+            let took_part = match wait.awaiting {
+                Awaiting::Add { index, .. } => held > index,
+                Awaiting::Read { round: r } => round.is_some_and(|answered| answered >= r),
+            };
+            if took_part {
+                wait.acks.insert(msg.src.clone());
+            }
+        }
+    }
+
+    /// Answers every quorum wait a majority has answered.
+    fn finish_quorum(&mut self, node: &Node) {
+        let needed = node.ids().len() / 2;
+        let waits = std::mem::take(&mut self.quorum);
+        for wait in waits {
+            if wait.acks.len() < needed {
+                self.quorum.push(wait);
+                continue;
+            }
+            let request_token = token(&wait.msg).unwrap_or_default();
+            let reply = match wait.awaiting {
+                Awaiting::Add { .. } => json!({"type": "add_ok"}),
+                Awaiting::Read { .. } => json!({"type": "read_ok", "value": self.elements}),
+            };
+            node.reply(&wait.msg, self.with_token(reply, request_token));
+        }
+    }
+
+    /// Re-sends what the quorum waits still lack, and refuses the ones past their deadline.
+    fn tick_quorum(&mut self, node: &Node, now: Instant) {
+        let waits = std::mem::take(&mut self.quorum);
+        for wait in waits {
+            if now >= wait.deadline {
+                match wait.awaiting {
+                    Awaiting::Add { .. } => {
+                        let text = "no majority holds it yet; it is stored here and will spread";
+                        node.error(&wait.msg, TIMEOUT, text);
+                    }
+                    Awaiting::Read { .. } => {
+                        let text = "no majority answered in time";
+                        node.error(&wait.msg, TEMPORARILY_UNAVAILABLE, text);
+                    }
+                }
+                continue;
+            }
+            for peer in node.peers().filter(|p| !wait.acks.contains(*p)) {
+                match &wait.awaiting {
+                    Awaiting::Add { append, .. } => node.send(peer, append.clone()),
+                    Awaiting::Read { round } => {
+                        node.send(peer, json!({"type": "sync", "round": round}));
+                    }
+                }
+            }
+            self.quorum.push(wait);
         }
     }
 
@@ -138,7 +269,7 @@ impl Session {
     /// Whether `msg` (a well-formed add or read) may be answered now.
     fn ready(&self, node: &Node, msg: &Message) -> bool {
         let waits_for_token = match self.bug {
-            None => true,
+            None | Some(Bug::FakeQuorum) => true,
             Some(Bug::IgnoreToken) => false,
             Some(Bug::TokenWithoutWaitOnAdd) => msg.kind() == "read",
         };
@@ -154,7 +285,22 @@ impl Session {
             Ok(t) => t,
             Err(e) => return node.error(msg, MALFORMED_REQUEST, &e),
         };
-        let mut reply = if msg.kind() == "add" {
+        let quorum = self.global_quorum(msg) && node.ids().len() > 1;
+        if quorum && msg.kind() == "read" {
+            // Ask every peer for its whole state; the answer waits for a majority of them.
+            self.round += 1;
+            for peer in node.peers() {
+                node.send(peer, json!({"type": "sync", "round": self.round}));
+            }
+            self.quorum.push(QuorumWait {
+                msg: msg.clone(),
+                deadline: Instant::now() + WAIT_MAX,
+                acks: BTreeSet::new(),
+                awaiting: Awaiting::Read { round: self.round },
+            });
+            return;
+        }
+        let reply = if msg.kind() == "add" {
             let Some(element) = msg.get("element").and_then(Value::as_i64) else {
                 return node.error(msg, MALFORMED_REQUEST, "add without an integer element");
             };
@@ -162,26 +308,33 @@ impl Session {
             let index = self.len(&self.me);
             self.logs.entry(self.me.clone()).or_default().push(element);
             self.elements.insert(element);
-            let append = json!({
+            let mut append = json!({
                 "type": "append",
                 "origin": self.me,
                 "index": index,
                 "element": element,
                 "deps": deps,
             });
+            if quorum {
+                // Peers answer `holds` once they have it.
+                append["ack"] = json!(true);
+            }
             self.flow.push(node, node.peers(), Fanout::All, &append);
+            if quorum {
+                self.quorum.push(QuorumWait {
+                    msg: msg.clone(),
+                    deadline: Instant::now() + WAIT_MAX,
+                    acks: BTreeSet::new(),
+                    awaiting: Awaiting::Add { index, append },
+                });
+                return;
+            }
             json!({"type": "add_ok"})
         } else {
             json!({"type": "read_ok", "value": self.elements})
         };
         // The reply's token covers the request's even where a bug skipped the wait.
-        let mut reply_token = self.version();
-        for (origin, n) in request_token {
-            let entry = reply_token.entry(origin).or_insert(0);
-            *entry = (*entry).max(n);
-        }
-        reply["token"] = json!(reply_token);
-        node.reply(msg, reply);
+        node.reply(msg, self.with_token(reply, request_token));
     }
 
     /// Answers every parked request that became ready.
@@ -289,6 +442,20 @@ impl Handler for Session {
                 self.hold(&msg);
                 self.apply_held();
                 self.answer_parked(node);
+                let origin = msg.get("origin").and_then(Value::as_str).unwrap_or("");
+                if msg.get("ack") == Some(&json!(true)) && !origin.is_empty() {
+                    let len = self.len(origin);
+                    if msg
+                        .get("index")
+                        .and_then(Value::as_u64)
+                        .is_some_and(|i| i < len)
+                    {
+                        node.send(
+                            &msg.src,
+                            json!({"type": "holds", "origin": origin, "len": len}),
+                        );
+                    }
+                }
             }
             "gossip" => {
                 if let Some(logs) = msg.get("logs").and_then(Value::as_object) {
@@ -296,9 +463,21 @@ impl Handler for Session {
                     self.heard.insert(msg.src.clone());
                     self.apply_held();
                     self.answer_parked(node);
+                    self.note_quorum(&msg);
+                    self.finish_quorum(node);
                 }
             }
-            "sync" => node.send(&msg.src, self.state()),
+            "holds" => {
+                self.note_quorum(&msg);
+                self.finish_quorum(node);
+            }
+            "sync" => {
+                let mut state = self.state();
+                if let Some(round) = msg.get("round") {
+                    state["round"] = round.clone();
+                }
+                node.send(&msg.src, state);
+            }
             "push_ok" => {}
             _ => node.unknown(&msg),
         }
@@ -316,6 +495,7 @@ impl Handler for Session {
             let text = "this node does not cover the session's token yet";
             node.error(&msg, TEMPORARILY_UNAVAILABLE, text);
         }
+        self.tick_quorum(node, now);
     }
 }
 

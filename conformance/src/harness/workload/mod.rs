@@ -6,6 +6,7 @@
 mod broadcast;
 mod counter;
 mod echo;
+mod levels;
 mod lin_kv;
 mod orset;
 mod register;

@@ -8,11 +8,13 @@
 //! - an element must be **present** if some acknowledged add of it could have been seen by no
 //!   remove of it: an add concurrent with every remove wins.
 //!
-//! Anything in between is left undecided rather than guessed.
+//! Anything in between is left undecided rather than guessed. And, as in the other set and
+//! register workloads, no read of any phase may show an element that no add could have written:
+//! one that had no add invoked before the read completed, other than adds that failed definitely.
 
 use super::set::canonical;
 use super::{Workload, verdicts};
-use crate::harness::check::Check;
+use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Body, Event, History, Outcome, Phase};
 use crate::harness::rng::Dice;
 use serde_json::{Value, json};
@@ -93,7 +95,9 @@ impl Workload for OrSet {
                 Err(why) => malformed.push(format!("n{}: {why}", e.node)),
             }
         }
+        let unexpected = unexpected(history);
         let mut problems = malformed;
+        problems.extend(unexpected.iter().cloned());
         let elements: BTreeSet<i64> = ops.iter().filter_map(|(_, e)| element(e)).collect();
         for x in elements {
             let adds: Vec<&(usize, &Event)> = ops
@@ -141,6 +145,219 @@ impl Workload for OrSet {
                 }
             }
         }
-        verdicts("add-wins", &finals, problems, nodes)
+        let mut checks = verdicts("add-wins", &finals, problems, nodes);
+        // A read of something never added is wrong whether or not any node answered a final read.
+        if let (Some(first), Some(add_wins)) = (unexpected.first(), checks.first_mut())
+            && matches!(add_wins.verdict, Verdict::Unknown { .. })
+        {
+            add_wins.verdict = Verdict::Fail {
+                detail: first.clone(),
+            };
+        }
+        checks
+    }
+}
+
+/// At most this many elements are named in the detail; the count is always given.
+const SHOWN: usize = 5;
+
+/// Reads, of any phase, that show an element no add could have written by the time they
+/// completed: an element with no add invoked before (in the harness's order of observations),
+/// adds that failed definitely aside. One problem per element, with how many reads showed it and
+/// the first that did; a read that is not a list of integers is a problem of its own.
+///
+/// Linear in the history (a map from element to its first add's invocation, then one lookup per
+/// element shown), apart from the map's logarithm.
+fn unexpected(history: &History) -> Vec<String> {
+    let mut first_add: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut failed: BTreeSet<i64> = BTreeSet::new();
+    for e in history.events.iter().filter(|e| e.kind() == "add") {
+        let Some(x) = e.request.get("element").and_then(Value::as_i64) else {
+            continue;
+        };
+        if matches!(e.outcome, Outcome::Fail { .. }) {
+            failed.insert(x);
+            continue;
+        }
+        let at = first_add.entry(x).or_insert(e.invoke_seq);
+        *at = (*at).min(e.invoke_seq);
+    }
+    // Per element: how many reads showed it too early, and the first of them.
+    let mut shown: BTreeMap<i64, (usize, &Event)> = BTreeMap::new();
+    let mut malformed: Option<String> = None;
+    for e in history.events.iter().filter(|e| e.kind() == "read") {
+        let (Some(reply), Some(done)) = (e.reply(), e.complete_seq) else {
+            continue;
+        };
+        let set = match super::set::read_set(reply, "value") {
+            Ok(set) => set,
+            Err(why) => {
+                if e.phase == Phase::Main {
+                    // Final reads' are reported with the final reads.
+                    malformed.get_or_insert_with(|| format!("n{}: {why}", e.node));
+                }
+                continue;
+            }
+        };
+        for x in set {
+            if first_add.get(&x).is_none_or(|&invoked| invoked >= done) {
+                shown.entry(x).or_insert((0, e)).0 += 1;
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    if !shown.is_empty() {
+        let each: Vec<String> = shown
+            .iter()
+            .take(SHOWN)
+            .map(|(&x, &(reads, e))| {
+                let why = if first_add.contains_key(&x) {
+                    "its first add was invoked only after that read completed"
+                } else if failed.contains(&x) {
+                    "every add of it failed definitely"
+                } else {
+                    "never added"
+                };
+                format!(
+                    "{x} in {reads} reads, first n{}'s {}read by c{} at {}–{} ms ({why})",
+                    e.node,
+                    if e.phase == Phase::Final {
+                        "final "
+                    } else {
+                        ""
+                    },
+                    e.client,
+                    e.invoke_ms,
+                    e.complete_ms.unwrap_or(e.invoke_ms),
+                )
+            })
+            .collect();
+        let more = if shown.len() > SHOWN { ", …" } else { "" };
+        problems.push(format!(
+            "unexpected: {} elements no add could have written by the time a read showed them: {}{more}",
+            shown.len(),
+            each.join(", ")
+        ));
+    }
+    problems.extend(malformed);
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One operation of client `client` at node `node`, invoked and completed at the given
+    /// places in the order of observations (ms are the same numbers). `reply` is an `_ok` body,
+    /// a definite error code, or `Null` for no reply.
+    fn op(client: usize, node: usize, request: Value, seq: (u64, u64), reply: Value) -> Event {
+        let outcome = match reply {
+            Value::Object(reply) => Outcome::Ok {
+                reply: reply.into(),
+            },
+            Value::Number(code) => Outcome::Fail {
+                code: code.as_u64().unwrap_or(11),
+            },
+            _ => Outcome::Info {
+                reason: "no reply".into(),
+            },
+        };
+        let done = !matches!(outcome, Outcome::Info { .. });
+        Event {
+            client,
+            node,
+            request: request.as_object().cloned().unwrap_or_default().into(),
+            invoke_ms: seq.0,
+            complete_ms: done.then_some(seq.1),
+            invoke_seq: seq.0,
+            complete_seq: done.then_some(seq.1),
+            outcome,
+            phase: Phase::Main,
+            during_fault: false,
+        }
+    }
+
+    fn add(node: usize, x: i64, seq: (u64, u64)) -> Event {
+        let request = json!({"type": "add", "element": x});
+        op(node, node, request, seq, json!({"type": "add_ok"}))
+    }
+
+    fn read(client: usize, node: usize, seq: (u64, u64), set: &[i64]) -> Event {
+        let reply = json!({"type": "read_ok", "value": set});
+        op(client, node, json!({"type": "read"}), seq, reply)
+    }
+
+    fn final_read(node: usize, at: u64, set: &[i64]) -> Event {
+        let mut e = read(10 + node, node, (at, at + 1), set);
+        e.phase = Phase::Final;
+        e
+    }
+
+    /// The `add-wins` verdict on these events, over two nodes.
+    fn add_wins(events: Vec<Event>) -> Verdict {
+        let history = History {
+            events,
+            ..History::default()
+        };
+        let checks = OrSet::default().check(&history, 2);
+        assert_eq!(checks[0].name, "add-wins");
+        checks[0].verdict.clone()
+    }
+
+    fn detail(v: Verdict) -> String {
+        match v {
+            Verdict::Fail { detail } => detail,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_read_showing_an_element_before_any_add_of_it_was_invoked_fails() {
+        // n1 shows 1000001 before n0's add of it was even sent, and 7, which nobody added.
+        let d = detail(add_wins(vec![
+            read(1, 1, (2, 3), &[1_000_001, 7]),
+            add(0, 1_000_001, (5, 6)),
+            final_read(0, 20, &[1_000_001]),
+            final_read(1, 20, &[1_000_001]),
+        ]));
+        assert!(
+            d.contains("unexpected: 2 elements no add could have written by the time a read showed them: 7 in 1 reads, first n1's read by c1 at 2–3 ms (never added), 1000001 in 1 reads, first n1's read by c1 at 2–3 ms (its first add was invoked only after that read completed)"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn an_element_whose_every_add_failed_definitely_is_unexpected_even_without_final_reads() {
+        let failed = op(
+            0,
+            0,
+            json!({"type": "add", "element": 3}),
+            (1, 2),
+            json!(11),
+        );
+        let d = detail(add_wins(vec![failed, read(1, 1, (3, 4), &[3])]));
+        assert!(d.contains("3 in 1 reads"), "{d}");
+        assert!(d.contains("every add of it failed definitely"), "{d}");
+    }
+
+    #[test]
+    fn a_read_of_a_slow_or_unanswered_add_invoked_before_it_completed_passes() {
+        // A correct but slow cluster: n0's add of 1000001 is acknowledged long after n1 already
+        // shows it, and the add of 5 is never answered but shows anyway.
+        let mut unanswered = add(0, 5, (7, 0));
+        unanswered.outcome = Outcome::Info {
+            reason: "no reply".into(),
+        };
+        unanswered.complete_seq = None;
+        unanswered.complete_ms = None;
+        let v = add_wins(vec![
+            add(0, 1_000_001, (1, 40)),
+            read(1, 1, (2, 3), &[1_000_001]),
+            unanswered,
+            read(1, 1, (6, 9), &[1_000_001, 5]),
+            final_read(0, 50, &[5, 1_000_001]),
+            final_read(1, 50, &[1_000_001, 5]),
+        ]);
+        assert_eq!(v, Verdict::Pass);
     }
 }

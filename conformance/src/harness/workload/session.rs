@@ -99,6 +99,11 @@ impl Workload for Session {
     fn check(&self, history: &History, nodes: usize) -> Vec<Check> {
         let mut checks = check_sets(&SESSION, history, nodes);
         checks.extend(session_checks(history));
+        checks.push(super::levels::check(
+            history,
+            nodes,
+            super::levels::Layout::Unknown,
+        ));
         checks
     }
 }
