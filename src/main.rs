@@ -277,7 +277,7 @@ struct CertifyArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     ops: Option<u64>,
     /// Length of each fault window and of the healthy window after it, in seconds [default: a
-    /// quarter of --time-limit, between 1 and 10].
+    /// fifth of --time-limit, between 1 and 10].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     nemesis_interval: Option<f64>,
     /// Fixed latency of every node-to-node message, in ms [default: 0, sub-millisecond].

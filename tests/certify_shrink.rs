@@ -36,6 +36,10 @@ fn a_failing_run_shrinks_and_its_reproduce_command_fails_again() {
         "partition",
         "--shrink-runs",
         "10",
+        // Each replay waits for quiescence up to --settle; the Python node gossips forever, so
+        // the default ten seconds per replay would spend the shrinking budget on waiting.
+        "--settle",
+        "1",
         "--report",
         report.to_str().expect("temp paths are UTF-8"),
         "--",
