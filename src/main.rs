@@ -656,14 +656,16 @@ fn run_log_dir(base: &std::path::Path, seed: u64) -> PathBuf {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let _ = std::fs::create_dir_all(base);
     let mut dir = base.join(format!("run-{seed}-{secs}"));
-    // Two runs of one seed within a second (a script) still get a directory each.
+    // Two runs of one seed within a second (a script, parallel tests) still get a directory
+    // each: creating it is the claim, and it fails if another run got there first.
     let mut k = 1;
-    while dir.exists() {
+    while std::fs::create_dir(&dir).is_err() && k < 1000 {
         k += 1;
         dir = base.join(format!("run-{seed}-{secs}-{k}"));
     }
-    if std::fs::create_dir_all(&dir).is_ok() {
+    if dir.is_dir() {
         let latest = base.join("latest");
         let _ = std::fs::remove_file(&latest);
         if let Some(name) = dir.file_name() {

@@ -495,3 +495,35 @@ fn a_paused_node_never_blocks_the_harness() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("pause:n"), "{out}");
 }
+
+#[test]
+fn forwarding_with_the_client_src_passes_under_maelstrom_and_is_malformed_under_strict() {
+    // Followers forward to the leader keeping the client's `src`, as Maelstrom's raft demo does.
+    // The rule is about who may appear as a sender, not about timing, so the runs are short.
+    let run = |profile: &str| {
+        certify(&[
+            "--bin",
+            "tests/nodes/forward.py",
+            "--workload",
+            "echo",
+            "--seed",
+            "4",
+            "--time-limit",
+            "2",
+            "--settle",
+            "1",
+            "--profile",
+            profile,
+            "--no-shrink",
+        ])
+    };
+    let (code, out) = run("maelstrom");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pass    echo"), "{out}");
+    let (code, out) = run("strict");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("malformed-output") && out.contains("is not the sender"),
+        "{out}"
+    );
+}
