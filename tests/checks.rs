@@ -11,46 +11,16 @@
 //! Seeds and sizes were run over several seeds and nemeses first: the correct nodes passed
 //! every time and each bug was caught every time.
 
+mod common;
+use common::mutants_dir;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Longest one run may take; these take a second or two.
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
-
-/// Builds the mutant nodes once (in this test binary's profile) and returns their directory,
-/// next to the `converge` binary.
-fn mutants_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let converge = Path::new(env!("CARGO_BIN_EXE_converge"));
-        let dir = converge
-            .parent()
-            .expect("the converge binary lives in a profile directory")
-            .to_path_buf();
-        let mut build = Command::new(env!("CARGO"));
-        build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--quiet",
-            "-p",
-            "converge-mutants",
-            "--bins",
-        ]);
-        if converge.to_string_lossy().contains("/release/") {
-            build.arg("--release");
-        }
-        let out = build.output().expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "building converge-mutants failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-}
 
 /// Runs `converge certify --bin NODE ARGS` with a log directory of its own; returns the exit
 /// code and what it printed, with the command to run it again.

@@ -11,12 +11,13 @@
 //! The mutant nodes are another package's binaries, built here as `tests/mutants.rs` builds
 //! them.
 
+mod common;
+use common::mutants_dir;
 use converge_conformance::harness::process::find_libfaketime;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -49,42 +50,6 @@ fn have_libfaketime(test: &str) -> bool {
             false
         }
     }
-}
-
-/// Builds the mutant nodes once, and returns the directory that holds them.
-fn mutants_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let converge = Path::new(env!("CARGO_BIN_EXE_converge"));
-        let dir = converge
-            .parent()
-            .expect("the converge binary lives in a profile directory")
-            .to_path_buf();
-        let mut build = Command::new(env!("CARGO"));
-        build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--quiet",
-            "-p",
-            "converge-mutants",
-            "--bin",
-            "register",
-        ]);
-        if converge.to_string_lossy().contains("/release/") {
-            build.arg("--release");
-        }
-        let out = build.output().expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "building converge-mutants failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            dir.join("register").exists(),
-            "the register mutant was built, but not next to {} (a --target build?)",
-            converge.display()
-        );
-        dir
-    })
 }
 
 /// What one `converge certify` run printed.
