@@ -560,9 +560,20 @@ pub fn render(report: &RunReport) -> String {
         );
     }
     let st = &report.settle;
+    let reads = if st.read_rounds == 0 {
+        "no final reads (the workload has none)".to_string()
+    } else {
+        format!(
+            "final reads {} in {:.1} s over {} rounds, stability window {:.1} s",
+            if st.stable { "stable" } else { "NOT stable" },
+            secs(st.reads_ms),
+            st.read_rounds,
+            secs(report.stability_window_ms)
+        )
+    };
     let _ = writeln!(
         out,
-        "after heal: {} in {:.1} s; replication period {}; final reads {} in {:.1} s over {} rounds, stability window {:.1} s",
+        "after heal: {} in {:.1} s; replication period {}; {reads}",
         if st.quiet {
             "quiet"
         } else {
@@ -572,10 +583,6 @@ pub fn render(report: &RunReport) -> String {
         report
             .replication_period_ms
             .map_or_else(|| "not measured".to_string(), |p| format!("~{p} ms")),
-        if st.stable { "stable" } else { "NOT stable" },
-        secs(st.reads_ms),
-        st.read_rounds,
-        secs(report.stability_window_ms)
     );
     if !report.services.is_empty() {
         let used: Vec<String> = report
