@@ -313,7 +313,8 @@ struct CertifyArgs {
     /// states must be equal (merge-order independence).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     schedules: u64,
-    /// Where each node's stderr goes (schedule-K/n0.log, …).
+    /// Where logs go: each run gets LOG_DIR/run-SEED-SECONDS/ (node stderr in schedule-K/n0.log, …),
+    /// and LOG_DIR/latest points at the newest.
     #[arg(long, default_value = "converge-logs")]
     log_dir: PathBuf,
     /// Write the full report as JSON here.
