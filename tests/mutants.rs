@@ -619,15 +619,19 @@ fn a_broadcast_that_never_retries_loses_acknowledged_messages() {
 
 #[test]
 fn a_session_node_that_ignores_tokens_breaks_read_your_writes() {
+    // A client that moves to a node on the other side of a partition finds its writes missing
+    // there; without a partition the node's eager push usually outruns the client's next
+    // request (60 ms apart at the default rate), so only a run fired faster than replication
+    // would show it: the partition makes the catch depend on the node, not on speed.
     let run = certify(
         "session",
         &[
             "--workload",
             "session",
-            "--ops",
-            "300",
             "--seed",
             "1",
+            "--nemesis",
+            "partition",
             "--",
             "--bug",
             "ignore-token",
@@ -639,14 +643,15 @@ fn a_session_node_that_ignores_tokens_breaks_read_your_writes() {
 #[test]
 fn a_session_node_whose_adds_skip_the_token_breaks_monotonic_writes() {
     // Reads still wait for their token, so read-your-writes and monotonic reads hold; what
-    // breaks is an add stored where its session's earlier writes have not arrived yet.
+    // breaks is an add stored where its session's earlier writes have not arrived yet. Whether
+    // a reader also sees such an add without what its writer had read before (writes follow
+    // reads) depends on which reads the clients happened to make, so only monotonic writes,
+    // which every such add breaks, is required.
     let run = certify(
         "session",
         &[
             "--workload",
             "session",
-            "--ops",
-            "400",
             "--seed",
             "1",
             "--nemesis",
@@ -656,7 +661,7 @@ fn a_session_node_whose_adds_skip_the_token_breaks_monotonic_writes() {
             "token-without-wait-on-add",
         ],
     );
-    run.caught_by(&["monotonic-writes", "writes-follow-reads"]);
+    run.caught_by(&["monotonic-writes"]);
     run.also_passes(&["read-your-writes", "monotonic-reads"]);
 }
 
