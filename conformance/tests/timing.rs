@@ -167,9 +167,10 @@ impl Backend for Cluster {
             let theirs = u64::from_le_bytes(bytes);
             let mine = &mut self.counts[node][i];
             match self.shape {
-                // Adds whatever the peer shows beyond its own view, without remembering what
-                // it already took from that peer: the next resend is counted again.
-                Shape::ReAdd if i != node && theirs > 0 => *mine += theirs,
+                // Adds what the peer shows to its own view, without remembering what it already
+                // took from that peer: every resend is counted again, so the count grows
+                // geometrically (saturating, so that the test node itself never overflows).
+                Shape::ReAdd if i != node && theirs > 0 => *mine = mine.saturating_add(theirs),
                 _ => *mine = (*mine).max(theirs),
             }
         }
