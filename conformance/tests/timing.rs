@@ -135,7 +135,10 @@ impl Backend for Cluster {
                 }
             }
             Some("read") => {
-                json!({"type": "read_ok", "value": self.counts[node].iter().sum::<u64>()})
+                let total = self.counts[node]
+                    .iter()
+                    .fold(0u64, |sum, c| sum.saturating_add(*c));
+                json!({"type": "read_ok", "value": total})
             }
             other => json!({"type": "error", "code": 10, "text": format!("{other:?}")}),
         };
