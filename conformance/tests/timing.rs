@@ -161,7 +161,7 @@ impl Backend for Cluster {
     fn deliver_peer(
         &mut self,
         node: usize,
-        _from: usize,
+        from: usize,
         payload: Vec<u8>,
     ) -> Result<(), BackendError> {
         for (i, chunk) in payload.chunks_exact(8).enumerate() {
@@ -170,10 +170,9 @@ impl Backend for Cluster {
             let theirs = u64::from_le_bytes(bytes);
             let mine = &mut self.counts[node][i];
             match self.shape {
-                // Adds what the peer shows to its own view, without remembering what it already
-                // took from that peer: every resend is counted again, so the count grows
-                // geometrically (saturating, so that the test node itself never overflows).
-                Shape::ReAdd if i != node && theirs > 0 => *mine = mine.saturating_add(theirs),
+                // Adds the peer's own count to what it holds for that peer, without remembering
+                // what it already took: every resend is counted again.
+                Shape::ReAdd if i == from && i != node => *mine = mine.saturating_add(theirs),
                 _ => *mine = (*mine).max(theirs),
             }
         }
