@@ -59,3 +59,8 @@ bench-cluster *ARGS:
 # libFuzzer on a target (merge_laws, decode, replica_msg, resp, peer_frame) for SECONDS; needs the nightly toolchain.
 fuzz TARGET SECONDS="60":
     bash scripts/fuzz.sh {{TARGET}} {{SECONDS}}
+
+# Every classic mutant bug at the harness's default timing over SEEDS seeds (a 20-minute sweep;
+# tests/mutants.rs runs one seed of each).
+sweep-mutants SEEDS="3" JOBS="2":
+    bash scripts/sweep-mutants.sh {{SEEDS}} {{JOBS}}
