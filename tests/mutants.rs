@@ -23,8 +23,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Longest one `converge certify` run may take: the slowest here takes about 10 s. A run that
-/// takes longer has hung (see above) and is killed, so the test fails instead of hanging.
+/// Longest one `converge certify` run may take: a run is its 20 s main phase, at most 10 s of
+/// settling and its final reads (about 35 s; at most 60 s if its nodes never agree). A run that
+/// takes longer has hung and is killed with its nodes, so the test fails instead of hanging.
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// What one `converge certify` run printed, and how to run it again.
