@@ -14,12 +14,8 @@
 mod common;
 use common::mutants_dir;
 use converge_conformance::harness::process::find_libfaketime;
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest one `converge certify` run may take: these take a few seconds.
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
@@ -103,59 +99,13 @@ fn certify(args: &[&str], env: &[(&str, &str)]) -> Run {
     ));
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).expect("the temp dir is writable");
-    let (stdout, stderr) = (logs.join("certify.out"), logs.join("certify.err"));
-    let file = |path: &Path| File::create(path).expect("the temp dir is writable");
     let command = format!(
         "converge certify --bin {} {}",
         bin.display(),
         args.join(" ")
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_converge"))
-        .arg("certify")
-        .arg("--log-dir")
-        .arg(&logs)
-        .arg("--bin")
-        .arg(&bin)
-        .arg("--no-shrink")
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(file(&stdout))
-        .stderr(file(&stderr))
-        .process_group(0)
-        .spawn()
-        .expect("the converge binary runs");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the harness can be waited for") {
-            break Some(status);
-        }
-        if started.elapsed() > RUN_DEADLINE {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |path: &Path| {
-        String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
-    };
-    let out = format!("{}{}", read(&stdout), read(&stderr));
-    let Some(status) = status else {
-        panic!(
-            "converge certify did not finish within {} s; node logs in {}\n{out}\nreproduce: \
-             {command}",
-            RUN_DEADLINE.as_secs(),
-            logs.display()
-        );
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        out,
-        command,
-    }
+    let (code, out) = common::certify_bounded(&bin, args, env, &logs, RUN_DEADLINE, &command);
+    Run { code, out, command }
 }
 
 /// `--workload lww-register SEED_ARGS NEMESIS -- --mode lww NODE_ARGS`.

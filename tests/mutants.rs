@@ -16,12 +16,9 @@
 
 mod common;
 use common::mutants_dir;
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest one `converge certify` run may take: a run is its 20 s main phase, at most 10 s of
 /// settling and its final reads (about 35 s; at most 60 s if its nodes never agree). A run that
@@ -94,62 +91,13 @@ fn certify(node: &str, args: &[&str]) -> Run {
     ));
     std::fs::create_dir_all(&logs).expect("the temp dir is writable");
     // Output goes to files rather than pipes, so a waiting test cannot block the harness.
-    let (stdout, stderr) = (logs.join("certify.out"), logs.join("certify.err"));
-    let file = |path: &Path| File::create(path).expect("the temp dir is writable");
     let command = format!(
         "converge certify --bin {} {}",
         bin.display(),
         args.join(" ")
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_converge"))
-        .arg("certify")
-        .arg("--log-dir")
-        .arg(&logs)
-        .arg("--bin")
-        .arg(&bin)
-        // A failing run is shrunk by default, by replaying it many times; these tests only need
-        // the verdict, and shrinking would make each bug's run several times longer.
-        .arg("--no-shrink")
-        .args(args)
-        .stdout(file(&stdout))
-        .stderr(file(&stderr))
-        // Its own process group, which its nodes join, so a hung run can be ended whole.
-        .process_group(0)
-        .spawn()
-        .expect("the converge binary runs");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the harness can be waited for") {
-            break Some(status);
-        }
-        if started.elapsed() > RUN_DEADLINE {
-            // SIGKILL to the group ends the harness and its nodes, stopped ones too.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |path: &Path| {
-        String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
-    };
-    let out = format!("{}{}", read(&stdout), read(&stderr));
-    let Some(status) = status else {
-        panic!(
-            "converge certify did not finish within {} s, so it was killed with its nodes; node \
-             logs in {}\n{out}\nreproduce: {command}",
-            RUN_DEADLINE.as_secs(),
-            logs.display()
-        );
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        out,
-        command,
-    }
+    let (code, out) = common::certify_bounded(&bin, args, &[], &logs, RUN_DEADLINE, &command);
+    Run { code, out, command }
 }
 
 /// Network faults and pauses: everything but kill.

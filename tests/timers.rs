@@ -42,12 +42,9 @@
 
 mod common;
 use common::mutants_dir;
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The seeds every case runs with.
 const SEEDS: [&str; 2] = ["1", "2"];
@@ -172,8 +169,6 @@ fn certify(case: &Case, seed: &str) -> Run {
         RUNS.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&logs).expect("the temp dir is writable");
-    let (stdout, stderr) = (logs.join("certify.out"), logs.join("certify.err"));
-    let file = |path: &Path| File::create(path).expect("the temp dir is writable");
     let mut args: Vec<&str> = vec![
         "--workload",
         case.workload,
@@ -191,52 +186,9 @@ fn certify(case: &Case, seed: &str) -> Run {
         bin.display(),
         args.join(" ")
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_converge"))
-        .arg("certify")
-        .arg("--log-dir")
-        .arg(&logs)
-        .arg("--bin")
-        .arg(&bin)
-        // Shrinking replays a failing run many times; only the verdict matters here, and a
-        // replay's verdict is no different from the run's.
-        .arg("--no-shrink")
-        .args(&args)
-        .stdout(file(&stdout))
-        .stderr(file(&stderr))
-        // Its own process group, which its nodes join, so a hung run can be ended whole.
-        .process_group(0)
-        .spawn()
-        .expect("the converge binary runs");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the harness can be waited for") {
-            break Some(status);
-        }
-        if started.elapsed() > RUN_DEADLINE {
-            // SIGKILL to the group ends the harness and its nodes, stopped ones too.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let read = |path: &Path| {
-        String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
-    };
-    let out = format!("{}{}", read(&stdout), read(&stderr));
-    let Some(status) = status else {
-        panic!(
-            "converge certify did not finish within {} s, so it was killed with its nodes; node \
-             logs in {}\n{out}\nreproduce: {command}",
-            RUN_DEADLINE.as_secs(),
-            logs.display()
-        );
-    };
+    let (code, out) = common::certify_bounded(&bin, &args, &[], &logs, RUN_DEADLINE, &command);
     Run {
-        code: status.code().unwrap_or(-1),
+        code,
         out,
         command,
         logs,

@@ -94,3 +94,68 @@ pub fn mutants_dir() -> &'static std::path::Path {
         dir
     })
 }
+
+/// Runs `converge certify --log-dir LOGS --bin BIN --no-shrink ARGS` with `env` added, its output
+/// in files under `logs` (a pipe could block the harness while the test waits), in a process
+/// group of its own that its nodes join. A run still going after `deadline` has hung: the whole
+/// group is killed (stopped nodes too) and the test fails with the node logs' place and
+/// `command`, the line that reproduces it. Returns the exit code and stdout followed by stderr.
+#[allow(dead_code)] // Not every test file that includes this module uses it.
+pub fn certify_bounded(
+    bin: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    logs: &std::path::Path,
+    deadline: std::time::Duration,
+    command: &str,
+) -> (i32, String) {
+    use std::os::unix::process::CommandExt as _;
+    let (stdout, stderr) = (logs.join("certify.out"), logs.join("certify.err"));
+    let file =
+        |path: &std::path::Path| std::fs::File::create(path).expect("the temp dir is writable");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_converge"))
+        .arg("certify")
+        .arg("--log-dir")
+        .arg(logs)
+        .arg("--bin")
+        .arg(bin)
+        // Shrinking replays a failing run many times; these tests need only the verdict, which
+        // a replay would not change.
+        .arg("--no-shrink")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(file(&stdout))
+        .stderr(file(&stderr))
+        .process_group(0)
+        .spawn()
+        .expect("the converge binary runs");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the harness can be waited for") {
+            break Some(status);
+        }
+        if started.elapsed() > deadline {
+            // SIGKILL to the group ends the harness and its nodes, stopped ones too.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let read = |path: &std::path::Path| {
+        String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+    };
+    let out = format!("{}{}", read(&stdout), read(&stderr));
+    let Some(status) = status else {
+        panic!(
+            "converge certify did not finish within {} s, so it was killed with its nodes; node \
+             logs in {}\n{out}\nreproduce: {command}",
+            deadline.as_secs(),
+            logs.display()
+        );
+    };
+    (status.code().unwrap_or(-1), out)
+}
