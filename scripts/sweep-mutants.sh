@@ -2,9 +2,7 @@
 # Every classic bug of converge-mutants, certified with nothing but `--bin`, `--workload`,
 # `--nemesis` and `--seed` (the harness's default timing), over several seeds: each line says
 # whether the check named for the bug caught it. tests/mutants.rs runs one seed of each in CI;
-# this is the sweep behind it, too long for every CI run. `ack-before-replicate` is expected to
-# be MISSED here: what it loses lives in one 20 ms gossip period, which the default 50 requests
-# per second rarely fill when a kill lands; its test presses with `--rate 1000`.
+# this is the sweep behind it, too long for every CI run.
 #
 #   scripts/sweep-mutants.sh [SEEDS] [JOBS]     # default: seeds 1..3, 2 runs at a time
 set -euo pipefail

@@ -367,6 +367,20 @@ impl Ord for InFlight {
     }
 }
 
+/// A kill the nemesis drew, waiting for its moment (see [`kill_aim_ms`]).
+#[derive(Clone, Copy, Debug)]
+struct ArmedKill {
+    node: usize,
+    /// When it is dealt even if the node acknowledged no update.
+    by_ms: u64,
+}
+
+/// How long a drawn kill waits for its node to acknowledge an update: a tenth of the fault
+/// window, at most one second, so the node stays down for most of the window whatever happens.
+pub fn kill_aim_ms(fault_window_ms: u64) -> u64 {
+    (fault_window_ms / 10).min(1_000)
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Pending {
     Init(usize),
@@ -400,6 +414,8 @@ struct Loop<'a> {
     partitioned: bool,
     faults_applied: Vec<String>,
     killed: Vec<bool>,
+    /// A kill drawn but not yet dealt: it waits for its node to acknowledge an update.
+    armed_kill: Option<ArmedKill>,
     paused: Vec<bool>,
     /// The clock nemesis: which clocks are moved, and when a strobing one flips next.
     clock: ClockNemesis,
@@ -472,6 +488,7 @@ pub fn run(
         partitioned: false,
         faults_applied: Vec::new(),
         killed: vec![false; config.nodes],
+        armed_kill: None,
         paused: vec![false; config.nodes],
         clock: ClockNemesis::new(config.nodes),
         starts: vec![0; config.nodes],
@@ -569,6 +586,9 @@ impl Loop<'_> {
                 let changes = self.clock.poll(now);
                 self.set_clocks(changes);
             }
+            if self.armed_kill.is_some_and(|k| now >= k.by_ms) {
+                self.fire_kill();
+            }
             if now < main_deadline {
                 self.issue_ops(now);
             }
@@ -597,8 +617,12 @@ impl Loop<'_> {
             } else {
                 main_deadline + self.config.request_timeout_ms
             };
+            let aim = self.armed_kill.map_or(u64::MAX, |k| k.by_ms);
             self.step(
-                next_fault.min(next_op).min(self.clock.next_change_ms()),
+                next_fault
+                    .min(next_op)
+                    .min(self.clock.next_change_ms())
+                    .min(aim),
                 Phase::Main,
             );
         }
@@ -818,8 +842,14 @@ impl Loop<'_> {
             Fault::Kill => {
                 let node = self.fault_dice.below(n as u64) as usize;
                 self.faults_applied.push(format!("kill:n{node}"));
-                self.killed[node] = true;
-                self.backend.kill(node);
+                // The kill lands right after the node next acknowledges an update, or at the
+                // aim bound: a random moment in a quiet node's life is usually one with nothing
+                // in flight, while the moment after an acknowledgement is the one where a node
+                // that acknowledges before replicating or persisting holds a write nobody else
+                // has. A correct node has already written what makes the write survive (its
+                // messages to peers precede its reply on its output, and the harness has them).
+                let by_ms = self.backend.now_ms() + kill_aim_ms(self.config.fault_window_ms);
+                self.armed_kill = Some(ArmedKill { node, by_ms });
             }
             Fault::Pause => {
                 let node = self.fault_dice.below(n as u64) as usize;
@@ -855,8 +885,20 @@ impl Loop<'_> {
         });
     }
 
+    /// Deals the armed kill, if any.
+    fn fire_kill(&mut self) {
+        if let Some(ArmedKill { node, .. }) = self.armed_kill.take() {
+            self.killed[node] = true;
+            self.backend.kill(node);
+        }
+    }
+
     /// Ends every fault: heals the network, resumes paused nodes, restarts killed ones.
     fn heal_all(&mut self) {
+        // A kill still waiting for its moment when the window closes is dealt now, so a window
+        // that drew a kill always kills (the aim bound is far shorter than a window, so this
+        // only happens when the main phase ends early).
+        self.fire_kill();
         // The window closes before restarted nodes get their new `init`, which is observed after.
         if let Some(window) = self.history.faults.last_mut()
             && window.healed_after_seq.is_none()
@@ -1068,6 +1110,10 @@ impl Loop<'_> {
             Pending::Op { client, event } => {
                 if let Outcome::Ok { reply } = &outcome {
                     self.workload.observe(client, reply);
+                    let update = self.history.events[event].kind() != "read";
+                    if update && node.is_some() && self.armed_kill.map(|k| k.node) == node {
+                        self.fire_kill();
+                    }
                 }
                 let seq = self.seq;
                 let e = &mut self.history.events[event];
