@@ -15,6 +15,7 @@
 //! OS reused for another process after the node died would be signalled too; `down` therefore
 //! first checks that the pid's command line is a `converge node` (on Linux, through `/proc`).
 
+use converge_core::replica::Consistency;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -57,8 +58,8 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 6380, value_parser = clap::value_parser!(u16).range(1024..=65000))]
     base_port: u16,
     /// Default consistency level of client connections.
-    #[arg(long, default_value = "LOCAL_ONE", value_parser = ["LOCAL_ONE", "LOCAL_QUORUM", "GLOBAL_QUORUM"])]
-    consistency: String,
+    #[arg(long, default_value_t = Consistency::LocalOne, value_parser = crate::consistency_arg())]
+    consistency: Consistency,
 }
 
 /// The cluster directory.
@@ -215,7 +216,7 @@ fn up(a: &UpArgs) -> Result<(), String> {
             "--data-dir".into(),
             node.data_dir.display().to_string(),
             "--consistency".into(),
-            a.consistency.clone(),
+            a.consistency.to_string(),
         ];
         for (j, p) in peers.iter().enumerate() {
             if j != i {

@@ -16,6 +16,7 @@ use converge_conformance::harness::run::{RunConfig, Stage};
 use converge_conformance::harness::shrink::Limits;
 use converge_conformance::harness::workload::{self, Profile};
 use converge_conformance::laws::{Config, Law};
+use converge_core::replica::Consistency;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -205,8 +206,8 @@ struct NodeArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     replicas_per_region: u32,
     /// Consistency of requests (stdio) or connections (TCP) that name none [default: LOCAL_ONE].
-    #[arg(long, value_parser = ["LOCAL_ONE", "LOCAL_QUORUM", "GLOBAL_QUORUM"])]
-    consistency: Option<String>,
+    #[arg(long, value_parser = consistency_arg())]
+    consistency: Option<Consistency>,
     /// Keep the replica's durable state in a redb database under DIR (with --stdio, in
     /// DIR/<node_id>/) and recover from it on restart, so an acknowledged write survives kill -9.
     /// Without it the node is in memory.
@@ -1153,6 +1154,13 @@ fn run_sim(args: SimArgs) -> ExitCode {
     }
 }
 
+/// Parses a consistency level with [`Consistency`]'s own names, listed in `--help`.
+fn consistency_arg() -> impl clap::builder::TypedValueParser<Value = Consistency> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Consistency::ALL.map(Consistency::name))
+        .try_map(|s| s.parse::<Consistency>())
+}
+
 fn run_tcp_node(args: NodeArgs) -> ExitCode {
     use converge_node::config::{Flags, NodeConfig};
     let flags = Flags {
@@ -1164,7 +1172,7 @@ fn run_tcp_node(args: NodeArgs) -> ExitCode {
         peer_listen: args.peer_listen,
         metrics_listen: args.metrics_listen,
         data_dir: args.data_dir,
-        consistency: args.consistency,
+        consistency: args.consistency.map(|c| c.to_string()),
     };
     let config = match NodeConfig::resolve(flags) {
         Ok(c) => c,
@@ -1183,7 +1191,6 @@ fn run_tcp_node(args: NodeArgs) -> ExitCode {
 }
 
 fn run_node(args: NodeArgs) -> ExitCode {
-    use converge_core::replica::Consistency;
     use converge_node::maelstrom::{FaceConfig, Workload};
     let Some(name) = args.workload.as_deref() else {
         eprintln!("error: --stdio needs --workload");
@@ -1195,11 +1202,7 @@ fn run_node(args: NodeArgs) -> ExitCode {
     };
     let mut config = FaceConfig::new(workload);
     config.replicas_per_region = args.replicas_per_region;
-    config.default_consistency = match args.consistency.as_deref().unwrap_or("LOCAL_ONE") {
-        "LOCAL_QUORUM" => Consistency::LocalQuorum,
-        "GLOBAL_QUORUM" => Consistency::GlobalQuorum,
-        _ => Consistency::LocalOne,
-    };
+    config.default_consistency = args.consistency.unwrap_or(Consistency::LocalOne);
     match converge_node::stdio::run(config, args.data_dir.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

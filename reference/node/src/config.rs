@@ -25,7 +25,7 @@
 
 use crate::resp;
 use converge_core::ReplicaId;
-use converge_core::replica::{Config as ReplicaConfig, Consistency, RegionId};
+use converge_core::replica::{Config as ReplicaConfig, Consistency, RegionId, UnknownConsistency};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -260,12 +260,9 @@ impl NodeConfig {
                 .ok_or(ConfigError::Missing("peer_listen"))?,
             metrics_listen: flags.metrics_listen.or(file.metrics_listen),
             data_dir: flags.data_dir.or(file.data_dir),
-            consistency: resp::parse_consistency(consistency.as_bytes()).ok_or_else(|| {
-                bad(
-                    "consistency",
-                    format!("{consistency:?} is not LOCAL_ONE, LOCAL_QUORUM or GLOBAL_QUORUM"),
-                )
-            })?,
+            consistency: consistency
+                .parse()
+                .map_err(|e: UnknownConsistency| bad("consistency", e.to_string()))?,
             limits: file.limits,
         };
         config.check()?;

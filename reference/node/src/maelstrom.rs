@@ -552,7 +552,7 @@ impl Face {
         } else {
             match body.get("consistency") {
                 None | Some(Json::Null) => self.config.default_consistency,
-                Some(level) => match level.as_str().and_then(parse_level) {
+                Some(level) => match level.as_str().and_then(|l| l.parse().ok()) {
                     Some(c) => c,
                     None => {
                         self.stats.refused += 1;
@@ -699,15 +699,6 @@ fn error_code(e: &ClientError, is_write: bool) -> u32 {
         | ClientError::ClockDrift => 11,
         ClientError::WrongType { .. } | ClientError::BadToken => 12,
         ClientError::Overflow => 14,
-    }
-}
-
-fn parse_level(s: &str) -> Option<Consistency> {
-    match s {
-        "LOCAL_ONE" => Some(Consistency::LocalOne),
-        "LOCAL_QUORUM" => Some(Consistency::LocalQuorum),
-        "GLOBAL_QUORUM" => Some(Consistency::GlobalQuorum),
-        _ => None,
     }
 }
 

@@ -395,23 +395,9 @@ pub struct Session {
     mv_order: VecDeque<Key>,
 }
 
-/// Parses `LOCAL_ONE`, `LOCAL_QUORUM`, `GLOBAL_QUORUM` (any case).
-pub fn parse_consistency(s: &[u8]) -> Option<Consistency> {
-    match s.to_ascii_uppercase().as_slice() {
-        b"LOCAL_ONE" | b"ONE" => Some(Consistency::LocalOne),
-        b"LOCAL_QUORUM" => Some(Consistency::LocalQuorum),
-        b"GLOBAL_QUORUM" => Some(Consistency::GlobalQuorum),
-        _ => None,
-    }
-}
-
-/// The name of a level, as `CONSISTENCY` prints it.
-pub fn consistency_name(c: Consistency) -> &'static str {
-    match c {
-        Consistency::LocalOne => "LOCAL_ONE",
-        Consistency::LocalQuorum => "LOCAL_QUORUM",
-        Consistency::GlobalQuorum => "GLOBAL_QUORUM",
-    }
+/// Parses a level named in a command argument (any case: [`Consistency`]'s `FromStr`).
+fn parse_consistency(s: &[u8]) -> Option<Consistency> {
+    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 /// Whether a command's answer depends on the replies of the commands before it on the
@@ -472,7 +458,7 @@ pub fn client_error(e: &ClientError) -> Resp {
         }
         ClientError::Unavailable { level } => Resp::Error(format!(
             "UNAVAILABLE consistency level {} not met before the deadline",
-            consistency_name(*level)
+            level
         )),
         ClientError::SessionTimeout => {
             Resp::Error("TRYAGAIN session token not covered before the deadline".into())
@@ -608,7 +594,7 @@ impl Session {
             },
             "COMMAND" => reply(Resp::Array(Vec::new())),
             "CONSISTENCY" => match args {
-                [] => reply(Resp::Bulk(consistency_name(self.consistency).into())),
+                [] => reply(Resp::Bulk(self.consistency.name().into())),
                 [l] => match parse_consistency(l) {
                     Some(c) => {
                         self.consistency = c;

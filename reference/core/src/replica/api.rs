@@ -149,6 +149,59 @@ pub enum Consistency {
     GlobalQuorum,
 }
 
+impl Consistency {
+    /// Every level, weakest first.
+    pub const ALL: [Consistency; 3] = [
+        Consistency::LocalOne,
+        Consistency::LocalQuorum,
+        Consistency::GlobalQuorum,
+    ];
+
+    /// The level's one spelling, used by every face (RESP, Maelstrom JSON, the CLI, TOML).
+    pub fn name(self) -> &'static str {
+        match self {
+            Consistency::LocalOne => "LOCAL_ONE",
+            Consistency::LocalQuorum => "LOCAL_QUORUM",
+            Consistency::GlobalQuorum => "GLOBAL_QUORUM",
+        }
+    }
+}
+
+impl fmt::Display for Consistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A consistency level name that is none of [`Consistency::ALL`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownConsistency(pub String);
+
+impl fmt::Display for UnknownConsistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown consistency level {:?} (expected LOCAL_ONE, LOCAL_QUORUM or GLOBAL_QUORUM)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownConsistency {}
+
+impl std::str::FromStr for Consistency {
+    type Err = UnknownConsistency;
+
+    /// Parses a level's name in any ASCII case (RESP commands are case-insensitive, and one
+    /// parser serves every face so that no face accepts a spelling another refuses).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Consistency::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownConsistency(s.to_string()))
+    }
+}
+
 /// One client request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Request {
@@ -257,4 +310,23 @@ pub struct Transmit {
     /// The encoded message; the receiver passes it to
     /// [`Replica::handle_message`](super::Replica::handle_message).
     pub payload: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Consistency;
+
+    #[test]
+    fn every_level_parses_back_from_its_name_in_any_case() {
+        for level in Consistency::ALL {
+            assert_eq!(level.name().parse::<Consistency>(), Ok(level));
+            assert_eq!(
+                level.name().to_lowercase().parse::<Consistency>(),
+                Ok(level)
+            );
+            assert_eq!(level.to_string(), level.name());
+        }
+        let err = "ONE".parse::<Consistency>().unwrap_err();
+        assert!(err.to_string().contains("LOCAL_QUORUM"), "{err}");
+    }
 }

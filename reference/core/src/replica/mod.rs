@@ -50,7 +50,8 @@ mod repl;
 mod session;
 
 pub use api::{
-    ClientError, Consistency, Done, Key, KeyKind, Op, Reply, Request, Scalar, Transmit, Value,
+    ClientError, Consistency, Done, Key, KeyKind, Op, Reply, Request, Scalar, Transmit,
+    UnknownConsistency, Value,
 };
 pub use codec::{DecodeError, KEY_BYTES_MAX};
 pub use config::{Bug, Config, ConfigError, RegionId, Topology};
