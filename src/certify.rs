@@ -274,8 +274,9 @@ fn command(request: &Request, no_shrink: bool) -> String {
         let names: Vec<&str> = c.faults.iter().map(|f| f.name()).collect();
         let _ = write!(cmd, " --nemesis {}", names.join(","));
     }
-    if c.profile == Profile::Maelstrom {
-        cmd.push_str(" --profile maelstrom");
+    // The default profile goes unsaid, as every other default does.
+    if c.profile != Profile::Strict {
+        let _ = write!(cmd, " --profile {}", c.profile);
     }
     // Every part of the timing that differs from what the command would default to.
     let t = Timing::of(c);

@@ -16,7 +16,7 @@ use converge_conformance::harness::run::{RunConfig, Stage};
 use converge_conformance::harness::shrink::Limits;
 use converge_conformance::harness::workload::{self, Profile};
 use converge_conformance::laws::{Config, Law};
-use converge_core::replica::Consistency;
+use converge_core::replica::{Bug, Consistency};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -186,8 +186,8 @@ struct SimArgs {
     skew_ms: u64,
     /// Run a deliberately broken replica, to see the simulator catch it: apply-without-dedup,
     /// read-ignores-token or ae-skips-subtree.
-    #[arg(long, value_parser = ["apply-without-dedup", "read-ignores-token", "ae-skips-subtree"])]
-    bug: Option<String>,
+    #[arg(long, value_parser = names_arg(Bug::ALL, Bug::name))]
+    bug: Option<Bug>,
     /// Inject every fault of --nemesis in every seed, instead of the subset each seed draws
     /// (swarm testing).
     #[arg(long)]
@@ -302,8 +302,8 @@ struct CertifyArgs {
     #[arg(long, value_name = "LIST", value_parser = parse_faults, default_value = "")]
     nemesis: FaultList,
     /// `maelstrom` applies Maelstrom's checks only; `strict` adds converge's.
-    #[arg(long, default_value = "strict", value_parser = ["strict", "maelstrom"])]
-    profile: String,
+    #[arg(long, default_value_t = Profile::Strict, value_parser = names_arg(Profile::ALL, Profile::name))]
+    profile: Profile,
     /// Seed of every scheduling decision. Default: drawn from the clock and printed.
     #[arg(long)]
     seed: Option<u64>,
@@ -639,11 +639,7 @@ fn run_config(args: &CertifyArgs, timing: Timing, seed: u64) -> RunConfig {
         latency_ms: args.latency.unwrap_or(0),
         seed,
         faults: args.nemesis.0.clone(),
-        profile: if args.profile == "maelstrom" {
-            Profile::Maelstrom
-        } else {
-            Profile::Strict
-        },
+        profile: args.profile,
         request_timeout_ms: args.request_timeout_ms,
         cancel: Some(Arc::clone(interrupt_flag())),
         ..RunConfig::default()
@@ -1071,7 +1067,6 @@ fn run_model_explore(args: ModelExploreArgs) -> ExitCode {
 
 fn run_sim(args: SimArgs) -> ExitCode {
     use converge::simulate::{self, Plan};
-    use converge_core::replica::Bug;
     let first = args.seed.unwrap_or_else(clock_seed);
     let workloads: Vec<String> = if args.workload.is_empty() {
         workload::WORKLOADS
@@ -1092,11 +1087,7 @@ fn run_sim(args: SimArgs) -> ExitCode {
         replicas_per_region: usize::from(args.replicas_per_region),
         ops: args.ops,
         skew_ms: args.skew_ms,
-        bug: args.bug.as_deref().map(|b| match b {
-            "apply-without-dedup" => Bug::ApplyWithoutDedup,
-            "read-ignores-token" => Bug::ReadIgnoresToken,
-            _ => Bug::AeSkipsSubtree,
-        }),
+        bug: args.bug,
         cancel: Some(Arc::clone(interrupt_flag())),
     };
     say!(
@@ -1156,9 +1147,22 @@ fn run_sim(args: SimArgs) -> ExitCode {
 
 /// Parses a consistency level with [`Consistency`]'s own names, listed in `--help`.
 fn consistency_arg() -> impl clap::builder::TypedValueParser<Value = Consistency> {
+    names_arg(Consistency::ALL, Consistency::name)
+}
+
+/// Parses one of an enum's own names (each of `all` through `name`) with its `FromStr`, so the
+/// enum is the one place that spells them; clap lists them in `--help` as the possible values and
+/// refuses any other before `FromStr` sees it.
+fn names_arg<T, E>(
+    all: impl IntoIterator<Item = T>,
+    name: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr<Err = E> + Clone + Send + Sync + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
     use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(Consistency::ALL.map(Consistency::name))
-        .try_map(|s| s.parse::<Consistency>())
+    clap::builder::PossibleValuesParser::new(all.into_iter().map(name)).try_map(|s| s.parse::<T>())
 }
 
 fn run_tcp_node(args: NodeArgs) -> ExitCode {
@@ -1279,5 +1283,23 @@ fn run_laws(args: LawsArgs) -> ExitCode {
     } else {
         say!("\nbuilt-in types break laws (see above)");
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each enum's names parse back to it, so `--help`'s possible values and the replay commands
+    /// printed with them are accepted.
+    #[test]
+    fn names_round_trip() {
+        for bug in Bug::ALL {
+            assert_eq!(bug.name().parse::<Bug>(), Ok(bug));
+        }
+        for profile in Profile::ALL {
+            assert_eq!(profile.to_string().parse::<Profile>(), Ok(profile));
+        }
+        assert!("Strict".parse::<Profile>().is_err());
     }
 }

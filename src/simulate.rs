@@ -171,12 +171,7 @@ pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
         reproduce.push_str(" --nemesis ''");
     }
     if let Some(bug) = plan.bug {
-        let name = match bug {
-            Bug::ApplyWithoutDedup => "apply-without-dedup",
-            Bug::ReadIgnoresToken => "read-ignores-token",
-            Bug::AeSkipsSubtree => "ae-skips-subtree",
-        };
-        let _ = write!(reproduce, " --bug {name}");
+        let _ = write!(reproduce, " --bug {bug}");
     }
     Outcome {
         seed,

@@ -28,6 +28,54 @@ pub enum Profile {
     Strict,
 }
 
+impl Profile {
+    /// Every profile, the default (`strict`) first, as `converge certify --profile` lists them.
+    pub const ALL: [Profile; 2] = [Profile::Strict, Profile::Maelstrom];
+
+    /// The profile's one spelling, used by `--profile`, the reproduce command and the JSON
+    /// report (whose serde name is the same kebab-case word).
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Maelstrom => "maelstrom",
+            Profile::Strict => "strict",
+        }
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A profile name that is none of [`Profile::ALL`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownProfile(pub String);
+
+impl std::fmt::Display for UnknownProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown profile {:?} (expected strict or maelstrom)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownProfile {}
+
+impl std::str::FromStr for Profile {
+    type Err = UnknownProfile;
+
+    /// Parses exactly the names [`Profile::name`] gives, as the command line spells them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownProfile(s.to_string()))
+    }
+}
+
 /// A workload.
 pub trait Workload {
     /// Its name on the command line.

@@ -51,6 +51,62 @@ pub enum Bug {
     AeSkipsSubtree,
 }
 
+impl Bug {
+    /// Every seeded bug, in the order the command line lists them.
+    pub const ALL: [Bug; 3] = [
+        Bug::ApplyWithoutDedup,
+        Bug::ReadIgnoresToken,
+        Bug::AeSkipsSubtree,
+    ];
+
+    /// The bug's one spelling, used wherever it is chosen or printed (`converge sim --bug`, the
+    /// replay command the simulator prints).
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::ApplyWithoutDedup => "apply-without-dedup",
+            Bug::ReadIgnoresToken => "read-ignores-token",
+            Bug::AeSkipsSubtree => "ae-skips-subtree",
+        }
+    }
+}
+
+impl std::fmt::Display for Bug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A bug name that is none of [`Bug::ALL`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownBug(pub String);
+
+impl std::fmt::Display for UnknownBug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+        write!(
+            f,
+            "unknown bug {:?} (expected one of {})",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownBug {}
+
+impl std::str::FromStr for Bug {
+    type Err = UnknownBug;
+
+    /// Parses exactly the names [`Bug::name`] gives; they are command-line words, which are
+    /// case-sensitive like every other value converge's command line takes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Bug::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownBug(s.to_string()))
+    }
+}
+
 /// Everything a replica needs to know before it starts. The same cluster description (all but
 /// `me`) must be given to every replica.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
