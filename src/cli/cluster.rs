@@ -58,7 +58,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 6380, value_parser = clap::value_parser!(u16).range(1024..=65000))]
     base_port: u16,
     /// Default consistency level of client connections.
-    #[arg(long, default_value_t = Consistency::LocalOne, value_parser = crate::consistency_arg())]
+    #[arg(long, default_value_t = Consistency::LocalOne, value_parser = super::shared::consistency_arg())]
     consistency: Consistency,
 }
 

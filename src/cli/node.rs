@@ -1,0 +1,105 @@
+//! `converge node`: its arguments, and one reference replica run over TCP ([`run_tcp`]) or on
+//! stdin and stdout ([`run_stdio`]).
+
+use super::shared::consistency_arg;
+use converge_conformance::harness::workload;
+use converge_core::replica::Consistency;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `converge node`'s arguments.
+#[derive(clap::Args)]
+pub(crate) struct NodeArgs {
+    /// Speak Maelstrom's JSON-lines protocol on stdin/stdout, logs on stderr (instead of TCP).
+    #[arg(long, conflicts_with_all = ["config", "id", "region", "peer", "listen", "peer_listen", "metrics_listen"])]
+    pub(crate) stdio: bool,
+    /// (--stdio) Which workload's messages to serve.
+    #[arg(long, requires = "stdio", value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
+    workload: Option<String>,
+    /// (--stdio) Replicas per region: node nK belongs to region K / R.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    replicas_per_region: u32,
+    /// Consistency of requests (stdio) or connections (TCP) that name none [default: LOCAL_ONE].
+    #[arg(long, value_parser = consistency_arg())]
+    consistency: Option<Consistency>,
+    /// Keep the replica's durable state in a redb database under DIR (with --stdio, in
+    /// DIR/<node_id>/) and recover from it on restart, so an acknowledged write survives kill -9.
+    /// Without it the node is in memory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// (TCP) Read settings from this TOML file; flags override it (see docs/protocol.md).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// (TCP) This replica's id, unique in the cluster.
+    #[arg(long)]
+    id: Option<u64>,
+    /// (TCP) This replica's region name.
+    #[arg(long)]
+    region: Option<String>,
+    /// (TCP) Another member, as ID=REGION@IP:PORT (its peer port); repeat for each.
+    #[arg(long, value_name = "ID=REGION@IP:PORT")]
+    peer: Vec<converge_node::config::PeerSpec>,
+    /// (TCP) RESP client address, e.g. 127.0.0.1:6380.
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<std::net::SocketAddr>,
+    /// (TCP) Peer replication address.
+    #[arg(long, value_name = "IP:PORT")]
+    peer_listen: Option<std::net::SocketAddr>,
+    /// (TCP) Prometheus /metrics HTTP address.
+    #[arg(long, value_name = "IP:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// Runs a replica over TCP (without `--stdio`) until SIGTERM or Ctrl-C stops it.
+pub(crate) fn run_tcp(args: NodeArgs) -> ExitCode {
+    use converge_node::config::{Flags, NodeConfig};
+    let flags = Flags {
+        config: args.config,
+        id: args.id,
+        region: args.region,
+        peers: args.peer,
+        client_listen: args.listen,
+        peer_listen: args.peer_listen,
+        metrics_listen: args.metrics_listen,
+        data_dir: args.data_dir,
+        consistency: args.consistency.map(|c| c.to_string()),
+    };
+    let config = match NodeConfig::resolve(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match converge_node::server::run_blocking(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a replica speaking Maelstrom's protocol on stdin and stdout (`--stdio`) until its input
+/// ends.
+pub(crate) fn run_stdio(args: NodeArgs) -> ExitCode {
+    use converge_node::maelstrom::{FaceConfig, Workload};
+    let Some(name) = args.workload.as_deref() else {
+        eprintln!("error: --stdio needs --workload");
+        return ExitCode::from(2);
+    };
+    let Some(workload) = Workload::from_name(name) else {
+        eprintln!("error: the reference node does not serve '{name}'");
+        return ExitCode::from(2);
+    };
+    let mut config = FaceConfig::new(workload);
+    config.replicas_per_region = args.replicas_per_region;
+    config.default_consistency = args.consistency.unwrap_or(Consistency::LocalOne);
+    match converge_node::stdio::run(config, args.data_dir.as_deref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
