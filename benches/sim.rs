@@ -8,7 +8,7 @@
 //!
 //! Run: `cargo bench -p converge --bench sim`.
 
-use converge::simulate::{Plan, run_seed};
+use converge::simulator::{Plan, run_seed};
 use converge_conformance::harness::nemesis::Fault;
 use criterion::{Criterion, Throughput};
 

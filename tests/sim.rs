@@ -2,7 +2,7 @@
 //! Every run is deterministic, so these tests name exact seeds; a failure prints the command
 //! that replays the seed.
 
-use converge::simulate::{Outcome, Plan, run_seed};
+use converge::simulator::{Outcome, Plan, run_seed};
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::nemesis::Fault;
 use converge_core::replica::Bug;

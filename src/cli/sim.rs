@@ -1,5 +1,5 @@
 //! `converge sim`: its arguments, and the loop over seeds that runs each on the simulator
-//! ([`converge::simulate`]) and prints a line per seed and the failing ones in full.
+//! ([`converge::simulator`]) and prints a line per seed and the failing ones in full.
 
 use super::shared::{
     EXIT_INTERRUPTED, FaultList, clock_seed, interrupt_flag, interrupted, names_arg, parse_faults,
@@ -51,7 +51,7 @@ pub(crate) struct SimArgs {
 
 /// Runs `converge sim`: `--seeds` seeds from `--seed`, one after another.
 pub(crate) fn run(args: SimArgs) -> ExitCode {
-    use converge::simulate::{self, Plan};
+    use converge::simulator::{self, Plan};
     let first = args.seed.unwrap_or_else(clock_seed);
     let workloads: Vec<String> = if args.workload.is_empty() {
         workload::WORKLOADS
@@ -95,7 +95,7 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
             break;
         }
         let seed = first.wrapping_add(k);
-        let outcome = simulate::run_seed(&plan, seed);
+        let outcome = simulator::run_seed(&plan, seed);
         ops += outcome.ops;
         let line = outcome.summary();
         if outcome.passed() {

@@ -1,7 +1,7 @@
-//! `converge sim`: the conformance harness's in-process backend. Reference replicas (each behind
-//! the same Maelstrom [`Face`] the stdio node uses) run in this process on virtual time, driven by
-//! the harness's own seeded network scheduler, workloads and checkers — there is no second
-//! checker here, only a [`Backend`].
+//! The simulator proper: the conformance harness's in-process [`Backend`], which `converge sim`
+//! runs on. Reference replicas (each behind the same Maelstrom [`Face`] the stdio node uses) run
+//! in this process on virtual time, driven by the harness's own seeded network scheduler,
+//! workloads and checkers — there is no second checker here, only a [`Backend`].
 //!
 //! # Virtual time
 //! The harness asks [`Backend::wait`] for events up to a deadline; when nothing is queued,

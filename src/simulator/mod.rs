@@ -1,7 +1,10 @@
-//! One simulator run per seed: what the seed draws (workload, faults, skews), the harness run on
-//! [`SimBackend`], and the one-line command that replays it.
+//! The simulator, one run per seed: what the seed draws (workload, faults, skews), the harness run
+//! on [`SimBackend`] ([`backend`]), and the one-line command that replays it. `converge sim` (the
+//! binary's `cli::sim`) runs a series of seeds through [`run_seed`].
 
-use crate::sim::{SimBackend, SimConfig};
+pub mod backend;
+
+use backend::{SimBackend, SimConfig};
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::nemesis::Fault;
 use converge_conformance::harness::rng::Dice;
