@@ -492,6 +492,17 @@ fn shell_word(s: &str) -> String {
     }
 }
 
+/// How the human output marks a verdict: `pass`, `FAIL` (capitals, to stand out in a long
+/// listing) or `unknown`. The one spelling for `converge certify` and `converge sim`; the JSON
+/// report and JUnit keep their own formats.
+pub fn verdict_mark(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Pass => "pass",
+        Verdict::Fail { .. } => "FAIL",
+        Verdict::Unknown { .. } => "unknown",
+    }
+}
+
 /// The human summary of a report.
 pub fn render(report: &RunReport) -> String {
     let mut out = String::new();
@@ -606,11 +617,11 @@ pub fn render(report: &RunReport) -> String {
         );
     }
     for check in &report.checks {
-        let (mark, detail) = match &check.verdict {
-            Verdict::Pass => ("pass", String::new()),
-            Verdict::Fail { detail } => ("FAIL", format!(": {detail}")),
-            Verdict::Unknown { reason } => ("unknown", format!(": {reason}")),
+        let detail = match &check.verdict {
+            Verdict::Pass => String::new(),
+            Verdict::Fail { detail: why } | Verdict::Unknown { reason: why } => format!(": {why}"),
         };
+        let mark = verdict_mark(&check.verdict);
         let _ = writeln!(out, "  {mark:7} {}{detail}", check.name);
     }
     out
@@ -624,10 +635,12 @@ pub fn render_all(c: &Certification) -> String {
         if i == 0 {
             out.push_str(&render(run));
         } else {
-            let verdict = match run.verdict() {
-                Verdict::Pass => "pass".to_string(),
-                Verdict::Fail { detail } => format!("FAIL: {detail}"),
-                Verdict::Unknown { reason } => format!("unknown: {reason}"),
+            let v = run.verdict();
+            let verdict = match &v {
+                Verdict::Pass => verdict_mark(&v).to_string(),
+                Verdict::Fail { detail: why } | Verdict::Unknown { reason: why } => {
+                    format!("{}: {why}", verdict_mark(&v))
+                }
             };
             let _ = writeln!(
                 out,
@@ -643,14 +656,14 @@ pub fn render_all(c: &Certification) -> String {
         }
     }
     if let Some(check) = &c.merge_order {
-        let (mark, detail) = match &check.verdict {
-            Verdict::Pass => ("pass", String::new()),
-            Verdict::Fail { detail } => ("FAIL", format!(": {detail}")),
-            Verdict::Unknown { reason } => (
-                "unknown",
-                format!(": {reason} (not decided, so it does not change the verdict)"),
-            ),
+        let detail = match &check.verdict {
+            Verdict::Pass => String::new(),
+            Verdict::Fail { detail } => format!(": {detail}"),
+            Verdict::Unknown { reason } => {
+                format!(": {reason} (not decided, so it does not change the verdict)")
+            }
         };
+        let mark = verdict_mark(&check.verdict);
         let _ = writeln!(
             out,
             "  {mark:7} {} ({} schedules){detail}",

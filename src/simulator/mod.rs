@@ -4,6 +4,7 @@
 
 pub mod backend;
 
+use crate::certify::verdict_mark;
 use backend::{SimBackend, SimConfig};
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::nemesis::Fault;
@@ -70,10 +71,10 @@ impl Outcome {
     /// One line: seed, draws, verdict.
     pub fn summary(&self) -> String {
         let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
-        let verdict = match self.report.verdict() {
-            Verdict::Pass => "pass".to_string(),
-            Verdict::Fail { .. } => "FAIL".to_string(),
-            Verdict::Unknown { reason } => format!("unknown ({reason})"),
+        let v = self.report.verdict();
+        let verdict = match &v {
+            Verdict::Unknown { reason } => format!("{} ({reason})", verdict_mark(&v)),
+            _ => verdict_mark(&v).to_string(),
         };
         let cap = self
             .oplog_cap
