@@ -1,6 +1,6 @@
 //! `converge certify`: runs a node program through a workload under seeded faults and prints the
-//! verdict, with the command that reproduces the run. A failing run is shrunk ([`shrink`]) to the
-//! smallest run that fails the same way, and drawn as a Lamport diagram ([`diagram`]).
+//! verdict, with the command that reproduces the run. A failing run is shrunk ([`shrink()`]) to the
+//! smallest run that fails the same way, and drawn as a Lamport diagram ([`diagram()`]).
 
 use converge_conformance::harness::check::{Check, Verdict};
 use converge_conformance::harness::diagram;
@@ -242,7 +242,7 @@ pub fn reproduce(request: &Request) -> String {
 }
 
 /// The command that replays a failing run with `--no-shrink`: the smallest failing run found by
-/// [`shrink`] is as small as the search could make it, and a run given `--no-shrink` was not to
+/// [`shrink()`] is as small as the search could make it, and a run given `--no-shrink` was not to
 /// be shrunk, so replaying either should not search again (and the replay prints this same
 /// command).
 pub fn reproduce_minimal(request: &Request) -> String {

@@ -1,7 +1,7 @@
 //! `converge certify --suite`: every selected workload under every nemesis, over a few seeds, in
 //! parallel, summarised in one table.
 //!
-//! Each cell is an ordinary certification (the same [`certify`](crate::certify::certify) a
+//! Each cell is an ordinary certification (the same [`certify`] a
 //! single run uses), so a failing cell is reproduced by the single-run command printed for it,
 //! which also shrinks it. Cells are independent: their seeds depend on the suite seed and the
 //! seed index only, never on which worker thread ran them or in what order.

@@ -185,4 +185,16 @@ mod tests {
         }
         assert!("Strict".parse::<Profile>().is_err());
     }
+
+    /// The JSON report names a run's profile through serde; it must be the word `--profile`
+    /// takes, or a report could not be turned back into a command.
+    #[test]
+    fn the_report_spells_profiles_as_the_command_line_does() {
+        for profile in Profile::ALL {
+            assert_eq!(
+                serde_json::to_value(profile).ok(),
+                Some(serde_json::Value::from(profile.name()))
+            );
+        }
+    }
 }
