@@ -72,7 +72,7 @@ pub struct FaceConfig {
     pub topology: Topology,
     /// Consistency when a request names none (lin-kv always uses GLOBAL_QUORUM).
     pub default_consistency: Consistency,
-    /// Record durable deltas for [`Face::take_durable`].
+    /// Record durable deltas for [`Face::take_durable`](super::Face::take_durable).
     pub track_durable: bool,
     /// A deliberately broken protocol variant, for testing the testers.
     pub bug: Option<Bug>,

@@ -4,13 +4,13 @@
 //! Nothing here reads a socket or a clock: the TCP shell (`server`) feeds bytes in and writes the
 //! bytes that come out, so every rule below is unit-tested without a network.
 //!
-//! - [`decode`](mod@decode): bytes to [`Command`]s, within [`Limits`] (restartable, never
+//! - `decode`: bytes to [`Command`]s, within [`Limits`] (restartable, never
 //!   panics, refuses an oversized length from its header alone).
-//! - [`encode`](mod@encode): [`Resp`] values to bytes.
-//! - [`session`]: the connection's state ([`Session`]: level, token, MV read contexts) and the
+//! - `encode`: [`Resp`] values to bytes.
+//! - `session`: the connection's state ([`Session`]: level, token, MV read contexts) and the
 //!   [`Step`]s it hands the shell.
-//! - [`command`]: the command table, commands to steps, and which commands are barriers.
-//! - [`reply`]: the replica's replies to RESP, the multi-step commands' next steps, and the
+//! - `command`: the command table, commands to steps, and which commands are barriers.
+//! - `reply`: the replica's replies to RESP, the multi-step commands' next steps, and the
 //!   replica's errors as RESP errors.
 //!
 //! # Invariants
@@ -23,8 +23,8 @@
 //!   into it, so a connection never reads older than what it wrote or read before.
 //!
 //! # Module layout
-//! [`decode`](mod@decode) and [`encode`](mod@encode) import nothing from their siblings;
-//! [`session`] imports only `encode`; [`command`] and [`reply`] import `session` and `encode`,
+//! `decode` and `encode` import nothing from their siblings;
+//! `session` imports only `encode`; `command` and `reply` import `session` and `encode`,
 //! never each other. So the modules have no import cycle.
 //!
 //! [`Request`]: converge_core::replica::Request

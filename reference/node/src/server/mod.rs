@@ -1,16 +1,16 @@
 //! `converge node` over TCP: the tokio shell around one [`Replica`].
 //!
 //! # Tasks
-//! - **The driver** ([`driver`]) owns the [`Replica`] (no lock on it). It handles batches of
+//! - **The driver** (`driver`) owns the [`Replica`] (no lock on it). It handles batches of
 //!   inputs from one bounded channel, makes one redb commit per batch (the group commit), and
 //!   only then lets the batch's transmits and replies out: an acknowledged write survives
 //!   `kill -9`.
-//! - **A client task per RESP connection** ([`client`]) decodes commands, submits the requests
+//! - **A client task per RESP connection** (`client`) decodes commands, submits the requests
 //!   of a pipeline without waiting, and writes the replies in order; `CLUSTER.LINKS` is the
 //!   fault-injection switch for the peer links.
-//! - **Per peer, a dialer/writer** and, for each accepted link, **a reader** ([`peer`]). Links
+//! - **Per peer, a dialer/writer** and, for each accepted link, **a reader** (`peer`). Links
 //!   are one-way: a node sends on the link it dialed and receives on the links it accepted.
-//! - **`/metrics`** ([`metrics`]): a minimal HTTP/1.1 responder, Prometheus text format.
+//! - **`/metrics`** (`metrics`): a minimal HTTP/1.1 responder, Prometheus text format.
 //!
 //! This module starts them (binding every listener first, so a bad address fails at once) and
 //! runs until SIGTERM, Ctrl-C or a store failure.
@@ -18,13 +18,13 @@
 //! # Shared state
 //! Only the pieces of [`crate::shared`] (waiters, outboxes, the HLC, the log cursors) and the
 //! node's own atomic counters (through [`crate::sync`]) are shared between tasks, all gathered in
-//! [`state`]; the replica is the driver's alone and publishes a
+//! `state`; the replica is the driver's alone and publishes a
 //! [`Stats`](converge_core::replica::Stats) snapshot for `/metrics` at most every
 //! [`STATS_EVERY`].
 //!
 //! # Module layout
-//! [`state`] and [`error`] import nothing from their siblings; [`driver`], [`client`], [`peer`]
-//! and [`metrics`] import only from those two, never from each other; this module imports from
+//! `state` and `error` import nothing from their siblings; `driver`, `client`, `peer`
+//! and `metrics` import only from those two, never from each other; this module imports from
 //! all of them and none of them imports from it. So the modules have no import cycle.
 
 mod client;
