@@ -6,8 +6,9 @@
 //! apart: a metric added here without documenting it fails the test.
 //!
 //! # Invariants
-//! - Reading metrics never blocks the node: a request reads atomics, the log cursors and the
-//!   driver's last published [`Stats`] snapshot, never the replica.
+//! - A scrape never waits for the driver: it reads atomics, the shared pieces (cursors, outboxes,
+//!   waiters) and the driver's last published [`Stats`] snapshot, cloned so that no lock is held
+//!   while rendering; it never touches the replica.
 //! - A request is bounded: at most [`HTTP_REQUEST_MAX`] bytes read, [`HTTP_TIMEOUT`] in all, and
 //!   the connection closes after one response.
 //! - Every name is prefixed `converge_` and appears once, in the table's order. A metric read
@@ -493,7 +494,6 @@ mod tests {
             l.frames_out.store(i + 3, Ordering::Relaxed);
             l.out_up.store(i == 0, Ordering::Relaxed);
             l.cut.store(i != 0, Ordering::Relaxed);
-            l.dials.store(i + 4, Ordering::Relaxed);
         }
         node.links[&1].outbox.push(vec![0; 8]).unwrap();
         node.cursors.append(40);
@@ -522,6 +522,7 @@ mod tests {
         node
     }
 
+    /// Replica stats with every figure `/metrics` shows set to a distinct value.
     fn replica_stats() -> Stats {
         Stats {
             counters: ReplicaCounters {
