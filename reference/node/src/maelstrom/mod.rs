@@ -27,114 +27,28 @@
 //! - Bad input (not JSON, no `body.type`, bad fields, a peer payload that does not decode) never
 //!   panics and never reaches the replica's state: it is answered with error 12 when it is a
 //!   request, and counted and logged otherwise.
+//!
+//! # Module layout
+//! This module is the face and its call protocol (`init`, the inputs and outputs above);
+//! `workload` the workloads and the face's configuration; `client` the mapping of client
+//! messages onto the replica and of its replies back. `client` adds methods to [`Face`] and
+//! reads the face's state defined here; this module imports nothing from it, so the modules have
+//! no import cycle.
+
+mod client;
+mod workload;
+
+pub use workload::{FaceConfig, Workload};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use converge_core::replica::{
-    Bug, ClientError, Config, Consistency, Durable, DurableDelta, KeyState, Op, RegionId, Replica,
-    Request, Scalar, SessionToken, Topology, Value,
-};
-use converge_core::{CausalContext, ReplicaId};
+use converge_core::ReplicaId;
+use converge_core::replica::{Config, Durable, DurableDelta, RegionId, Replica};
 use serde_json::{Map, Value as Json, json};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Diagnostics kept for the shell at most; beyond this they are counted, not stored.
 const LOG_MAX: usize = 1_000;
-
-/// The workloads of `docs/protocol.md`: which key and type each message maps to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Workload {
-    /// `echo`.
-    Echo,
-    /// `g-counter`: a grow-only counter at key `counter`.
-    GCounter,
-    /// `pn-counter`: a pn-counter at key `counter`.
-    PnCounter,
-    /// `g-set`: elements in an add-wins set at key `set` (only adds arrive).
-    GSet,
-    /// `broadcast`: messages in a set at key `messages`.
-    Broadcast,
-    /// `lin-kv`: integer keys holding LWW registers, read and written at GLOBAL_QUORUM.
-    LinKv,
-    /// `or-set`: an add-wins set at key `set`.
-    OrSet,
-    /// `lww-register`: an LWW register at key `r`.
-    LwwRegister,
-    /// `mv-register`: a multi-value register at key `r`.
-    MvRegister,
-    /// `session`: a set at key `set`, with session tokens and consistency levels.
-    Session,
-}
-
-impl Workload {
-    /// Every workload, with its name on the command line.
-    pub const ALL: [(&'static str, Workload); 10] = [
-        ("echo", Workload::Echo),
-        ("g-counter", Workload::GCounter),
-        ("pn-counter", Workload::PnCounter),
-        ("g-set", Workload::GSet),
-        ("broadcast", Workload::Broadcast),
-        ("lin-kv", Workload::LinKv),
-        ("or-set", Workload::OrSet),
-        ("lww-register", Workload::LwwRegister),
-        ("mv-register", Workload::MvRegister),
-        ("session", Workload::Session),
-    ];
-
-    /// The workload called `name`.
-    pub fn from_name(name: &str) -> Option<Workload> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|&(_, w)| w)
-    }
-
-    /// Its name.
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|&&(_, w)| w == self)
-            .map_or("?", |&(n, _)| n)
-    }
-}
-
-/// How the face builds its replica.
-#[derive(Clone, Debug)]
-pub struct FaceConfig {
-    /// Which messages to expect.
-    pub workload: Workload,
-    /// Replicas per region: node `nK` is in region `K / replicas_per_region`.
-    pub replicas_per_region: u32,
-    /// The replication topology between regions.
-    pub topology: Topology,
-    /// Consistency when a request names none (lin-kv always uses GLOBAL_QUORUM).
-    pub default_consistency: Consistency,
-    /// Record durable deltas for [`Face::take_durable`].
-    pub track_durable: bool,
-    /// A deliberately broken protocol variant, for testing the testers.
-    pub bug: Option<Bug>,
-    /// Seed for the replica's only random choice (anti-entropy jitter), mixed with its id.
-    pub seed: u64,
-    /// Caps the replica's oplog (`None`: the replica's default). A small cap makes replicas that
-    /// fall behind depend on anti-entropy, which the simulator wants to exercise.
-    pub oplog_entries_max: Option<usize>,
-    /// Adjusts the replica's configuration (limits and timers) before it starts.
-    pub tune: fn(&mut Config),
-}
-
-impl FaceConfig {
-    /// Defaults for `workload`: one replica per region, full mesh, LOCAL_ONE.
-    pub fn new(workload: Workload) -> Self {
-        FaceConfig {
-            workload,
-            replicas_per_region: 1,
-            topology: Topology::FullMesh,
-            default_consistency: Consistency::LocalOne,
-            track_durable: false,
-            bug: None,
-            seed: 0,
-            oplog_entries_max: None,
-            tune: |_| {},
-        }
-    }
-}
 
 /// What the face counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -178,10 +92,7 @@ enum Shape {
     Read(&'static str),
 }
 
-/// A client message mapped onto the replica: the operation, its key (by name, or as bytes for
-/// lin-kv's integer keys) and the shape of the reply.
-type Mapping = (Op, &'static str, Shape, Option<Vec<u8>>);
-
+/// A client request the replica has not answered yet: whom to answer, and how.
 #[derive(Clone, Debug)]
 struct Waiting {
     client: String,
@@ -422,283 +333,6 @@ impl Face {
                 self.error(src, &msg_id, 12, &format!("cannot start the replica: {e}"));
             }
         }
-    }
-
-    /// Maps a client message onto a replica request, or answers it at once.
-    fn client(&mut self, now_ms: u64, src: String, kind: &str, body: &Map<String, Json>) {
-        let msg_id = body.get("msg_id").cloned().unwrap_or(Json::Null);
-        let w = self.config.workload;
-        let int = |field: &str| body.get(field).and_then(Json::as_i64);
-        let op_key: Result<Mapping, &'static str> = match (w, kind) {
-            (Workload::Echo, "echo") => {
-                let echo = body.get("echo").cloned().unwrap_or(Json::Null);
-                return self.reply(&src, &msg_id, json!({"type": "echo_ok", "echo": echo}));
-            }
-            (Workload::Broadcast, "topology") => {
-                // Replication follows the replica's own topology; Maelstrom's map is for
-                // nodes that relay by hand.
-                return self.reply(&src, &msg_id, json!({"type": "topology_ok"}));
-            }
-            (Workload::GCounter, "add") => match body.get("delta").and_then(Json::as_u64) {
-                Some(d) => Ok((Op::Incr(d), "counter", Shape::Plain("add_ok"), None)),
-                None => Err("add needs a non-negative integer delta"),
-            },
-            (Workload::PnCounter, "add") => match int("delta") {
-                Some(d) => Ok((Op::PnAdd(d), "counter", Shape::Plain("add_ok"), None)),
-                None => Err("add needs an integer delta"),
-            },
-            (Workload::GCounter | Workload::PnCounter, "read") => {
-                Ok((Op::Get, "counter", Shape::Read("value"), None))
-            }
-            (Workload::GSet | Workload::OrSet | Workload::Session, "add") => match int("element") {
-                Some(e) => Ok((
-                    Op::SetAdd(Scalar::Int(e)),
-                    "set",
-                    Shape::Plain("add_ok"),
-                    None,
-                )),
-                None => Err("add needs an integer element"),
-            },
-            (Workload::OrSet, "remove") => match int("element") {
-                Some(e) => Ok((
-                    Op::SetRemove(Scalar::Int(e)),
-                    "set",
-                    Shape::Plain("remove_ok"),
-                    None,
-                )),
-                None => Err("remove needs an integer element"),
-            },
-            (Workload::GSet | Workload::OrSet | Workload::Session, "read") => {
-                Ok((Op::Get, "set", Shape::Read("value"), None))
-            }
-            (Workload::Broadcast, "broadcast") => match int("message") {
-                Some(m) => Ok((
-                    Op::SetAdd(Scalar::Int(m)),
-                    "messages",
-                    Shape::Plain("broadcast_ok"),
-                    None,
-                )),
-                None => Err("broadcast needs an integer message"),
-            },
-            (Workload::Broadcast, "read") => {
-                Ok((Op::Get, "messages", Shape::Read("messages"), None))
-            }
-            (Workload::LwwRegister | Workload::MvRegister, "write") => {
-                match int("value") {
-                    Some(v) => {
-                        let op = if w == Workload::LwwRegister {
-                            Op::Put(Scalar::Int(v))
-                        } else {
-                            // A write at a node replaces every sibling the node holds.
-                            Op::MvPut {
-                                value: Scalar::Int(v),
-                                seen: self.mv_context(b"r"),
-                            }
-                        };
-                        Ok((op, "r", Shape::Plain("write_ok"), None))
-                    }
-                    None => Err("write needs an integer value"),
-                }
-            }
-            (Workload::LwwRegister | Workload::MvRegister, "read") => {
-                Ok((Op::Get, "r", Shape::Read("value"), None))
-            }
-            (Workload::LinKv, "read" | "write") => match int("key") {
-                Some(k) => {
-                    let key = Some(k.to_string().into_bytes());
-                    if kind == "read" {
-                        Ok((Op::Get, "", Shape::Read("value"), key))
-                    } else {
-                        match int("value") {
-                            Some(v) => {
-                                Ok((Op::Put(Scalar::Int(v)), "", Shape::Plain("write_ok"), key))
-                            }
-                            None => Err("write needs an integer value"),
-                        }
-                    }
-                }
-                None => Err("lin-kv requests need an integer key"),
-            },
-            (Workload::LinKv, "cas") => {
-                // Compare-and-set needs consensus; the replica offers registers that are
-                // linearizable for reads and writes (ABD at GLOBAL_QUORUM), not CAS.
-                self.stats.refused += 1;
-                return self.error(
-                    &src,
-                    &msg_id,
-                    10,
-                    "cas needs consensus; this replica offers linearizable reads and writes only",
-                );
-            }
-            _ => {
-                self.stats.refused += 1;
-                return self.error(
-                    &src,
-                    &msg_id,
-                    10,
-                    &format!("{kind} is not part of the {} workload", w.name()),
-                );
-            }
-        };
-        let (op, key, shape, key_override) = match op_key {
-            Ok(x) => x,
-            Err(why) => {
-                self.stats.refused += 1;
-                return self.error(&src, &msg_id, 12, why);
-            }
-        };
-        let consistency = if w == Workload::LinKv {
-            Consistency::GlobalQuorum
-        } else {
-            match body.get("consistency") {
-                None | Some(Json::Null) => self.config.default_consistency,
-                Some(level) => match level.as_str().and_then(|l| l.parse().ok()) {
-                    Some(c) => c,
-                    None => {
-                        self.stats.refused += 1;
-                        return self.error(
-                            &src,
-                            &msg_id,
-                            12,
-                            "consistency must be LOCAL_ONE, LOCAL_QUORUM or GLOBAL_QUORUM",
-                        );
-                    }
-                },
-            }
-        };
-        let token = match body.get("token") {
-            None | Some(Json::Null) => None,
-            Some(t) => match t
-                .as_str()
-                .and_then(|s| B64.decode(s).ok())
-                .and_then(|b| SessionToken::decode(&b).ok())
-            {
-                Some(t) => Some(t),
-                None => {
-                    self.stats.refused += 1;
-                    return self.error(&src, &msg_id, 12, "token is not one this node issued");
-                }
-            },
-        };
-        let id = self.next_request;
-        self.next_request += 1;
-        let is_write = op.is_write();
-        self.waiting.insert(
-            id,
-            Waiting {
-                client: src,
-                msg_id,
-                shape,
-                is_write,
-                with_token: w == Workload::Session,
-            },
-        );
-        let key = key_override.unwrap_or_else(|| key.as_bytes().to_vec());
-        let request = Request {
-            id,
-            key: key.into_boxed_slice(),
-            op,
-            consistency,
-            token,
-        };
-        if let Some(r) = &mut self.replica {
-            r.handle_request(now_ms, request);
-        }
-    }
-
-    /// The causal context of everything the replica holds for MV register `key`.
-    fn mv_context(&self, key: &[u8]) -> CausalContext {
-        match self.replica.as_ref().and_then(|r| r.get(key)) {
-            Some(KeyState::Mv(reg)) => reg.read_context(),
-            _ => CausalContext::default(),
-        }
-    }
-
-    /// Moves the replica's outputs into lines.
-    fn drain(&mut self) {
-        let Some(r) = self.replica.as_mut() else {
-            return;
-        };
-        // Straight into the output queue, transmits before replies as before, without
-        // collecting either first: answering a reply never touches the replica.
-        while let Some(t) = r.poll_transmit() {
-            self.out.push_back(Output::Peer {
-                to: t.to,
-                payload: t.payload,
-            });
-        }
-        while let Some(reply) = self.replica.as_mut().and_then(Replica::poll_reply) {
-            let Some(w) = self.waiting.remove(&reply.id) else {
-                self.note(format!("reply to unknown request {}", reply.id));
-                continue;
-            };
-            let body = match reply.result {
-                Ok(done) => {
-                    let mut body = match w.shape {
-                        Shape::Plain(t) => json!({"type": t}),
-                        Shape::Read(field) => {
-                            if self.config.workload == Workload::LinKv
-                                && done.value == Value::Absent
-                            {
-                                let text = "key does not exist";
-                                self.error(&w.client, &w.msg_id, 20, text);
-                                continue;
-                            }
-                            let mut b = json!({"type": "read_ok"});
-                            b[field] = self.json_value(&done.value);
-                            b
-                        }
-                    };
-                    if w.with_token {
-                        body["token"] = json!(B64.encode(done.token.encode()));
-                    }
-                    body
-                }
-                Err(e) => {
-                    let code = error_code(&e, w.is_write);
-                    json!({"type": "error", "code": code, "text": e.to_string()})
-                }
-            };
-            self.reply_owned(w.client, w.msg_id, body);
-        }
-    }
-
-    /// A value as the workload's JSON shows it.
-    fn json_value(&self, v: &Value) -> Json {
-        let scalar = |s: &Scalar| match s {
-            Scalar::Int(i) => json!(i),
-            Scalar::Bytes(b) => json!(String::from_utf8_lossy(b)),
-        };
-        match v {
-            Value::Absent => match self.config.workload {
-                Workload::GCounter | Workload::PnCounter => json!(0),
-                Workload::LwwRegister => Json::Null,
-                _ => json!([]),
-            },
-            Value::Counter(c) => {
-                // Counters in these workloads stay far inside i64; saturate rather than wrap.
-                json!(i64::try_from(*c).unwrap_or(if *c < 0 { i64::MIN } else { i64::MAX }))
-            }
-            Value::Set(items) => Json::Array(items.iter().map(scalar).collect()),
-            Value::Register(s) => scalar(s),
-            Value::Siblings { values, .. } => Json::Array(values.iter().map(scalar).collect()),
-            Value::Changed(_) | Value::Written => Json::Null,
-        }
-    }
-}
-
-/// The Maelstrom error code for a replica's refusal. A write refused for its consistency level
-/// may already be applied locally and will replicate, so it is *indefinite* (code 0): a
-/// definite code would promise the write never happened. Everything else had no effect.
-fn error_code(e: &ClientError, is_write: bool) -> u32 {
-    match e {
-        ClientError::Unavailable { .. } if is_write => 0,
-        ClientError::Unavailable { .. }
-        | ClientError::SessionTimeout
-        | ClientError::Overloaded
-        | ClientError::ClockDrift => 11,
-        ClientError::WrongType { .. } | ClientError::BadToken => 12,
-        ClientError::Overflow => 14,
     }
 }
 

@@ -1,0 +1,494 @@
+//! The client port: one task per RESP connection, and the `CLUSTER.LINKS` switch.
+//!
+//! A connection's task decodes commands ([`crate::resp`]), submits the requests of a pipeline
+//! without waiting, then awaits the replies in order (each under `limits.request_timeout_ms`)
+//! and writes them with one syscall. The protocol mapping itself (commands to requests, replies
+//! to RESP) is the sans-IO [`Session`]; this module only moves bytes and waits.
+//!
+//! # Invariants
+//! - **Replies in request order**: a connection's replies queue in its slots in the order of its
+//!   commands and are written in that order, whatever order the replica answers in.
+//! - **Bounded**: at most `limits.connections_max` connections are served (more are answered
+//!   `-ERR max number of clients reached` and closed); a connection holds at most
+//!   `limits.pipeline_max` requests in flight, [`READ_CHUNK`] plus
+//!   `limits.resp_command_bytes_max` of unparsed input, and about [`READ_CHUNK`] of replies
+//!   (more only for a single large reply).
+//! - **Every submitted request is answered**: by the replica, or `-TIMEOUT` after
+//!   `limits.request_timeout_ms`; a request the node has no room for is answered `-BUSY` at once.
+//! - A barrier command ([`resp::is_barrier`]) runs only once every earlier reply is in hand.
+//! - Malformed RESP is answered `-ERR Protocol error: ...`, counted, and closes the connection
+//!   (RESP cannot be resynchronised).
+//!
+//! # Fault injection
+//! `CLUSTER.LINKS CUT <id>...` cuts this node's links to those replicas (both directions: the
+//! writer stops dialing and discards its outbox, the reader closes and refuses them) until
+//! `CLUSTER.LINKS HEAL`. It is a switch for demos and tests (`converge cluster partition`), not a
+//! security boundary: anyone who can reach the client port can use it. Replication resumes after
+//! a heal by go-back-N retransmission and anti-entropy.
+
+use super::state::{Input, Node, WRITE_TIMEOUT};
+use crate::resp::{self, Pending, Resp, Session, Step};
+use crate::shared::Waiter;
+use crate::sync::{Arc, Ordering};
+use converge_core::replica::{Reply, Request};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn};
+
+/// Longest a submitter waits for room in the driver's queue before answering `-BUSY`.
+const SUBMIT_WAIT: Duration = Duration::from_secs(1);
+/// Bytes read from a client socket at once (redis-server's figure). A connection holds at most
+/// this plus `limits.resp_command_bytes_max` of unparsed input, and `limits.pipeline_max`
+/// requests in flight plus about this many bytes of replies (more only for a single large reply).
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Accepts client connections for ever, one task each, refusing those over the limit.
+pub(super) async fn accept_clients(listener: TcpListener, node: Arc<Node>) {
+    loop {
+        let (mut stream, addr) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let c = &node.counters;
+        if c.connections_open.load(Ordering::Relaxed) >= node.config.limits.connections_max {
+            c.connections_refused.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    stream.write_all(b"-ERR max number of clients reached\r\n"),
+                )
+                .await;
+            });
+            continue;
+        }
+        c.connections_open.fetch_add(1, Ordering::Relaxed);
+        c.connections_total.fetch_add(1, Ordering::Relaxed);
+        let node = node.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            debug!(%addr, "client connected");
+            client(stream, &node).await;
+            node.counters
+                .connections_open
+                .fetch_sub(1, Ordering::Relaxed);
+            debug!(%addr, "client gone");
+        });
+    }
+}
+
+/// A reply in the connection's queue: ready, or waiting for the replica.
+enum Slot {
+    Ready(Resp),
+    Wait(Waiter<Reply>, Pending),
+}
+
+/// Registers a waiter for `req` and queues it for the driver: the waiter, or the `-BUSY` reply
+/// when the waiters are full or the driver's queue stays full for [`SUBMIT_WAIT`].
+async fn submit(node: &Node, mut req: Request) -> Result<Waiter<Reply>, Resp> {
+    let c = &node.counters;
+    c.requests.fetch_add(1, Ordering::Relaxed);
+    let Ok(waiter) = node.waiters.register() else {
+        c.busy.fetch_add(1, Ordering::Relaxed);
+        return Err(Resp::Error("BUSY too many requests waiting".into()));
+    };
+    req.id = waiter.id();
+    match node
+        .inbox
+        .send_timeout(Input::Request(req), SUBMIT_WAIT)
+        .await
+    {
+        Ok(()) => Ok(waiter),
+        Err(_) => {
+            c.busy.fetch_add(1, Ordering::Relaxed);
+            Err(Resp::Error("BUSY the replica's queue is full".into()))
+        }
+    }
+}
+
+/// Awaits every queued slot in order, encoding the replies into `out`; multi-step commands run
+/// to completion here.
+async fn flush(node: &Node, session: &mut Session, slots: &mut VecDeque<Slot>, out: &mut Vec<u8>) {
+    let timeout = Duration::from_millis(node.config.limits.request_timeout_ms);
+    while let Some(slot) = slots.pop_front() {
+        let (mut waiter, mut pending) = match slot {
+            Slot::Ready(r) => {
+                r.encode(out);
+                continue;
+            }
+            Slot::Wait(w, p) => (w, p),
+        };
+        loop {
+            let Ok(reply) = tokio::time::timeout(timeout, &mut waiter).await else {
+                node.counters
+                    .request_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                Resp::Error(format!(
+                    "TIMEOUT no reply from the replica within {} ms",
+                    timeout.as_millis()
+                ))
+                .encode(out);
+                break;
+            };
+            match session.reply(pending, reply) {
+                Step::Submit(req, p) => match submit(node, req).await {
+                    Ok(w) => {
+                        waiter = w;
+                        pending = p;
+                    }
+                    Err(r) => {
+                        r.encode(out);
+                        break;
+                    }
+                },
+                Step::Reply(r) | Step::Close(r) => {
+                    r.encode(out);
+                    break;
+                }
+                Step::Nothing => break,
+            }
+        }
+    }
+}
+
+/// Whether `cmd` is `CLUSTER.LINKS` (any case), which the node answers itself: it is about the
+/// node's links, not the replica's data, so it never reaches the [`Session`].
+fn is_admin(cmd: &[Vec<u8>]) -> bool {
+    cmd.first()
+        .is_some_and(|n| n.eq_ignore_ascii_case(b"CLUSTER.LINKS"))
+}
+
+/// `CLUSTER.LINKS [CUT <id>... | HEAL]`: see the module documentation.
+fn admin_links(node: &Node, args: &[Vec<u8>]) -> Resp {
+    let sub = args.first().map(|a| a.to_ascii_uppercase());
+    match sub.as_deref() {
+        None => Resp::Array(
+            node.links
+                .values()
+                .map(|l| {
+                    Resp::Bulk(
+                        format!(
+                            "{} {} {} out={} in={}",
+                            l.spec.id,
+                            l.spec.region,
+                            if l.cut.load(Ordering::Relaxed) {
+                                "cut"
+                            } else {
+                                "open"
+                            },
+                            if l.out_up.load(Ordering::Relaxed) {
+                                "up"
+                            } else {
+                                "down"
+                            },
+                            l.in_up.load(Ordering::Relaxed),
+                        )
+                        .into_bytes(),
+                    )
+                })
+                .collect(),
+        ),
+        Some(b"HEAL") => {
+            for l in node.links.values() {
+                l.cut.store(false, Ordering::Relaxed);
+            }
+            info!("links healed");
+            Resp::Simple("OK")
+        }
+        Some(b"CUT") => {
+            let mut ids = Vec::new();
+            for a in &args[1..] {
+                let id = std::str::from_utf8(a)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
+                match id.and_then(|id| node.links.get(&id)) {
+                    Some(l) => ids.push(l.clone()),
+                    None => {
+                        return Resp::err(format!(
+                            "unknown peer id {:?}",
+                            String::from_utf8_lossy(a)
+                        ));
+                    }
+                }
+            }
+            for l in &ids {
+                l.cut.store(true, Ordering::Relaxed);
+            }
+            info!(peers = ?ids.iter().map(|l| l.spec.id).collect::<Vec<_>>(), "links cut");
+            Resp::Simple("OK")
+        }
+        _ => Resp::err("CLUSTER.LINKS takes no argument, CUT <id>... or HEAL"),
+    }
+}
+
+/// Serves one connection until the client closes it, a write fails or times out, `QUIT`, or
+/// malformed input.
+async fn client(stream: TcpStream, node: &Node) {
+    let (mut rd, mut wr) = stream.into_split();
+    let limits = node.config.limits.resp();
+    let pipeline_max = node.config.limits.pipeline_max;
+    let mut session = Session::new(node.config.consistency);
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut out: Vec<u8> = Vec::new();
+    let mut slots: VecDeque<Slot> = VecDeque::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let n = match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut pos = 0;
+        let mut close = false;
+        loop {
+            match resp::decode(&buf[pos..], &limits) {
+                Ok(Some((cmd, used))) => {
+                    pos += used;
+                    let barrier = resp::is_barrier(&cmd);
+                    if barrier {
+                        flush(node, &mut session, &mut slots, &mut out).await;
+                    }
+                    let step = if is_admin(&cmd) {
+                        Step::Reply(admin_links(node, &cmd[1..]))
+                    } else {
+                        session.command(&cmd)
+                    };
+                    match step {
+                        Step::Reply(r) => slots.push_back(Slot::Ready(r)),
+                        Step::Submit(req, p) => match submit(node, req).await {
+                            Ok(w) => slots.push_back(Slot::Wait(w, p)),
+                            Err(r) => slots.push_back(Slot::Ready(r)),
+                        },
+                        Step::Close(r) => {
+                            slots.push_back(Slot::Ready(r));
+                            close = true;
+                            break;
+                        }
+                        Step::Nothing => {}
+                    }
+                    if barrier || slots.len() >= pipeline_max {
+                        flush(node, &mut session, &mut slots, &mut out).await;
+                    }
+                    // A deep pipeline is answered in parts, so the replies held stay bounded.
+                    if slots.is_empty() && out.len() >= READ_CHUNK {
+                        let w = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&out)).await;
+                        if !matches!(w, Ok(Ok(()))) {
+                            return;
+                        }
+                        out.clear();
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    node.counters.bad_input(e.kind());
+                    warn!(error = %e, "malformed RESP; closing the connection");
+                    slots.push_back(Slot::Ready(Resp::err(format!("Protocol error: {e}"))));
+                    close = true;
+                    break;
+                }
+            }
+        }
+        buf.drain(..pos);
+        flush(node, &mut session, &mut slots, &mut out).await;
+        if !out.is_empty() {
+            let w = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&out)).await;
+            if !matches!(w, Ok(Ok(()))) {
+                return;
+            }
+            out.clear();
+        }
+        if close {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::testing;
+    use super::*;
+    use converge_core::replica::{Consistency, Done, Op, Scalar, SessionToken, Value};
+    use tokio::sync::mpsc;
+
+    fn args(a: &[&str]) -> Vec<Vec<u8>> {
+        a.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    fn done(id: u64, value: Value) -> Reply {
+        Reply {
+            id,
+            result: Ok(Done {
+                value,
+                token: SessionToken::new(),
+            }),
+        }
+    }
+
+    /// The lines `CLUSTER.LINKS` lists.
+    fn listed(node: &Node) -> Vec<String> {
+        match admin_links(node, &[]) {
+            Resp::Array(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    Resp::Bulk(b) => String::from_utf8(b).unwrap(),
+                    other => panic!("expected a bulk, got {other:?}"),
+                })
+                .collect(),
+            other => panic!("expected an array, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_cluster_links_is_an_admin_command() {
+        assert!(is_admin(&args(&["CLUSTER.LINKS"])));
+        assert!(is_admin(&args(&["cluster.links", "heal"])));
+        assert!(!is_admin(&args(&["CLUSTER"])));
+        assert!(!is_admin(&args(&["GET", "CLUSTER.LINKS"])));
+        assert!(!is_admin(&[]));
+    }
+
+    #[test]
+    fn cluster_links_lists_cuts_and_heals() {
+        let (node, _rx) = testing::node(testing::config());
+        assert_eq!(
+            listed(&node),
+            ["1 eu-west open out=down in=0", "2 apac open out=down in=0"]
+        );
+        assert_eq!(admin_links(&node, &args(&["cut", "2"])), Resp::Simple("OK"));
+        node.links[&1].out_up.store(true, Ordering::Relaxed);
+        node.links[&1].in_up.store(2, Ordering::Relaxed);
+        assert_eq!(
+            listed(&node),
+            ["1 eu-west open out=up in=2", "2 apac cut out=down in=0"]
+        );
+        // One unknown id refuses the whole command: nothing is cut.
+        assert_eq!(
+            admin_links(&node, &args(&["CUT", "1", "99"])),
+            Resp::Error("ERR unknown peer id \"99\"".into())
+        );
+        assert!(!node.links[&1].cut.load(Ordering::Relaxed));
+        assert_eq!(admin_links(&node, &args(&["HEAL"])), Resp::Simple("OK"));
+        assert!(node.links.values().all(|l| !l.cut.load(Ordering::Relaxed)));
+        assert_eq!(
+            admin_links(&node, &args(&["MEND"])),
+            Resp::Error("ERR CLUSTER.LINKS takes no argument, CUT <id>... or HEAL".into())
+        );
+    }
+
+    fn get(key: &str) -> Request {
+        Request {
+            id: 0,
+            key: key.as_bytes().into(),
+            op: Op::Get,
+            consistency: Consistency::LocalOne,
+            token: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn submit_queues_the_request_under_its_waiters_id() {
+        let (node, mut rx) = testing::node(testing::config());
+        let waiter = submit(&node, get("k")).await.unwrap();
+        let Some(Input::Request(req)) = rx.recv().await else {
+            panic!("expected the request in the driver's inbox");
+        };
+        assert_eq!(req.id, waiter.id());
+        assert_eq!(node.counters.requests.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn submit_answers_busy_when_the_waiters_or_the_queue_are_full() {
+        let mut config = testing::config();
+        config.limits.waiters_max = 1;
+        let (node, _rx) = testing::node(config);
+        let _held = submit(&node, get("a")).await.unwrap();
+        assert_eq!(
+            submit(&node, get("b")).await.err(),
+            Some(Resp::Error("BUSY too many requests waiting".into()))
+        );
+        let mut config = testing::config();
+        config.limits.inbox_max = 1;
+        let (node, _rx) = testing::node(config);
+        let _queued = submit(&node, get("a")).await.unwrap();
+        // The driver never reads: the second request waits SUBMIT_WAIT for room, then gives up.
+        assert_eq!(
+            submit(&node, get("b")).await.err(),
+            Some(Resp::Error("BUSY the replica's queue is full".into()))
+        );
+        assert_eq!(node.counters.busy.load(Ordering::Relaxed), 1);
+        assert_eq!(node.counters.requests.load(Ordering::Relaxed), 2);
+        // A refused request leaves no waiter behind.
+        assert_eq!(node.waiters.len(), 1);
+    }
+
+    /// A stand-in driver: answers every request with `answer(request)`.
+    fn fake_driver(node: Arc<Node>, mut rx: mpsc::Receiver<Input>, answer: fn(&Request) -> Value) {
+        tokio::spawn(async move {
+            while let Some(input) = rx.recv().await {
+                if let Input::Request(req) = input {
+                    node.waiters.complete(req.id, done(req.id, answer(&req)));
+                }
+            }
+        });
+    }
+
+    /// Runs `commands` through a session the way a connection does (submitting each, flushing
+    /// at the end) and returns the bytes it would write.
+    async fn run(node: &Node, commands: &[&[&str]]) -> Vec<u8> {
+        let mut session = Session::new(Consistency::LocalOne);
+        let mut slots = VecDeque::new();
+        for cmd in commands {
+            match session.command(&args(cmd)) {
+                Step::Reply(r) => slots.push_back(Slot::Ready(r)),
+                Step::Submit(req, p) => match submit(node, req).await {
+                    Ok(w) => slots.push_back(Slot::Wait(w, p)),
+                    Err(r) => slots.push_back(Slot::Ready(r)),
+                },
+                other => panic!("{cmd:?} gave {other:?}"),
+            }
+        }
+        let mut out = Vec::new();
+        flush(node, &mut session, &mut slots, &mut out).await;
+        assert!(slots.is_empty());
+        out
+    }
+
+    #[tokio::test]
+    async fn flush_writes_the_replies_in_order_and_runs_multi_step_commands() {
+        let (node, rx) = testing::node(testing::config());
+        let node = Arc::new(node);
+        fake_driver(node.clone(), rx, |req| match &req.op {
+            Op::Get => Value::Register(Scalar::bytes(&*req.key)),
+            Op::SetAdd(_) => Value::Changed(true),
+            _ => Value::Written,
+        });
+        let out = run(
+            &node,
+            &[&["GET", "k"], &["PING"], &["SADD", "s", "a", "b", "c"]],
+        )
+        .await;
+        assert_eq!(out, b"$1\r\nk\r\n+PONG\r\n:3\r\n");
+        // One request per member of SADD.
+        assert_eq!(node.counters.requests.load(Ordering::Relaxed), 4);
+    }
+
+    #[tokio::test]
+    async fn a_request_the_replica_does_not_answer_times_out() {
+        let mut config = testing::config();
+        config.limits.request_timeout_ms = 20;
+        let (node, _rx) = testing::node(config);
+        let out = run(&node, &[&["GET", "k"], &["PING"]]).await;
+        assert_eq!(
+            out,
+            b"-TIMEOUT no reply from the replica within 20 ms\r\n+PONG\r\n"
+        );
+        assert_eq!(node.counters.request_timeouts.load(Ordering::Relaxed), 1);
+    }
+}
