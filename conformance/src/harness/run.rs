@@ -4,9 +4,14 @@
 //! flight; every request ends in the history as ok, fail or info (never silently dropped); all
 //! randomness comes from streams forked from the one seed.
 
+pub use super::config::{RunConfig, stability_window_ms};
+pub use super::report::{
+    Availability, FaultSpan, Latency, Problem, RunReport, Settle, merge_order_independence,
+};
+
 use super::backend::{Backend, BackendError, NodeEvent};
 use super::cadence::Cadence;
-use super::check::{Check, Verdict};
+use super::check::Check;
 use super::history::{Body, Delivery, Event, FaultWindow, History, Outcome, Phase};
 use super::message::{Message, error_is_definite};
 use super::nemesis::{ClockNemesis, Fault, clock_plan, faulty_network, partition};
@@ -14,12 +19,10 @@ use super::net::{NetConfig, NetStats, Network};
 use super::rng::Dice;
 use super::services::Services;
 use super::workload::{Profile, Workload};
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Longest single wait on the backend, so timers and progress stay responsive.
@@ -27,282 +30,6 @@ const WAIT_SLICE: Duration = Duration::from_millis(20);
 /// Messages in flight inside the harness before it stops accepting more from nodes: a bound on
 /// memory, far above what a correct node produces.
 const IN_FLIGHT_MAX: usize = 1_000_000;
-
-/// How to run.
-///
-/// The timing model (docs/protocol.md, "Timing"): the main phase lasts `time_limit_ms`, clients
-/// issuing at `rate` in total (one request outstanding each) until the time is up or `ops`
-/// operations that did not fail definitely were issued; windowed faults alternate with healthy
-/// windows of `fault_window_ms`; after the heal the harness waits until no node-to-node or
-/// service traffic was seen for `quiet_ms` (at most `settle_ms`), then reads every node until all
-/// agree (at most `final_timeout_ms`) and keeps reading for a stability window that spans several
-/// of the subject's own replication rounds, measured from the traffic the harness carried.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunConfig {
-    /// Nodes `n0…`.
-    pub nodes: usize,
-    /// Concurrent clients `c0…`; client `i` talks to node `i % nodes`.
-    pub clients: usize,
-    /// Most operations to issue in the main phase, not counting those that failed definitely
-    /// (a node refusing requests does not use the run up); `u64::MAX` for no cap.
-    pub ops: u64,
-    /// Length of the main phase, in ms: with a `rate` the clients issue until it is over; without
-    /// one it is only a cap.
-    pub time_limit_ms: u64,
-    /// Total request rate over all clients, in operations per second; `None` issues each client's
-    /// next request as soon as its previous one ends (the simulator's closed loop).
-    pub rate: Option<f64>,
-    /// Fixed one-way latency added to every node-to-node message, in ms (Maelstrom's
-    /// `--latency`); 0 keeps the network's sub-millisecond default.
-    pub latency_ms: u64,
-    /// The seed of every random decision.
-    pub seed: u64,
-    /// Faults to inject.
-    pub faults: Vec<Fault>,
-    /// Which checks apply.
-    pub profile: Profile,
-    /// A request without a reply after this long is indefinite.
-    pub request_timeout_ms: u64,
-    /// Longest wait for every `init_ok`.
-    pub init_timeout_ms: u64,
-    /// Longest wait after healing for the network to go quiet before final reads.
-    pub settle_ms: u64,
-    /// How long without node-to-node or service traffic counts as quiet.
-    pub quiet_ms: u64,
-    /// Longest wait for nodes to agree in final reads (the stability window comes on top).
-    pub final_timeout_ms: u64,
-    /// How long final reads must stay equal once the nodes agree; `None` derives it from the
-    /// replication period observed (see [`stability_window_ms`]).
-    pub stability_ms: Option<u64>,
-    /// Pause between rounds of final reads.
-    pub read_interval_ms: u64,
-    /// Length of a fault window, and of the healthy window after it.
-    pub fault_window_ms: u64,
-    /// Which delivery schedule: runs that differ only here make the same client operations
-    /// under different network, fault and service decisions.
-    pub schedule: u64,
-    /// Set from outside (a Ctrl-C handler) to stop the run early: the loop notices within one
-    /// wait slice, skips what is left, and the backend reaps every node as usual.
-    #[serde(skip)]
-    pub cancel: Option<Arc<AtomicBool>>,
-}
-
-impl Default for RunConfig {
-    /// The simulator's settings: a closed loop of 1,000 operations on in-process replicas that
-    /// replicate within milliseconds of virtual time. `converge certify` sets its own, on the
-    /// time scale of real nodes.
-    fn default() -> Self {
-        RunConfig {
-            nodes: 3,
-            clients: 3,
-            ops: 1000,
-            time_limit_ms: 30_000,
-            rate: None,
-            latency_ms: 0,
-            seed: 0,
-            faults: Vec::new(),
-            profile: Profile::Strict,
-            request_timeout_ms: 1_000,
-            init_timeout_ms: 10_000,
-            settle_ms: 500,
-            quiet_ms: 200,
-            final_timeout_ms: 5_000,
-            stability_ms: None,
-            read_interval_ms: 100,
-            fault_window_ms: 200,
-            schedule: 0,
-            cancel: None,
-        }
-    }
-}
-
-/// The stability window for a replication period of `period_ms` (the slowest link's typical gap
-/// between sends): three periods, so a value that moves after agreement has had three chances to
-/// show it, and never less than `floor_ms` nor more than a minute.
-pub fn stability_window_ms(period_ms: u64, floor_ms: u64) -> u64 {
-    period_ms.saturating_mul(3).clamp(floor_ms, 60_000)
-}
-
-/// Misbehaviour of a node, each a named verdict of its own.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "problem")]
-pub enum Problem {
-    /// A node did not answer `init` in time.
-    InitTimeout {
-        /// Which nodes.
-        nodes: Vec<String>,
-    },
-    /// A node did not accept the workload's setup request (e.g. broadcast's `topology`) in time.
-    SetupFailed {
-        /// The node.
-        node: String,
-        /// What happened instead.
-        detail: String,
-    },
-    /// A node's process ended on its own.
-    Crash {
-        /// The node.
-        node: String,
-        /// How it ended.
-        status: String,
-    },
-    /// Output that is not a Maelstrom message, or that lies about its sender or receiver.
-    MalformedOutput {
-        /// The node.
-        node: String,
-        /// How many such lines.
-        count: u64,
-        /// The first one, and what is wrong with it.
-        first: String,
-    },
-    /// The backend failed (could not start or write to a node).
-    Backend {
-        /// The error.
-        error: String,
-    },
-    /// The run was cancelled from outside (Ctrl-C) before it finished: nothing is judged.
-    Interrupted,
-}
-
-/// Latency of acknowledged operations, in ms.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Latency {
-    /// Median.
-    pub p50_ms: u64,
-    /// 95th percentile.
-    pub p95_ms: u64,
-    /// 99th percentile.
-    pub p99_ms: u64,
-    /// Slowest.
-    pub max_ms: u64,
-}
-
-/// Availability: the share of main-phase operations acknowledged.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Availability {
-    /// Over the whole main phase.
-    pub overall: f64,
-    /// Over operations sent while a fault (partition, kill, pause) was in force (`None` if
-    /// there were none).
-    pub during_faults: Option<f64>,
-}
-
-/// Everything a run produced.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunReport {
-    /// The workload.
-    pub workload: String,
-    /// The configuration.
-    pub config: RunConfig,
-    /// The network during the main phase (probabilities drawn from the seed).
-    pub network: NetConfig,
-    /// What the network did during the workload.
-    pub net_stats: NetStats,
-    /// Faults applied, in order: `partition:KIND`, `kill:nN`, `pause:nN`, `clock:…` (see
-    /// [`super::nemesis::ClockPlan::name`]).
-    pub faults: Vec<String>,
-    /// Operations issued in the main phase.
-    pub ops: u64,
-    /// Acknowledged, definitely failed and indefinite operations.
-    pub ok: u64,
-    /// Definite failures.
-    pub fail: u64,
-    /// Indefinite outcomes.
-    pub info: u64,
-    /// Node-to-node messages per main-phase operation.
-    pub msgs_per_op: f64,
-    /// Latency of acknowledged operations.
-    pub latency: Latency,
-    /// Availability.
-    pub availability: Availability,
-    /// Wall (or virtual) time the run took, in ms.
-    pub elapsed_ms: u64,
-    /// How long the main phase lasted, in ms.
-    pub main_ms: u64,
-    /// Each fault window: what it was, and when it started and ended, in ms from the start of
-    /// the main phase.
-    pub fault_windows: Vec<FaultSpan>,
-    /// How the cluster settled after the heal.
-    pub settle: Settle,
-    /// The slowest link's typical gap between bursts of node-to-node messages, in ms (`None` if
-    /// no link sent often enough to tell): the subject's replication period as seen from outside.
-    pub replication_period_ms: Option<u64>,
-    /// How long final reads had to stay equal once every node agreed.
-    pub stability_window_ms: u64,
-    /// Node misbehaviour.
-    pub problems: Vec<Problem>,
-    /// Each node's last successful final read, as the workload's canonical value.
-    pub final_values: BTreeMap<String, Value>,
-    /// Requests to Maelstrom's services.
-    pub services: BTreeMap<String, super::services::ServiceStats>,
-    /// The workload's checks.
-    pub checks: Vec<Check>,
-    /// Whether the workload's final state depends only on which operations took effect, so that
-    /// runs under different schedules must end equal.
-    pub order_independent: bool,
-    /// The history.
-    #[serde(skip)]
-    pub history: History,
-}
-
-impl RunReport {
-    /// The overall verdict: fail if any problem or applicable check failed, unknown if a check
-    /// could not be decided, else pass.
-    pub fn verdict(&self) -> Verdict {
-        // A run cut short says nothing about the implementation, good or bad.
-        if self.problems.contains(&Problem::Interrupted) {
-            return Verdict::Unknown {
-                reason: "interrupted before the run finished".into(),
-            };
-        }
-        if let Some(p) = self.problems.first() {
-            return Verdict::Fail {
-                detail: format!("{p:?}"),
-            };
-        }
-        let applicable = self.checks.iter();
-        if let Some(c) = applicable
-            .clone()
-            .find(|c| matches!(c.verdict, Verdict::Fail { .. }))
-        {
-            return c.verdict.clone();
-        }
-        if let Some(c) = applicable
-            .clone()
-            .find(|c| matches!(c.verdict, Verdict::Unknown { .. }))
-        {
-            return c.verdict.clone();
-        }
-        Verdict::Pass
-    }
-}
-
-/// One fault window, in ms from the start of the main phase.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct FaultSpan {
-    /// `partition:KIND`, `kill:nN`, `pause:nN`, ...
-    pub fault: String,
-    /// When it began.
-    pub start_ms: u64,
-    /// When it was healed.
-    pub end_ms: u64,
-}
-
-/// How the cluster settled between the heal and the final reads.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Settle {
-    /// How long the harness waited, in ms.
-    pub waited_ms: u64,
-    /// Whether the network went quiet (no node-to-node or service message for `quiet_ms`)
-    /// before the bound, `settle_ms`.
-    pub quiet: bool,
-    /// How long the final reads took, stability window included.
-    pub reads_ms: u64,
-    /// Rounds of final reads.
-    pub read_rounds: u64,
-    /// Whether every node agreed and stayed equal for the stability window.
-    pub stable: bool,
-}
 
 /// What the loop is doing, for progress displays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,6 +116,26 @@ enum Pending {
     Final { event: usize },
 }
 
+/// What the loop knows of one node's process. A node's state lives in one place, so that
+/// starting, killing, pausing and losing a node each update one record.
+#[derive(Clone, Copy, Debug, Default)]
+struct NodeState {
+    /// Times the node was started; its current incarnation is `starts - 1`, so an exit of an
+    /// earlier one is expected and ignored.
+    starts: u64,
+    /// Whether it has answered an `init`. Only the start of the run waits for this; a restarted
+    /// node is not waited for again.
+    inited: bool,
+    /// Killed by the nemesis and not yet restarted: messages to it are dropped and its exit is
+    /// no crash.
+    killed: bool,
+    /// Paused by the nemesis and not yet resumed.
+    paused: bool,
+    /// Its process ended or stopped reading on its own (a crash, reported once), until it is
+    /// started again.
+    dead: bool,
+}
+
 struct Loop<'a> {
     config: &'a RunConfig,
     backend: &'a mut dyn Backend,
@@ -407,22 +154,19 @@ struct Loop<'a> {
     delivery_seq: u64,
     history: History,
     client_busy: Vec<bool>,
+    /// Per node, indexed like `ids`.
+    nodes: Vec<NodeState>,
     issued: u64,
     finished: u64,
-    inited: Vec<bool>,
     faulty: bool,
     partitioned: bool,
     faults_applied: Vec<String>,
-    killed: Vec<bool>,
     /// A kill drawn but not yet dealt: it waits for its node to acknowledge an update.
     armed_kill: Option<ArmedKill>,
-    paused: Vec<bool>,
     /// The clock nemesis: which clocks are moved, and when a strobing one flips next.
     clock: ClockNemesis,
-    starts: Vec<u64>,
     problems: Vec<Problem>,
     malformed: BTreeMap<usize, (u64, String)>,
-    dead: Vec<bool>,
     services: Services,
     service_dice: Dice,
     main_net_stats: NetStats,
@@ -481,20 +225,16 @@ pub fn run(
         delivery_seq: 0,
         history: History::default(),
         client_busy: vec![false; config.clients],
+        nodes: vec![NodeState::default(); config.nodes],
         issued: 0,
         finished: 0,
-        inited: vec![false; config.nodes],
         faulty: false,
         partitioned: false,
         faults_applied: Vec::new(),
-        killed: vec![false; config.nodes],
         armed_kill: None,
-        paused: vec![false; config.nodes],
         clock: ClockNemesis::new(config.nodes),
-        starts: vec![0; config.nodes],
         problems: Vec::new(),
         malformed: BTreeMap::new(),
-        dead: vec![false; config.nodes],
         services: Services::new(),
         service_dice: Dice::fork(config.seed, salt(5)),
         main_net_stats: NetStats::default(),
@@ -699,14 +439,14 @@ impl Loop<'_> {
             }
         }
         let deadline = self.backend.now_ms() + self.config.init_timeout_ms;
-        while self.inited.iter().any(|i| !i)
+        while self.nodes.iter().any(|n| !n.inited)
             && self.backend.now_ms() < deadline
             && self.problems.is_empty()
         {
             self.step(deadline, Phase::Main);
         }
         let missing: Vec<String> = (0..self.config.nodes)
-            .filter(|&n| !self.inited[n])
+            .filter(|&n| !self.nodes[n].inited)
             .map(|n| self.ids[n].clone())
             .collect();
         if !missing.is_empty() && self.problems.is_empty() {
@@ -790,8 +530,8 @@ impl Loop<'_> {
     fn note_backend_error(&mut self, e: BackendError) {
         // A write to a node that has exited is reported once, as its crash.
         if let BackendError::Write { node, .. } = e {
-            if !self.dead[node] {
-                self.dead[node] = true;
+            if !self.nodes[node].dead {
+                self.nodes[node].dead = true;
                 self.problems.push(Problem::Crash {
                     node: self.ids[node].clone(),
                     status: "stopped reading its input".into(),
@@ -812,8 +552,8 @@ impl Loop<'_> {
             });
             return false;
         }
-        self.starts[node] += 1;
-        self.dead[node] = false;
+        self.nodes[node].starts += 1;
+        self.nodes[node].dead = false;
         let id = self.msg_id();
         self.pending
             .insert(id, (Pending::Init(node), self.backend.now_ms()));
@@ -854,7 +594,7 @@ impl Loop<'_> {
             Fault::Pause => {
                 let node = self.fault_dice.below(n as u64) as usize;
                 self.faults_applied.push(format!("pause:n{node}"));
-                self.paused[node] = true;
+                self.nodes[node].paused = true;
                 self.backend.pause(node);
             }
             Fault::Clock => {
@@ -888,7 +628,7 @@ impl Loop<'_> {
     /// Deals the armed kill, if any.
     fn fire_kill(&mut self) {
         if let Some(ArmedKill { node, .. }) = self.armed_kill.take() {
-            self.killed[node] = true;
+            self.nodes[node].killed = true;
             self.backend.kill(node);
         }
     }
@@ -915,10 +655,10 @@ impl Loop<'_> {
         let changes = self.clock.heal();
         self.set_clocks(changes);
         for node in 0..self.config.nodes {
-            if std::mem::take(&mut self.paused[node]) {
+            if std::mem::take(&mut self.nodes[node].paused) {
                 self.backend.resume(node);
             }
-            if std::mem::take(&mut self.killed[node]) && self.start_node(node) {
+            if std::mem::take(&mut self.nodes[node].killed) && self.start_node(node) {
                 // A restarted node has lost its setup (broadcast's topology) with everything
                 // else; it gets it again right after its new `init`.
                 for (to, mut body) in self.workload.setup(&self.ids) {
@@ -1005,7 +745,7 @@ impl Loop<'_> {
                 break;
             };
             let node = flight.to;
-            if !self.dead[node] && !self.killed[node] {
+            if !self.nodes[node].dead && !self.nodes[node].killed {
                 let delivered_seq = self.tick();
                 self.history.deliveries.push(Delivery {
                     from: flight.from,
@@ -1050,12 +790,12 @@ impl Loop<'_> {
                 } => {
                     // The end of an incarnation the nemesis killed, or of one already replaced,
                     // is expected; anything else is a crash.
-                    let current = self.starts[node].saturating_sub(1);
-                    if self.killed[node] || incarnation < current {
+                    let current = self.nodes[node].starts.saturating_sub(1);
+                    if self.nodes[node].killed || incarnation < current {
                         continue;
                     }
-                    if !self.dead[node] {
-                        self.dead[node] = true;
+                    if !self.nodes[node].dead {
+                        self.nodes[node].dead = true;
                         self.problems.push(Problem::Crash {
                             node: self.ids[node].clone(),
                             status,
@@ -1096,7 +836,7 @@ impl Loop<'_> {
         match pending {
             Pending::Init(n) => {
                 if matches!(outcome, Outcome::Ok { .. }) && Some(n) == node {
-                    self.inited[n] = true;
+                    self.nodes[n].inited = true;
                 }
             }
             Pending::Setup(n) => {
@@ -1332,7 +1072,7 @@ impl Loop<'_> {
             let round_start = self.history.events.len();
             self.settle.read_rounds += 1;
             for node in 0..self.config.nodes {
-                if self.dead[node] {
+                if self.nodes[node].dead {
                     continue;
                 }
                 let id = self.msg_id();
@@ -1394,7 +1134,7 @@ impl Loop<'_> {
             }
             if agreed.is_none() {
                 let all = values.iter().all(|(_, v)| v.is_some())
-                    && values.len() == (0..self.config.nodes).filter(|&n| !self.dead[n]).count();
+                    && values.len() == self.nodes.iter().filter(|n| !n.dead).count();
                 if all && !values.is_empty() && values.windows(2).all(|w| w[0].1 == w[1].1) {
                     agreed = values[0].1.clone().map(|v| (v, now));
                 }
@@ -1532,69 +1272,5 @@ impl Loop<'_> {
             order_independent,
             history: self.history,
         }
-    }
-}
-
-/// Merge-order independence, observed from outside: runs that made the same client operations
-/// under different delivery schedules (reordered, duplicated, regrouped messages and different
-/// fault windows) must end in equal final states — associativity, commutativity and idempotence
-/// of the nodes' merge, seen as a black box. Only decidable when every operation of every run
-/// took effect (an indefinite or failed operation legitimately changes the final state) and the
-/// workload's state does not depend on operation order.
-pub fn merge_order_independence(reports: &[RunReport]) -> Check {
-    let name = "merge-order-independence";
-    let unknown = |reason: String| Check::new(name, false, Verdict::Unknown { reason });
-    if reports.len() < 2 {
-        return unknown("needs at least two schedules (--schedules)".into());
-    }
-    if let Some(r) = reports.iter().find(|r| !r.order_independent) {
-        return unknown(format!(
-            "the final state of {} depends on operation order",
-            r.workload
-        ));
-    }
-    if let Some((i, r)) = reports.iter().enumerate().find(|(_, r)| r.ok != r.ops) {
-        return unknown(format!(
-            "schedule {i} had {} failed and {} indefinite operations, so runs may differ legitimately",
-            r.fail, r.info
-        ));
-    }
-    let finals: Vec<Option<&Value>> = reports
-        .iter()
-        .map(|r| {
-            let mut values = r.final_values.values();
-            let first = values.next();
-            values.all(|v| Some(v) == first).then_some(first).flatten()
-        })
-        .collect();
-    if let Some(i) = finals.iter().position(Option::is_none) {
-        return unknown(format!(
-            "schedule {i} did not converge, so it has no single final state"
-        ));
-    }
-    let first = finals[0];
-    match finals.iter().position(|f| *f != first) {
-        None => Check::new(name, false, Verdict::Pass),
-        Some(i) => Check::new(
-            name,
-            false,
-            Verdict::Fail {
-                detail: format!(
-                    "the same operations ended in {} under schedule 0 but {} under schedule {i}",
-                    first
-                        .map(Value::to_string)
-                        .unwrap_or_default()
-                        .chars()
-                        .take(200)
-                        .collect::<String>(),
-                    finals[i]
-                        .map(Value::to_string)
-                        .unwrap_or_default()
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                ),
-            },
-        ),
     }
 }
