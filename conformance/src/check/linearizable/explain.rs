@@ -13,16 +13,17 @@ use std::collections::HashSet;
 
 /// Finds where the violation on `key` surfaces, shrinks the operations around it and explains.
 ///
-/// `frontier` is the failed search's [`SearchResult::frontier`](super::search::SearchResult::frontier), and it is where the violation
+/// `frontier` is the failed search's
+/// [`SearchResult::frontier`](super::search::SearchResult::frontier), and it is where the violation
 /// surfaces: the prefix of the history cut just before it is linearizable, the one cut at it is
 /// not. A configuration whose first remaining return is at `t` has linearized everything that
-/// returned before `t`, and the part of its sequence up to the last of those is a linearization
-/// of the prefix cut before `t` (an operation invoked later cannot precede one that had returned;
+/// returned before `t`, and the part of its sequence up to the last of those is a linearization of
+/// the prefix cut before `t` (an operation invoked later cannot precede one that had returned;
 /// operations still running at the cut may or may not happen). Conversely a linearization of the
 /// prefix cut at `t` would give the search a configuration past `t`, and the search, pruned as it
-/// is, reaches some configuration past every point that any configuration passes: the reductions
-/// of `Search::enter` and of indefinite operations turn partial sequences into partial sequences
-/// just as they turn complete ones.
+/// is, reaches some configuration past every point that any configuration passes: the reductions of
+/// `Search::enter` and of indefinite operations turn partial sequences into partial sequences just
+/// as they turn complete ones.
 ///
 /// When `earliest` is false the budget ran out before the prefix cut just before `cut` could be
 /// shown linearizable, and the report says so.

@@ -98,7 +98,8 @@ impl fmt::Display for Operation {
     }
 }
 
-/// How much search [`check`] may spend before it answers [`Linearizability::Unknown`].
+/// How much search [`check`](super::check) may spend before it answers
+/// [`Linearizability::Unknown`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Budget {
     /// Most search steps on one key: attempts to linearize an operation, backtracks, and
