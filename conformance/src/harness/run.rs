@@ -3,6 +3,24 @@
 //! Invariants: every wait is bounded by a deadline; every client has at most one request in
 //! flight; every request ends in the history as ok, fail or info (never silently dropped); all
 //! randomness comes from streams forked from the one seed.
+//!
+//! # Layout
+//! This file holds the loop's state (`Loop` with one `NodeState` per node), [`run`], the
+//! phases (init, setup, main, settle) and the turn that delivers, expires and waits (`step`).
+//! The rest of the loop's methods live beside it, each file an `impl Loop` of one concern:
+//! - `faults`: drawing, applying and healing fault windows;
+//! - `routing`: what nodes write: node-to-node messages, service requests, client replies;
+//! - `finish`: the final reads and the report.
+//!
+//! `flight` holds the message copies in flight, which this file and `routing` share. Nothing
+//! here imports from `faults`, `routing` or `finish`: they extend `Loop`, and the loop reaches
+//! them through it. The run's configuration and report types live in `harness/config.rs` and
+//! `harness/report.rs` and are re-exported here, their public path.
+
+mod faults;
+mod finish;
+mod flight;
+mod routing;
 
 pub use super::config::{RunConfig, stability_window_ms};
 pub use super::report::{
@@ -11,14 +29,14 @@ pub use super::report::{
 
 use super::backend::{Backend, BackendError, NodeEvent};
 use super::cadence::Cadence;
-use super::check::Check;
-use super::history::{Body, Delivery, Event, FaultWindow, History, Outcome, Phase};
-use super::message::{Message, error_is_definite};
-use super::nemesis::{ClockNemesis, Fault, clock_plan, faulty_network, partition};
+use super::history::{Body, Delivery, Event, History, Outcome, Phase};
+use super::message::Message;
+use super::nemesis::{ClockNemesis, Fault, faulty_network};
 use super::net::{NetConfig, NetStats, Network};
 use super::rng::Dice;
 use super::services::Services;
-use super::workload::{Profile, Workload};
+use super::workload::Workload;
+use flight::{Cargo, InFlight};
 use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -27,9 +45,6 @@ use std::time::Duration;
 
 /// Longest single wait on the backend, so timers and progress stay responsive.
 const WAIT_SLICE: Duration = Duration::from_millis(20);
-/// Messages in flight inside the harness before it stops accepting more from nodes: a bound on
-/// memory, far above what a correct node produces.
-const IN_FLIGHT_MAX: usize = 1_000_000;
 
 /// What the loop is doing, for progress displays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,49 +64,6 @@ pub enum Stage {
     Settle,
     /// Reading final states until every node agrees and stays equal.
     Final,
-}
-
-/// What a message copy in flight carries: the line a process node wrote, a parsed message (a
-/// service's reply, or an in-process node's message), or an in-process node's opaque payload.
-#[derive(Debug)]
-enum Cargo {
-    Line(String),
-    // Boxed: the in-flight heap moves its elements on every push and pop, and the common cargo
-    // (an in-process node's payload) is a third of a message's size.
-    Message(Box<Message>),
-    Peer(Vec<u8>),
-}
-
-/// A message copy in flight. Ordered by arrival, then by the order the harness scheduled it
-/// (`order` is unique), so the cargo itself is never compared.
-#[derive(Debug)]
-struct InFlight {
-    at: u64,
-    order: u64,
-    to: usize,
-    cargo: Cargo,
-    from: usize,
-    sent_seq: u64,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.order) == (other.at, other.order)
-    }
-}
-
-impl Eq for InFlight {}
-
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for InFlight {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(other.at, other.order))
-    }
 }
 
 /// A kill the nemesis drew, waiting for its moment (see [`kill_aim_ms`]).
@@ -563,127 +535,6 @@ impl Loop<'_> {
         true
     }
 
-    /// Alternates fault windows and healthy windows: each fault window applies one of the
-    /// windowed faults, drawn from the fault stream.
-    fn toggle_fault(&mut self) {
-        if self.faulty {
-            self.heal_all();
-            return;
-        }
-        let kinds: Vec<Fault> = self
-            .config
-            .faults
-            .iter()
-            .copied()
-            .filter(|f| f.windowed())
-            .collect();
-        let n = self.config.nodes;
-        match kinds[self.fault_dice.below(kinds.len() as u64) as usize] {
-            Fault::Kill => {
-                let node = self.fault_dice.below(n as u64) as usize;
-                self.faults_applied.push(format!("kill:n{node}"));
-                // The kill lands right after the node next acknowledges an update, or at the
-                // aim bound: a random moment in a quiet node's life is usually one with nothing
-                // in flight, while the moment after an acknowledgement is the one where a node
-                // that acknowledges before replicating or persisting holds a write nobody else
-                // has. A correct node has already written what makes the write survive (its
-                // messages to peers precede its reply on its output, and the harness has them).
-                let by_ms = self.backend.now_ms() + kill_aim_ms(self.config.fault_window_ms);
-                self.armed_kill = Some(ArmedKill { node, by_ms });
-            }
-            Fault::Pause => {
-                let node = self.fault_dice.below(n as u64) as usize;
-                self.faults_applied.push(format!("pause:n{node}"));
-                self.nodes[node].paused = true;
-                self.backend.pause(node);
-            }
-            Fault::Clock => {
-                let plan = clock_plan(n, &mut self.fault_dice);
-                self.faults_applied.push(plan.name());
-                let changes = self.clock.begin(&plan, self.backend.now_ms());
-                self.set_clocks(changes);
-            }
-            _ => {
-                let p = partition(n, &mut self.fault_dice);
-                self.faults_applied.push(format!("partition:{}", p.kind));
-                self.net.cut_links(p.cut);
-                self.partitioned = true;
-            }
-        }
-        self.faulty = true;
-        let now = self.backend.now_ms();
-        self.fault_spans.push(FaultSpan {
-            fault: self.faults_applied.last().cloned().unwrap_or_default(),
-            start_ms: now.saturating_sub(self.main_start_ms),
-            end_ms: now.saturating_sub(self.main_start_ms),
-        });
-        // The window is recorded for reports and diagrams; it starts after the last observation.
-        self.history.faults.push(FaultWindow {
-            fault: self.faults_applied.last().cloned().unwrap_or_default(),
-            after_seq: self.seq,
-            healed_after_seq: None,
-        });
-    }
-
-    /// Deals the armed kill, if any.
-    fn fire_kill(&mut self) {
-        if let Some(ArmedKill { node, .. }) = self.armed_kill.take() {
-            self.nodes[node].killed = true;
-            self.backend.kill(node);
-        }
-    }
-
-    /// Ends every fault: heals the network, resumes paused nodes, restarts killed ones.
-    fn heal_all(&mut self) {
-        // A kill still waiting for its moment when the window closes is dealt now, so a window
-        // that drew a kill always kills (the aim bound is far shorter than a window, so this
-        // only happens when the main phase ends early).
-        self.fire_kill();
-        // The window closes before restarted nodes get their new `init`, which is observed after.
-        if let Some(window) = self.history.faults.last_mut()
-            && window.healed_after_seq.is_none()
-        {
-            window.healed_after_seq = Some(self.seq);
-        }
-        if self.faulty
-            && let Some(span) = self.fault_spans.last_mut()
-        {
-            span.end_ms = self.backend.now_ms().saturating_sub(self.main_start_ms);
-        }
-        self.net.heal();
-        self.partitioned = false;
-        let changes = self.clock.heal();
-        self.set_clocks(changes);
-        for node in 0..self.config.nodes {
-            if std::mem::take(&mut self.nodes[node].paused) {
-                self.backend.resume(node);
-            }
-            if std::mem::take(&mut self.nodes[node].killed) && self.start_node(node) {
-                // A restarted node has lost its setup (broadcast's topology) with everything
-                // else; it gets it again right after its new `init`.
-                for (to, mut body) in self.workload.setup(&self.ids) {
-                    if to == node {
-                        let id = self.msg_id();
-                        body["msg_id"] = json!(id);
-                        self.pending
-                            .insert(id, (Pending::Setup(node), self.backend.now_ms()));
-                        self.send_from_client("c-init", node, body);
-                    }
-                }
-            }
-        }
-        self.faulty = false;
-    }
-
-    /// Moves node clocks as the clock nemesis says: `(node, offset in ms)`.
-    fn set_clocks(&mut self, changes: Vec<(usize, i64)>) {
-        for (node, offset_ms) in changes {
-            if let Err(e) = self.backend.set_clock_offset(node, offset_ms) {
-                self.note_backend_error(e);
-            }
-        }
-    }
-
     fn issue_ops(&mut self, now: u64) {
         let interval = self.pace_interval_ms();
         for client in 0..self.config.clients {
@@ -877,400 +728,6 @@ impl Loop<'_> {
                 }
                 e.outcome = outcome;
             }
-        }
-    }
-
-    fn malformed(&mut self, node: usize, what: String) {
-        let entry = self.malformed.entry(node).or_insert((0, what));
-        entry.0 += 1;
-    }
-
-    fn handle_line(&mut self, node: usize, line: String) {
-        let sent_seq = self.tick();
-        let msg = match Message::parse(&line) {
-            Ok(m) => m,
-            Err(e) => return self.malformed(node, e.to_string()),
-        };
-        self.handle_message(node, msg, Some(line), sent_seq);
-    }
-
-    /// A payload from an in-process node to node `to`: routed like any node-to-node message,
-    /// without being read.
-    fn handle_peer(&mut self, node: usize, to: usize, payload: Vec<u8>) {
-        let sent_seq = self.tick();
-        if to >= self.config.nodes {
-            return self.malformed(node, format!("peer payload to unknown node index {to}"));
-        }
-        self.route(node, to, Cargo::Peer(payload), sent_seq);
-    }
-
-    /// Schedules the copies the network makes of a message from `node` to node `to`.
-    fn route(&mut self, node: usize, to: usize, cargo: Cargo, sent_seq: u64) {
-        if self.deliveries.len() >= IN_FLIGHT_MAX {
-            return self.malformed(
-                node,
-                format!("more than {IN_FLIGHT_MAX} messages in flight"),
-            );
-        }
-        let now = self.backend.now_ms();
-        self.cadence.sent(node, to, now);
-        self.last_traffic_ms = now;
-        let arrivals = self.net.route(node, to, now);
-        // The last copy takes the cargo; only duplicates pay for a clone.
-        let mut cargo = Some(cargo);
-        for (i, &at) in arrivals.iter().enumerate() {
-            let copy = if i + 1 == arrivals.len() {
-                cargo.take()
-            } else {
-                cargo.as_ref().map(|c| match c {
-                    Cargo::Line(l) => Cargo::Line(l.clone()),
-                    Cargo::Message(m) => Cargo::Message(m.clone()),
-                    Cargo::Peer(p) => Cargo::Peer(p.clone()),
-                })
-            };
-            let Some(copy) = copy else {
-                break;
-            };
-            self.delivery_seq += 1;
-            self.deliveries.push(Reverse(InFlight {
-                at,
-                order: self.delivery_seq,
-                to,
-                cargo: copy,
-                from: node,
-                sent_seq,
-            }));
-        }
-    }
-
-    /// A message node `node` sent, parsed: from `line` if it came as one (a node-to-node message
-    /// is then delivered as the very line), or typed from an in-process backend.
-    fn handle_message(&mut self, node: usize, msg: Message, line: Option<String>, sent_seq: u64) {
-        if msg.src != self.ids[node] && !self.src_allowed(&msg.src) {
-            let shown = line.unwrap_or_else(|| msg.to_line());
-            let cut: String = shown.chars().take(200).collect();
-            return self.malformed(
-                node,
-                format!(
-                    "src {:?} is not the sender {}: {cut}",
-                    msg.src, self.ids[node]
-                ),
-            );
-        }
-        let now = self.backend.now_ms();
-        if let Some(to) = self.ids.iter().position(|id| *id == msg.dest) {
-            let cargo = match line {
-                Some(line) => Cargo::Line(line),
-                None => Cargo::Message(Box::new(msg)),
-            };
-            return self.route(node, to, cargo, sent_seq);
-        }
-        if Services::is_service(&msg.dest) {
-            self.last_traffic_ms = now;
-            // Services answer at once; the reply reaches the node after the network's minimum
-            // latency, like any message. Partitions cut nodes from each other, not from services.
-            let reply = self.services.handle_body(
-                &msg.src,
-                &msg.dest,
-                &msg.body,
-                now,
-                &mut self.service_dice,
-            );
-            let party = self.config.nodes
-                + super::services::Service::ALL
-                    .iter()
-                    .position(|s| s.name() == msg.dest)
-                    .unwrap_or(0);
-            let reply = Message {
-                src: msg.dest,
-                dest: msg.src,
-                body: reply,
-            };
-            // The service read the request when the harness did, and answered at once.
-            self.history.deliveries.push(Delivery {
-                from: node,
-                to: party,
-                sent_seq,
-                delivered_seq: sent_seq,
-            });
-            self.delivery_seq += 1;
-            self.deliveries.push(Reverse(InFlight {
-                at: now + 1,
-                order: self.delivery_seq,
-                to: node,
-                cargo: Cargo::Message(Box::new(reply)),
-                from: party,
-                sent_seq,
-            }));
-            return;
-        }
-        if msg.dest.starts_with('c') {
-            // A reply to a client: it completes the pending request it answers, if any. Late
-            // replies to requests that already timed out are expected and ignored.
-            let Some(id) = msg.in_reply_to() else {
-                return self.malformed(
-                    node,
-                    format!("message to client {} without in_reply_to", msg.dest),
-                );
-            };
-            if let Some((pending, _)) = self.pending.remove(&id) {
-                let outcome = match msg.error_code() {
-                    Some(code) if error_is_definite(code) => Outcome::Fail { code },
-                    Some(code) => Outcome::Info {
-                        reason: format!("indefinite error {code}").into(),
-                    },
-                    None => Outcome::Ok {
-                        reply: msg.body.into(),
-                    },
-                };
-                self.complete(pending, Some(node), now, outcome);
-            }
-            return;
-        }
-        self.malformed(
-            node,
-            format!("message to unknown destination {:?}", msg.dest),
-        );
-    }
-
-    /// Whether a message from one node may name `src` as its sender. The strict profile accepts
-    /// only the sender itself: the harness carries every message, so a node that speaks for
-    /// another hides who sent what from the causality the checks rest on. Maelstrom accepts any
-    /// known node or client id (followers that forward a client's request to the leader keep the
-    /// client's `src`, and the leader answers the client directly), so its profile does too.
-    fn src_allowed(&self, src: &str) -> bool {
-        self.config.profile == Profile::Maelstrom
-            && (self.ids.iter().any(|id| id == src)
-                || src == "c-init"
-                || src
-                    .strip_prefix('c')
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .is_some_and(|n| n < self.config.clients + self.config.nodes))
-    }
-
-    /// Reads every node until all agree, then keeps reading for the stability window: the run
-    /// ends once the values stayed equal for the whole window, or at `final_timeout_ms` plus one
-    /// window. A value that moves after agreement restarts the wait (a node still draining a
-    /// backlog agrees for a moment and then moves on), and is a violation when the workload says
-    /// no write could explain the move.
-    fn final_reads(&mut self) {
-        let Some(read) = self.workload.final_read() else {
-            return;
-        };
-        let window = self.config.stability_ms.unwrap_or_else(|| {
-            stability_window_ms(
-                self.cadence.period_ms().unwrap_or(0),
-                2 * self.config.quiet_ms,
-            )
-        });
-        self.stability_window_ms = window;
-        let start = self.backend.now_ms();
-        let deadline = start + self.config.final_timeout_ms + window;
-        // The agreed value and when agreement began.
-        let mut agreed: Option<(Value, u64)> = None;
-        loop {
-            let round_start = self.history.events.len();
-            self.settle.read_rounds += 1;
-            for node in 0..self.config.nodes {
-                if self.nodes[node].dead {
-                    continue;
-                }
-                let id = self.msg_id();
-                let mut body = read.clone();
-                body["msg_id"] = json!(id);
-                self.history.events.push(Event {
-                    client: self.config.clients + node,
-                    node,
-                    request: body.as_object().cloned().unwrap_or_default().into(),
-                    invoke_ms: self.backend.now_ms(),
-                    complete_ms: None,
-                    invoke_seq: self.seq + 1,
-                    complete_seq: None,
-                    outcome: Outcome::Info {
-                        reason: "no reply".into(),
-                    },
-                    phase: Phase::Final,
-                    during_fault: false,
-                });
-                let event = self.history.events.len() - 1;
-                self.pending
-                    .insert(id, (Pending::Final { event }, self.backend.now_ms()));
-                self.send_from_client(&format!("c{}", self.config.clients + node), node, body);
-            }
-            while self
-                .pending
-                .values()
-                .any(|(p, _)| matches!(p, Pending::Final { .. }))
-                && self.backend.now_ms() < deadline
-                && !self.interrupted()
-            {
-                self.step(deadline, Phase::Final);
-            }
-            let values: Vec<(usize, Option<Value>)> = self.history.events[round_start..]
-                .iter()
-                .map(|e| (e.node, e.reply().and_then(|r| self.workload.final_value(r))))
-                .collect();
-            let now = self.backend.now_ms();
-            if let Some((value, since)) = &agreed {
-                // Every node that answered must still show the agreed value.
-                let moved = values
-                    .iter()
-                    .find(|(_, v)| v.as_ref().is_some_and(|v| v != value));
-                if let Some((node, Some(to))) = moved {
-                    if let Some(why) = self.workload.unexplained_change(&self.history, value, to) {
-                        let cut = |v: &Value| v.to_string().chars().take(120).collect::<String>();
-                        self.unstable.push(format!(
-                            "n{node} read {} {} ms after every node agreed on {}: {why}",
-                            cut(to),
-                            now - since,
-                            cut(value)
-                        ));
-                    }
-                    agreed = None;
-                } else if now - since >= window {
-                    self.settle.stable = true;
-                    break;
-                }
-            }
-            if agreed.is_none() {
-                let all = values.iter().all(|(_, v)| v.is_some())
-                    && values.len() == self.nodes.iter().filter(|n| !n.dead).count();
-                if all && !values.is_empty() && values.windows(2).all(|w| w[0].1 == w[1].1) {
-                    agreed = values[0].1.clone().map(|v| (v, now));
-                }
-            }
-            // Checkers judge each node by its last successful final read, so a round cut short
-            // by the deadline does not hide the rounds before it.
-            if now >= deadline
-                || self.interrupted()
-                || (agreed.is_none() && now >= start + self.config.final_timeout_ms)
-            {
-                break;
-            }
-            let pause_until = (now + self.config.read_interval_ms).min(deadline);
-            while self.backend.now_ms() < pause_until && !self.interrupted() {
-                self.step(pause_until, Phase::Final);
-            }
-        }
-        self.settle.reads_ms = self.backend.now_ms() - start;
-    }
-
-    fn report(mut self, network: NetConfig, elapsed_ms: u64) -> RunReport {
-        for (node, (count, first)) in std::mem::take(&mut self.malformed) {
-            self.problems.push(Problem::MalformedOutput {
-                node: self.ids[node].clone(),
-                count,
-                first,
-            });
-        }
-        let main: Vec<&Event> = self
-            .history
-            .phase(Phase::Main)
-            .filter(|e| e.client < self.config.clients)
-            .collect();
-        let count =
-            |f: &dyn Fn(&Outcome) -> bool| main.iter().filter(|e| f(&e.outcome)).count() as u64;
-        let ok = count(&|o| matches!(o, Outcome::Ok { .. }));
-        let fail = count(&|o| matches!(o, Outcome::Fail { .. }));
-        let info = count(&|o| matches!(o, Outcome::Info { .. }));
-        let mut latencies: Vec<u64> = main
-            .iter()
-            .filter(|e| e.reply().is_some())
-            .filter_map(|e| e.complete_ms.map(|c| c - e.invoke_ms))
-            .collect();
-        latencies.sort_unstable();
-        let q = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-                .copied()
-                .unwrap_or(0)
-        };
-        let latency = Latency {
-            p50_ms: q(0.5),
-            p95_ms: q(0.95),
-            p99_ms: q(0.99),
-            max_ms: latencies.last().copied().unwrap_or(0),
-        };
-        let share = |events: &[&&Event]| {
-            (!events.is_empty()).then(|| {
-                events.iter().filter(|e| e.reply().is_some()).count() as f64 / events.len() as f64
-            })
-        };
-        let all: Vec<&&Event> = main.iter().collect();
-        let faulted: Vec<&&Event> = main.iter().filter(|e| e.during_fault).collect();
-        let availability = Availability {
-            overall: share(&all).unwrap_or(0.0),
-            during_faults: share(&faulted),
-        };
-        let order_independent = self.workload.order_independent();
-        // A cluster that never started has no history worth checking: its problem is the verdict.
-        let started = !self.problems.iter().any(|p| {
-            matches!(
-                p,
-                Problem::InitTimeout { .. }
-                    | Problem::SetupFailed { .. }
-                    | Problem::Backend { .. }
-                    | Problem::Interrupted
-            )
-        });
-        let mut checks: Vec<Check> = if started {
-            self.workload.check(&self.history, self.config.nodes)
-        } else {
-            Vec::new()
-        };
-        if started && self.workload.final_read().is_some() {
-            let mut unstable = std::mem::take(&mut self.unstable);
-            unstable.truncate(5);
-            checks.push(Check::from_bool(
-                "stability",
-                false,
-                unstable.is_empty(),
-                || unstable.join("; "),
-            ));
-        }
-        checks.retain(|c| self.config.profile == Profile::Strict || c.maelstrom);
-        let ops = main.len() as u64;
-        let mut final_values = BTreeMap::new();
-        for e in self.history.phase(Phase::Final) {
-            if let Some(value) = e.reply().and_then(|r| self.workload.final_value(r)) {
-                final_values.insert(self.ids[e.node].clone(), value);
-            }
-        }
-        RunReport {
-            workload: self.workload.name().to_string(),
-            config: self.config.clone(),
-            network,
-            net_stats: self.main_net_stats.clone(),
-            faults: self.faults_applied,
-            ops,
-            ok,
-            fail,
-            info,
-            msgs_per_op: if ops == 0 {
-                0.0
-            } else {
-                self.main_net_stats.sent as f64 / ops as f64
-            },
-            latency,
-            availability,
-            elapsed_ms,
-            main_ms: self.main_end_ms.saturating_sub(self.main_start_ms),
-            fault_windows: self.fault_spans,
-            settle: self.settle,
-            replication_period_ms: self.cadence.period_ms(),
-            stability_window_ms: self.stability_window_ms,
-            problems: self.problems,
-            final_values,
-            services: self
-                .services
-                .stats()
-                .into_iter()
-                .filter(|(_, stats)| stats.requests > 0)
-                .map(|(service, stats)| (service.name().to_string(), stats))
-                .collect(),
-            checks,
-            order_independent,
-            history: self.history,
         }
     }
 }
