@@ -96,9 +96,9 @@
 //! - `ints`: the integer plumbing the others share (a fast hash map, `u32` indices).
 //!
 //! This file holds [`check`] and the per-key strategy that chooses between a quick search, the
-//! scan and a full search. The parts depend on each other one way only: `ops` and `ints` on
-//! nothing of the checker, `blatant` and `cache` on them, `search` on those, `explain` on all,
-//! and this file on all of them.
+//! scan and a full search. The parts depend on each other one way only: `history` and `ints`
+//! on nothing, `ops` on `history`, `blatant` and `cache` on `ops` and `ints`, `search` on those,
+//! `explain` on `search` and what it builds on, and this file on all of them.
 
 mod blatant;
 mod cache;
