@@ -8,7 +8,9 @@
 //! - [`workload::Workload`] generates requests and checks the [`history::History`].
 //! - [`services::Services`] are Maelstrom's `seq-kv`, `lin-kv`, `lww-kv` and `lin-tso`, answered
 //!   by the harness itself so that unchanged Maelstrom nodes that use them run here.
-//! - [`run::run`] is the loop that ties them together.
+//! - [`run::run`] is the loop that ties them together: it takes a [`run::RunConfig`] (defined in
+//!   `config`) and returns a [`run::RunReport`] (defined with its parts in `report`); both are
+//!   re-exported from [`run`], their public path.
 //! - [`shrink::shrink`] searches for a smaller run that fails the same way, through a closure
 //!   that replays a configuration; [`diagram::render`] draws a history as a Lamport diagram.
 //!
@@ -18,12 +20,14 @@
 pub mod backend;
 pub mod cadence;
 pub mod check;
+mod config;
 pub mod diagram;
 pub mod history;
 pub mod message;
 pub mod nemesis;
 pub mod net;
 pub mod process;
+mod report;
 pub mod rng;
 pub mod run;
 pub mod services;

@@ -3,306 +3,48 @@
 //! Invariants: every wait is bounded by a deadline; every client has at most one request in
 //! flight; every request ends in the history as ok, fail or info (never silently dropped); all
 //! randomness comes from streams forked from the one seed.
+//!
+//! # Layout
+//! This file holds the loop's state (`Loop` with one `NodeState` per node), [`run`], the
+//! phases (init, setup, main, settle) and the turn that delivers, expires and waits (`step`).
+//! The rest of the loop's methods live beside it, each file an `impl Loop` of one concern:
+//! - `faults`: drawing, applying and healing fault windows;
+//! - `routing`: what nodes write: node-to-node messages, service requests, client replies;
+//! - `finish`: the final reads and the report.
+//!
+//! `flight` holds the message copies in flight, which this file and `routing` share. Nothing
+//! here imports from `faults`, `routing` or `finish`: they extend `Loop`, and the loop reaches
+//! them through it. The run's configuration and report types live in `harness/config.rs` and
+//! `harness/report.rs` and are re-exported here, their public path.
+
+mod faults;
+mod finish;
+mod flight;
+mod routing;
+
+pub use super::config::{RunConfig, stability_window_ms};
+pub use super::report::{
+    Availability, FaultSpan, Latency, Problem, RunReport, Settle, merge_order_independence,
+};
 
 use super::backend::{Backend, BackendError, NodeEvent};
 use super::cadence::Cadence;
-use super::check::{Check, Verdict};
-use super::history::{Body, Delivery, Event, FaultWindow, History, Outcome, Phase};
-use super::message::{Message, error_is_definite};
-use super::nemesis::{ClockNemesis, Fault, clock_plan, faulty_network, partition};
+use super::history::{Body, Delivery, Event, History, Outcome, Phase};
+use super::message::Message;
+use super::nemesis::{ClockNemesis, Fault, faulty_network};
 use super::net::{NetConfig, NetStats, Network};
 use super::rng::Dice;
 use super::services::Services;
-use super::workload::{Profile, Workload};
-use serde::Serialize;
+use super::workload::Workload;
+use flight::{Cargo, InFlight};
 use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Longest single wait on the backend, so timers and progress stay responsive.
 const WAIT_SLICE: Duration = Duration::from_millis(20);
-/// Messages in flight inside the harness before it stops accepting more from nodes: a bound on
-/// memory, far above what a correct node produces.
-const IN_FLIGHT_MAX: usize = 1_000_000;
-
-/// How to run.
-///
-/// The timing model (docs/protocol.md, "Timing"): the main phase lasts `time_limit_ms`, clients
-/// issuing at `rate` in total (one request outstanding each) until the time is up or `ops`
-/// operations that did not fail definitely were issued; windowed faults alternate with healthy
-/// windows of `fault_window_ms`; after the heal the harness waits until no node-to-node or
-/// service traffic was seen for `quiet_ms` (at most `settle_ms`), then reads every node until all
-/// agree (at most `final_timeout_ms`) and keeps reading for a stability window that spans several
-/// of the subject's own replication rounds, measured from the traffic the harness carried.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunConfig {
-    /// Nodes `n0…`.
-    pub nodes: usize,
-    /// Concurrent clients `c0…`; client `i` talks to node `i % nodes`.
-    pub clients: usize,
-    /// Most operations to issue in the main phase, not counting those that failed definitely
-    /// (a node refusing requests does not use the run up); `u64::MAX` for no cap.
-    pub ops: u64,
-    /// Length of the main phase, in ms: with a `rate` the clients issue until it is over; without
-    /// one it is only a cap.
-    pub time_limit_ms: u64,
-    /// Total request rate over all clients, in operations per second; `None` issues each client's
-    /// next request as soon as its previous one ends (the simulator's closed loop).
-    pub rate: Option<f64>,
-    /// Fixed one-way latency added to every node-to-node message, in ms (Maelstrom's
-    /// `--latency`); 0 keeps the network's sub-millisecond default.
-    pub latency_ms: u64,
-    /// The seed of every random decision.
-    pub seed: u64,
-    /// Faults to inject.
-    pub faults: Vec<Fault>,
-    /// Which checks apply.
-    pub profile: Profile,
-    /// A request without a reply after this long is indefinite.
-    pub request_timeout_ms: u64,
-    /// Longest wait for every `init_ok`.
-    pub init_timeout_ms: u64,
-    /// Longest wait after healing for the network to go quiet before final reads.
-    pub settle_ms: u64,
-    /// How long without node-to-node or service traffic counts as quiet.
-    pub quiet_ms: u64,
-    /// Longest wait for nodes to agree in final reads (the stability window comes on top).
-    pub final_timeout_ms: u64,
-    /// How long final reads must stay equal once the nodes agree; `None` derives it from the
-    /// replication period observed (see [`stability_window_ms`]).
-    pub stability_ms: Option<u64>,
-    /// Pause between rounds of final reads.
-    pub read_interval_ms: u64,
-    /// Length of a fault window, and of the healthy window after it.
-    pub fault_window_ms: u64,
-    /// Which delivery schedule: runs that differ only here make the same client operations
-    /// under different network, fault and service decisions.
-    pub schedule: u64,
-    /// Set from outside (a Ctrl-C handler) to stop the run early: the loop notices within one
-    /// wait slice, skips what is left, and the backend reaps every node as usual.
-    #[serde(skip)]
-    pub cancel: Option<Arc<AtomicBool>>,
-}
-
-impl Default for RunConfig {
-    /// The simulator's settings: a closed loop of 1,000 operations on in-process replicas that
-    /// replicate within milliseconds of virtual time. `converge certify` sets its own, on the
-    /// time scale of real nodes.
-    fn default() -> Self {
-        RunConfig {
-            nodes: 3,
-            clients: 3,
-            ops: 1000,
-            time_limit_ms: 30_000,
-            rate: None,
-            latency_ms: 0,
-            seed: 0,
-            faults: Vec::new(),
-            profile: Profile::Strict,
-            request_timeout_ms: 1_000,
-            init_timeout_ms: 10_000,
-            settle_ms: 500,
-            quiet_ms: 200,
-            final_timeout_ms: 5_000,
-            stability_ms: None,
-            read_interval_ms: 100,
-            fault_window_ms: 200,
-            schedule: 0,
-            cancel: None,
-        }
-    }
-}
-
-/// The stability window for a replication period of `period_ms` (the slowest link's typical gap
-/// between sends): three periods, so a value that moves after agreement has had three chances to
-/// show it, and never less than `floor_ms` nor more than a minute.
-pub fn stability_window_ms(period_ms: u64, floor_ms: u64) -> u64 {
-    period_ms.saturating_mul(3).clamp(floor_ms, 60_000)
-}
-
-/// Misbehaviour of a node, each a named verdict of its own.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "problem")]
-pub enum Problem {
-    /// A node did not answer `init` in time.
-    InitTimeout {
-        /// Which nodes.
-        nodes: Vec<String>,
-    },
-    /// A node did not accept the workload's setup request (e.g. broadcast's `topology`) in time.
-    SetupFailed {
-        /// The node.
-        node: String,
-        /// What happened instead.
-        detail: String,
-    },
-    /// A node's process ended on its own.
-    Crash {
-        /// The node.
-        node: String,
-        /// How it ended.
-        status: String,
-    },
-    /// Output that is not a Maelstrom message, or that lies about its sender or receiver.
-    MalformedOutput {
-        /// The node.
-        node: String,
-        /// How many such lines.
-        count: u64,
-        /// The first one, and what is wrong with it.
-        first: String,
-    },
-    /// The backend failed (could not start or write to a node).
-    Backend {
-        /// The error.
-        error: String,
-    },
-    /// The run was cancelled from outside (Ctrl-C) before it finished: nothing is judged.
-    Interrupted,
-}
-
-/// Latency of acknowledged operations, in ms.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Latency {
-    /// Median.
-    pub p50_ms: u64,
-    /// 95th percentile.
-    pub p95_ms: u64,
-    /// 99th percentile.
-    pub p99_ms: u64,
-    /// Slowest.
-    pub max_ms: u64,
-}
-
-/// Availability: the share of main-phase operations acknowledged.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Availability {
-    /// Over the whole main phase.
-    pub overall: f64,
-    /// Over operations sent while a fault (partition, kill, pause) was in force (`None` if
-    /// there were none).
-    pub during_faults: Option<f64>,
-}
-
-/// Everything a run produced.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunReport {
-    /// The workload.
-    pub workload: String,
-    /// The configuration.
-    pub config: RunConfig,
-    /// The network during the main phase (probabilities drawn from the seed).
-    pub network: NetConfig,
-    /// What the network did during the workload.
-    pub net_stats: NetStats,
-    /// Faults applied, in order: `partition:KIND`, `kill:nN`, `pause:nN`, `clock:…` (see
-    /// [`super::nemesis::ClockPlan::name`]).
-    pub faults: Vec<String>,
-    /// Operations issued in the main phase.
-    pub ops: u64,
-    /// Acknowledged, definitely failed and indefinite operations.
-    pub ok: u64,
-    /// Definite failures.
-    pub fail: u64,
-    /// Indefinite outcomes.
-    pub info: u64,
-    /// Node-to-node messages per main-phase operation.
-    pub msgs_per_op: f64,
-    /// Latency of acknowledged operations.
-    pub latency: Latency,
-    /// Availability.
-    pub availability: Availability,
-    /// Wall (or virtual) time the run took, in ms.
-    pub elapsed_ms: u64,
-    /// How long the main phase lasted, in ms.
-    pub main_ms: u64,
-    /// Each fault window: what it was, and when it started and ended, in ms from the start of
-    /// the main phase.
-    pub fault_windows: Vec<FaultSpan>,
-    /// How the cluster settled after the heal.
-    pub settle: Settle,
-    /// The slowest link's typical gap between bursts of node-to-node messages, in ms (`None` if
-    /// no link sent often enough to tell): the subject's replication period as seen from outside.
-    pub replication_period_ms: Option<u64>,
-    /// How long final reads had to stay equal once every node agreed.
-    pub stability_window_ms: u64,
-    /// Node misbehaviour.
-    pub problems: Vec<Problem>,
-    /// Each node's last successful final read, as the workload's canonical value.
-    pub final_values: BTreeMap<String, Value>,
-    /// Requests to Maelstrom's services.
-    pub services: BTreeMap<String, super::services::ServiceStats>,
-    /// The workload's checks.
-    pub checks: Vec<Check>,
-    /// Whether the workload's final state depends only on which operations took effect, so that
-    /// runs under different schedules must end equal.
-    pub order_independent: bool,
-    /// The history.
-    #[serde(skip)]
-    pub history: History,
-}
-
-impl RunReport {
-    /// The overall verdict: fail if any problem or applicable check failed, unknown if a check
-    /// could not be decided, else pass.
-    pub fn verdict(&self) -> Verdict {
-        // A run cut short says nothing about the implementation, good or bad.
-        if self.problems.contains(&Problem::Interrupted) {
-            return Verdict::Unknown {
-                reason: "interrupted before the run finished".into(),
-            };
-        }
-        if let Some(p) = self.problems.first() {
-            return Verdict::Fail {
-                detail: format!("{p:?}"),
-            };
-        }
-        let applicable = self.checks.iter();
-        if let Some(c) = applicable
-            .clone()
-            .find(|c| matches!(c.verdict, Verdict::Fail { .. }))
-        {
-            return c.verdict.clone();
-        }
-        if let Some(c) = applicable
-            .clone()
-            .find(|c| matches!(c.verdict, Verdict::Unknown { .. }))
-        {
-            return c.verdict.clone();
-        }
-        Verdict::Pass
-    }
-}
-
-/// One fault window, in ms from the start of the main phase.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct FaultSpan {
-    /// `partition:KIND`, `kill:nN`, `pause:nN`, ...
-    pub fault: String,
-    /// When it began.
-    pub start_ms: u64,
-    /// When it was healed.
-    pub end_ms: u64,
-}
-
-/// How the cluster settled between the heal and the final reads.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Settle {
-    /// How long the harness waited, in ms.
-    pub waited_ms: u64,
-    /// Whether the network went quiet (no node-to-node or service message for `quiet_ms`)
-    /// before the bound, `settle_ms`.
-    pub quiet: bool,
-    /// How long the final reads took, stability window included.
-    pub reads_ms: u64,
-    /// Rounds of final reads.
-    pub read_rounds: u64,
-    /// Whether every node agreed and stayed equal for the stability window.
-    pub stable: bool,
-}
 
 /// What the loop is doing, for progress displays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,49 +64,6 @@ pub enum Stage {
     Settle,
     /// Reading final states until every node agrees and stays equal.
     Final,
-}
-
-/// What a message copy in flight carries: the line a process node wrote, a parsed message (a
-/// service's reply, or an in-process node's message), or an in-process node's opaque payload.
-#[derive(Debug)]
-enum Cargo {
-    Line(String),
-    // Boxed: the in-flight heap moves its elements on every push and pop, and the common cargo
-    // (an in-process node's payload) is a third of a message's size.
-    Message(Box<Message>),
-    Peer(Vec<u8>),
-}
-
-/// A message copy in flight. Ordered by arrival, then by the order the harness scheduled it
-/// (`order` is unique), so the cargo itself is never compared.
-#[derive(Debug)]
-struct InFlight {
-    at: u64,
-    order: u64,
-    to: usize,
-    cargo: Cargo,
-    from: usize,
-    sent_seq: u64,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.order) == (other.at, other.order)
-    }
-}
-
-impl Eq for InFlight {}
-
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for InFlight {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(other.at, other.order))
-    }
 }
 
 /// A kill the nemesis drew, waiting for its moment (see [`kill_aim_ms`]).
@@ -389,6 +88,26 @@ enum Pending {
     Final { event: usize },
 }
 
+/// What the loop knows of one node's process. A node's state lives in one place, so that
+/// starting, killing, pausing and losing a node each update one record.
+#[derive(Clone, Copy, Debug, Default)]
+struct NodeState {
+    /// Times the node was started; its current incarnation is `starts - 1`, so an exit of an
+    /// earlier one is expected and ignored.
+    starts: u64,
+    /// Whether it has answered an `init`. Only the start of the run waits for this; a restarted
+    /// node is not waited for again.
+    inited: bool,
+    /// Killed by the nemesis and not yet restarted: messages to it are dropped and its exit is
+    /// no crash.
+    killed: bool,
+    /// Paused by the nemesis and not yet resumed.
+    paused: bool,
+    /// Its process ended or stopped reading on its own (a crash, reported once), until it is
+    /// started again.
+    dead: bool,
+}
+
 struct Loop<'a> {
     config: &'a RunConfig,
     backend: &'a mut dyn Backend,
@@ -407,22 +126,19 @@ struct Loop<'a> {
     delivery_seq: u64,
     history: History,
     client_busy: Vec<bool>,
+    /// Per node, indexed like `ids`.
+    nodes: Vec<NodeState>,
     issued: u64,
     finished: u64,
-    inited: Vec<bool>,
     faulty: bool,
     partitioned: bool,
     faults_applied: Vec<String>,
-    killed: Vec<bool>,
     /// A kill drawn but not yet dealt: it waits for its node to acknowledge an update.
     armed_kill: Option<ArmedKill>,
-    paused: Vec<bool>,
     /// The clock nemesis: which clocks are moved, and when a strobing one flips next.
     clock: ClockNemesis,
-    starts: Vec<u64>,
     problems: Vec<Problem>,
     malformed: BTreeMap<usize, (u64, String)>,
-    dead: Vec<bool>,
     services: Services,
     service_dice: Dice,
     main_net_stats: NetStats,
@@ -481,20 +197,16 @@ pub fn run(
         delivery_seq: 0,
         history: History::default(),
         client_busy: vec![false; config.clients],
+        nodes: vec![NodeState::default(); config.nodes],
         issued: 0,
         finished: 0,
-        inited: vec![false; config.nodes],
         faulty: false,
         partitioned: false,
         faults_applied: Vec::new(),
-        killed: vec![false; config.nodes],
         armed_kill: None,
-        paused: vec![false; config.nodes],
         clock: ClockNemesis::new(config.nodes),
-        starts: vec![0; config.nodes],
         problems: Vec::new(),
         malformed: BTreeMap::new(),
-        dead: vec![false; config.nodes],
         services: Services::new(),
         service_dice: Dice::fork(config.seed, salt(5)),
         main_net_stats: NetStats::default(),
@@ -699,14 +411,14 @@ impl Loop<'_> {
             }
         }
         let deadline = self.backend.now_ms() + self.config.init_timeout_ms;
-        while self.inited.iter().any(|i| !i)
+        while self.nodes.iter().any(|n| !n.inited)
             && self.backend.now_ms() < deadline
             && self.problems.is_empty()
         {
             self.step(deadline, Phase::Main);
         }
         let missing: Vec<String> = (0..self.config.nodes)
-            .filter(|&n| !self.inited[n])
+            .filter(|&n| !self.nodes[n].inited)
             .map(|n| self.ids[n].clone())
             .collect();
         if !missing.is_empty() && self.problems.is_empty() {
@@ -790,8 +502,8 @@ impl Loop<'_> {
     fn note_backend_error(&mut self, e: BackendError) {
         // A write to a node that has exited is reported once, as its crash.
         if let BackendError::Write { node, .. } = e {
-            if !self.dead[node] {
-                self.dead[node] = true;
+            if !self.nodes[node].dead {
+                self.nodes[node].dead = true;
                 self.problems.push(Problem::Crash {
                     node: self.ids[node].clone(),
                     status: "stopped reading its input".into(),
@@ -812,8 +524,8 @@ impl Loop<'_> {
             });
             return false;
         }
-        self.starts[node] += 1;
-        self.dead[node] = false;
+        self.nodes[node].starts += 1;
+        self.nodes[node].dead = false;
         let id = self.msg_id();
         self.pending
             .insert(id, (Pending::Init(node), self.backend.now_ms()));
@@ -821,127 +533,6 @@ impl Loop<'_> {
             json!({"type": "init", "msg_id": id, "node_id": self.ids[node], "node_ids": self.ids});
         self.send_from_client("c-init", node, body);
         true
-    }
-
-    /// Alternates fault windows and healthy windows: each fault window applies one of the
-    /// windowed faults, drawn from the fault stream.
-    fn toggle_fault(&mut self) {
-        if self.faulty {
-            self.heal_all();
-            return;
-        }
-        let kinds: Vec<Fault> = self
-            .config
-            .faults
-            .iter()
-            .copied()
-            .filter(|f| f.windowed())
-            .collect();
-        let n = self.config.nodes;
-        match kinds[self.fault_dice.below(kinds.len() as u64) as usize] {
-            Fault::Kill => {
-                let node = self.fault_dice.below(n as u64) as usize;
-                self.faults_applied.push(format!("kill:n{node}"));
-                // The kill lands right after the node next acknowledges an update, or at the
-                // aim bound: a random moment in a quiet node's life is usually one with nothing
-                // in flight, while the moment after an acknowledgement is the one where a node
-                // that acknowledges before replicating or persisting holds a write nobody else
-                // has. A correct node has already written what makes the write survive (its
-                // messages to peers precede its reply on its output, and the harness has them).
-                let by_ms = self.backend.now_ms() + kill_aim_ms(self.config.fault_window_ms);
-                self.armed_kill = Some(ArmedKill { node, by_ms });
-            }
-            Fault::Pause => {
-                let node = self.fault_dice.below(n as u64) as usize;
-                self.faults_applied.push(format!("pause:n{node}"));
-                self.paused[node] = true;
-                self.backend.pause(node);
-            }
-            Fault::Clock => {
-                let plan = clock_plan(n, &mut self.fault_dice);
-                self.faults_applied.push(plan.name());
-                let changes = self.clock.begin(&plan, self.backend.now_ms());
-                self.set_clocks(changes);
-            }
-            _ => {
-                let p = partition(n, &mut self.fault_dice);
-                self.faults_applied.push(format!("partition:{}", p.kind));
-                self.net.cut_links(p.cut);
-                self.partitioned = true;
-            }
-        }
-        self.faulty = true;
-        let now = self.backend.now_ms();
-        self.fault_spans.push(FaultSpan {
-            fault: self.faults_applied.last().cloned().unwrap_or_default(),
-            start_ms: now.saturating_sub(self.main_start_ms),
-            end_ms: now.saturating_sub(self.main_start_ms),
-        });
-        // The window is recorded for reports and diagrams; it starts after the last observation.
-        self.history.faults.push(FaultWindow {
-            fault: self.faults_applied.last().cloned().unwrap_or_default(),
-            after_seq: self.seq,
-            healed_after_seq: None,
-        });
-    }
-
-    /// Deals the armed kill, if any.
-    fn fire_kill(&mut self) {
-        if let Some(ArmedKill { node, .. }) = self.armed_kill.take() {
-            self.killed[node] = true;
-            self.backend.kill(node);
-        }
-    }
-
-    /// Ends every fault: heals the network, resumes paused nodes, restarts killed ones.
-    fn heal_all(&mut self) {
-        // A kill still waiting for its moment when the window closes is dealt now, so a window
-        // that drew a kill always kills (the aim bound is far shorter than a window, so this
-        // only happens when the main phase ends early).
-        self.fire_kill();
-        // The window closes before restarted nodes get their new `init`, which is observed after.
-        if let Some(window) = self.history.faults.last_mut()
-            && window.healed_after_seq.is_none()
-        {
-            window.healed_after_seq = Some(self.seq);
-        }
-        if self.faulty
-            && let Some(span) = self.fault_spans.last_mut()
-        {
-            span.end_ms = self.backend.now_ms().saturating_sub(self.main_start_ms);
-        }
-        self.net.heal();
-        self.partitioned = false;
-        let changes = self.clock.heal();
-        self.set_clocks(changes);
-        for node in 0..self.config.nodes {
-            if std::mem::take(&mut self.paused[node]) {
-                self.backend.resume(node);
-            }
-            if std::mem::take(&mut self.killed[node]) && self.start_node(node) {
-                // A restarted node has lost its setup (broadcast's topology) with everything
-                // else; it gets it again right after its new `init`.
-                for (to, mut body) in self.workload.setup(&self.ids) {
-                    if to == node {
-                        let id = self.msg_id();
-                        body["msg_id"] = json!(id);
-                        self.pending
-                            .insert(id, (Pending::Setup(node), self.backend.now_ms()));
-                        self.send_from_client("c-init", node, body);
-                    }
-                }
-            }
-        }
-        self.faulty = false;
-    }
-
-    /// Moves node clocks as the clock nemesis says: `(node, offset in ms)`.
-    fn set_clocks(&mut self, changes: Vec<(usize, i64)>) {
-        for (node, offset_ms) in changes {
-            if let Err(e) = self.backend.set_clock_offset(node, offset_ms) {
-                self.note_backend_error(e);
-            }
-        }
     }
 
     fn issue_ops(&mut self, now: u64) {
@@ -1005,7 +596,7 @@ impl Loop<'_> {
                 break;
             };
             let node = flight.to;
-            if !self.dead[node] && !self.killed[node] {
+            if !self.nodes[node].dead && !self.nodes[node].killed {
                 let delivered_seq = self.tick();
                 self.history.deliveries.push(Delivery {
                     from: flight.from,
@@ -1050,12 +641,12 @@ impl Loop<'_> {
                 } => {
                     // The end of an incarnation the nemesis killed, or of one already replaced,
                     // is expected; anything else is a crash.
-                    let current = self.starts[node].saturating_sub(1);
-                    if self.killed[node] || incarnation < current {
+                    let current = self.nodes[node].starts.saturating_sub(1);
+                    if self.nodes[node].killed || incarnation < current {
                         continue;
                     }
-                    if !self.dead[node] {
-                        self.dead[node] = true;
+                    if !self.nodes[node].dead {
+                        self.nodes[node].dead = true;
                         self.problems.push(Problem::Crash {
                             node: self.ids[node].clone(),
                             status,
@@ -1096,7 +687,7 @@ impl Loop<'_> {
         match pending {
             Pending::Init(n) => {
                 if matches!(outcome, Outcome::Ok { .. }) && Some(n) == node {
-                    self.inited[n] = true;
+                    self.nodes[n].inited = true;
                 }
             }
             Pending::Setup(n) => {
@@ -1138,463 +729,5 @@ impl Loop<'_> {
                 e.outcome = outcome;
             }
         }
-    }
-
-    fn malformed(&mut self, node: usize, what: String) {
-        let entry = self.malformed.entry(node).or_insert((0, what));
-        entry.0 += 1;
-    }
-
-    fn handle_line(&mut self, node: usize, line: String) {
-        let sent_seq = self.tick();
-        let msg = match Message::parse(&line) {
-            Ok(m) => m,
-            Err(e) => return self.malformed(node, e.to_string()),
-        };
-        self.handle_message(node, msg, Some(line), sent_seq);
-    }
-
-    /// A payload from an in-process node to node `to`: routed like any node-to-node message,
-    /// without being read.
-    fn handle_peer(&mut self, node: usize, to: usize, payload: Vec<u8>) {
-        let sent_seq = self.tick();
-        if to >= self.config.nodes {
-            return self.malformed(node, format!("peer payload to unknown node index {to}"));
-        }
-        self.route(node, to, Cargo::Peer(payload), sent_seq);
-    }
-
-    /// Schedules the copies the network makes of a message from `node` to node `to`.
-    fn route(&mut self, node: usize, to: usize, cargo: Cargo, sent_seq: u64) {
-        if self.deliveries.len() >= IN_FLIGHT_MAX {
-            return self.malformed(
-                node,
-                format!("more than {IN_FLIGHT_MAX} messages in flight"),
-            );
-        }
-        let now = self.backend.now_ms();
-        self.cadence.sent(node, to, now);
-        self.last_traffic_ms = now;
-        let arrivals = self.net.route(node, to, now);
-        // The last copy takes the cargo; only duplicates pay for a clone.
-        let mut cargo = Some(cargo);
-        for (i, &at) in arrivals.iter().enumerate() {
-            let copy = if i + 1 == arrivals.len() {
-                cargo.take()
-            } else {
-                cargo.as_ref().map(|c| match c {
-                    Cargo::Line(l) => Cargo::Line(l.clone()),
-                    Cargo::Message(m) => Cargo::Message(m.clone()),
-                    Cargo::Peer(p) => Cargo::Peer(p.clone()),
-                })
-            };
-            let Some(copy) = copy else {
-                break;
-            };
-            self.delivery_seq += 1;
-            self.deliveries.push(Reverse(InFlight {
-                at,
-                order: self.delivery_seq,
-                to,
-                cargo: copy,
-                from: node,
-                sent_seq,
-            }));
-        }
-    }
-
-    /// A message node `node` sent, parsed: from `line` if it came as one (a node-to-node message
-    /// is then delivered as the very line), or typed from an in-process backend.
-    fn handle_message(&mut self, node: usize, msg: Message, line: Option<String>, sent_seq: u64) {
-        if msg.src != self.ids[node] && !self.src_allowed(&msg.src) {
-            let shown = line.unwrap_or_else(|| msg.to_line());
-            let cut: String = shown.chars().take(200).collect();
-            return self.malformed(
-                node,
-                format!(
-                    "src {:?} is not the sender {}: {cut}",
-                    msg.src, self.ids[node]
-                ),
-            );
-        }
-        let now = self.backend.now_ms();
-        if let Some(to) = self.ids.iter().position(|id| *id == msg.dest) {
-            let cargo = match line {
-                Some(line) => Cargo::Line(line),
-                None => Cargo::Message(Box::new(msg)),
-            };
-            return self.route(node, to, cargo, sent_seq);
-        }
-        if Services::is_service(&msg.dest) {
-            self.last_traffic_ms = now;
-            // Services answer at once; the reply reaches the node after the network's minimum
-            // latency, like any message. Partitions cut nodes from each other, not from services.
-            let reply = self.services.handle_body(
-                &msg.src,
-                &msg.dest,
-                &msg.body,
-                now,
-                &mut self.service_dice,
-            );
-            let party = self.config.nodes
-                + super::services::Service::ALL
-                    .iter()
-                    .position(|s| s.name() == msg.dest)
-                    .unwrap_or(0);
-            let reply = Message {
-                src: msg.dest,
-                dest: msg.src,
-                body: reply,
-            };
-            // The service read the request when the harness did, and answered at once.
-            self.history.deliveries.push(Delivery {
-                from: node,
-                to: party,
-                sent_seq,
-                delivered_seq: sent_seq,
-            });
-            self.delivery_seq += 1;
-            self.deliveries.push(Reverse(InFlight {
-                at: now + 1,
-                order: self.delivery_seq,
-                to: node,
-                cargo: Cargo::Message(Box::new(reply)),
-                from: party,
-                sent_seq,
-            }));
-            return;
-        }
-        if msg.dest.starts_with('c') {
-            // A reply to a client: it completes the pending request it answers, if any. Late
-            // replies to requests that already timed out are expected and ignored.
-            let Some(id) = msg.in_reply_to() else {
-                return self.malformed(
-                    node,
-                    format!("message to client {} without in_reply_to", msg.dest),
-                );
-            };
-            if let Some((pending, _)) = self.pending.remove(&id) {
-                let outcome = match msg.error_code() {
-                    Some(code) if error_is_definite(code) => Outcome::Fail { code },
-                    Some(code) => Outcome::Info {
-                        reason: format!("indefinite error {code}").into(),
-                    },
-                    None => Outcome::Ok {
-                        reply: msg.body.into(),
-                    },
-                };
-                self.complete(pending, Some(node), now, outcome);
-            }
-            return;
-        }
-        self.malformed(
-            node,
-            format!("message to unknown destination {:?}", msg.dest),
-        );
-    }
-
-    /// Whether a message from one node may name `src` as its sender. The strict profile accepts
-    /// only the sender itself: the harness carries every message, so a node that speaks for
-    /// another hides who sent what from the causality the checks rest on. Maelstrom accepts any
-    /// known node or client id (followers that forward a client's request to the leader keep the
-    /// client's `src`, and the leader answers the client directly), so its profile does too.
-    fn src_allowed(&self, src: &str) -> bool {
-        self.config.profile == Profile::Maelstrom
-            && (self.ids.iter().any(|id| id == src)
-                || src == "c-init"
-                || src
-                    .strip_prefix('c')
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .is_some_and(|n| n < self.config.clients + self.config.nodes))
-    }
-
-    /// Reads every node until all agree, then keeps reading for the stability window: the run
-    /// ends once the values stayed equal for the whole window, or at `final_timeout_ms` plus one
-    /// window. A value that moves after agreement restarts the wait (a node still draining a
-    /// backlog agrees for a moment and then moves on), and is a violation when the workload says
-    /// no write could explain the move.
-    fn final_reads(&mut self) {
-        let Some(read) = self.workload.final_read() else {
-            return;
-        };
-        let window = self.config.stability_ms.unwrap_or_else(|| {
-            stability_window_ms(
-                self.cadence.period_ms().unwrap_or(0),
-                2 * self.config.quiet_ms,
-            )
-        });
-        self.stability_window_ms = window;
-        let start = self.backend.now_ms();
-        let deadline = start + self.config.final_timeout_ms + window;
-        // The agreed value and when agreement began.
-        let mut agreed: Option<(Value, u64)> = None;
-        loop {
-            let round_start = self.history.events.len();
-            self.settle.read_rounds += 1;
-            for node in 0..self.config.nodes {
-                if self.dead[node] {
-                    continue;
-                }
-                let id = self.msg_id();
-                let mut body = read.clone();
-                body["msg_id"] = json!(id);
-                self.history.events.push(Event {
-                    client: self.config.clients + node,
-                    node,
-                    request: body.as_object().cloned().unwrap_or_default().into(),
-                    invoke_ms: self.backend.now_ms(),
-                    complete_ms: None,
-                    invoke_seq: self.seq + 1,
-                    complete_seq: None,
-                    outcome: Outcome::Info {
-                        reason: "no reply".into(),
-                    },
-                    phase: Phase::Final,
-                    during_fault: false,
-                });
-                let event = self.history.events.len() - 1;
-                self.pending
-                    .insert(id, (Pending::Final { event }, self.backend.now_ms()));
-                self.send_from_client(&format!("c{}", self.config.clients + node), node, body);
-            }
-            while self
-                .pending
-                .values()
-                .any(|(p, _)| matches!(p, Pending::Final { .. }))
-                && self.backend.now_ms() < deadline
-                && !self.interrupted()
-            {
-                self.step(deadline, Phase::Final);
-            }
-            let values: Vec<(usize, Option<Value>)> = self.history.events[round_start..]
-                .iter()
-                .map(|e| (e.node, e.reply().and_then(|r| self.workload.final_value(r))))
-                .collect();
-            let now = self.backend.now_ms();
-            if let Some((value, since)) = &agreed {
-                // Every node that answered must still show the agreed value.
-                let moved = values
-                    .iter()
-                    .find(|(_, v)| v.as_ref().is_some_and(|v| v != value));
-                if let Some((node, Some(to))) = moved {
-                    if let Some(why) = self.workload.unexplained_change(&self.history, value, to) {
-                        let cut = |v: &Value| v.to_string().chars().take(120).collect::<String>();
-                        self.unstable.push(format!(
-                            "n{node} read {} {} ms after every node agreed on {}: {why}",
-                            cut(to),
-                            now - since,
-                            cut(value)
-                        ));
-                    }
-                    agreed = None;
-                } else if now - since >= window {
-                    self.settle.stable = true;
-                    break;
-                }
-            }
-            if agreed.is_none() {
-                let all = values.iter().all(|(_, v)| v.is_some())
-                    && values.len() == (0..self.config.nodes).filter(|&n| !self.dead[n]).count();
-                if all && !values.is_empty() && values.windows(2).all(|w| w[0].1 == w[1].1) {
-                    agreed = values[0].1.clone().map(|v| (v, now));
-                }
-            }
-            // Checkers judge each node by its last successful final read, so a round cut short
-            // by the deadline does not hide the rounds before it.
-            if now >= deadline
-                || self.interrupted()
-                || (agreed.is_none() && now >= start + self.config.final_timeout_ms)
-            {
-                break;
-            }
-            let pause_until = (now + self.config.read_interval_ms).min(deadline);
-            while self.backend.now_ms() < pause_until && !self.interrupted() {
-                self.step(pause_until, Phase::Final);
-            }
-        }
-        self.settle.reads_ms = self.backend.now_ms() - start;
-    }
-
-    fn report(mut self, network: NetConfig, elapsed_ms: u64) -> RunReport {
-        for (node, (count, first)) in std::mem::take(&mut self.malformed) {
-            self.problems.push(Problem::MalformedOutput {
-                node: self.ids[node].clone(),
-                count,
-                first,
-            });
-        }
-        let main: Vec<&Event> = self
-            .history
-            .phase(Phase::Main)
-            .filter(|e| e.client < self.config.clients)
-            .collect();
-        let count =
-            |f: &dyn Fn(&Outcome) -> bool| main.iter().filter(|e| f(&e.outcome)).count() as u64;
-        let ok = count(&|o| matches!(o, Outcome::Ok { .. }));
-        let fail = count(&|o| matches!(o, Outcome::Fail { .. }));
-        let info = count(&|o| matches!(o, Outcome::Info { .. }));
-        let mut latencies: Vec<u64> = main
-            .iter()
-            .filter(|e| e.reply().is_some())
-            .filter_map(|e| e.complete_ms.map(|c| c - e.invoke_ms))
-            .collect();
-        latencies.sort_unstable();
-        let q = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-                .copied()
-                .unwrap_or(0)
-        };
-        let latency = Latency {
-            p50_ms: q(0.5),
-            p95_ms: q(0.95),
-            p99_ms: q(0.99),
-            max_ms: latencies.last().copied().unwrap_or(0),
-        };
-        let share = |events: &[&&Event]| {
-            (!events.is_empty()).then(|| {
-                events.iter().filter(|e| e.reply().is_some()).count() as f64 / events.len() as f64
-            })
-        };
-        let all: Vec<&&Event> = main.iter().collect();
-        let faulted: Vec<&&Event> = main.iter().filter(|e| e.during_fault).collect();
-        let availability = Availability {
-            overall: share(&all).unwrap_or(0.0),
-            during_faults: share(&faulted),
-        };
-        let order_independent = self.workload.order_independent();
-        // A cluster that never started has no history worth checking: its problem is the verdict.
-        let started = !self.problems.iter().any(|p| {
-            matches!(
-                p,
-                Problem::InitTimeout { .. }
-                    | Problem::SetupFailed { .. }
-                    | Problem::Backend { .. }
-                    | Problem::Interrupted
-            )
-        });
-        let mut checks: Vec<Check> = if started {
-            self.workload.check(&self.history, self.config.nodes)
-        } else {
-            Vec::new()
-        };
-        if started && self.workload.final_read().is_some() {
-            let mut unstable = std::mem::take(&mut self.unstable);
-            unstable.truncate(5);
-            checks.push(Check::from_bool(
-                "stability",
-                false,
-                unstable.is_empty(),
-                || unstable.join("; "),
-            ));
-        }
-        checks.retain(|c| self.config.profile == Profile::Strict || c.maelstrom);
-        let ops = main.len() as u64;
-        let mut final_values = BTreeMap::new();
-        for e in self.history.phase(Phase::Final) {
-            if let Some(value) = e.reply().and_then(|r| self.workload.final_value(r)) {
-                final_values.insert(self.ids[e.node].clone(), value);
-            }
-        }
-        RunReport {
-            workload: self.workload.name().to_string(),
-            config: self.config.clone(),
-            network,
-            net_stats: self.main_net_stats.clone(),
-            faults: self.faults_applied,
-            ops,
-            ok,
-            fail,
-            info,
-            msgs_per_op: if ops == 0 {
-                0.0
-            } else {
-                self.main_net_stats.sent as f64 / ops as f64
-            },
-            latency,
-            availability,
-            elapsed_ms,
-            main_ms: self.main_end_ms.saturating_sub(self.main_start_ms),
-            fault_windows: self.fault_spans,
-            settle: self.settle,
-            replication_period_ms: self.cadence.period_ms(),
-            stability_window_ms: self.stability_window_ms,
-            problems: self.problems,
-            final_values,
-            services: self
-                .services
-                .stats()
-                .into_iter()
-                .filter(|(_, stats)| stats.requests > 0)
-                .map(|(service, stats)| (service.name().to_string(), stats))
-                .collect(),
-            checks,
-            order_independent,
-            history: self.history,
-        }
-    }
-}
-
-/// Merge-order independence, observed from outside: runs that made the same client operations
-/// under different delivery schedules (reordered, duplicated, regrouped messages and different
-/// fault windows) must end in equal final states — associativity, commutativity and idempotence
-/// of the nodes' merge, seen as a black box. Only decidable when every operation of every run
-/// took effect (an indefinite or failed operation legitimately changes the final state) and the
-/// workload's state does not depend on operation order.
-pub fn merge_order_independence(reports: &[RunReport]) -> Check {
-    let name = "merge-order-independence";
-    let unknown = |reason: String| Check::new(name, false, Verdict::Unknown { reason });
-    if reports.len() < 2 {
-        return unknown("needs at least two schedules (--schedules)".into());
-    }
-    if let Some(r) = reports.iter().find(|r| !r.order_independent) {
-        return unknown(format!(
-            "the final state of {} depends on operation order",
-            r.workload
-        ));
-    }
-    if let Some((i, r)) = reports.iter().enumerate().find(|(_, r)| r.ok != r.ops) {
-        return unknown(format!(
-            "schedule {i} had {} failed and {} indefinite operations, so runs may differ legitimately",
-            r.fail, r.info
-        ));
-    }
-    let finals: Vec<Option<&Value>> = reports
-        .iter()
-        .map(|r| {
-            let mut values = r.final_values.values();
-            let first = values.next();
-            values.all(|v| Some(v) == first).then_some(first).flatten()
-        })
-        .collect();
-    if let Some(i) = finals.iter().position(Option::is_none) {
-        return unknown(format!(
-            "schedule {i} did not converge, so it has no single final state"
-        ));
-    }
-    let first = finals[0];
-    match finals.iter().position(|f| *f != first) {
-        None => Check::new(name, false, Verdict::Pass),
-        Some(i) => Check::new(
-            name,
-            false,
-            Verdict::Fail {
-                detail: format!(
-                    "the same operations ended in {} under schedule 0 but {} under schedule {i}",
-                    first
-                        .map(Value::to_string)
-                        .unwrap_or_default()
-                        .chars()
-                        .take(200)
-                        .collect::<String>(),
-                    finals[i]
-                        .map(Value::to_string)
-                        .unwrap_or_default()
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                ),
-            },
-        ),
     }
 }

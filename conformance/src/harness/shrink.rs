@@ -24,8 +24,9 @@
 //! provoke.
 
 use super::check::{Check, Verdict};
+use super::config::RunConfig;
 use super::nemesis::Fault;
-use super::run::{Problem, RunConfig, RunReport};
+use super::report::{Problem, RunReport};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
