@@ -148,8 +148,9 @@ struct Loop<'a> {
     cadence: Cadence,
     /// When the harness last carried a node-to-node or service message.
     last_traffic_ms: u64,
-    /// With a rate: when each client may issue its next request.
-    next_issue: Vec<u64>,
+    /// With a rate: when each client may issue its next request, in fractional ms, so a rate
+    /// above one request per client per millisecond is not rounded down to that.
+    next_issue: Vec<f64>,
     /// Jitter of the clients' pacing: its own stream, so that pacing never shifts the operations.
     pace_dice: Dice,
     /// Main-phase operations that failed definitely (they do not count against `ops`).
@@ -213,7 +214,7 @@ pub fn run(
         events: Vec::new(),
         cadence: Cadence::default(),
         last_traffic_ms: 0,
-        next_issue: vec![0; config.clients],
+        next_issue: vec![0.0; config.clients],
         pace_dice: Dice::fork(config.seed, 6),
         definite_fails: 0,
         fault_spans: Vec::new(),
@@ -267,8 +268,7 @@ impl Loop<'_> {
         if let Some(interval) = self.pace_interval_ms() {
             // Clients start spread over one interval, so a rate is a rate from the first moment.
             for c in 0..self.config.clients {
-                self.next_issue[c] =
-                    self.main_start_ms + (interval * self.pace_dice.unit()).round() as u64;
+                self.next_issue[c] = self.main_start_ms as f64 + interval * self.pace_dice.unit();
             }
         }
         // The first partition starts with the workload, so even a short run sees one. Without
@@ -395,7 +395,7 @@ impl Loop<'_> {
             .filter(|&c| !self.client_busy[c])
             .map(|c| {
                 if self.config.rate.is_some() {
-                    self.next_issue[c]
+                    self.next_issue[c].floor() as u64
                 } else {
                     0
                 }
@@ -542,14 +542,17 @@ impl Loop<'_> {
                 continue;
             }
             if let Some(interval) = interval {
-                if now < self.next_issue[client] {
+                // The clock reads whole milliseconds: `now` stands for [now, now + 1), so a
+                // request due within it goes now rather than a tick later (which would cap each
+                // client at one request per millisecond, whatever the rate).
+                if now as f64 + 1.0 <= self.next_issue[client] {
                     continue;
                 }
                 // The next request is due one jittered interval after this one was; a client
                 // that fell behind (a slow reply) catches up by at most one request.
                 let gap = interval * (0.5 + self.pace_dice.unit());
-                let base = self.next_issue[client].max(now.saturating_sub(interval as u64));
-                self.next_issue[client] = base + gap.round().max(1.0) as u64;
+                let base = self.next_issue[client].max(now as f64 - interval);
+                self.next_issue[client] = base + gap;
             }
             let node = self
                 .workload
