@@ -9,7 +9,8 @@
 //! - no source file grows past `MAX_LINES` without its module documentation saying why it is one
 //!   piece (ignored until the files now being split have landed).
 //!
-//! Every failure names the file and line that broke the rule, and the rule.
+//! Every failure names the rule and what broke it: the file and line for a rule about sources,
+//! the manifest and the offending package for a rule about dependencies.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
