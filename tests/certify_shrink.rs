@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::Case;
 use converge_conformance::harness::diagram::check_well_formed;
 
 /// The value of `--flag` in a command line.
@@ -23,32 +24,30 @@ fn flag(command: &str, name: &str) -> u64 {
 #[test]
 fn a_failing_run_shrinks_and_its_reproduce_command_fails_again() {
     let report = std::env::temp_dir().join(format!("converge-shrink-{}.json", std::process::id()));
-    let (code, out) = common::certify(&[
-        "--bin",
-        "tests/nodes/orset.py",
-        "--workload",
-        "or-set",
-        "--ops",
-        "100",
-        "--seed",
-        "1",
-        "--nemesis",
-        "partition",
-        "--shrink-runs",
-        "10",
-        // Each replay waits for quiescence up to --settle; the Python node gossips forever, so
-        // the default ten seconds per replay would spend the shrinking budget on waiting.
-        "--settle",
-        "1",
-        "--report",
-        report.to_str().expect("temp paths are UTF-8"),
-        "--",
-        "--bug",
-        "remove-wins",
-    ]);
-    assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL    add-wins"), "{out}");
-    assert!(out.contains("shrunk: ops 100 → "), "{out}");
+    let out = common::run_case(&Case {
+        node: "tests/nodes/orset.py",
+        workload: Some("or-set"),
+        args: &[
+            "--ops",
+            "100",
+            "--seed",
+            "1",
+            "--nemesis",
+            "partition",
+            "--shrink-runs",
+            "10",
+            // Each replay waits for quiescence up to --settle; the Python node gossips forever, so
+            // the default ten seconds per replay would spend the shrinking budget on waiting.
+            "--settle",
+            "1",
+            "--report",
+            report.to_str().expect("temp paths are UTF-8"),
+        ],
+        node_args: &["--bug", "remove-wins"],
+        failing: &["add-wins"],
+        output: &["shrunk: ops 100 → "],
+        ..Case::FAIL
+    });
 
     // The reproduce line is the smallest run's: fewer operations and nodes, the same seed, the
     // node's arguments, and no second search.
@@ -88,7 +87,8 @@ fn a_failing_run_shrinks_and_its_reproduce_command_fails_again() {
     assert_eq!(json["shrunk"]["config"]["ops"], flag(reproduce, "--ops"));
     assert_eq!(json["shrunk"]["verdict"]["verdict"], "fail");
 
-    // Replayed, the smallest run fails the same way, without shrinking again.
+    // Replayed, the smallest run fails the same way, without shrinking again. The replay is the
+    // reproduce line word for word, so it is run as given rather than as a table's case.
     assert!(
         !reproduce.contains('\''),
         "needs a shell to split: {reproduce}"

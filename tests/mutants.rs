@@ -13,9 +13,13 @@
 //! they fix the fault plan (which faults, in which order, on which nodes), which the time-driven
 //! runs draw the same way, and every case passes or is caught with them under the new timing.
 //! `tests/timers.rs` holds the timer-driven nodes, run with nothing but the defaults.
+//!
+//! The runs are two tables of [`Case`]s, one of correct nodes and one of broken ones, run by
+//! [`run`]: each row is a test of its own, named for what it shows, holding one run or a few.
 
+#[macro_use]
 mod common;
-use common::mutants_dir;
+use common::{Case, Verdict, mutants_dir};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -25,64 +29,12 @@ use std::time::Duration;
 /// takes longer has hung and is killed with its nodes, so the test fails instead of hanging.
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
 
-/// What one `converge certify` run printed, and how to run it again.
-struct Run {
-    code: i32,
-    out: String,
-    command: String,
-}
-
-impl Run {
-    fn context(&self) -> String {
-        format!(
-            "{}\nreproduce: cargo build -p converge-mutants --bins && {}",
-            self.out, self.command
-        )
-    }
-
-    /// Exit 0, with every named check passed.
-    fn passes(&self, checks: &[&str]) {
-        assert_eq!(self.code, 0, "{}", self.context());
-        for check in checks {
-            let line = format!("pass    {check}");
-            assert!(self.out.contains(&line), "{check}: {}", self.context());
-        }
-    }
-
-    /// Every named check passed, whatever the verdict.
-    fn also_passes(&self, checks: &[&str]) {
-        for check in checks {
-            let line = format!("pass    {check}");
-            assert!(self.out.contains(&line), "{check}: {}", self.context());
-        }
-    }
-
-    /// Exit 1, with every named check failed, and the harness's reproduce line.
-    fn caught_by(&self, checks: &[&str]) {
-        assert_eq!(self.code, 1, "{}", self.context());
-        for check in checks {
-            let line = format!("FAIL    {check}");
-            assert!(self.out.contains(&line), "{check}: {}", self.context());
-        }
-        assert!(
-            self.out.contains("reproduce: converge certify --bin "),
-            "{}",
-            self.context()
-        );
-    }
-
-    /// The nemesis applied every named fault at least once (`kill:n`, `pause:n`, `partition:`).
-    fn applied(&self, faults: &[&str]) {
-        for fault in faults {
-            assert!(self.out.contains(fault), "no {fault}: {}", self.context());
-        }
-    }
-}
-
-/// Runs `converge certify --bin NODE ARGS`, where NODE is one of the mutant binaries.
-fn certify(node: &str, args: &[&str]) -> Run {
+/// The runner of this file's table: runs `converge certify --bin NODE ARGS`, where NODE is the
+/// case's mutant binary, and asserts what the case expects; a caught bug must also come with the
+/// harness's reproduce line.
+fn run(case: &Case) {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let bin = mutants_dir().join(node);
+    let bin = mutants_dir().join(case.node);
     // One log directory per run: the harness appends to its logs, and tests run in parallel.
     let logs = std::env::temp_dir().join(format!(
         "converge-test-logs-mutants-{}-{}",
@@ -90,14 +42,21 @@ fn certify(node: &str, args: &[&str]) -> Run {
         RUNS.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&logs).expect("the temp dir is writable");
-    // Output goes to files rather than pipes, so a waiting test cannot block the harness.
+    let args = case.certify_args();
     let command = format!(
         "converge certify --bin {} {}",
         bin.display(),
         args.join(" ")
     );
-    let (code, out) = common::certify_bounded(&bin, args, &[], &logs, RUN_DEADLINE, &command);
-    Run { code, out, command }
+    let (code, out) = common::certify_bounded(&bin, &args, &[], &logs, RUN_DEADLINE, &command);
+    let context = format!("{out}\nreproduce: cargo build -p converge-mutants --bins && {command}");
+    case.assert_run(code, &out, &context);
+    if case.verdict == Verdict::Fail {
+        assert!(
+            out.contains("reproduce: converge certify --bin "),
+            "{context}"
+        );
+    }
 }
 
 /// Network faults and pauses: everything but kill.
@@ -115,35 +74,29 @@ const KILLS: &str = "kill,duplicate,reorder";
 /// node killed earlier has its client stuck until the request it had sent times out (1 s).
 const KILLS_SEED: &str = "3";
 
-const SET_CHECKS: [&str; 3] = ["set-full", "convergence", "monotonic-reads-per-node"];
+/// What every correct set node must pass.
+const SET_CHECKS: &[&str] = &["set-full", "convergence", "monotonic-reads-per-node"];
+/// What the correct session node must pass: the set checks and the four session guarantees.
+const SESSION_CHECKS: &[&str] = &[
+    "set-full",
+    "convergence",
+    "monotonic-reads-per-node",
+    "tokens",
+    "read-your-writes",
+    "monotonic-reads",
+    "monotonic-writes",
+    "writes-follow-reads",
+];
 
 /// A seed whose first fault window, under `NETWORK_AND_PAUSE`, pauses a node (on three nodes);
 /// its loss rate is 0.116. Runs too short to reach a second window use it next to
 /// `NETWORK_AND_PAUSE_SEED`, so that both a partition and a pause are seen.
 const PAUSE_FIRST_SEED: &str = "2";
-/// Faults for the nodes whose checks are expensive enough that their runs stay short: a partition,
-/// a pause and kills, each in a run of its own.
-const SHORT_RUNS: [(&str, &str); 3] = [
-    (NETWORK_AND_PAUSE, NETWORK_AND_PAUSE_SEED),
-    (NETWORK_AND_PAUSE, PAUSE_FIRST_SEED),
-    (KILLS, KILLS_SEED),
-];
-/// Operations in each of the `SHORT_RUNS`. The register checks compare every read with every pair
-/// of a write and a value its node had before it, so their cost grows with the cube of the run
-/// (three thousand operations take half a minute in a debug build); a thousand check in about a
-/// second.
+/// Operations in each of the short runs below. The register checks compare every read with every
+/// pair of a write and a value its node had before it, so their cost grows with the cube of the
+/// run (three thousand operations take half a minute in a debug build); a thousand check in
+/// about a second.
 const SHORT_RUN_OPS: &str = "1000";
-
-/// Asserts that a run of `SHORT_RUNS` (or under one partition) saw the windowed fault that its
-/// nemesis and seed were chosen for.
-fn saw_its_fault(run: &Run, nemesis: &str, seed: &str) {
-    let fault = match (nemesis, seed) {
-        (KILLS, _) => "kill:n",
-        (_, PAUSE_FIRST_SEED) => "pause:n",
-        _ => "partition:",
-    };
-    run.applied(&[fault]);
-}
 
 /// A seed whose first fault window, under `partition` alone, cuts one node off from the others
 /// (on three nodes). The first window starts with the workload and lasts 4 s (a fifth of the
@@ -159,488 +112,541 @@ const ONE_PARTITION_OPS: &str = "150";
 /// far behind `n0` and `n2` twice as far, more than a small run lasts.
 const WALL_CLOCK_SKEW_MS: &str = "500";
 
-#[test]
-fn echo_passes_under_every_fault() {
-    let run = certify(
-        "echo",
-        &[
-            "--workload",
-            "echo",
-            "--ops",
-            "3000",
-            "--seed",
-            "3",
-            "--nemesis",
-            "partition,loss,duplicate,reorder,kill,pause",
+/// The nodes whose checks are expensive enough that their runs stay short get three of them: a
+/// partition, a pause and kills, each in a run of its own. Each run asserts that its nemesis
+/// applied the fault it was chosen for.
+const SHORT_PARTITION: &[&str] = &[
+    "--ops",
+    SHORT_RUN_OPS,
+    "--seed",
+    NETWORK_AND_PAUSE_SEED,
+    "--nemesis",
+    NETWORK_AND_PAUSE,
+];
+/// The short run that pauses a node (see [`SHORT_PARTITION`]).
+const SHORT_PAUSE: &[&str] = &[
+    "--ops",
+    SHORT_RUN_OPS,
+    "--seed",
+    PAUSE_FIRST_SEED,
+    "--nemesis",
+    NETWORK_AND_PAUSE,
+];
+/// The short run that kills nodes (see [`SHORT_PARTITION`]).
+const SHORT_KILLS: &[&str] = &[
+    "--ops",
+    SHORT_RUN_OPS,
+    "--seed",
+    KILLS_SEED,
+    "--nemesis",
+    KILLS,
+];
+/// A run under one partition that cuts a node off for the whole workload (see
+/// [`ONE_PARTITION_SEED`]).
+const ONE_PARTITION: &[&str] = &[
+    "--ops",
+    ONE_PARTITION_OPS,
+    "--seed",
+    ONE_PARTITION_SEED,
+    "--nemesis",
+    "partition",
+];
+
+// The correct nodes: each passes under every fault that makes sense for it.
+certify_table! {
+    runner: run;
+
+    #[test]
+    fn echo_passes_under_every_fault = [Case {
+        node: "echo",
+        workload: Some("echo"),
+        args: &[
+            "--ops", "3000",
+            "--seed", "3",
+            "--nemesis", "partition,loss,duplicate,reorder,kill,pause",
         ],
-    );
-    run.passes(&["echo", "available"]);
-    run.applied(&["kill:n"]);
-}
+        passing: &["echo", "available"],
+        output: &["kill:n"],
+        ..Case::PASS
+    }];
 
-#[test]
-fn the_counter_passes_g_counter_and_pn_counter_under_network_faults_and_pauses() {
-    for workload in ["g-counter", "pn-counter"] {
-        let run = certify(
-            "counter",
-            &[
-                "--workload",
-                workload,
-                "--ops",
-                "15000",
-                "--seed",
-                NETWORK_AND_PAUSE_SEED,
-                "--nemesis",
-                NETWORK_AND_PAUSE,
+    #[test]
+    fn the_counter_passes_g_counter_and_pn_counter_under_network_faults_and_pauses = [
+        Case {
+            node: "counter",
+            workload: Some("g-counter"),
+            args: &[
+                "--ops", "15000",
+                "--seed", NETWORK_AND_PAUSE_SEED,
+                "--nemesis", NETWORK_AND_PAUSE,
             ],
-        );
-        run.passes(&["counter-bounds", "convergence"]);
-    }
-}
-
-#[test]
-fn the_counter_survives_kills() {
-    for workload in ["g-counter", "pn-counter"] {
-        let run = certify(
-            "counter",
-            &[
-                "--workload",
-                workload,
-                "--ops",
-                "15000",
-                "--seed",
-                KILLS_SEED,
-                "--nemesis",
-                KILLS,
+            passing: &["counter-bounds", "convergence"],
+            ..Case::PASS
+        },
+        Case {
+            node: "counter",
+            workload: Some("pn-counter"),
+            args: &[
+                "--ops", "15000",
+                "--seed", NETWORK_AND_PAUSE_SEED,
+                "--nemesis", NETWORK_AND_PAUSE,
             ],
-        );
-        run.passes(&["counter-bounds", "convergence"]);
-        run.applied(&["kill:n"]);
-    }
-}
+            passing: &["counter-bounds", "convergence"],
+            ..Case::PASS
+        },
+    ];
 
-#[test]
-fn the_g_set_passes_under_every_fault() {
-    // Full-state gossip to a paused node piles up in its input pipe, so the run under pauses
-    // keeps the set small.
-    for (nemesis, seed, size) in [
-        (NETWORK_AND_PAUSE, NETWORK_AND_PAUSE_SEED, "2000"),
-        (KILLS, KILLS_SEED, "6000"),
-    ] {
-        let run = certify(
-            "gset",
-            &[
-                "--workload",
-                "g-set",
-                "--ops",
-                size,
-                "--seed",
-                seed,
-                "--nemesis",
-                nemesis,
+    #[test]
+    fn the_counter_survives_kills = [
+        Case {
+            node: "counter",
+            workload: Some("g-counter"),
+            args: &["--ops", "15000", "--seed", KILLS_SEED, "--nemesis", KILLS],
+            passing: &["counter-bounds", "convergence"],
+            output: &["kill:n"],
+            ..Case::PASS
+        },
+        Case {
+            node: "counter",
+            workload: Some("pn-counter"),
+            args: &["--ops", "15000", "--seed", KILLS_SEED, "--nemesis", KILLS],
+            passing: &["counter-bounds", "convergence"],
+            output: &["kill:n"],
+            ..Case::PASS
+        },
+    ];
+
+    // Gossip to a paused node waits for it: in its input pipe and, once that is full, in the
+    // harness's queue for it (65,536 lines; beyond that it is dropped, as a congested link
+    // drops). Full-state gossip makes each waiting message as large as the set, and the resumed
+    // node reads them all before the requests queued behind them, so the run under pauses keeps
+    // the set small.
+    #[test]
+    fn the_g_set_passes_under_every_fault = [
+        Case {
+            node: "gset",
+            workload: Some("g-set"),
+            args: &[
+                "--ops", "2000",
+                "--seed", NETWORK_AND_PAUSE_SEED,
+                "--nemesis", NETWORK_AND_PAUSE,
             ],
-        );
-        run.passes(&SET_CHECKS);
-    }
-}
+            passing: SET_CHECKS,
+            ..Case::PASS
+        },
+        Case {
+            node: "gset",
+            workload: Some("g-set"),
+            args: &["--ops", "6000", "--seed", KILLS_SEED, "--nemesis", KILLS],
+            passing: SET_CHECKS,
+            ..Case::PASS
+        },
+    ];
 
-#[test]
-fn the_broadcast_passes_on_a_grid_under_every_fault() {
     // Five nodes make Maelstrom's grid two rows deep, so messages are relayed over several hops.
     // The run under pauses stays small, as for the g-set.
-    for (nemesis, seed, size) in [
-        (NETWORK_AND_PAUSE, NETWORK_AND_PAUSE_SEED, "2000"),
-        (KILLS, KILLS_SEED, "6000"),
-    ] {
-        let run = certify(
-            "broadcast",
-            &[
-                "--workload",
-                "broadcast",
-                "--nodes",
-                "5",
-                "--clients",
-                "5",
-                "--ops",
-                size,
-                "--seed",
-                seed,
-                "--nemesis",
-                nemesis,
+    #[test]
+    fn the_broadcast_passes_on_a_grid_under_every_fault = [
+        Case {
+            node: "broadcast",
+            workload: Some("broadcast"),
+            args: &[
+                "--nodes", "5",
+                "--clients", "5",
+                "--ops", "2000",
+                "--seed", NETWORK_AND_PAUSE_SEED,
+                "--nemesis", NETWORK_AND_PAUSE,
             ],
-        );
-        run.passes(&SET_CHECKS);
-    }
-}
+            passing: SET_CHECKS,
+            ..Case::PASS
+        },
+        Case {
+            node: "broadcast",
+            workload: Some("broadcast"),
+            args: &[
+                "--nodes", "5",
+                "--clients", "5",
+                "--ops", "6000",
+                "--seed", KILLS_SEED,
+                "--nemesis", KILLS,
+            ],
+            passing: SET_CHECKS,
+            ..Case::PASS
+        },
+    ];
 
-#[test]
-fn the_session_node_keeps_every_guarantee_under_every_fault() {
     // Sessions wait for their tokens, so these runs are slower and span many fault windows.
-    for (nemesis, seed) in [
-        (NETWORK_AND_PAUSE, NETWORK_AND_PAUSE_SEED),
-        (KILLS, KILLS_SEED),
-    ] {
-        let run = certify(
-            "session",
-            &[
-                "--workload",
-                "session",
-                "--ops",
-                "600",
-                "--seed",
-                seed,
-                "--nemesis",
-                nemesis,
+    #[test]
+    fn the_session_node_keeps_every_guarantee_under_every_fault = [
+        Case {
+            node: "session",
+            workload: Some("session"),
+            args: &[
+                "--ops", "600",
+                "--seed", NETWORK_AND_PAUSE_SEED,
+                "--nemesis", NETWORK_AND_PAUSE,
             ],
-        );
-        run.passes(&SET_CHECKS);
-        run.passes(&[
-            "tokens",
-            "read-your-writes",
-            "monotonic-reads",
-            "monotonic-writes",
-            "writes-follow-reads",
-        ]);
-    }
-}
+            passing: SESSION_CHECKS,
+            ..Case::PASS
+        },
+        Case {
+            node: "session",
+            workload: Some("session"),
+            args: &["--ops", "600", "--seed", KILLS_SEED, "--nemesis", KILLS],
+            passing: SESSION_CHECKS,
+            ..Case::PASS
+        },
+    ];
 
-#[test]
-fn the_or_set_passes_under_every_fault() {
     // The run under one partition is the one that catches `remove-wins` below.
-    let one_partition = ("partition", ONE_PARTITION_SEED);
-    for (nemesis, seed) in SHORT_RUNS.into_iter().chain([one_partition]) {
-        let size = if nemesis == "partition" {
-            ONE_PARTITION_OPS
-        } else {
-            SHORT_RUN_OPS
-        };
-        let run = certify(
-            "orset",
-            &[
-                "--workload",
-                "or-set",
-                "--ops",
-                size,
-                "--seed",
-                seed,
-                "--nemesis",
-                nemesis,
-            ],
-        );
-        run.passes(&["add-wins", "convergence"]);
-        saw_its_fault(&run, nemesis, seed);
-    }
-}
+    #[test]
+    fn the_or_set_passes_under_every_fault = [
+        Case {
+            node: "orset",
+            workload: Some("or-set"),
+            args: SHORT_PARTITION,
+            passing: &["add-wins", "convergence"],
+            output: &["partition:"],
+            ..Case::PASS
+        },
+        Case {
+            node: "orset",
+            workload: Some("or-set"),
+            args: SHORT_PAUSE,
+            passing: &["add-wins", "convergence"],
+            output: &["pause:n"],
+            ..Case::PASS
+        },
+        Case {
+            node: "orset",
+            workload: Some("or-set"),
+            args: SHORT_KILLS,
+            passing: &["add-wins", "convergence"],
+            output: &["kill:n"],
+            ..Case::PASS
+        },
+        Case {
+            node: "orset",
+            workload: Some("or-set"),
+            args: ONE_PARTITION,
+            passing: &["add-wins", "convergence"],
+            output: &["partition:"],
+            ..Case::PASS
+        },
+    ];
 
-#[test]
-fn the_lww_register_keeps_the_causally_last_write_under_every_fault_despite_skewed_clocks() {
     // The same skew as the `wall-clock` bug's run: the hybrid logical clock makes it harmless.
-    for (nemesis, seed) in SHORT_RUNS {
-        let run = certify(
-            "register",
-            &[
-                "--workload",
-                "lww-register",
-                "--ops",
-                SHORT_RUN_OPS,
-                "--seed",
-                seed,
-                "--nemesis",
-                nemesis,
-                "--",
-                "--mode",
-                "lww",
-                "--skew-ms",
-                WALL_CLOCK_SKEW_MS,
-            ],
-        );
-        run.passes(&["lww-winner", "convergence"]);
-        saw_its_fault(&run, nemesis, seed);
-    }
-}
+    #[test]
+    fn the_lww_register_keeps_the_causally_last_write_under_every_fault_despite_skewed_clocks = [
+        Case {
+            node: "register",
+            workload: Some("lww-register"),
+            args: SHORT_PARTITION,
+            node_args: &["--mode", "lww", "--skew-ms", WALL_CLOCK_SKEW_MS],
+            passing: &["lww-winner", "convergence"],
+            output: &["partition:"],
+            ..Case::PASS
+        },
+        Case {
+            node: "register",
+            workload: Some("lww-register"),
+            args: SHORT_PAUSE,
+            node_args: &["--mode", "lww", "--skew-ms", WALL_CLOCK_SKEW_MS],
+            passing: &["lww-winner", "convergence"],
+            output: &["pause:n"],
+            ..Case::PASS
+        },
+        Case {
+            node: "register",
+            workload: Some("lww-register"),
+            args: SHORT_KILLS,
+            node_args: &["--mode", "lww", "--skew-ms", WALL_CLOCK_SKEW_MS],
+            passing: &["lww-winner", "convergence"],
+            output: &["kill:n"],
+            ..Case::PASS
+        },
+    ];
 
-#[test]
-fn the_mv_register_keeps_every_concurrent_write_under_every_fault() {
     // The run under one partition is the one that catches `keep-one` below.
-    let one_partition = ("partition", ONE_PARTITION_SEED);
-    for (nemesis, seed) in SHORT_RUNS.into_iter().chain([one_partition]) {
-        let size = if nemesis == "partition" {
-            ONE_PARTITION_OPS
-        } else {
-            SHORT_RUN_OPS
-        };
-        let run = certify(
-            "register",
-            &[
-                "--workload",
-                "mv-register",
-                "--ops",
-                size,
-                "--seed",
-                seed,
-                "--nemesis",
-                nemesis,
-                "--",
-                "--mode",
-                "mv",
-            ],
-        );
-        run.passes(&["mv-siblings", "convergence"]);
-        saw_its_fault(&run, nemesis, seed);
-    }
-}
+    #[test]
+    fn the_mv_register_keeps_every_concurrent_write_under_every_fault = [
+        Case {
+            node: "register",
+            workload: Some("mv-register"),
+            args: SHORT_PARTITION,
+            node_args: &["--mode", "mv"],
+            passing: &["mv-siblings", "convergence"],
+            output: &["partition:"],
+            ..Case::PASS
+        },
+        Case {
+            node: "register",
+            workload: Some("mv-register"),
+            args: SHORT_PAUSE,
+            node_args: &["--mode", "mv"],
+            passing: &["mv-siblings", "convergence"],
+            output: &["pause:n"],
+            ..Case::PASS
+        },
+        Case {
+            node: "register",
+            workload: Some("mv-register"),
+            args: SHORT_KILLS,
+            node_args: &["--mode", "mv"],
+            passing: &["mv-siblings", "convergence"],
+            output: &["kill:n"],
+            ..Case::PASS
+        },
+        Case {
+            node: "register",
+            workload: Some("mv-register"),
+            args: ONE_PARTITION,
+            node_args: &["--mode", "mv"],
+            passing: &["mv-siblings", "convergence"],
+            output: &["partition:"],
+            ..Case::PASS
+        },
+    ];
 
-#[test]
-fn the_lin_kv_proxy_is_linearizable_under_every_fault() {
-    for (nemesis, seed) in SHORT_RUNS {
-        let run = certify(
-            "linkv",
-            &[
-                "--workload",
-                "lin-kv",
-                "--ops",
-                SHORT_RUN_OPS,
-                "--seed",
-                seed,
-                "--nemesis",
-                nemesis,
-            ],
-        );
-        run.passes(&["linearizable"]);
-        saw_its_fault(&run, nemesis, seed);
-    }
-}
+    #[test]
+    fn the_lin_kv_proxy_is_linearizable_under_every_fault = [
+        Case {
+            node: "linkv",
+            workload: Some("lin-kv"),
+            args: SHORT_PARTITION,
+            passing: &["linearizable"],
+            output: &["partition:"],
+            ..Case::PASS
+        },
+        Case {
+            node: "linkv",
+            workload: Some("lin-kv"),
+            args: SHORT_PAUSE,
+            passing: &["linearizable"],
+            output: &["pause:n"],
+            ..Case::PASS
+        },
+        Case {
+            node: "linkv",
+            workload: Some("lin-kv"),
+            args: SHORT_KILLS,
+            passing: &["linearizable"],
+            output: &["kill:n"],
+            ..Case::PASS
+        },
+    ];
 
-#[test]
-fn the_anti_entropy_g_set_passes_under_network_faults_and_pauses() {
     // Anti-entropy acknowledges an add before any peer has it, so kills are left out (see the
     // node's documentation).
-    for seed in [NETWORK_AND_PAUSE_SEED, PAUSE_FIRST_SEED] {
-        let run = certify(
-            "antientropy",
-            &[
-                "--workload",
-                "g-set",
-                "--ops",
-                "2000",
-                "--seed",
-                seed,
-                "--nemesis",
-                NETWORK_AND_PAUSE,
+    #[test]
+    fn the_anti_entropy_g_set_passes_under_network_faults_and_pauses = [
+        Case {
+            node: "antientropy",
+            workload: Some("g-set"),
+            args: &[
+                "--ops", "2000",
+                "--seed", NETWORK_AND_PAUSE_SEED,
+                "--nemesis", NETWORK_AND_PAUSE,
             ],
-        );
-        run.passes(&SET_CHECKS);
-        saw_its_fault(&run, NETWORK_AND_PAUSE, seed);
-    }
+            passing: SET_CHECKS,
+            output: &["partition:"],
+            ..Case::PASS
+        },
+        Case {
+            node: "antientropy",
+            workload: Some("g-set"),
+            args: &["--ops", "2000", "--seed", PAUSE_FIRST_SEED, "--nemesis", NETWORK_AND_PAUSE],
+            passing: SET_CHECKS,
+            output: &["pause:n"],
+            ..Case::PASS
+        },
+    ];
 }
 
-#[test]
-fn a_counter_that_merges_by_sum_over_counts() {
+// The broken nodes: each classic bug is caught by the check named for it.
+certify_table! {
+    runner: run;
+
     // Every gossip round counts the same increments again; duplicates only make it worse.
-    let run = certify(
-        "counter",
-        &[
-            "--workload",
-            "g-counter",
-            "--ops",
-            "300",
-            "--seed",
-            "1",
-            "--nemesis",
-            "duplicate",
-            "--",
-            "--bug",
-            "sum-merge",
-        ],
-    );
-    run.caught_by(&["counter-bounds"]);
-}
+    #[test]
+    fn a_counter_that_merges_by_sum_over_counts = [Case {
+        node: "counter",
+        workload: Some("g-counter"),
+        args: &["--ops", "300", "--seed", "1", "--nemesis", "duplicate"],
+        node_args: &["--bug", "sum-merge"],
+        failing: &["counter-bounds"],
+        ..Case::FAIL
+    }];
 
-#[test]
-fn a_pn_counter_that_keeps_one_net_value_per_node_loses_decrements() {
-    let run = certify(
-        "counter",
-        &[
-            "--workload",
-            "pn-counter",
-            "--ops",
-            "300",
-            "--seed",
-            "1",
-            "--",
-            "--bug",
-            "net-merge",
-        ],
-    );
-    run.caught_by(&["counter-bounds"]);
-}
+    #[test]
+    fn a_pn_counter_that_keeps_one_net_value_per_node_loses_decrements = [Case {
+        node: "counter",
+        workload: Some("pn-counter"),
+        args: &["--ops", "300", "--seed", "1"],
+        node_args: &["--bug", "net-merge"],
+        failing: &["counter-bounds"],
+        ..Case::FAIL
+    }];
 
-#[test]
-fn a_counter_that_never_retransmits_loses_writes_across_partitions() {
-    let run = certify(
-        "counter",
-        &[
-            "--workload",
-            "g-counter",
-            "--ops",
-            "300",
-            "--seed",
-            "1",
-            "--nemesis",
-            "partition,loss",
-            "--",
-            "--bug",
-            "no-retransmit",
-        ],
-    );
-    run.caught_by(&["counter-bounds", "convergence"]);
-    assert!(
-        run.out.contains("lost acknowledged writes"),
-        "{}",
-        run.context()
-    );
-}
+    #[test]
+    fn a_counter_that_never_retransmits_loses_writes_across_partitions = [Case {
+        node: "counter",
+        workload: Some("g-counter"),
+        args: &["--ops", "300", "--seed", "1", "--nemesis", "partition,loss"],
+        node_args: &["--bug", "no-retransmit"],
+        failing: &["counter-bounds", "convergence"],
+        output: &["lost acknowledged writes"],
+        ..Case::FAIL
+    }];
 
-#[test]
-fn a_g_set_that_never_retransmits_loses_acknowledged_elements() {
-    let run = certify(
-        "gset",
-        &[
-            "--workload",
-            "g-set",
-            "--ops",
-            "300",
-            "--seed",
-            "1",
-            "--nemesis",
-            "partition,loss",
-            "--",
-            "--bug",
-            "no-retransmit",
-        ],
-    );
-    run.caught_by(&["set-full: lost: n", "convergence"]);
-}
+    #[test]
+    fn a_g_set_that_never_retransmits_loses_acknowledged_elements = [Case {
+        node: "gset",
+        workload: Some("g-set"),
+        args: &["--ops", "300", "--seed", "1", "--nemesis", "partition,loss"],
+        node_args: &["--bug", "no-retransmit"],
+        failing: &["set-full: lost: n", "convergence"],
+        ..Case::FAIL
+    }];
 
-#[test]
-fn a_g_set_that_never_merges_shows_only_local_adds() {
-    let run = certify(
-        "gset",
-        &[
-            "--workload",
-            "g-set",
-            "--ops",
-            "300",
-            "--seed",
-            "1",
-            "--",
-            "--bug",
-            "read-local-only",
-        ],
-    );
-    run.caught_by(&["set-full: lost: n", "convergence"]);
-}
+    #[test]
+    fn a_g_set_that_never_merges_shows_only_local_adds = [Case {
+        node: "gset",
+        workload: Some("g-set"),
+        args: &["--ops", "300", "--seed", "1"],
+        node_args: &["--bug", "read-local-only"],
+        failing: &["set-full: lost: n", "convergence"],
+        ..Case::FAIL
+    }];
 
-#[test]
-fn a_broadcast_that_never_retries_loses_acknowledged_messages() {
-    let run = certify(
-        "broadcast",
-        &[
-            "--workload",
-            "broadcast",
-            "--nodes",
-            "5",
-            "--clients",
-            "5",
-            "--ops",
-            "300",
-            "--seed",
-            "1",
-            "--nemesis",
-            "partition,loss",
-            "--",
-            "--bug",
-            "no-retry",
+    #[test]
+    fn a_broadcast_that_never_retries_loses_acknowledged_messages = [Case {
+        node: "broadcast",
+        workload: Some("broadcast"),
+        args: &[
+            "--nodes", "5",
+            "--clients", "5",
+            "--ops", "300",
+            "--seed", "1",
+            "--nemesis", "partition,loss",
         ],
-    );
-    run.caught_by(&["set-full: lost: n", "convergence"]);
-}
+        node_args: &["--bug", "no-retry"],
+        failing: &["set-full: lost: n", "convergence"],
+        ..Case::FAIL
+    }];
 
-#[test]
-fn a_session_node_that_ignores_tokens_breaks_read_your_writes() {
     // A client that moves to a node on the other side of a partition finds its writes missing
     // there; without a partition the node's eager push usually outruns the client's next
     // request (60 ms apart at the default rate), so only a run fired faster than replication
     // would show it: the partition makes the catch depend on the node, not on speed.
-    let run = certify(
-        "session",
-        &[
-            "--workload",
-            "session",
-            "--seed",
-            "1",
-            "--nemesis",
-            "partition",
-            "--",
-            "--bug",
-            "ignore-token",
-        ],
-    );
-    run.caught_by(&["read-your-writes"]);
-}
+    #[test]
+    fn a_session_node_that_ignores_tokens_breaks_read_your_writes = [Case {
+        node: "session",
+        workload: Some("session"),
+        args: &["--seed", "1", "--nemesis", "partition"],
+        node_args: &["--bug", "ignore-token"],
+        failing: &["read-your-writes"],
+        ..Case::FAIL
+    }];
 
-#[test]
-fn a_session_node_whose_adds_skip_the_token_breaks_monotonic_writes() {
     // Reads still wait for their token, so read-your-writes and monotonic reads hold; what
     // breaks is an add stored where its session's earlier writes have not arrived yet. Whether
     // a reader also sees such an add without what its writer had read before (writes follow
     // reads) depends on which reads the clients happened to make, so only monotonic writes,
     // which every such add breaks, is required.
-    let run = certify(
-        "session",
-        &[
-            "--workload",
-            "session",
-            "--seed",
-            "1",
-            "--nemesis",
-            "partition",
-            "--",
-            "--bug",
-            "token-without-wait-on-add",
-        ],
-    );
-    run.caught_by(&["monotonic-writes"]);
-    run.also_passes(&["read-your-writes", "monotonic-reads"]);
-}
+    #[test]
+    fn a_session_node_whose_adds_skip_the_token_breaks_monotonic_writes = [Case {
+        node: "session",
+        workload: Some("session"),
+        args: &["--seed", "1", "--nemesis", "partition"],
+        node_args: &["--bug", "token-without-wait-on-add"],
+        failing: &["monotonic-writes"],
+        passing: &["read-your-writes", "monotonic-reads"],
+        ..Case::FAIL
+    }];
 
-#[test]
-fn a_counter_that_acknowledges_before_replicating_loses_writes_when_killed() {
     // The same seed as `the_counter_survives_kills`, where the correct counter passes. The bug
     // loses only what was acknowledged in the last gossip period (20 ms) before a kill; the kill
     // nemesis lands right after the node acknowledges an update, which is that window, so the
     // default rate catches it (`scripts/sweep-mutants.sh`: seeds 1-5).
-    let run = certify(
-        "counter",
-        &[
-            "--workload",
-            "g-counter",
-            "--seed",
-            KILLS_SEED,
-            "--nemesis",
-            KILLS,
-            "--",
-            "--bug",
-            "ack-before-replicate",
-        ],
-    );
-    run.caught_by(&["counter-bounds"]);
-    assert!(
-        run.out.contains("lost acknowledged writes"),
-        "{}",
-        run.context()
-    );
+    #[test]
+    fn a_counter_that_acknowledges_before_replicating_loses_writes_when_killed = [Case {
+        node: "counter",
+        workload: Some("g-counter"),
+        args: &["--seed", KILLS_SEED, "--nemesis", KILLS],
+        node_args: &["--bug", "ack-before-replicate"],
+        failing: &["counter-bounds"],
+        output: &["lost acknowledged writes"],
+        ..Case::FAIL
+    }];
+
+    // One node is cut off for the whole workload, so an element whose last operation on one
+    // side is an add, while the other side removed it, has an add that no remove could have
+    // seen and a remove that add never saw: the remove wins, and the element is missing.
+    #[test]
+    fn an_or_set_where_removes_win_loses_adds_concurrent_with_them = [Case {
+        node: "orset",
+        workload: Some("or-set"),
+        args: ONE_PARTITION,
+        node_args: &["--bug", "remove-wins"],
+        failing: &["add-wins"],
+        passing: &["convergence"],
+        output: &["was concurrent with every remove of it"],
+        ..Case::FAIL
+    }];
+
+    // No faults needed: every contested element that is removed and then added again is gone
+    // for good, on every node.
+    #[test]
+    fn a_tagless_or_set_loses_elements_added_again_after_a_remove = [Case {
+        node: "orset",
+        workload: Some("or-set"),
+        args: &["--ops", "500", "--seed", "1"],
+        node_args: &["--bug", "tagless"],
+        failing: &["add-wins"],
+        output: &["was concurrent with every remove of it"],
+        ..Case::FAIL
+    }];
+
+    // n1's clock runs half a second behind n0's, n2's a whole second: every write they make
+    // within that time of reading n0's value loses to it, with no faults and no luck needed.
+    #[test]
+    fn an_lww_register_stamped_by_skewed_wall_clocks_lets_a_causally_later_write_lose = [Case {
+        node: "register",
+        workload: Some("lww-register"),
+        args: &["--ops", "300", "--seed", "1"],
+        node_args: &["--mode", "lww", "--skew-ms", WALL_CLOCK_SKEW_MS, "--bug", "wall-clock"],
+        failing: &["lww-winner"],
+        ..Case::FAIL
+    }];
+
+    // The last write on each side of the partition is one no other write could have seen, so
+    // both must stay siblings; keeping one drops the other.
+    #[test]
+    fn an_mv_register_that_keeps_one_sibling_drops_concurrent_writes = [Case {
+        node: "register",
+        workload: Some("mv-register"),
+        args: ONE_PARTITION,
+        node_args: &["--mode", "mv", "--bug", "keep-one"],
+        failing: &["mv-siblings"],
+        output: &["no other write could have seen"],
+        ..Case::FAIL
+    }];
+
+    // About one element in sixteen hashes into the skipped bucket and never leaves its node,
+    // whatever the seed and the timing.
+    #[test]
+    fn anti_entropy_that_skips_a_bucket_never_repairs_its_keys = [Case {
+        node: "antientropy",
+        workload: Some("g-set"),
+        args: &["--ops", "300", "--seed", "1"],
+        node_args: &["--bug", "ae-skips-keys"],
+        failing: &["set-full: lost: n", "convergence"],
+        ..Case::FAIL
+    }];
 }
+
+// The nodes' own command lines.
 
 #[test]
 fn an_unknown_bug_is_refused_with_exit_code_2() {
@@ -654,138 +660,6 @@ fn an_unknown_bug_is_refused_with_exit_code_2() {
         stderr.contains("unknown bug \"off-by-one\"") && stderr.contains("sum-merge"),
         "{stderr}"
     );
-}
-
-#[test]
-fn an_or_set_where_removes_win_loses_adds_concurrent_with_them() {
-    // One node is cut off for the whole workload, so an element whose last operation on one
-    // side is an add, while the other side removed it, has an add that no remove could have
-    // seen and a remove that add never saw: the remove wins, and the element is missing.
-    let run = certify(
-        "orset",
-        &[
-            "--workload",
-            "or-set",
-            "--ops",
-            ONE_PARTITION_OPS,
-            "--seed",
-            ONE_PARTITION_SEED,
-            "--nemesis",
-            "partition",
-            "--",
-            "--bug",
-            "remove-wins",
-        ],
-    );
-    run.caught_by(&["add-wins"]);
-    run.also_passes(&["convergence"]);
-    assert!(
-        run.out.contains("was concurrent with every remove of it"),
-        "{}",
-        run.context()
-    );
-}
-
-#[test]
-fn a_tagless_or_set_loses_elements_added_again_after_a_remove() {
-    // No faults needed: every contested element that is removed and then added again is gone
-    // for good, on every node.
-    let run = certify(
-        "orset",
-        &[
-            "--workload",
-            "or-set",
-            "--ops",
-            "500",
-            "--seed",
-            "1",
-            "--",
-            "--bug",
-            "tagless",
-        ],
-    );
-    run.caught_by(&["add-wins"]);
-    assert!(
-        run.out.contains("was concurrent with every remove of it"),
-        "{}",
-        run.context()
-    );
-}
-
-#[test]
-fn an_lww_register_stamped_by_skewed_wall_clocks_lets_a_causally_later_write_lose() {
-    // n1's clock runs half a second behind n0's, n2's a whole second: every write they make
-    // within that time of reading n0's value loses to it, with no faults and no luck needed.
-    let run = certify(
-        "register",
-        &[
-            "--workload",
-            "lww-register",
-            "--ops",
-            "300",
-            "--seed",
-            "1",
-            "--",
-            "--mode",
-            "lww",
-            "--skew-ms",
-            WALL_CLOCK_SKEW_MS,
-            "--bug",
-            "wall-clock",
-        ],
-    );
-    run.caught_by(&["lww-winner"]);
-}
-
-#[test]
-fn an_mv_register_that_keeps_one_sibling_drops_concurrent_writes() {
-    // The last write on each side of the partition is one no other write could have seen, so
-    // both must stay siblings; keeping one drops the other.
-    let run = certify(
-        "register",
-        &[
-            "--workload",
-            "mv-register",
-            "--ops",
-            ONE_PARTITION_OPS,
-            "--seed",
-            ONE_PARTITION_SEED,
-            "--nemesis",
-            "partition",
-            "--",
-            "--mode",
-            "mv",
-            "--bug",
-            "keep-one",
-        ],
-    );
-    run.caught_by(&["mv-siblings"]);
-    assert!(
-        run.out.contains("no other write could have seen"),
-        "{}",
-        run.context()
-    );
-}
-
-#[test]
-fn anti_entropy_that_skips_a_bucket_never_repairs_its_keys() {
-    // About one element in sixteen hashes into the skipped bucket and never leaves its node,
-    // whatever the seed and the timing.
-    let run = certify(
-        "antientropy",
-        &[
-            "--workload",
-            "g-set",
-            "--ops",
-            "300",
-            "--seed",
-            "1",
-            "--",
-            "--bug",
-            "ae-skips-keys",
-        ],
-    );
-    run.caught_by(&["set-full: lost: n", "convergence"]);
 }
 
 #[test]

@@ -159,3 +159,156 @@ pub fn certify_bounded(
     };
     (status.code().unwrap_or(-1), out)
 }
+
+/// The verdict a `converge certify` run must reach, as its exit code.
+#[allow(dead_code)] // Not every test file that includes this module uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Exit 0: every check passed.
+    Pass,
+    /// Exit 1: some check failed, or the node misbehaved.
+    Fail,
+    /// Exit 2: the command line was refused.
+    Usage,
+}
+
+impl Verdict {
+    /// The exit code `converge certify` gives this verdict.
+    #[allow(dead_code)] // Not every test file that includes this module uses it.
+    pub fn code(self) -> i32 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail => 1,
+            Verdict::Usage => 2,
+        }
+    }
+}
+
+/// One `converge certify` run of a table: the node, what to run it on, and what its output must
+/// show. Rows start from [`Case::PASS`] or [`Case::FAIL`] and name only what differs.
+#[allow(dead_code)] // Not every test file that includes this module uses it.
+#[derive(Clone, Debug)]
+pub struct Case<'a> {
+    /// The node: a path from the repository root (`tests/nodes/gset.py`), or the name of a
+    /// `converge-mutants` binary where the table's runner says so.
+    pub node: &'a str,
+    /// `--workload`, or `None` for the harness's default.
+    pub workload: Option<&'a str>,
+    /// The harness's other arguments, seed included, in the order given to it.
+    pub args: &'a [&'a str],
+    /// The node's own arguments, passed after `--`.
+    pub node_args: &'a [&'a str],
+    /// The exit code the run must end with.
+    pub verdict: Verdict,
+    /// Checks that must fail: each `FAIL    CHECK` line must be printed (a check may be given
+    /// with the start of its message, `set-full: lost: n`).
+    pub failing: &'a [&'a str],
+    /// Checks that must pass, whatever the verdict: each `pass    CHECK` line must be printed.
+    pub passing: &'a [&'a str],
+    /// Text the output must contain: a fault the nemesis applied (`kill:n`), a message.
+    pub output: &'a [&'a str],
+    /// Text the output must not contain (a check a profile leaves out).
+    pub absent: &'a [&'a str],
+    /// How long the run may take before the test fails instead of hanging; `None` waits.
+    pub deadline: Option<std::time::Duration>,
+}
+
+impl Case<'static> {
+    /// A run that must pass, with nothing else asserted.
+    #[allow(dead_code)] // Not every test file that includes this module uses it.
+    pub const PASS: Case<'static> = Case {
+        node: "",
+        workload: None,
+        args: &[],
+        node_args: &[],
+        verdict: Verdict::Pass,
+        failing: &[],
+        passing: &[],
+        output: &[],
+        absent: &[],
+        deadline: None,
+    };
+    /// A run that must fail, with nothing else asserted.
+    #[allow(dead_code)] // Not every test file that includes this module uses it.
+    pub const FAIL: Case<'static> = Case {
+        verdict: Verdict::Fail,
+        ..Case::PASS
+    };
+}
+
+impl Case<'_> {
+    /// The arguments of `converge certify` after `--bin NODE`: the workload, the harness's
+    /// arguments, then `--` and the node's.
+    #[allow(dead_code)] // Not every test file that includes this module uses it.
+    pub fn certify_args(&self) -> Vec<&str> {
+        let mut args = Vec::new();
+        if let Some(workload) = self.workload {
+            args.extend(["--workload", workload]);
+        }
+        args.extend(self.args);
+        if !self.node_args.is_empty() {
+            args.push("--");
+            args.extend(self.node_args);
+        }
+        args
+    }
+
+    /// Asserts what the row expects of a run that exited with `code` and printed `out`;
+    /// `context` (the output, and how to reproduce the run) ends every failure message.
+    #[allow(dead_code)] // Not every test file that includes this module uses it.
+    pub fn assert_run(&self, code: i32, out: &str, context: &str) {
+        assert_eq!(code, self.verdict.code(), "{:?}: {context}", self.verdict);
+        for check in self.failing {
+            let line = format!("FAIL    {check}");
+            assert!(out.contains(&line), "{check} not caught: {context}");
+        }
+        for check in self.passing {
+            let line = format!("pass    {check}");
+            assert!(out.contains(&line), "{check} did not pass: {context}");
+        }
+        for text in self.output {
+            assert!(out.contains(text), "no {text:?}: {context}");
+        }
+        for text in self.absent {
+            assert!(!out.contains(text), "{text:?} printed: {context}");
+        }
+    }
+}
+
+/// The runner of the tables of `tests/certify*.rs`: runs `converge certify --bin NODE ARGS` from
+/// the repository root (the Python nodes are named by their path from there), within the case's
+/// deadline if it has one, asserts what the case expects, and returns the output for any further
+/// assertion.
+#[allow(dead_code)] // Not every test file that includes this module uses it.
+pub fn run_case(case: &Case) -> String {
+    let mut args = vec!["--bin", case.node];
+    args.extend(case.certify_args());
+    let (code, out) = match case.deadline {
+        Some(limit) => certify_within(&args, limit),
+        None => certify(&args),
+    };
+    case.assert_run(
+        code,
+        &out,
+        &format!("{out}\nrun: converge certify {}", args.join(" ")),
+    );
+    out
+}
+
+/// Tests as tables: each row is a `#[test] fn NAME = [CASE, ...];` whose cases are run in turn by
+/// `RUNNER` (a `fn(&Case)`), so that every row keeps its own name, a failure names its row, and
+/// cargo runs rows in parallel. A row is written with `#[test] fn` so that it reads, and is found
+/// by `tests/spec_tidy.rs`, as the test function it is.
+#[allow(unused_macros)] // Not every test file that includes this module uses it.
+macro_rules! certify_table {
+    (runner: $runner:path; $($(#[$attr:meta])* fn $name:ident = $cases:expr;)*) => {
+        $(
+            $(#[$attr])*
+            fn $name() {
+                for case in &$cases {
+                    $runner(case);
+                }
+            }
+        )*
+    };
+}
