@@ -365,7 +365,7 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use crate::ReplicaId;
-    use crate::replica::{Config, Consistency, KeyState, Op, Replica, Request, Scalar};
+    use crate::replica::{Config, Consistency, KeyState, Op, Output, Replica, Request, Scalar};
 
     fn sadd(r: &mut Replica, now: u64, member: i64) {
         r.handle_request(
@@ -387,14 +387,18 @@ mod tests {
             for i in 0..rs.len() {
                 rs[i].handle_timeout(now);
                 let from = rs[i].id();
-                while let Some(t) = rs[i].poll_transmit() {
-                    if mute == Some(i) {
-                        continue;
+                let mut out = Vec::new();
+                rs[i].drain(|o| {
+                    if let Output::Transmit(t) = o
+                        && mute != Some(i)
+                    {
+                        out.push(t);
                     }
+                });
+                for t in out {
                     moved = true;
                     rs[t.to.0 as usize].handle_message(now, from, &t.payload);
                 }
-                while rs[i].poll_reply().is_some() {}
             }
             if !moved {
                 return;

@@ -100,6 +100,7 @@ use std::sync::Arc;
 ///
 /// Outputs queue up until polled; a shell that drains them after every input keeps every queue
 /// bounded by the configured windows.
+/// [`drain`](Self::drain) does 1–3 in one call, handing each output to a closure in that order.
 ///
 /// **Time** only moves forward. A `now_ms` smaller than one seen before is treated as the last
 /// seen time (and counted in `time_regressions`): a stepped-back OS clock delays timers, never
@@ -323,6 +324,17 @@ impl PartialEq for Metrics {
 impl Eq for Metrics {}
 impl std::hash::Hash for Metrics {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+/// One output of a replica, as [`Replica::drain`] hands them out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// What changed in the durable state: persist it before acting on anything after it.
+    Durable(DurableDelta),
+    /// A message for a neighbour.
+    Transmit(Transmit),
+    /// A client reply.
+    Reply(Reply),
 }
 
 /// A durable state that cannot be recovered from.
@@ -618,6 +630,22 @@ impl Replica {
     /// Output: the next client reply.
     pub fn poll_reply(&mut self) -> Option<Reply> {
         self.replies.pop_front()
+    }
+
+    /// Outputs, all at once: hands `sink` everything queued, in the order the call protocol
+    /// requires — the durable delta (if any), then every transmit, then every reply. Shells call
+    /// it after every input instead of writing the three loops; the order is then kept by
+    /// construction. It allocates nothing beyond what the outputs already hold.
+    pub fn drain(&mut self, mut sink: impl FnMut(Output)) {
+        if let Some(delta) = self.take_durable() {
+            sink(Output::Durable(delta));
+        }
+        while let Some(t) = self.poll_transmit() {
+            sink(Output::Transmit(t));
+        }
+        while let Some(r) = self.poll_reply() {
+            sink(Output::Reply(r));
+        }
     }
 
     /// Output: when to call [`handle_timeout`](Self::handle_timeout): the earliest of the batch
