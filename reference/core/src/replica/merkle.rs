@@ -46,7 +46,7 @@
 use super::config::{Bug, Config};
 use super::msg::{AeClaim, AeDiff, AeKeys, AeProbe, PeerMsg};
 use super::{Replica, Transmit};
-use crate::{ReplicaId, VectorClock};
+use crate::ReplicaId;
 use std::collections::BTreeMap;
 
 /// The puller's side of anti-entropy.
@@ -163,7 +163,7 @@ impl Replica {
         let probe = AeProbe {
             round: id,
             level: 0,
-            nodes: vec![(0, self.keys.fresh_tree().root())],
+            nodes: vec![(0, self.store.fresh_tree().root())],
         };
         self.send(p, PeerMsg::AeProbe(probe));
     }
@@ -178,8 +178,8 @@ impl Replica {
     /// Responder: compare the probed nodes, answer with the differing ones or their keys.
     pub(super) fn on_ae_probe(&mut self, from: ReplicaId, probe: AeProbe) {
         // The comparison must see every write so far (see "The tree").
-        self.keys.refresh();
-        let tree = self.keys.tree();
+        self.store.refresh_keys();
+        let tree = self.store.keys().tree();
         if probe.level > tree.depth()
             || probe
                 .nodes
@@ -200,8 +200,8 @@ impl Replica {
         }
         if probe.level < tree.depth() {
             let claim = (probe.level == 0).then(|| AeClaim {
-                frontier: self.frontier.clone(),
-                horizon: self.horizon.clone(),
+                frontier: self.store.frontier().clone(),
+                horizon: self.store.horizon().clone(),
             });
             let diff = AeDiff {
                 round: probe.round,
@@ -219,7 +219,7 @@ impl Replica {
         let mut states = Vec::new();
         let mut complete = true;
         'leaves: for leaf in differing {
-            for (k, s) in self.keys.leaf(leaf) {
+            for (k, s) in self.store.keys().leaf(leaf) {
                 let size = k.len() + s.encode().len();
                 if states.len() == max || (!states.is_empty() && bytes + size > bytes_max) {
                     complete = false;
@@ -232,17 +232,10 @@ impl Replica {
         let keys = AeKeys {
             round: probe.round,
             states,
-            horizon: self.horizon.clone(),
+            horizon: self.store.horizon().clone(),
             complete,
         };
         self.send(from, PeerMsg::AeKeys(keys));
-    }
-
-    /// Whether a frontier or horizon from a peer is possible: only members, and none of our own
-    /// writes beyond what we issued.
-    fn plausible(&self, vv: &VectorClock) -> bool {
-        vv.iter().all(|(o, _)| self.shared.members.contains(&o))
-            && vv.get(self.id()) <= self.last_seq
     }
 
     /// Puller: descend into the differing nodes, or finish the round.
@@ -256,13 +249,13 @@ impl Replica {
             return;
         }
         // The child hashes we send must reflect every write so far (see "The tree").
-        self.keys.refresh();
-        let tree = self.keys.tree();
+        self.store.refresh_keys();
+        let tree = self.store.keys().tree();
         let claim_ok = match &diff.claim {
             Some(c) => {
                 diff.level == 0
-                    && self.plausible(&c.frontier)
-                    && self.plausible(&c.horizon)
+                    && self.store.plausible(&c.frontier, &self.shared)
+                    && self.store.plausible(&c.horizon, &self.shared)
                     && c.horizon.dominates(&c.frontier)
             }
             None => diff.level != 0,
@@ -309,28 +302,27 @@ impl Replica {
             self.metrics.0.stale_replies += 1;
             return;
         };
-        if keys.round != round.id || round.level != self.keys.tree().depth() {
+        if keys.round != round.id || round.level != self.store.keys().tree().depth() {
             self.metrics.0.stale_replies += 1;
             return;
         }
-        if !self.plausible(&keys.horizon) {
+        if !self.store.plausible(&keys.horizon, &self.shared) {
             self.metrics.0.invalid_messages += 1;
             self.ae.rounds.remove(&from);
             self.metrics.0.ae_rounds_abandoned += 1;
             return;
         }
         for (key, state) in keys.states {
-            let (changed, conflict) = self.keys.join(&key, state);
+            let (changed, conflict) = self.store.join_key(&key, state);
             if changed {
                 self.metrics.0.ae_keys_repaired += 1;
-                self.journal_key(&key);
             }
             if conflict {
                 self.metrics.0.type_conflicts += 1;
             }
         }
         // The shipped states are built from entries below the responder's horizon.
-        self.raise_horizon(&keys.horizon);
+        self.store.raise_horizon(&keys.horizon);
         if keys.complete {
             self.complete_round(from);
         } else {
@@ -348,10 +340,8 @@ impl Replica {
         let Some(claim) = round.claim else {
             return;
         };
-        self.raise_horizon(&claim.horizon);
-        if !self.frontier.dominates(&claim.frontier) {
-            self.frontier.merge(&claim.frontier);
-            self.journal_meta();
+        self.store.raise_horizon(&claim.horizon);
+        if self.store.claim_frontier(&claim.frontier) {
             self.metrics.0.ae_frontier_claims += 1;
             // The claim may cover what parked entries wait for, or the entries themselves.
             self.unpark();
@@ -464,6 +454,7 @@ mod tests {
         );
         assert_eq!(rs[1].get(b"s"), rs[0].get(b"s"));
         assert_eq!(rs[0].root_hash(), rs[1].root_hash());
-        assert!(rs[0].keys.is_fresh() && rs[0].keys.check() && rs[1].keys.check());
+        let (k0, k1) = (rs[0].store.keys(), rs[1].store.keys());
+        assert!(k0.is_fresh() && k0.check() && k1.check());
     }
 }

@@ -48,6 +48,9 @@ mod oplog;
 mod quorum;
 mod repl;
 mod session;
+mod shared;
+mod stats;
+mod store;
 
 pub use api::{
     ClientError, Consistency, Done, Key, KeyKind, Op, Reply, Request, Scalar, Transmit,
@@ -55,7 +58,7 @@ pub use api::{
 };
 pub use codec::{DecodeError, KEY_BYTES_MAX};
 pub use config::{Bug, Config, ConfigError, RegionId, Topology};
-pub use durable::{Durable, DurableDelta, DurableMeta};
+pub use durable::{Durable, DurableDelta, DurableMeta, RecoverError};
 pub use keyspace::KeyState;
 pub use msg::{
     Ack, AeClaim, AeDiff, AeKeys, AeProbe, DEFAULT_MESSAGE_BYTES_MAX, MSG_MAGIC, MSG_VERSION,
@@ -63,17 +66,18 @@ pub use msg::{
 };
 pub use oplog::Entry;
 pub use session::SessionToken;
+pub use stats::{Counters, Stats};
 
-use crate::{Hlc, ReplicaId, VectorClock};
-use config::Routes;
-use durable::Journal;
-use keyspace::{Keyspace, Scratch};
+use crate::{ReplicaId, VectorClock};
+use keyspace::Scratch;
 use merkle::AntiEntropy;
-use oplog::Oplog;
 use quorum::Pending;
 use repl::{Parked, Peer};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use shared::Shared;
+use stats::Metrics;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use store::Store;
 
 /// One replica of the store, as a deterministic state machine.
 ///
@@ -121,22 +125,10 @@ use std::sync::Arc;
 pub struct Replica {
     shared: Arc<Shared>,
     now_ms: u64,
-    hlc: Hlc,
-    /// Last sequence number issued as an origin.
-    last_seq: u64,
-    /// `F`: entries held, per origin, gap-free (see `session`).
-    frontier: VectorClock,
-    /// `V`: upper bound of the entries the state is built from.
-    horizon: VectorClock,
-    keys: Keyspace,
-    oplog: Oplog,
+    /// The durable state, and the only writer of it.
+    store: Store,
     /// Received entries waiting for their dependencies (see `repl` § Causal delivery).
     parked: Parked,
-    /// The join of the dependencies of every entry issued since the start (or the restart):
-    /// what a receiver already holds when it applies our next entry, so that entry need not name
-    /// it again (see `session` § Causal delivery). Soft state: forgetting it only makes the next
-    /// entries name more.
-    deps_sent: VectorClock,
     /// Replication state of each neighbour.
     peers: BTreeMap<ReplicaId, Peer>,
     /// The latest frontier heard of each other replica (first-hand from neighbours' acks,
@@ -152,178 +144,9 @@ pub struct Replica {
     pending: Pending,
     transmits: VecDeque<Transmit>,
     replies: VecDeque<Reply>,
-    journal: Option<Journal>,
     metrics: Metrics,
     /// Reusable encoding buffer for batches.
     scratch: Scratch,
-}
-
-/// What every replica of one configuration derives once and shares between clones.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Shared {
-    config: Config,
-    routes: Routes,
-    members: BTreeSet<ReplicaId>,
-    neighbours: Vec<ReplicaId>,
-    /// Replicas of each region (sorted), and the index of ours.
-    regions: Vec<Vec<ReplicaId>>,
-    my_region: usize,
-    /// For each origin, the neighbours that receive its entries through this replica.
-    children: BTreeMap<ReplicaId, Vec<ReplicaId>>,
-    /// Whether acks carry the table of known frontiers (every topology but the full mesh).
-    gossip: bool,
-}
-
-impl Shared {
-    fn new(config: Config) -> Result<Shared, ConfigError> {
-        let routes = config.validate()?;
-        let me = config.me;
-        let members: BTreeSet<ReplicaId> = config.replicas.iter().map(|&(r, _)| r).collect();
-        let neighbours = config.neighbours(me);
-        let regions: Vec<Vec<ReplicaId>> = config.regions().into_iter().map(|(_, r)| r).collect();
-        let my_region = regions
-            .iter()
-            .position(|rs| rs.contains(&me))
-            .ok_or(ConfigError::NotAMember(me))?;
-        let children = members
-            .iter()
-            .map(|&origin| {
-                let kids = neighbours
-                    .iter()
-                    .copied()
-                    .filter(|&n| n != origin && routes.next_hop(n, origin) == Some(me))
-                    .collect();
-                (origin, kids)
-            })
-            .collect();
-        let gossip = config.topology != Topology::FullMesh && members.len() > 2;
-        Ok(Shared {
-            config,
-            routes,
-            members,
-            neighbours,
-            regions,
-            my_region,
-            children,
-            gossip,
-        })
-    }
-
-    fn children(&self, origin: ReplicaId) -> &[ReplicaId] {
-        self.children.get(&origin).map_or(&[], |v| v.as_slice())
-    }
-}
-
-/// Counters of what a replica did. Monotonic; see [`Stats`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Counters {
-    /// Oplog entries put in batches (re-sends included).
-    pub entries_sent: u64,
-    /// Entries applied (first time, in order).
-    pub entries_applied: u64,
-    /// Entries received again and ignored.
-    pub entries_duplicate: u64,
-    /// Entries received ahead of a gap, or waiting for dependencies with no room to park, and
-    /// dropped (the sender re-sends them).
-    pub entries_out_of_order: u64,
-    /// Entries held back because what they depend on had not arrived yet (each time one is
-    /// parked; it is applied once its dependencies are, see `repl` § Causal delivery).
-    pub entries_parked: u64,
-    /// Batches sent.
-    pub batches_sent: u64,
-    /// Batches received.
-    pub batches_received: u64,
-    /// Bytes of batch bodies before compression.
-    pub bytes_raw: u64,
-    /// Bytes of batch messages as sent (compressed where it paid).
-    pub bytes_sent: u64,
-    /// Batches sent compressed.
-    pub batches_compressed: u64,
-    /// Go-back-N retransmissions (one per timeout per peer).
-    pub retransmits: u64,
-    /// Acks sent.
-    pub acks_sent: u64,
-    /// Acks received.
-    pub acks_received: u64,
-    /// Acks sent on a batch rather than alone (counted in `acks_sent` too).
-    pub acks_piggybacked: u64,
-    /// Anti-entropy rounds started (as puller).
-    pub ae_rounds: u64,
-    /// Rounds that completed.
-    pub ae_rounds_completed: u64,
-    /// Rounds abandoned (timeout, or a reply that did not fit).
-    pub ae_rounds_abandoned: u64,
-    /// Keys whose state anti-entropy changed.
-    pub ae_keys_repaired: u64,
-    /// Completed rounds that moved the frontier.
-    pub ae_frontier_claims: u64,
-    /// Requests that waited for their session token.
-    pub session_waits: u64,
-    /// Requests that gave up waiting for their token.
-    pub session_timeouts: u64,
-    /// Peer messages that failed to decode.
-    pub decode_errors: u64,
-    /// Decoded peer messages refused for breaking an invariant (unknown sender or origin, an
-    /// ack claiming writes never issued, a probe of a node that does not exist, ...).
-    pub invalid_messages: u64,
-    /// Quorum operations that met their level.
-    pub quorum_ok: u64,
-    /// Quorum operations that missed their deadline.
-    pub quorum_timeouts: u64,
-    /// Requests refused because too many were pending.
-    pub overloaded: u64,
-    /// Keys changed by joining quorum replies.
-    pub read_repairs: u64,
-    /// Global-quorum reads that wrote back.
-    pub write_backs: u64,
-    /// Joins of two different key types (a type conflict resolved by kind order).
-    pub type_conflicts: u64,
-    /// Remote HLC stamps not absorbed (beyond the drift bound).
-    pub clock_rejects: u64,
-    /// Inputs whose `now_ms` was below the last seen time.
-    pub time_regressions: u64,
-    /// Oplog entries truncated after every child acknowledged them.
-    pub truncated_acked: u64,
-    /// Oplog entries truncated by the cap before every child had them.
-    pub truncated_cap: u64,
-    /// Times a peer's cursor was found behind the truncation point (anti-entropy repairs it).
-    pub peer_behind_truncation: u64,
-    /// Routed messages relayed for others.
-    pub relayed: u64,
-    /// Quorum replies for an operation that was no longer waiting.
-    pub stale_replies: u64,
-}
-
-/// A snapshot of a replica's metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Stats {
-    /// The counters.
-    pub counters: Counters,
-    /// Entries retained in the oplog.
-    pub oplog_len: usize,
-    /// Keys in the keyspace.
-    pub keys: usize,
-    /// Requests waiting (quorum or session).
-    pub pending: usize,
-    /// Received entries parked until their dependencies arrive.
-    pub parked: usize,
-    /// Per neighbour, the entries it still lacks that this replica would send it.
-    pub peer_lag: Vec<(ReplicaId, u64)>,
-}
-
-/// The counters, excluded from equality and hashing: two replicas in the same state are equal
-/// whatever they counted on the way, so model checkers do not split states by metrics.
-#[derive(Clone, Debug, Default)]
-struct Metrics(Counters);
-
-impl PartialEq for Metrics {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for Metrics {}
-impl std::hash::Hash for Metrics {
-    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 /// One output of a replica, as [`Replica::drain`] hands them out.
@@ -337,17 +160,6 @@ pub enum Output {
     Reply(Reply),
 }
 
-/// A durable state that cannot be recovered from.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RecoverError {
-    /// The configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The durable state is inconsistent.
-    #[error("inconsistent durable state: {0}")]
-    Inconsistent(&'static str),
-}
-
 impl Replica {
     /// A replica that has never run, at time `now_ms`.
     pub fn new(config: Config, now_ms: u64) -> Result<Replica, ConfigError> {
@@ -358,17 +170,10 @@ impl Replica {
             .iter()
             .map(|&n| (n, Peer::new()))
             .collect();
-        let journal = c.track_durable.then(Journal::default);
         let mut replica = Replica {
             now_ms,
-            hlc: Hlc::new(c.max_drift_ms),
-            last_seq: 0,
-            frontier: VectorClock::new(),
-            horizon: VectorClock::new(),
-            keys: Keyspace::new(c.merkle_fanout_bits, c.merkle_depth),
-            oplog: Oplog::default(),
+            store: Store::new(&shared),
             parked: Parked::default(),
-            deps_sent: VectorClock::new(),
             peers,
             known: BTreeMap::new(),
             known_version: 0,
@@ -378,7 +183,6 @@ impl Replica {
             pending: Pending::default(),
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
-            journal,
             metrics: Metrics::default(),
             scratch: Scratch::default(),
             shared,
@@ -392,65 +196,7 @@ impl Replica {
     /// by the ordering rule, so none is lost.
     pub fn recover(config: Config, durable: Durable, now_ms: u64) -> Result<Replica, RecoverError> {
         let mut r = Replica::new(config, now_ms)?;
-        let Durable { meta, keys, oplog } = durable;
-        let me = r.id();
-        if !meta
-            .frontier
-            .iter()
-            .all(|(o, _)| r.shared.members.contains(&o))
-            || !meta
-                .horizon
-                .iter()
-                .all(|(o, _)| r.shared.members.contains(&o))
-        {
-            return Err(RecoverError::Inconsistent(
-                "frontier names a replica outside the cluster",
-            ));
-        }
-        if !meta.horizon.dominates(&meta.frontier) {
-            return Err(RecoverError::Inconsistent("frontier above horizon"));
-        }
-        if meta.frontier.get(me) != meta.last_seq || meta.horizon.get(me) != meta.last_seq {
-            return Err(RecoverError::Inconsistent(
-                "own frontier differs from the last sequence number",
-            ));
-        }
-        let mut hlc_last = meta.hlc;
-        for e in &oplog {
-            if e.seq > meta.frontier.get(e.origin) {
-                return Err(RecoverError::Inconsistent("oplog entry above the frontier"));
-            }
-            if r.oplog.end(e.origin).is_some_and(|end| end != e.seq) {
-                return Err(RecoverError::Inconsistent("oplog not gap-free"));
-            }
-            // Children will apply the entry only once they hold its dependencies, which must be
-            // members, and held here since it was applied here.
-            if e.deps.get(e.origin) != 0
-                || !e.deps.iter().all(|(o, _)| r.shared.members.contains(&o))
-                || !meta.frontier.dominates(&e.deps)
-            {
-                return Err(RecoverError::Inconsistent(
-                    "oplog entry depends on entries not held",
-                ));
-            }
-            if e.origin == me {
-                hlc_last = hlc_last.max(e.stamp);
-            }
-            r.oplog.append(e.clone());
-        }
-        for (k, s) in keys {
-            if k.len() > KEY_BYTES_MAX {
-                return Err(RecoverError::Inconsistent("key too long"));
-            }
-            r.keys.join(&k, s);
-        }
-        r.hlc = Hlc::resume(hlc_last, r.shared.config.max_drift_ms);
-        r.last_seq = meta.last_seq;
-        r.frontier = meta.frontier;
-        r.horizon = meta.horizon;
-        if let Some(j) = &mut r.journal {
-            *j = Journal::default();
-        }
+        r.store.recover(durable, &r.shared)?;
         // Entries not yet acknowledged by the children are sent again from the start of the
         // retained log; the first ack of each child moves its cursor on.
         r.schedule_flush();
@@ -472,29 +218,29 @@ impl Replica {
 
     /// The frontier `F`: per origin, the entries this replica holds, gap-free.
     pub fn frontier(&self) -> &VectorClock {
-        &self.frontier
+        self.store.frontier()
     }
 
     /// The horizon `V`: the state is built from entries at or below it.
     pub fn horizon(&self) -> &VectorClock {
-        &self.horizon
+        self.store.horizon()
     }
 
     /// The local state of `key`, without any protocol (for tests and inspection).
     pub fn get(&self, key: &[u8]) -> Option<&KeyState> {
-        self.keys.get(key)
+        self.store.keys().get(key)
     }
 
     /// Every key and its local state, in the keyspace's (key-hash) order.
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &KeyState)> {
-        self.keys.iter()
+        self.store.keys().iter()
     }
 
     /// The Merkle root: equal roots mean equal keyspaces (up to a 64-bit hash collision).
     /// Rehashes the keys written since anti-entropy last read the tree, without storing the
     /// result.
     pub fn root_hash(&self) -> u64 {
-        self.keys.root()
+        self.store.keys().root()
     }
 
     /// The last time seen.
@@ -506,8 +252,8 @@ impl Replica {
     pub fn stats(&self) -> Stats {
         Stats {
             counters: self.metrics.0.clone(),
-            oplog_len: self.oplog.len(),
-            keys: self.keys.len(),
+            oplog_len: self.store.oplog().len(),
+            keys: self.store.keys().len(),
             pending: self.pending.len(),
             parked: self.parked.len(),
             peer_lag: self.peer_lag(),
@@ -516,24 +262,7 @@ impl Replica {
 
     /// The whole durable state, as [`recover`](Self::recover) takes it.
     pub fn durable(&self) -> Durable {
-        Durable {
-            meta: self.durable_meta(),
-            keys: self
-                .keys
-                .iter()
-                .map(|(k, s)| (k.clone(), s.clone()))
-                .collect(),
-            oplog: self.oplog.iter().cloned().collect(),
-        }
-    }
-
-    fn durable_meta(&self) -> DurableMeta {
-        DurableMeta {
-            hlc: self.hlc.last(),
-            last_seq: self.last_seq,
-            frontier: self.frontier.clone(),
-            horizon: self.horizon.clone(),
-        }
+        self.store.durable()
     }
 
     // ----- inputs -----
@@ -600,26 +329,7 @@ impl Replica {
     /// if [`Config::track_durable`] is off). Persist it before sending or releasing anything
     /// the same input produced.
     pub fn take_durable(&mut self) -> Option<DurableDelta> {
-        let meta = self.durable_meta();
-        let journal = self.journal.as_mut()?;
-        if !journal.dirty {
-            return None;
-        }
-        let j = std::mem::take(journal);
-        let keys = j
-            .keys
-            .into_iter()
-            .filter_map(|k| {
-                let s = self.keys.get(&k)?.clone();
-                Some((k, s))
-            })
-            .collect();
-        Some(DurableDelta {
-            meta,
-            keys,
-            appended: j.appended,
-            truncated: j.truncated.into_iter().collect(),
-        })
+        self.store.take_durable()
     }
 
     /// Output: the next message to send.
@@ -680,76 +390,30 @@ impl Replica {
         self.debug_check();
     }
 
-    /// Records that `key` changed (for the durable journal).
-    fn journal_key(&mut self, key: &[u8]) {
-        if let Some(j) = &mut self.journal {
-            j.dirty = true;
-            if !j.keys.contains(key) {
-                j.keys.insert(key.into());
-            }
-        }
-    }
-
-    fn journal_meta(&mut self) {
-        if let Some(j) = &mut self.journal {
-            j.dirty = true;
-        }
-    }
-
-    /// Raises the horizon to cover `v` (state arrived that was built from entries `≤ v`).
-    fn raise_horizon(&mut self, v: &VectorClock) {
-        if !self.horizon.dominates(v) {
-            self.horizon.merge(v);
-            self.journal_meta();
-        }
-    }
-
     fn debug_check(&self) {
         #[cfg(debug_assertions)]
         {
-            let me = self.id();
-            debug_assert!(
-                self.horizon.dominates(&self.frontier),
-                "frontier above horizon"
-            );
-            debug_assert_eq!(self.frontier.get(me), self.last_seq);
-            debug_assert_eq!(self.horizon.get(me), self.last_seq);
+            self.store.debug_check(self.id());
+            let frontier = self.store.frontier();
             debug_assert!(self.pending.len() <= self.shared.config.pending_max);
             // An owed ack is always on its way: the flush that pays it is armed.
             debug_assert!(
                 self.flush_at.is_some() || self.peers.values().all(|p| !p.ack_due),
                 "an ack is owed with no flush armed"
             );
-            if self.oplog.len() <= 256 {
-                for e in self.oplog.iter() {
-                    debug_assert!(e.seq <= self.frontier.get(e.origin), "oplog above frontier");
-                    debug_assert!(
-                        self.frontier.dominates(&e.deps),
-                        "oplog entry above the frontier's causal closure"
-                    );
-                }
-            }
-            debug_assert!(
-                self.frontier.dominates(&self.deps_sent),
-                "dependencies sent that are not held"
-            );
             debug_assert!(self.parked.len() <= self.shared.config.parked_entries_max);
             let mut parked = 0;
             for (origin, run) in self.parked.runs() {
                 parked += run.len();
-                for (expect, e) in (self.frontier.get(origin) + 1..).zip(run) {
+                for (expect, e) in (frontier.get(origin) + 1..).zip(run) {
                     debug_assert_eq!(e.seq, expect, "parked run not next and gap-free");
                 }
                 debug_assert!(
-                    run.front()
-                        .is_some_and(|e| !self.frontier.dominates(&e.deps)),
+                    run.front().is_some_and(|e| !frontier.dominates(&e.deps)),
                     "a parked entry is ready but was not applied"
                 );
             }
             debug_assert_eq!(parked, self.parked.len());
-            if self.keys.len() <= 64 {
-                debug_assert!(self.keys.check(), "Merkle tree out of date");
-            }
         }
     }
 }

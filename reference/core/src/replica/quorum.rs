@@ -40,10 +40,9 @@ use super::api::{ClientError, Consistency, Done, Key, KeyKind, Op, Reply, Reques
 use super::config::Bug;
 use super::keyspace::KeyState;
 use super::msg::{Routed, RoutedBody};
-use super::oplog::Entry;
 use super::session::SessionToken;
 use super::{PeerMsg, Replica, Transmit};
-use crate::{Hlc, HlcTimestamp, ReplicaId, VectorClock};
+use crate::{ReplicaId, VectorClock};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Requests waiting, with an index of their deadlines.
@@ -153,7 +152,7 @@ impl Replica {
         }
         let ignore =
             self.shared.config.bug == Some(Bug::ReadIgnoresToken) && !request.op.is_write();
-        if !ignore && !self.frontier.dominates(&token) {
+        if !ignore && !self.store.frontier().dominates(&token) {
             if self.pending_full() {
                 self.reply_err(request.id, ClientError::Overloaded);
                 return;
@@ -214,14 +213,17 @@ impl Replica {
     }
 
     fn value_of(&self, key: &[u8]) -> Value {
-        self.keys.get(key).map_or(Value::Absent, KeyState::value)
+        self.store
+            .keys()
+            .get(key)
+            .map_or(Value::Absent, KeyState::value)
     }
 
     fn reply_ok(&mut self, id: u64, value: Value, token: &VectorClock) {
         // The reply's token covers everything the local state is built from (`V`), which is all
         // the client can have observed through this reply (see `session`).
         let mut t = token.clone();
-        t.merge(&self.horizon);
+        t.merge(self.store.horizon());
         self.replies.push_back(Reply {
             id,
             result: Ok(Done {
@@ -235,121 +237,24 @@ impl Replica {
         self.replies.push_back(Reply { id, result: Err(e) });
     }
 
-    /// Applies a write served under session token `token` locally: type check, δ-mutator, oplog
-    /// entry. Returns the entry's sequence number and the reply value. On error nothing changed.
-    /// It takes the key by value so that the request's key becomes the entry's without a copy.
-    pub(super) fn local_write(
+    /// A write served under session token `token`, by the store; the links owe a flush if the
+    /// entry was logged. Returns the entry's sequence number and the reply value.
+    fn local_write(
         &mut self,
         key: Key,
         op: Op,
         token: &VectorClock,
     ) -> Result<(u64, Value), ClientError> {
-        let Some(kind) = op.kind() else {
-            debug_assert!(false, "local_write of a read");
-            return Err(ClientError::Overloaded);
-        };
-        if let Some(s) = self.keys.get(&key)
-            && s.kind() != kind
-        {
-            return Err(ClientError::WrongType {
-                key: s.kind(),
-                op: kind,
-            });
-        }
-        let stamp = match &op {
-            Op::Put(_) => self.lww_stamp(&key)?,
-            _ => self
-                .hlc
-                .now(self.now_ms)
-                .map_err(|_| ClientError::ClockDrift)?,
-        };
-        let me = self.id();
-        let (result, changed) = self.keys.modify(&key, |slot| {
-            let state = slot.get_or_insert_with(|| KeyState::empty(kind));
-            mutate(state, me, stamp, op)
-        });
-        let (delta, value) = result?;
-        if changed {
-            self.journal_key(&key);
-        }
-        let seq = self.issue(key, stamp, delta, token);
-        Ok((seq, value))
-    }
-
-    /// Issues the next oplog entry of this replica, for a write served under session token
-    /// `token`.
-    fn issue(
-        &mut self,
-        key: Key,
-        stamp: HlcTimestamp,
-        delta: KeyState,
-        token: &VectorClock,
-    ) -> u64 {
-        let me = self.id();
-        let deps = self.entry_deps(token);
-        self.last_seq += 1;
-        let seq = self.last_seq;
-        // The state already holds `delta`: F and V may cover the entry.
-        self.frontier.raise(me, seq);
-        self.horizon.raise(me, seq);
-        self.journal_meta();
-        self.log_entry(Entry {
-            origin: me,
-            seq,
-            stamp,
-            deps,
+        let (issued, value) = self.store.write(
             key,
-            delta,
-        });
-        seq
-    }
-
-    /// The dependencies of the next entry, written under session token `token`: everything the
-    /// writing session has observed (see `session` § Causal delivery), less what is implied.
-    ///
-    /// Our own entries are implied by in-order application. So is whatever an earlier entry of
-    /// ours already named (`deps_sent`): a receiver applies our entries in order, each only once
-    /// its frontier covers that entry's dependencies, and frontiers only grow. What remains is
-    /// usually nothing, or one or two origins a moving session brings along.
-    ///
-    /// A write is served only once its token is covered, so the token is below the frontier; the
-    /// clamp to the frontier keeps every frontier causally closed even under
-    /// [`Bug::ReadIgnoresToken`], whose reads may write back under a token they never waited for.
-    fn entry_deps(&mut self, token: &VectorClock) -> VectorClock {
-        let me = self.id();
-        let implied = |o: ReplicaId, n: u64| o == me || n <= self.deps_sent.get(o);
-        if token.iter().all(|(o, n)| implied(o, n)) {
-            return VectorClock::new();
-        }
-        let deps: VectorClock = token
-            .iter()
-            .filter(|&(o, n)| !implied(o, n))
-            .map(|(o, n)| (o, n.min(self.frontier.get(o))))
-            .collect();
-        self.deps_sent.merge(&deps);
-        deps
-    }
-
-    /// A stamp above both the HLC and the key's current winner, so that a write served after
-    /// its session's token is covered beats every write the session saw (monotonic writes,
-    /// writes-follow-reads), and a global-quorum write beats every completed one.
-    fn lww_stamp(&mut self, key: &[u8]) -> Result<HlcTimestamp, ClientError> {
-        let winner = match self.keys.get(key) {
-            Some(KeyState::Lww(l)) => l.entry().map(|e| e.stamp),
-            _ => None,
-        };
-        let drift = self.shared.config.max_drift_ms;
-        if let Some(w) = winner
-            && w >= self.hlc.last()
-        {
-            if w.wall_ms > self.now_ms.saturating_add(drift) {
-                return Err(ClientError::ClockDrift);
-            }
-            self.hlc = Hlc::resume(w, drift);
-        }
-        self.hlc
-            .now(self.now_ms)
-            .map_err(|_| ClientError::ClockDrift)
+            op,
+            token,
+            self.now_ms,
+            &self.shared,
+            &mut self.metrics.0,
+        )?;
+        self.logged(issued.logged);
+        Ok((issued.seq, value))
     }
 
     fn await_coverage(
@@ -418,7 +323,7 @@ impl Replica {
             .ops
             .iter()
             .filter(|(_, op)| {
-                matches!(op.wait, Wait::Session(_)) && self.frontier.dominates(&op.token)
+                matches!(op.wait, Wait::Session(_)) && self.store.frontier().dominates(&op.token)
             })
             .map(|(&id, _)| id)
             .collect();
@@ -582,14 +487,12 @@ impl Replica {
         }
         match m.body {
             RoutedBody::Query { op, key } => {
-                let state = self.keys.get(&key).cloned();
-                let horizon = self.horizon.clone();
+                let state = self.store.keys().get(&key).cloned();
+                let horizon = self.store.horizon().clone();
                 self.send_routed(m.src, RoutedBody::QueryReply { op, state, horizon });
             }
             RoutedBody::QueryReply { op, state, horizon } => {
-                if !horizon.iter().all(|(o, _)| members.contains(&o))
-                    || horizon.get(me) > self.last_seq
-                {
+                if !self.store.plausible(&horizon, &self.shared) {
                     self.metrics.0.invalid_messages += 1;
                     return;
                 }
@@ -637,19 +540,18 @@ impl Replica {
         // Join every answer: the reply then reflects the whole quorum. The answers are built
         // from entries below the answerers' horizons, so ours rises by them (session invariant).
         for state in q.answers.values().flatten() {
-            let (changed, conflict) = self.keys.join(&q.key, state.clone());
+            let (changed, conflict) = self.store.join_key(&q.key, state.clone());
             if changed {
                 self.metrics.0.read_repairs += 1;
-                self.journal_key(&q.key);
             }
             if conflict {
                 self.metrics.0.type_conflicts += 1;
             }
         }
-        self.raise_horizon(&q.horizon);
+        self.store.raise_horizon(&q.horizon);
         match q.put {
             None => {
-                let local = self.keys.get(&q.key);
+                let local = self.store.keys().get(&q.key);
                 let value = local.map_or(Value::Absent, KeyState::value);
                 let write_back = q.level == Consistency::GlobalQuorum
                     && q.answers.values().any(|s| s.as_ref() != local);
@@ -657,8 +559,16 @@ impl Replica {
                     Some(state) if write_back => {
                         // ABD's second phase: make the value we return held by a quorum first.
                         self.metrics.0.write_backs += 1;
-                        let stamp = self.hlc.now(self.now_ms).unwrap_or(self.hlc.last());
-                        let seq = self.issue(q.key.clone(), stamp, state, &p.token);
+                        let issued = self.store.write_back(
+                            q.key.clone(),
+                            state,
+                            &p.token,
+                            self.now_ms,
+                            &self.shared,
+                            &mut self.metrics.0,
+                        );
+                        self.logged(issued.logged);
+                        let seq = issued.seq;
                         self.await_coverage(
                             p.request_id,
                             p.token,
@@ -675,7 +585,7 @@ impl Replica {
                 }
             }
             Some(v) => {
-                if let Some(s) = self.keys.get(&q.key)
+                if let Some(s) = self.store.keys().get(&q.key)
                     && s.kind() != KeyKind::Lww
                 {
                     let key = s.kind();
@@ -702,50 +612,4 @@ impl Replica {
             }
         }
     }
-}
-
-/// Runs `op`'s δ-mutator on `state` (of the right kind); returns the delta and the reply value.
-fn mutate(
-    state: &mut KeyState,
-    me: ReplicaId,
-    stamp: HlcTimestamp,
-    op: Op,
-) -> Result<(KeyState, Value), ClientError> {
-    Ok(match (state, op) {
-        (KeyState::Counter(c), Op::Incr(by)) => {
-            let d = c.increment(me, by).map_err(|_| ClientError::Overflow)?;
-            (
-                KeyState::Counter(d),
-                Value::Counter(i128::try_from(c.value()).unwrap_or(i128::MAX)),
-            )
-        }
-        (KeyState::PnCounter(c), Op::PnAdd(n)) => {
-            let d = if n >= 0 {
-                c.increment(me, n.unsigned_abs())
-            } else {
-                c.decrement(me, n.unsigned_abs())
-            }
-            .map_err(|_| ClientError::Overflow)?;
-            (KeyState::PnCounter(d), Value::Counter(c.value()))
-        }
-        (KeyState::Set(s), Op::SetAdd(x)) => {
-            let fresh = !s.contains(&x);
-            (KeyState::Set(s.add(me, x)), Value::Changed(fresh))
-        }
-        (KeyState::Set(s), Op::SetRemove(x)) => {
-            let present = s.contains(&x);
-            (KeyState::Set(s.remove(&x)), Value::Changed(present))
-        }
-        (KeyState::Lww(l), Op::Put(v)) => (KeyState::Lww(l.set(me, stamp, v)), Value::Written),
-        (KeyState::Mv(m), Op::MvPut { value, seen }) => {
-            (KeyState::Mv(m.write_seen(me, value, &seen)), Value::Written)
-        }
-        (state, op) => {
-            // The caller checked the kind; this is unreachable, and harmless if reached.
-            return Err(ClientError::WrongType {
-                key: state.kind(),
-                op: op.kind().unwrap_or(KeyKind::Counter),
-            });
-        }
-    })
 }

@@ -57,11 +57,11 @@
 //! anti-entropy rounds repair its state and then claim a frontier past the gap (see `merkle`),
 //! and its next ack moves the cursor on.
 
+use super::Replica;
 use super::api::Transmit;
 use super::config::Bug;
 use super::msg::{Ack, ack_frame, batch_frame, put_ack_parts};
 use super::oplog::Entry;
-use super::{KeyState, Replica};
 use crate::{ReplicaId, VectorClock};
 use smallvec::SmallVec;
 use std::collections::{BTreeMap, VecDeque};
@@ -229,11 +229,11 @@ impl Replica {
                 self.metrics.0.entries_out_of_order += 1;
                 continue;
             }
-            let held = self.frontier.get(origin);
+            let held = self.store.frontier().get(origin);
             if entry.seq <= held {
                 self.metrics.0.entries_duplicate += 1;
                 if self.shared.config.bug == Some(Bug::ApplyWithoutDedup) {
-                    self.reapply_duplicate(&entry);
+                    self.store.reapply_duplicate(&entry);
                 }
                 continue;
             }
@@ -250,7 +250,7 @@ impl Replica {
                 self.metrics.0.entries_out_of_order += 1;
                 continue;
             }
-            if parked == 0 && self.holds(&entry.deps) {
+            if parked == 0 && self.store.holds(&entry.deps) {
                 self.apply_entry(entry);
                 advanced = true;
                 continue;
@@ -275,11 +275,6 @@ impl Replica {
         }
     }
 
-    /// Whether the frontier covers `deps`, so that an entry depending on them may be applied.
-    fn holds(&self, deps: &crate::VectorClock) -> bool {
-        deps.is_empty() || self.frontier.dominates(deps)
-    }
-
     /// After the frontier advanced: applies every parked entry that is now next for its origin
     /// and whose dependencies are held, until none is, and drops those the frontier passed (an
     /// anti-entropy claim jumped over them).
@@ -289,11 +284,11 @@ impl Replica {
             progress = false;
             for origin in self.parked.origins() {
                 while let Some(e) = self.parked.front(origin) {
-                    let held = self.frontier.get(origin);
+                    let held = self.store.frontier().get(origin);
                     if e.seq <= held {
                         self.parked.pop(origin);
                         self.metrics.0.entries_duplicate += 1;
-                    } else if e.seq == held + 1 && self.holds(&e.deps) {
+                    } else if e.seq == held + 1 && self.store.holds(&e.deps) {
                         if let Some(e) = self.parked.pop(origin) {
                             self.apply_entry(e);
                         }
@@ -306,85 +301,21 @@ impl Replica {
         }
     }
 
-    /// [`Bug::ApplyWithoutDedup`]: what an op-based replica that forgot its dedup does with a
-    /// duplicate — applies it again. A counter entry adds one more increment of its origin.
-    fn reapply_duplicate(&mut self, entry: &Entry) {
-        let (origin, key) = (entry.origin, &entry.key);
-        let (_, changed) = self.keys.modify(key, |slot| match slot {
-            Some(KeyState::Counter(c)) => {
-                let _ = c.increment(origin, 1);
-            }
-            Some(KeyState::PnCounter(c)) => {
-                let _ = c.increment(origin, 1);
-            }
-            _ => {}
-        });
-        if changed {
-            self.journal_key(key);
-        }
-    }
-
-    /// Applies the next entry of its origin: joins the delta, advances `F` and `V`, and logs it
-    /// for the children of its origin.
-    ///
-    /// Keeps both session invariants: the state joins exactly this entry's delta, so it stays
-    /// above every delta `≤ F` once `F[origin]` becomes `seq`, and `V[origin]` moves with it.
-    ///
-    /// Keeps causal delivery: it is called only once the frontier covers the entry's
-    /// dependencies, so the entry is never visible here before what it depends on.
+    /// Applies the next entry of its origin through the store (see `Store::apply`), and counts
+    /// it towards the next batch if the store logged it for forwarding.
     fn apply_entry(&mut self, entry: Entry) {
-        debug_assert_eq!(entry.seq, self.frontier.get(entry.origin) + 1);
-        debug_assert!(self.holds(&entry.deps), "applied before its dependencies");
-        if self.hlc.observe(entry.stamp, self.now_ms).is_err() {
-            self.metrics.0.clock_rejects += 1;
-        }
-        let (origin, seq) = (entry.origin, entry.seq);
-        if self.shared.children(origin).is_empty() {
-            // Nobody needs the entry after this: move the delta instead of cloning it.
-            let Entry { key, delta, .. } = entry;
-            let (changed, conflict) = self.keys.join(&key, delta);
-            self.after_apply(&key, origin, seq, changed, conflict);
-        } else {
-            let (changed, conflict) = self.keys.join(&entry.key, entry.delta.clone());
-            self.after_apply(&entry.key, origin, seq, changed, conflict);
-            self.log_entry(entry);
-        }
+        let logged = self
+            .store
+            .apply(entry, self.now_ms, &self.shared, &mut self.metrics.0);
+        self.logged(logged);
     }
 
-    fn after_apply(
-        &mut self,
-        key: &[u8],
-        origin: ReplicaId,
-        seq: u64,
-        changed: bool,
-        conflict: bool,
-    ) {
-        if changed {
-            self.journal_key(key);
-        }
-        self.metrics.0.entries_applied += 1;
-        if conflict {
-            self.metrics.0.type_conflicts += 1;
-        }
-        self.frontier.raise(origin, seq);
-        self.horizon.raise(origin, seq);
-        self.journal_meta();
-    }
-
-    /// Logs an entry for forwarding, if its origin has children here.
-    pub(super) fn log_entry(&mut self, entry: Entry) {
-        if self.shared.children(entry.origin).is_empty() {
-            return;
-        }
-        if let Some(j) = &mut self.journal {
-            j.dirty = true;
-            j.appended.push(entry.clone());
-        }
-        self.oplog.append(entry);
-        self.unflushed += 1;
-        self.schedule_flush();
-        if self.oplog.len() > self.shared.config.oplog_entries_max {
-            self.enforce_cap();
+    /// The store logged an entry for forwarding: it goes in the next batch, which the flush
+    /// timer (armed here if it is not) or a full batch sends.
+    pub(super) fn logged(&mut self, logged: bool) {
+        if logged {
+            self.unflushed += 1;
+            self.schedule_flush();
         }
     }
 
@@ -436,13 +367,15 @@ impl Replica {
         loop {
             body.clear();
             let mut count = 0usize;
-            for origin in self.oplog.origins() {
+            for origin in self.store.oplog().origins() {
                 if !shared.children(origin).contains(&p) {
                     continue;
                 }
                 let mut seq = peer.next(origin);
-                let (Some(first), Some(end)) = (self.oplog.first(origin), self.oplog.end(origin))
-                else {
+                let (Some(first), Some(end)) = (
+                    self.store.oplog().first(origin),
+                    self.store.oplog().end(origin),
+                ) else {
                     continue;
                 };
                 if seq < first {
@@ -459,7 +392,7 @@ impl Replica {
                     && (count == 0 || body.len() < c.batch_bytes_max)
                     && seq < window_end
                 {
-                    if let Some(e) = self.oplog.get(origin, seq) {
+                    if let Some(e) = self.store.oplog().get(origin, seq) {
                         e.encode_into(&mut body);
                     }
                     seq += 1;
@@ -478,7 +411,7 @@ impl Replica {
                 peer.known_sent = self.known_version;
                 let mut ack = Vec::new();
                 let table = ack_table(&self.known, shared.gossip, me, p);
-                put_ack_parts(&mut ack, &self.frontier, table);
+                put_ack_parts(&mut ack, self.store.frontier(), table);
                 ack
             });
             let frame = batch_frame(count, &body, c.compress_threshold_bytes, ack.as_deref());
@@ -511,7 +444,7 @@ impl Replica {
     pub(super) fn send_ack(&mut self, to: ReplicaId) {
         let me = self.id();
         let table = ack_table(&self.known, self.shared.gossip, me, to);
-        let payload = ack_frame(&self.frontier, table);
+        let payload = ack_frame(self.store.frontier(), table);
         if let Some(peer) = self.peers.get_mut(&to) {
             peer.known_sent = self.known_version;
             peer.ack_due = false;
@@ -528,20 +461,15 @@ impl Replica {
         let members = &self.shared.members;
         !entries.iter().any(|e| {
             !members.contains(&e.origin)
-                || (e.origin == me && e.seq > self.last_seq)
-                || (!e.deps.is_empty()
-                    && (!e.deps.iter().all(|(o, _)| members.contains(&o))
-                        || e.deps.get(me) > self.last_seq))
+                || (e.origin == me && e.seq > self.store.last_seq())
+                || (!e.deps.is_empty() && !self.store.plausible(&e.deps, &self.shared))
         })
     }
 
     /// Whether an ack could have come from a correct neighbour: every clock names members only
     /// and claims none of our writes that we never issued.
     fn ack_is_sane(&self, ack: &Ack) -> bool {
-        let me = self.id();
-        let sane = |vv: &VectorClock| {
-            vv.iter().all(|(o, _)| self.shared.members.contains(&o)) && vv.get(me) <= self.last_seq
-        };
+        let sane = |vv: &VectorClock| self.store.plausible(vv, &self.shared);
         sane(&ack.frontier)
             && ack
                 .table
@@ -605,9 +533,9 @@ impl Replica {
             return false;
         };
         let window = self.shared.config.window_entries;
-        self.oplog.origins().into_iter().any(|o| {
+        self.store.oplog().origins().into_iter().any(|o| {
             let next = peer.next(o);
-            self.oplog.end(o).is_some_and(|end| next < end)
+            self.store.oplog().end(o).is_some_and(|end| next < end)
                 && next >= peer.window_end(o, window)
                 && self.shared.children(o).contains(&p)
         })
@@ -649,7 +577,7 @@ impl Replica {
 
     /// Drops entries every child has acknowledged.
     pub(super) fn truncate_acked(&mut self) {
-        let origins: SmallVec<[ReplicaId; 8]> = self.oplog.origins().collect();
+        let origins: SmallVec<[ReplicaId; 8]> = self.store.oplog().origins().collect();
         for origin in origins {
             let upto = self
                 .shared
@@ -658,37 +586,8 @@ impl Replica {
                 .map(|k| self.peers.get(k).map_or(0, |p| p.acked.get(origin)))
                 .min()
                 .unwrap_or(u64::MAX);
-            let n = self.oplog.truncate(origin, upto);
-            if n > 0 {
-                self.metrics.0.truncated_acked += n as u64;
-                self.journal_truncation(origin);
-            }
-        }
-    }
-
-    /// Truncates the oldest entries of the longest origin until the log fits its cap.
-    fn enforce_cap(&mut self) {
-        let cap = self.shared.config.oplog_entries_max;
-        while self.oplog.len() > cap {
-            let Some(origin) = self.oplog.longest() else {
-                break;
-            };
-            let first = self.oplog.first(origin).unwrap_or(0);
-            let excess = (self.oplog.len() - cap) as u64;
-            let n = self.oplog.truncate(origin, first + excess - 1);
-            self.metrics.0.truncated_cap += n as u64;
-            self.journal_truncation(origin);
-            if n == 0 {
-                break;
-            }
-        }
-    }
-
-    fn journal_truncation(&mut self, origin: ReplicaId) {
-        let first = self.oplog.first(origin);
-        if let (Some(j), Some(first)) = (&mut self.journal, first) {
-            j.dirty = true;
-            j.truncated.insert(origin, first);
+            let n = self.store.truncate(origin, upto);
+            self.metrics.0.truncated_acked += n as u64;
         }
     }
 
@@ -698,7 +597,8 @@ impl Replica {
             .iter()
             .map(|(&p, peer)| {
                 let lag = self
-                    .frontier
+                    .store
+                    .frontier()
                     .iter()
                     .filter(|&(o, _)| self.shared.children(o).contains(&p))
                     .map(|(o, n)| n.saturating_sub(peer.acked.get(o)))
