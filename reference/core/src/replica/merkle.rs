@@ -141,7 +141,7 @@ impl Replica {
     /// Starts pulling from `p` now (tests and shells may force a round).
     pub fn start_anti_entropy(&mut self, now_ms: u64, p: ReplicaId) {
         self.advance(now_ms);
-        if self.peers.contains_key(&p) && !self.ae.rounds.contains_key(&p) {
+        if self.links.is_neighbour(p) && !self.ae.rounds.contains_key(&p) {
             self.start_round(p);
         }
         self.after_input();
@@ -344,10 +344,12 @@ impl Replica {
         if self.store.claim_frontier(&claim.frontier) {
             self.metrics.0.ae_frontier_claims += 1;
             // The claim may cover what parked entries wait for, or the entries themselves.
-            self.unpark();
+            let (store, links, mut cx) = self.split();
+            links.unpark(store, &mut cx);
             self.on_frontier_advanced();
             // Senders stuck behind a truncation point learn that we moved on.
-            self.ack_all();
+            let (store, links, mut cx) = self.split();
+            links.ack_all(store, &mut cx);
         }
     }
 }

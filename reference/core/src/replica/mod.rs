@@ -42,11 +42,11 @@ mod codec;
 mod config;
 mod durable;
 mod keyspace;
+mod links;
 mod merkle;
 mod msg;
 mod oplog;
 mod quorum;
-mod repl;
 mod session;
 mod shared;
 mod stats;
@@ -69,13 +69,12 @@ pub use session::SessionToken;
 pub use stats::{Counters, Stats};
 
 use crate::{ReplicaId, VectorClock};
-use keyspace::Scratch;
+use links::Links;
 use merkle::AntiEntropy;
 use quorum::Pending;
-use repl::{Parked, Peer};
-use shared::Shared;
+use shared::{Ctx, Shared};
 use stats::Metrics;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use store::Store;
 
@@ -127,26 +126,13 @@ pub struct Replica {
     now_ms: u64,
     /// The durable state, and the only writer of it.
     store: Store,
-    /// Received entries waiting for their dependencies (see `repl` § Causal delivery).
-    parked: Parked,
-    /// Replication state of each neighbour.
-    peers: BTreeMap<ReplicaId, Peer>,
-    /// The latest frontier heard of each other replica (first-hand from neighbours' acks,
-    /// second-hand from their tables); soft state for quorum waits.
-    known: BTreeMap<ReplicaId, VectorClock>,
-    /// Bumped whenever `known` grows, so that gossip sends only news.
-    known_version: u64,
-    /// When the pending entries must be flushed.
-    flush_at: Option<u64>,
-    /// Entries logged since the last flush.
-    unflushed: usize,
+    /// The neighbours: cursors, acks, parked entries, batching and retransmission.
+    links: Links,
     ae: AntiEntropy,
     pending: Pending,
     transmits: VecDeque<Transmit>,
     replies: VecDeque<Reply>,
     metrics: Metrics,
-    /// Reusable encoding buffer for batches.
-    scratch: Scratch,
 }
 
 /// One output of a replica, as [`Replica::drain`] hands them out.
@@ -165,26 +151,15 @@ impl Replica {
     pub fn new(config: Config, now_ms: u64) -> Result<Replica, ConfigError> {
         let shared = Arc::new(Shared::new(config)?);
         let c = &shared.config;
-        let peers = shared
-            .neighbours
-            .iter()
-            .map(|&n| (n, Peer::new()))
-            .collect();
         let mut replica = Replica {
             now_ms,
             store: Store::new(&shared),
-            parked: Parked::default(),
-            peers,
-            known: BTreeMap::new(),
-            known_version: 0,
-            flush_at: None,
-            unflushed: 0,
+            links: Links::new(&shared),
             ae: AntiEntropy::new(c.seed ^ c.me.0.rotate_left(32)),
             pending: Pending::default(),
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
             metrics: Metrics::default(),
-            scratch: Scratch::default(),
             shared,
         };
         replica.ae.schedule_first(now_ms, &replica.shared.config);
@@ -199,7 +174,8 @@ impl Replica {
         r.store.recover(durable, &r.shared)?;
         // Entries not yet acknowledged by the children are sent again from the start of the
         // retained log; the first ack of each child moves its cursor on.
-        r.schedule_flush();
+        let (_, links, mut cx) = r.split();
+        links.schedule_flush(&mut cx);
         r.debug_check();
         Ok(r)
     }
@@ -255,8 +231,8 @@ impl Replica {
             oplog_len: self.store.oplog().len(),
             keys: self.store.keys().len(),
             pending: self.pending.len(),
-            parked: self.parked.len(),
-            peer_lag: self.peer_lag(),
+            parked: self.links.parked(),
+            peer_lag: self.links.peer_lag(&self.store, &self.shared),
         }
     }
 
@@ -291,7 +267,7 @@ impl Replica {
     /// counted (`invalid_messages`) and dropped whole before it changes anything.
     pub fn handle_peer_msg(&mut self, now_ms: u64, from: ReplicaId, msg: PeerMsg) {
         self.advance(now_ms);
-        if !self.peers.contains_key(&from) {
+        if !self.links.is_neighbour(from) {
             self.metrics.0.invalid_messages += 1;
             return;
         }
@@ -313,10 +289,11 @@ impl Replica {
     pub fn handle_timeout(&mut self, now_ms: u64) {
         self.advance(now_ms);
         let now = self.now_ms;
-        if self.flush_at.is_some_and(|t| t <= now) {
+        if self.links.flush_due(now) {
             self.flush();
         }
-        self.retransmit_due();
+        let (store, links, mut cx) = self.split();
+        links.retransmit_due(store, &mut cx);
         self.resend_queries();
         self.ae_timers();
         self.expire_pending();
@@ -363,8 +340,7 @@ impl Replica {
     /// due (there is always an anti-entropy timer when the replica has neighbours).
     pub fn poll_timeout(&self) -> Option<u64> {
         [
-            self.flush_at,
-            self.peers.values().filter_map(|p| p.rto_at).min(),
+            self.links.next_deadline(),
             self.ae.next_deadline(),
             self.pending.next_deadline(),
         ]
@@ -383,37 +359,93 @@ impl Replica {
     }
 
     fn after_input(&mut self) {
-        let c = &self.shared.config;
-        if self.unflushed > 0 && (self.unflushed >= c.batch_entries_max || c.batch_delay_ms == 0) {
+        if self.links.batch_ready(&self.shared) {
             self.flush();
         }
         self.debug_check();
+    }
+
+    /// Lends the store, the links and a context over the other fields, for one call into a
+    /// part.
+    fn split(&mut self) -> (&mut Store, &mut Links, Ctx<'_>) {
+        let cx = Ctx {
+            shared: &self.shared,
+            now_ms: self.now_ms,
+            m: &mut self.metrics.0,
+            out: &mut self.transmits,
+        };
+        (&mut self.store, &mut self.links, cx)
+    }
+
+    /// The store logged an entry for forwarding (see `Store::write`): the links owe a flush.
+    fn logged(&mut self, logged: bool) {
+        let (_, links, mut cx) = self.split();
+        links.logged(&mut cx, logged);
+    }
+
+    /// Sends everything pending to every neighbour (see `links`).
+    fn flush(&mut self) {
+        let (store, links, mut cx) = self.split();
+        links.flush(store, &mut cx);
+    }
+
+    /// A batch from neighbour `from`: applied and acknowledged, or refused whole before
+    /// anything is applied if one entry is impossible.
+    fn on_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
+        self.metrics.0.batches_received += 1;
+        if !links::batch_is_sane(&entries, &self.store, &self.shared) {
+            self.metrics.0.invalid_messages += 1;
+            return;
+        }
+        self.apply_batch(from, entries);
+    }
+
+    /// A batch that carries an ack: refused whole if either half is invalid, so nothing of an
+    /// invalid message is applied; otherwise the entries first, which leave an ack owed to
+    /// `from` that the batches the ack may release then carry.
+    fn on_acked_batch(&mut self, from: ReplicaId, ack: Ack, entries: Vec<Entry>) {
+        self.metrics.0.batches_received += 1;
+        self.metrics.0.acks_received += 1;
+        if !links::batch_is_sane(&entries, &self.store, &self.shared)
+            || !links::ack_is_sane(&ack, &self.store, &self.shared)
+        {
+            self.metrics.0.invalid_messages += 1;
+            return;
+        }
+        self.apply_batch(from, entries);
+        self.apply_ack(from, ack);
+    }
+
+    /// A neighbour's cumulative acknowledgement, refused if it claims the impossible.
+    fn on_ack(&mut self, from: ReplicaId, ack: Ack) {
+        self.metrics.0.acks_received += 1;
+        if !links::ack_is_sane(&ack, &self.store, &self.shared) {
+            self.metrics.0.invalid_messages += 1;
+            return;
+        }
+        self.apply_ack(from, ack);
+    }
+
+    fn apply_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
+        let (store, links, mut cx) = self.split();
+        if links.apply_batch(store, &mut cx, from, entries) {
+            self.on_frontier_advanced();
+        }
+    }
+
+    fn apply_ack(&mut self, from: ReplicaId, ack: Ack) {
+        let (store, links, mut cx) = self.split();
+        if links.apply_ack(store, &mut cx, from, ack) {
+            self.check_coverage();
+        }
     }
 
     fn debug_check(&self) {
         #[cfg(debug_assertions)]
         {
             self.store.debug_check(self.id());
-            let frontier = self.store.frontier();
             debug_assert!(self.pending.len() <= self.shared.config.pending_max);
-            // An owed ack is always on its way: the flush that pays it is armed.
-            debug_assert!(
-                self.flush_at.is_some() || self.peers.values().all(|p| !p.ack_due),
-                "an ack is owed with no flush armed"
-            );
-            debug_assert!(self.parked.len() <= self.shared.config.parked_entries_max);
-            let mut parked = 0;
-            for (origin, run) in self.parked.runs() {
-                parked += run.len();
-                for (expect, e) in (frontier.get(origin) + 1..).zip(run) {
-                    debug_assert_eq!(e.seq, expect, "parked run not next and gap-free");
-                }
-                debug_assert!(
-                    run.front().is_some_and(|e| !frontier.dominates(&e.deps)),
-                    "a parked entry is ready but was not applied"
-                );
-            }
-            debug_assert_eq!(parked, self.parked.len());
+            self.links.debug_check(&self.store, &self.shared);
         }
     }
 }

@@ -297,7 +297,7 @@ impl Replica {
             .iter()
             .filter(|(_, op)| match &op.wait {
                 Wait::Coverage { seq, level, .. } => self.quorum_met(*level, |r| {
-                    r == me || self.known.get(&r).is_some_and(|k| k.get(me) >= *seq)
+                    r == me || self.links.known(r).is_some_and(|k| k.get(me) >= *seq)
                 }),
                 _ => false,
             })
