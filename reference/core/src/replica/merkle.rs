@@ -344,11 +344,11 @@ impl Replica {
         if self.store.claim_frontier(&claim.frontier) {
             self.metrics.0.ae_frontier_claims += 1;
             // The claim may cover what parked entries wait for, or the entries themselves.
-            let (store, links, mut cx) = self.split();
+            let (store, links, _, mut cx) = self.split();
             links.unpark(store, &mut cx);
             self.on_frontier_advanced();
             // Senders stuck behind a truncation point learn that we moved on.
-            let (store, links, mut cx) = self.split();
+            let (store, links, _, mut cx) = self.split();
             links.ack_all(store, &mut cx);
         }
     }

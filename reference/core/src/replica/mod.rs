@@ -46,7 +46,7 @@ mod links;
 mod merkle;
 mod msg;
 mod oplog;
-mod quorum;
+mod requests;
 mod session;
 mod shared;
 mod stats;
@@ -71,7 +71,7 @@ pub use stats::{Counters, Stats};
 use crate::{ReplicaId, VectorClock};
 use links::Links;
 use merkle::AntiEntropy;
-use quorum::Pending;
+use requests::Requests;
 use shared::{Ctx, Shared};
 use stats::Metrics;
 use std::collections::VecDeque;
@@ -129,7 +129,8 @@ pub struct Replica {
     /// The neighbours: cursors, acks, parked entries, batching and retransmission.
     links: Links,
     ae: AntiEntropy,
-    pending: Pending,
+    /// Client requests waiting for a token, a quorum of acks or a quorum of answers.
+    requests: Requests,
     transmits: VecDeque<Transmit>,
     replies: VecDeque<Reply>,
     metrics: Metrics,
@@ -156,7 +157,7 @@ impl Replica {
             store: Store::new(&shared),
             links: Links::new(&shared),
             ae: AntiEntropy::new(c.seed ^ c.me.0.rotate_left(32)),
-            pending: Pending::default(),
+            requests: Requests::default(),
             transmits: VecDeque::new(),
             replies: VecDeque::new(),
             metrics: Metrics::default(),
@@ -174,7 +175,7 @@ impl Replica {
         r.store.recover(durable, &r.shared)?;
         // Entries not yet acknowledged by the children are sent again from the start of the
         // retained log; the first ack of each child moves its cursor on.
-        let (_, links, mut cx) = r.split();
+        let (_, links, _, mut cx) = r.split();
         links.schedule_flush(&mut cx);
         r.debug_check();
         Ok(r)
@@ -230,7 +231,7 @@ impl Replica {
             counters: self.metrics.0.clone(),
             oplog_len: self.store.oplog().len(),
             keys: self.store.keys().len(),
-            pending: self.pending.len(),
+            pending: self.requests.len(),
             parked: self.links.parked(),
             peer_lag: self.links.peer_lag(&self.store, &self.shared),
         }
@@ -247,7 +248,8 @@ impl Replica {
     /// or after a wait (quorum, session token), always by its deadline.
     pub fn handle_request(&mut self, now_ms: u64, request: Request) {
         self.advance(now_ms);
-        self.on_request(request);
+        let (store, links, requests, mut cx) = self.split();
+        requests.on_request(store, links, &mut cx, request);
         self.after_input();
     }
 
@@ -275,7 +277,10 @@ impl Replica {
             PeerMsg::Batch(entries) => self.on_batch(from, entries),
             PeerMsg::Ack(ack) => self.on_ack(from, ack),
             PeerMsg::AckedBatch { ack, entries } => self.on_acked_batch(from, ack, entries),
-            PeerMsg::Routed(m) => self.on_routed(from, m),
+            PeerMsg::Routed(m) => {
+                let (store, links, requests, mut cx) = self.split();
+                requests.on_routed(store, links, &mut cx, from, m);
+            }
             PeerMsg::AeProbe(p) => self.on_ae_probe(from, p),
             PeerMsg::AeDiff(d) => self.on_ae_diff(from, d),
             PeerMsg::AeKeys(k) => self.on_ae_keys(from, k),
@@ -292,11 +297,13 @@ impl Replica {
         if self.links.flush_due(now) {
             self.flush();
         }
-        let (store, links, mut cx) = self.split();
+        let (store, links, _, mut cx) = self.split();
         links.retransmit_due(store, &mut cx);
-        self.resend_queries();
+        let (_, _, requests, mut cx) = self.split();
+        requests.resend_queries(&mut cx);
         self.ae_timers();
-        self.expire_pending();
+        let (_, _, requests, mut cx) = self.split();
+        requests.expire_pending(&mut cx);
         self.after_input();
     }
 
@@ -342,7 +349,7 @@ impl Replica {
         [
             self.links.next_deadline(),
             self.ae.next_deadline(),
-            self.pending.next_deadline(),
+            self.requests.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -367,25 +374,32 @@ impl Replica {
 
     /// Lends the store, the links and a context over the other fields, for one call into a
     /// part.
-    fn split(&mut self) -> (&mut Store, &mut Links, Ctx<'_>) {
+    fn split(&mut self) -> (&mut Store, &mut Links, &mut Requests, Ctx<'_>) {
         let cx = Ctx {
             shared: &self.shared,
             now_ms: self.now_ms,
             m: &mut self.metrics.0,
             out: &mut self.transmits,
+            replies: &mut self.replies,
         };
-        (&mut self.store, &mut self.links, cx)
+        (&mut self.store, &mut self.links, &mut self.requests, cx)
     }
 
-    /// The store logged an entry for forwarding (see `Store::write`): the links owe a flush.
-    fn logged(&mut self, logged: bool) {
-        let (_, links, mut cx) = self.split();
-        links.logged(&mut cx, logged);
+    /// Answers the session waits the frontier now covers (see `requests`).
+    fn on_frontier_advanced(&mut self) {
+        let (store, links, requests, mut cx) = self.split();
+        requests.on_frontier_advanced(store, links, &mut cx);
+    }
+
+    /// Replies to every write whose level the known frontiers now meet (see `requests`).
+    fn check_coverage(&mut self) {
+        let (store, links, requests, mut cx) = self.split();
+        requests.check_coverage(store, links, &mut cx);
     }
 
     /// Sends everything pending to every neighbour (see `links`).
     fn flush(&mut self) {
-        let (store, links, mut cx) = self.split();
+        let (store, links, _, mut cx) = self.split();
         links.flush(store, &mut cx);
     }
 
@@ -427,14 +441,14 @@ impl Replica {
     }
 
     fn apply_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
-        let (store, links, mut cx) = self.split();
+        let (store, links, _, mut cx) = self.split();
         if links.apply_batch(store, &mut cx, from, entries) {
             self.on_frontier_advanced();
         }
     }
 
     fn apply_ack(&mut self, from: ReplicaId, ack: Ack) {
-        let (store, links, mut cx) = self.split();
+        let (store, links, _, mut cx) = self.split();
         if links.apply_ack(store, &mut cx, from, ack) {
             self.check_coverage();
         }
@@ -444,7 +458,7 @@ impl Replica {
         #[cfg(debug_assertions)]
         {
             self.store.debug_check(self.id());
-            debug_assert!(self.pending.len() <= self.shared.config.pending_max);
+            debug_assert!(self.requests.len() <= self.shared.config.pending_max);
             self.links.debug_check(&self.store, &self.shared);
         }
     }

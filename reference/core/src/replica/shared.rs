@@ -7,20 +7,21 @@
 //! - `children(o)` are neighbours whose next hop towards `o` is this replica: each origin's
 //!   entries flow down one spanning tree (see `config::Routes`).
 
-use super::api::Transmit;
+use super::api::{Reply, Transmit};
 use super::config::{Config, ConfigError, Routes, Topology};
 use super::stats::Counters;
 use crate::ReplicaId;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// What a part's step may use besides its own state and the store: the cluster (read only), the
-/// time of the input, the counters and the queue of messages to send. The dispatcher lends it
+/// What a part's step may use besides its own state and the parts below it: the cluster (read
+/// only), the time of the input, the counters and the queues of messages and replies. The dispatcher lends it
 /// for one call; no part keeps it.
 pub(crate) struct Ctx<'a> {
     pub(crate) shared: &'a Shared,
     pub(crate) now_ms: u64,
     pub(crate) m: &'a mut Counters,
     pub(crate) out: &'a mut VecDeque<Transmit>,
+    pub(crate) replies: &'a mut VecDeque<Reply>,
 }
 
 /// What every replica of one configuration derives once and shares between clones.

@@ -36,18 +36,22 @@
 //! A level not met by the deadline (`quorum_timeout_ms`) fails with `Unavailable`: never a
 //! downgrade. At most `pending_max` requests wait; beyond that, `Overloaded`.
 
+use super::api::Transmit;
 use super::api::{ClientError, Consistency, Done, Key, KeyKind, Op, Reply, Request, Scalar, Value};
 use super::config::Bug;
 use super::keyspace::KeyState;
+use super::links::Links;
+use super::msg::PeerMsg;
 use super::msg::{Routed, RoutedBody};
 use super::session::SessionToken;
-use super::{PeerMsg, Replica, Transmit};
+use super::shared::{Ctx, Shared};
+use super::store::Store;
 use crate::{ReplicaId, VectorClock};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Requests waiting, with an index of their deadlines.
+/// Requests waiting, with an index of their deadlines; see the module documentation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) struct Pending {
+pub(crate) struct Requests {
     ops: BTreeMap<u64, PendingOp>,
     deadlines: BTreeSet<(u64, u64)>,
     /// When to ask the silent targets of a query again: `(time, op)`.
@@ -95,7 +99,7 @@ struct Query {
     horizon: VectorClock,
 }
 
-impl Pending {
+impl Requests {
     pub(crate) fn len(&self) -> usize {
         self.ops.len()
     }
@@ -128,49 +132,60 @@ impl Pending {
         }
         Some(op)
     }
-}
 
-impl Replica {
-    fn pending_full(&mut self) -> bool {
-        let full = self.pending.len() >= self.shared.config.pending_max;
+    /// Whether no more requests may wait (counted as `overloaded`).
+    fn pending_full(&self, cx: &mut Ctx<'_>) -> bool {
+        let full = self.len() >= cx.shared.config.pending_max;
         if full {
-            self.metrics.0.overloaded += 1;
+            cx.m.overloaded += 1;
         }
         full
     }
 
     /// A client request: wait for its token if needed, then execute it.
-    pub(super) fn on_request(&mut self, request: Request) {
+    pub(crate) fn on_request(
+        &mut self,
+        store: &mut Store,
+        links: &mut Links,
+        cx: &mut Ctx<'_>,
+        request: Request,
+    ) {
         let token = request
             .token
             .as_ref()
             .map(|t| t.frontier().clone())
             .unwrap_or_default();
-        if !token.iter().all(|(o, _)| self.shared.members.contains(&o)) {
-            self.reply_err(request.id, ClientError::BadToken);
+        if !token.iter().all(|(o, _)| cx.shared.members.contains(&o)) {
+            Self::reply_err(cx, request.id, ClientError::BadToken);
             return;
         }
-        let ignore =
-            self.shared.config.bug == Some(Bug::ReadIgnoresToken) && !request.op.is_write();
-        if !ignore && !self.store.frontier().dominates(&token) {
-            if self.pending_full() {
-                self.reply_err(request.id, ClientError::Overloaded);
+        let ignore = cx.shared.config.bug == Some(Bug::ReadIgnoresToken) && !request.op.is_write();
+        if !ignore && !store.frontier().dominates(&token) {
+            if self.pending_full(cx) {
+                Self::reply_err(cx, request.id, ClientError::Overloaded);
                 return;
             }
-            self.metrics.0.session_waits += 1;
-            self.pending.insert(PendingOp {
+            cx.m.session_waits += 1;
+            self.insert(PendingOp {
                 request_id: request.id,
                 token,
-                deadline_ms: self.now_ms + self.shared.config.session_wait_ms,
+                deadline_ms: cx.now_ms + cx.shared.config.session_wait_ms,
                 wait: Wait::Session(request),
             });
             return;
         }
-        self.execute(request, token);
+        self.execute(store, links, cx, request, token);
     }
 
     /// Executes a request whose token is covered.
-    fn execute(&mut self, request: Request, token: VectorClock) {
+    fn execute(
+        &mut self,
+        store: &mut Store,
+        links: &mut Links,
+        cx: &mut Ctx<'_>,
+        request: Request,
+        token: VectorClock,
+    ) {
         let Request {
             id,
             key,
@@ -178,53 +193,68 @@ impl Replica {
             consistency,
             ..
         } = request;
-        let single_region_replica = self.shared.regions[self.shared.my_region].len() == 1;
+        let single_region_replica = cx.shared.regions[cx.shared.my_region].len() == 1;
         match op {
             Op::Get => {
                 if consistency == Consistency::LocalOne
                     || (consistency == Consistency::LocalQuorum && single_region_replica)
                 {
-                    let value = self.value_of(&key);
-                    self.reply_ok(id, value, &token);
+                    let value = Self::value_of(store, &key);
+                    Self::reply_ok(store, cx, id, value, &token);
                 } else {
-                    self.start_query(id, token, key, consistency, None);
+                    if let Some(op) = self.start_query(cx, id, token, key, consistency, None) {
+                        self.check_query(store, links, cx, op);
+                    }
                 }
             }
             Op::Put(v) if consistency == Consistency::GlobalQuorum => {
-                self.start_query(id, token, key, consistency, Some(v));
+                if let Some(op) = self.start_query(cx, id, token, key, consistency, Some(v)) {
+                    self.check_query(store, links, cx, op);
+                }
             }
             op => {
-                if consistency != Consistency::LocalOne && self.pending_full() {
-                    self.reply_err(id, ClientError::Overloaded);
+                if consistency != Consistency::LocalOne && self.pending_full(cx) {
+                    Self::reply_err(cx, id, ClientError::Overloaded);
                     return;
                 }
-                match self.local_write(key, op, &token) {
-                    Err(e) => self.reply_err(id, e),
+                match self.local_write(store, links, cx, key, op, &token) {
+                    Err(e) => Self::reply_err(cx, id, e),
                     Ok((_, value)) if consistency == Consistency::LocalOne => {
-                        self.reply_ok(id, value, &token)
+                        Self::reply_ok(store, cx, id, value, &token)
                     }
                     Ok((seq, value)) => {
-                        let deadline_ms = self.now_ms + self.shared.config.quorum_timeout_ms;
-                        self.await_coverage(id, token, deadline_ms, seq, consistency, value);
+                        let deadline_ms = cx.now_ms + cx.shared.config.quorum_timeout_ms;
+                        self.await_coverage(
+                            store,
+                            links,
+                            cx,
+                            PendingOp {
+                                request_id: id,
+                                token,
+                                deadline_ms,
+                                wait: Wait::Coverage {
+                                    seq,
+                                    level: consistency,
+                                    value,
+                                },
+                            },
+                        );
                     }
                 }
             }
         }
     }
 
-    fn value_of(&self, key: &[u8]) -> Value {
-        self.store
-            .keys()
-            .get(key)
-            .map_or(Value::Absent, KeyState::value)
+    fn value_of(store: &Store, key: &[u8]) -> Value {
+        store.keys().get(key).map_or(Value::Absent, KeyState::value)
     }
 
-    fn reply_ok(&mut self, id: u64, value: Value, token: &VectorClock) {
+    fn reply_ok(store: &Store, cx: &mut Ctx<'_>, id: u64, value: Value, token: &VectorClock) {
         // The reply's token covers everything the local state is built from (`V`), which is all
         // the client can have observed through this reply (see `session`).
         let mut t = token.clone();
-        t.merge(self.store.horizon());
-        self.replies.push_back(Reply {
+        t.merge(store.horizon());
+        cx.replies.push_back(Reply {
             id,
             result: Ok(Done {
                 value,
@@ -233,151 +263,149 @@ impl Replica {
         });
     }
 
-    fn reply_err(&mut self, id: u64, e: ClientError) {
-        self.replies.push_back(Reply { id, result: Err(e) });
+    fn reply_err(cx: &mut Ctx<'_>, id: u64, e: ClientError) {
+        cx.replies.push_back(Reply { id, result: Err(e) });
     }
 
     /// A write served under session token `token`, by the store; the links owe a flush if the
     /// entry was logged. Returns the entry's sequence number and the reply value.
     fn local_write(
         &mut self,
+        store: &mut Store,
+        links: &mut Links,
+        cx: &mut Ctx<'_>,
         key: Key,
         op: Op,
         token: &VectorClock,
     ) -> Result<(u64, Value), ClientError> {
-        let (issued, value) = self.store.write(
-            key,
-            op,
-            token,
-            self.now_ms,
-            &self.shared,
-            &mut self.metrics.0,
-        )?;
-        self.logged(issued.logged);
+        let (issued, value) = store.write(key, op, token, cx.now_ms, cx.shared, cx.m)?;
+        links.logged(cx, issued.logged);
         Ok((issued.seq, value))
     }
 
     fn await_coverage(
         &mut self,
-        request_id: u64,
-        token: VectorClock,
-        deadline_ms: u64,
-        seq: u64,
-        level: Consistency,
-        value: Value,
+        store: &mut Store,
+        links: &mut Links,
+        cx: &mut Ctx<'_>,
+        op: PendingOp,
     ) {
-        self.pending.insert(PendingOp {
-            request_id,
-            token,
-            deadline_ms,
-            wait: Wait::Coverage { seq, level, value },
-        });
-        self.check_coverage();
+        debug_assert!(matches!(op.wait, Wait::Coverage { .. }));
+        self.insert(op);
+        self.check_coverage(store, links, cx);
     }
 
     /// Whether `level` is met when exactly the replicas satisfying `has` count.
-    fn quorum_met(&self, level: Consistency, has: impl Fn(ReplicaId) -> bool) -> bool {
+    fn quorum_met(shared: &Shared, level: Consistency, has: impl Fn(ReplicaId) -> bool) -> bool {
         let majority = |rs: &[ReplicaId]| rs.iter().filter(|&&r| has(r)).count() * 2 > rs.len();
         match level {
             Consistency::LocalOne => true,
-            Consistency::LocalQuorum => majority(&self.shared.regions[self.shared.my_region]),
+            Consistency::LocalQuorum => majority(&shared.regions[shared.my_region]),
             Consistency::GlobalQuorum => {
-                let regions = &self.shared.regions;
+                let regions = &shared.regions;
                 regions.iter().filter(|g| majority(g)).count() * 2 > regions.len()
             }
         }
     }
 
     /// Replies to every write whose level is now met.
-    pub(super) fn check_coverage(&mut self) {
-        let me = self.id();
+    pub(crate) fn check_coverage(
+        &mut self,
+        store: &mut Store,
+        links: &mut Links,
+        cx: &mut Ctx<'_>,
+    ) {
+        let me = cx.shared.config.me;
         let done: Vec<u64> = self
-            .pending
             .ops
             .iter()
             .filter(|(_, op)| match &op.wait {
-                Wait::Coverage { seq, level, .. } => self.quorum_met(*level, |r| {
-                    r == me || self.links.known(r).is_some_and(|k| k.get(me) >= *seq)
+                Wait::Coverage { seq, level, .. } => Self::quorum_met(cx.shared, *level, |r| {
+                    r == me || links.known(r).is_some_and(|k| k.get(me) >= *seq)
                 }),
                 _ => false,
             })
             .map(|(&id, _)| id)
             .collect();
         for id in done {
-            if let Some(op) = self.pending.remove(id)
+            if let Some(op) = self.remove(id)
                 && let Wait::Coverage { value, .. } = op.wait
             {
-                self.metrics.0.quorum_ok += 1;
-                self.reply_ok(op.request_id, value, &op.token);
+                cx.m.quorum_ok += 1;
+                Self::reply_ok(store, cx, op.request_id, value, &op.token);
             }
         }
     }
 
     /// Answers the session waits whose tokens are now covered.
-    pub(super) fn on_frontier_advanced(&mut self) {
-        if self.pending.sessions == 0 {
+    pub(crate) fn on_frontier_advanced(
+        &mut self,
+        store: &mut Store,
+        links: &mut Links,
+        cx: &mut Ctx<'_>,
+    ) {
+        if self.sessions == 0 {
             return;
         }
         let ready: Vec<u64> = self
-            .pending
             .ops
             .iter()
             .filter(|(_, op)| {
-                matches!(op.wait, Wait::Session(_)) && self.store.frontier().dominates(&op.token)
+                matches!(op.wait, Wait::Session(_)) && store.frontier().dominates(&op.token)
             })
             .map(|(&id, _)| id)
             .collect();
         for id in ready {
-            if let Some(op) = self.pending.remove(id)
+            if let Some(op) = self.remove(id)
                 && let Wait::Session(request) = op.wait
             {
-                self.execute(request, op.token);
+                self.execute(store, links, cx, request, op.token);
             }
         }
     }
 
     /// Fails every request whose deadline passed.
-    pub(super) fn expire_pending(&mut self) {
-        let now = self.now_ms;
-        while let Some(&(t, id)) = self.pending.deadlines.first() {
+    pub(crate) fn expire_pending(&mut self, cx: &mut Ctx<'_>) {
+        let now = cx.now_ms;
+        while let Some(&(t, id)) = self.deadlines.first() {
             if t > now {
                 break;
             }
-            let Some(op) = self.pending.remove(id) else {
-                self.pending.deadlines.pop_first();
+            let Some(op) = self.remove(id) else {
+                self.deadlines.pop_first();
                 continue;
             };
             let err = match op.wait {
                 Wait::Session(_) => {
-                    self.metrics.0.session_timeouts += 1;
+                    cx.m.session_timeouts += 1;
                     ClientError::SessionTimeout
                 }
                 Wait::Coverage { level, .. } => {
-                    self.metrics.0.quorum_timeouts += 1;
+                    cx.m.quorum_timeouts += 1;
                     ClientError::Unavailable { level }
                 }
                 Wait::Query(q) => {
-                    self.metrics.0.quorum_timeouts += 1;
+                    cx.m.quorum_timeouts += 1;
                     ClientError::Unavailable { level: q.level }
                 }
             };
-            self.reply_err(op.request_id, err);
+            Self::reply_err(cx, op.request_id, err);
         }
     }
 
     /// Asks again the targets of every query that have not answered, every `retransmit_ms`
     /// until the deadline: a lost query or answer costs a retransmission, not the operation.
-    pub(super) fn resend_queries(&mut self) {
-        let now = self.now_ms;
-        while let Some(&(t, op)) = self.pending.resends.first() {
+    pub(crate) fn resend_queries(&mut self, cx: &mut Ctx<'_>) {
+        let now = cx.now_ms;
+        while let Some(&(t, op)) = self.resends.first() {
             if t > now {
                 break;
             }
-            self.pending.resends.pop_first();
-            let Some(Wait::Query(q)) = self.pending.ops.get(&op).map(|p| &p.wait) else {
+            self.resends.pop_first();
+            let Some(Wait::Query(q)) = self.ops.get(&op).map(|p| &p.wait) else {
                 continue;
             };
-            let me = self.id();
+            let me = cx.shared.config.me;
             let silent: Vec<ReplicaId> = q
                 .targets
                 .iter()
@@ -386,7 +414,8 @@ impl Replica {
                 .collect();
             let key = q.key.clone();
             for t in silent {
-                self.send_routed(
+                Self::send_routed(
+                    cx,
                     t,
                     RoutedBody::Query {
                         op,
@@ -394,34 +423,35 @@ impl Replica {
                     },
                 );
             }
-            self.pending
-                .resends
-                .insert((now + self.shared.config.retransmit_ms, op));
+            self.resends
+                .insert((now + cx.shared.config.retransmit_ms, op));
         }
     }
 
-    /// Starts a quorum query for `key`.
+    /// Starts a quorum query for `key`; returns its id, for the caller to check it at once
+    /// (our own answer may already make a quorum), or `None` if it was refused.
     fn start_query(
         &mut self,
+        cx: &mut Ctx<'_>,
         request_id: u64,
         token: VectorClock,
         key: Key,
         level: Consistency,
         put: Option<Scalar>,
-    ) {
-        if self.pending_full() {
-            self.reply_err(request_id, ClientError::Overloaded);
-            return;
+    ) -> Option<u64> {
+        if self.pending_full(cx) {
+            Self::reply_err(cx, request_id, ClientError::Overloaded);
+            return None;
         }
-        let me = self.id();
+        let me = cx.shared.config.me;
         let targets: Vec<ReplicaId> = match level {
-            Consistency::LocalQuorum => self.shared.regions[self.shared.my_region].clone(),
-            _ => self.shared.members.iter().copied().collect(),
+            Consistency::LocalQuorum => cx.shared.regions[cx.shared.my_region].clone(),
+            _ => cx.shared.members.iter().copied().collect(),
         };
-        let op = self.pending.insert(PendingOp {
+        let op = self.insert(PendingOp {
             request_id,
             token,
-            deadline_ms: self.now_ms + self.shared.config.quorum_timeout_ms,
+            deadline_ms: cx.now_ms + cx.shared.config.quorum_timeout_ms,
             wait: Wait::Query(Query {
                 key: key.clone(),
                 level,
@@ -431,11 +461,11 @@ impl Replica {
                 horizon: VectorClock::new(),
             }),
         });
-        self.pending
-            .resends
-            .insert((self.now_ms + self.shared.config.retransmit_ms, op));
+        self.resends
+            .insert((cx.now_ms + cx.shared.config.retransmit_ms, op));
         for t in targets.into_iter().filter(|&t| t != me) {
-            self.send_routed(
+            Self::send_routed(
+                cx,
                 t,
                 RoutedBody::Query {
                     op,
@@ -443,16 +473,16 @@ impl Replica {
                 },
             );
         }
-        self.check_query(op);
+        Some(op)
     }
 
     /// Sends a routed message towards `dst` through the next hop.
-    fn send_routed(&mut self, dst: ReplicaId, body: RoutedBody) {
-        let me = self.id();
-        let Some(hop) = self.shared.routes.next_hop(me, dst) else {
+    fn send_routed(cx: &mut Ctx<'_>, dst: ReplicaId, body: RoutedBody) {
+        let me = cx.shared.config.me;
+        let Some(hop) = cx.shared.routes.next_hop(me, dst) else {
             return;
         };
-        let ttl = u8::try_from(self.shared.members.len()).unwrap_or(u8::MAX);
+        let ttl = u8::try_from(cx.shared.members.len()).unwrap_or(u8::MAX);
         let payload = PeerMsg::Routed(Routed {
             src: me,
             dst,
@@ -460,78 +490,93 @@ impl Replica {
             body,
         })
         .encode();
-        self.transmits.push_back(Transmit { to: hop, payload });
+        cx.out.push_back(Transmit { to: hop, payload });
     }
 
     /// A routed message: relay it, or answer or record it.
-    pub(super) fn on_routed(&mut self, _from: ReplicaId, mut m: Routed) {
-        let me = self.id();
-        let members = &self.shared.members;
+    pub(crate) fn on_routed(
+        &mut self,
+        store: &mut Store,
+        links: &mut Links,
+        cx: &mut Ctx<'_>,
+        _from: ReplicaId,
+        mut m: Routed,
+    ) {
+        let me = cx.shared.config.me;
+        let shared = cx.shared;
+        let members = &shared.members;
         if !members.contains(&m.src) || !members.contains(&m.dst) || m.src == me {
-            self.metrics.0.invalid_messages += 1;
+            cx.m.invalid_messages += 1;
             return;
         }
         if m.dst != me {
-            let Some(hop) = self.shared.routes.next_hop(me, m.dst) else {
+            let Some(hop) = cx.shared.routes.next_hop(me, m.dst) else {
                 return;
             };
             if m.ttl == 0 {
-                self.metrics.0.invalid_messages += 1;
+                cx.m.invalid_messages += 1;
                 return;
             }
             m.ttl -= 1;
-            self.metrics.0.relayed += 1;
+            cx.m.relayed += 1;
             let payload = PeerMsg::Routed(m).encode();
-            self.transmits.push_back(Transmit { to: hop, payload });
+            cx.out.push_back(Transmit { to: hop, payload });
             return;
         }
         match m.body {
             RoutedBody::Query { op, key } => {
-                let state = self.store.keys().get(&key).cloned();
-                let horizon = self.store.horizon().clone();
-                self.send_routed(m.src, RoutedBody::QueryReply { op, state, horizon });
+                let state = store.keys().get(&key).cloned();
+                let horizon = store.horizon().clone();
+                Self::send_routed(cx, m.src, RoutedBody::QueryReply { op, state, horizon });
             }
             RoutedBody::QueryReply { op, state, horizon } => {
-                if !self.store.plausible(&horizon, &self.shared) {
-                    self.metrics.0.invalid_messages += 1;
+                if !store.plausible(&horizon, cx.shared) {
+                    cx.m.invalid_messages += 1;
                     return;
                 }
-                self.on_query_reply(m.src, op, state, horizon);
+                if self.record_answer(cx, m.src, op, state, horizon) {
+                    self.check_query(store, links, cx, op);
+                }
             }
         }
     }
 
-    fn on_query_reply(
+    /// Records a quorum query's answer; returns whether it was one the query waits for.
+    fn record_answer(
         &mut self,
+        cx: &mut Ctx<'_>,
         src: ReplicaId,
         op: u64,
         state: Option<KeyState>,
         horizon: VectorClock,
-    ) {
-        let local_region = &self.shared.regions[self.shared.my_region];
-        let Some(Wait::Query(q)) = self.pending.ops.get_mut(&op).map(|p| &mut p.wait) else {
-            self.metrics.0.stale_replies += 1;
-            return;
+    ) -> bool {
+        let shared = cx.shared;
+        let local_region = &shared.regions[shared.my_region];
+        let Some(Wait::Query(q)) = self.ops.get_mut(&op).map(|p| &mut p.wait) else {
+            cx.m.stale_replies += 1;
+            return false;
         };
         if q.level == Consistency::LocalQuorum && !local_region.contains(&src) {
-            self.metrics.0.stale_replies += 1;
-            return;
+            cx.m.stale_replies += 1;
+            return false;
         }
         q.answers.insert(src, state);
         q.horizon.merge(&horizon);
-        self.check_query(op);
+        true
     }
 
     /// Completes query `op` if a quorum has answered.
-    fn check_query(&mut self, op: u64) {
-        let me = self.id();
-        let Some(Wait::Query(q)) = self.pending.ops.get(&op).map(|p| &p.wait) else {
+    fn check_query(&mut self, store: &mut Store, links: &mut Links, cx: &mut Ctx<'_>, op: u64) {
+        let me = cx.shared.config.me;
+        let Some(Wait::Query(q)) = self.ops.get(&op).map(|p| &p.wait) else {
             return;
         };
-        if !self.quorum_met(q.level, |r| r == me || q.answers.contains_key(&r)) {
+        if !Self::quorum_met(cx.shared, q.level, |r| {
+            r == me || q.answers.contains_key(&r)
+        }) {
             return;
         }
-        let Some(p) = self.pending.remove(op) else {
+        let Some(p) = self.remove(op) else {
             return;
         };
         let Wait::Query(q) = p.wait else {
@@ -540,56 +585,64 @@ impl Replica {
         // Join every answer: the reply then reflects the whole quorum. The answers are built
         // from entries below the answerers' horizons, so ours rises by them (session invariant).
         for state in q.answers.values().flatten() {
-            let (changed, conflict) = self.store.join_key(&q.key, state.clone());
+            let (changed, conflict) = store.join_key(&q.key, state.clone());
             if changed {
-                self.metrics.0.read_repairs += 1;
+                cx.m.read_repairs += 1;
             }
             if conflict {
-                self.metrics.0.type_conflicts += 1;
+                cx.m.type_conflicts += 1;
             }
         }
-        self.store.raise_horizon(&q.horizon);
+        store.raise_horizon(&q.horizon);
         match q.put {
             None => {
-                let local = self.store.keys().get(&q.key);
+                let local = store.keys().get(&q.key);
                 let value = local.map_or(Value::Absent, KeyState::value);
                 let write_back = q.level == Consistency::GlobalQuorum
                     && q.answers.values().any(|s| s.as_ref() != local);
                 match local.cloned() {
                     Some(state) if write_back => {
                         // ABD's second phase: make the value we return held by a quorum first.
-                        self.metrics.0.write_backs += 1;
-                        let issued = self.store.write_back(
+                        cx.m.write_backs += 1;
+                        let issued = store.write_back(
                             q.key.clone(),
                             state,
                             &p.token,
-                            self.now_ms,
-                            &self.shared,
-                            &mut self.metrics.0,
+                            cx.now_ms,
+                            cx.shared,
+                            cx.m,
                         );
-                        self.logged(issued.logged);
+                        links.logged(cx, issued.logged);
                         let seq = issued.seq;
                         self.await_coverage(
-                            p.request_id,
-                            p.token,
-                            p.deadline_ms,
-                            seq,
-                            q.level,
-                            value,
+                            store,
+                            links,
+                            cx,
+                            PendingOp {
+                                request_id: p.request_id,
+                                token: p.token,
+                                deadline_ms: p.deadline_ms,
+                                wait: Wait::Coverage {
+                                    seq,
+                                    level: q.level,
+                                    value,
+                                },
+                            },
                         );
                     }
                     _ => {
-                        self.metrics.0.quorum_ok += 1;
-                        self.reply_ok(p.request_id, value, &p.token);
+                        cx.m.quorum_ok += 1;
+                        Self::reply_ok(store, cx, p.request_id, value, &p.token);
                     }
                 }
             }
             Some(v) => {
-                if let Some(s) = self.store.keys().get(&q.key)
+                if let Some(s) = store.keys().get(&q.key)
                     && s.kind() != KeyKind::Lww
                 {
                     let key = s.kind();
-                    self.reply_err(
+                    Self::reply_err(
+                        cx,
                         p.request_id,
                         ClientError::WrongType {
                             key,
@@ -598,15 +651,22 @@ impl Replica {
                     );
                     return;
                 }
-                match self.local_write(q.key, Op::Put(v), &p.token) {
-                    Err(e) => self.reply_err(p.request_id, e),
+                match self.local_write(store, links, cx, q.key, Op::Put(v), &p.token) {
+                    Err(e) => Self::reply_err(cx, p.request_id, e),
                     Ok((seq, value)) => self.await_coverage(
-                        p.request_id,
-                        p.token,
-                        p.deadline_ms,
-                        seq,
-                        q.level,
-                        value,
+                        store,
+                        links,
+                        cx,
+                        PendingOp {
+                            request_id: p.request_id,
+                            token: p.token,
+                            deadline_ms: p.deadline_ms,
+                            wait: Wait::Coverage {
+                                seq,
+                                level: q.level,
+                                value,
+                            },
+                        },
                     ),
                 }
             }
