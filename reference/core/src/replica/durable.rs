@@ -21,12 +21,11 @@
 
 use super::api::Key;
 use super::codec::{
-    DecodeError, Reader, put_key, put_stamp, put_state, put_varint, put_vv, read_key, read_stamp,
-    read_state, read_vv,
+    DecodeError, Reader, put_key, put_stamp, put_varint, put_vv, read_key, read_stamp, read_vv,
 };
 use super::config::ConfigError;
-use super::keyspace::KeyState;
 use super::oplog::Entry;
+use super::state::{KeyState, put_state, read_state};
 use crate::{HlcTimestamp, ReplicaId, VectorClock};
 use std::collections::BTreeMap;
 

@@ -49,6 +49,7 @@ mod oplog;
 mod requests;
 mod session;
 mod shared;
+mod state;
 mod stats;
 mod store;
 
@@ -59,13 +60,13 @@ pub use api::{
 pub use codec::{DecodeError, KEY_BYTES_MAX};
 pub use config::{Bug, Config, ConfigError, RegionId, Topology};
 pub use durable::{Durable, DurableDelta, DurableMeta, RecoverError};
-pub use keyspace::KeyState;
 pub use msg::{
     Ack, AeClaim, AeDiff, AeKeys, AeProbe, DEFAULT_MESSAGE_BYTES_MAX, MSG_MAGIC, MSG_VERSION,
     PeerMsg, Routed, RoutedBody,
 };
 pub use oplog::Entry;
 pub use session::SessionToken;
+pub use state::KeyState;
 pub use stats::{Counters, Stats};
 
 use crate::{ReplicaId, VectorClock};

@@ -39,12 +39,12 @@
 use super::api::Transmit;
 use super::api::{ClientError, Consistency, Done, Key, KeyKind, Op, Reply, Request, Scalar, Value};
 use super::config::Bug;
-use super::keyspace::KeyState;
 use super::links::Links;
 use super::msg::PeerMsg;
 use super::msg::{Routed, RoutedBody};
 use super::session::SessionToken;
 use super::shared::{Ctx, Shared};
+use super::state::KeyState;
 use super::store::Store;
 use crate::{ReplicaId, VectorClock};
 use std::collections::{BTreeMap, BTreeSet};

@@ -34,9 +34,10 @@
 use super::api::{ClientError, Key, KeyKind, Op, Value};
 use super::codec::KEY_BYTES_MAX;
 use super::durable::{Durable, DurableDelta, DurableMeta, Journal, RecoverError};
-use super::keyspace::{KeyState, Keyspace, Merkle};
+use super::keyspace::{Keyspace, Merkle};
 use super::oplog::{Entry, Oplog};
 use super::shared::Shared;
+use super::state::KeyState;
 use super::stats::Counters;
 use crate::{Hlc, HlcTimestamp, ReplicaId, VectorClock};
 
