@@ -37,13 +37,13 @@
 //! - Every Merkle node is the sum of the hashes below it.
 //! - At most `pending_max` requests wait.
 
+mod anti_entropy;
 mod api;
 mod codec;
 mod config;
 mod durable;
 mod keyspace;
 mod links;
-mod merkle;
 mod msg;
 mod oplog;
 mod requests;
@@ -70,8 +70,8 @@ pub use state::KeyState;
 pub use stats::{Counters, Stats};
 
 use crate::{ReplicaId, VectorClock};
+use anti_entropy::AntiEntropy;
 use links::Links;
-use merkle::AntiEntropy;
 use requests::Requests;
 use shared::{Ctx, Shared};
 use stats::Metrics;
@@ -176,7 +176,7 @@ impl Replica {
         r.store.recover(durable, &r.shared)?;
         // Entries not yet acknowledged by the children are sent again from the start of the
         // retained log; the first ack of each child moves its cursor on.
-        let (_, links, _, mut cx) = r.split();
+        let (_, links, _, _, mut cx) = r.split();
         links.schedule_flush(&mut cx);
         r.debug_check();
         Ok(r)
@@ -249,7 +249,7 @@ impl Replica {
     /// or after a wait (quorum, session token), always by its deadline.
     pub fn handle_request(&mut self, now_ms: u64, request: Request) {
         self.advance(now_ms);
-        let (store, links, requests, mut cx) = self.split();
+        let (store, links, requests, _, mut cx) = self.split();
         requests.on_request(store, links, &mut cx, request);
         self.after_input();
     }
@@ -279,12 +279,25 @@ impl Replica {
             PeerMsg::Ack(ack) => self.on_ack(from, ack),
             PeerMsg::AckedBatch { ack, entries } => self.on_acked_batch(from, ack, entries),
             PeerMsg::Routed(m) => {
-                let (store, links, requests, mut cx) = self.split();
+                let (store, links, requests, _, mut cx) = self.split();
                 requests.on_routed(store, links, &mut cx, from, m);
             }
-            PeerMsg::AeProbe(p) => self.on_ae_probe(from, p),
-            PeerMsg::AeDiff(d) => self.on_ae_diff(from, d),
-            PeerMsg::AeKeys(k) => self.on_ae_keys(from, k),
+            PeerMsg::AeProbe(p) => {
+                let (store, _, _, ae, mut cx) = self.split();
+                ae.on_probe(store, &mut cx, from, p);
+            }
+            PeerMsg::AeDiff(d) => {
+                let (store, _, _, ae, mut cx) = self.split();
+                if ae.on_diff(store, &mut cx, from, d) {
+                    self.after_claim();
+                }
+            }
+            PeerMsg::AeKeys(k) => {
+                let (store, _, _, ae, mut cx) = self.split();
+                if ae.on_keys(store, &mut cx, from, k) {
+                    self.after_claim();
+                }
+            }
         }
         self.after_input();
     }
@@ -298,13 +311,25 @@ impl Replica {
         if self.links.flush_due(now) {
             self.flush();
         }
-        let (store, links, _, mut cx) = self.split();
+        let (store, links, _, _, mut cx) = self.split();
         links.retransmit_due(store, &mut cx);
-        let (_, _, requests, mut cx) = self.split();
+        let (_, _, requests, _, mut cx) = self.split();
         requests.resend_queries(&mut cx);
-        self.ae_timers();
-        let (_, _, requests, mut cx) = self.split();
+        let (store, _, _, ae, mut cx) = self.split();
+        ae.timers(store, &mut cx);
+        let (_, _, requests, _, mut cx) = self.split();
         requests.expire_pending(&mut cx);
+        self.after_input();
+    }
+
+    /// Command: starts pulling from neighbour `p` now instead of at the next anti-entropy tick
+    /// (tests and shells may force a round). Does nothing if a round with `p` is in progress.
+    pub fn start_anti_entropy(&mut self, now_ms: u64, p: ReplicaId) {
+        self.advance(now_ms);
+        if self.links.is_neighbour(p) && !self.ae.is_pulling(p) {
+            let (store, _, _, ae, mut cx) = self.split();
+            ae.start_round(store, &mut cx, p);
+        }
         self.after_input();
     }
 
@@ -375,7 +400,15 @@ impl Replica {
 
     /// Lends the store, the links and a context over the other fields, for one call into a
     /// part.
-    fn split(&mut self) -> (&mut Store, &mut Links, &mut Requests, Ctx<'_>) {
+    fn split(
+        &mut self,
+    ) -> (
+        &mut Store,
+        &mut Links,
+        &mut Requests,
+        &mut AntiEntropy,
+        Ctx<'_>,
+    ) {
         let cx = Ctx {
             shared: &self.shared,
             now_ms: self.now_ms,
@@ -383,24 +416,41 @@ impl Replica {
             out: &mut self.transmits,
             replies: &mut self.replies,
         };
-        (&mut self.store, &mut self.links, &mut self.requests, cx)
+        (
+            &mut self.store,
+            &mut self.links,
+            &mut self.requests,
+            &mut self.ae,
+            cx,
+        )
+    }
+
+    /// An anti-entropy claim moved the frontier (see `anti_entropy` § The frontier claim).
+    fn after_claim(&mut self) {
+        // The claim may cover what parked entries wait for, or the entries themselves.
+        let (store, links, _, _, mut cx) = self.split();
+        links.unpark(store, &mut cx);
+        self.on_frontier_advanced();
+        // Senders stuck behind a truncation point learn that we moved on.
+        let (store, links, _, _, mut cx) = self.split();
+        links.ack_all(store, &mut cx);
     }
 
     /// Answers the session waits the frontier now covers (see `requests`).
     fn on_frontier_advanced(&mut self) {
-        let (store, links, requests, mut cx) = self.split();
+        let (store, links, requests, _, mut cx) = self.split();
         requests.on_frontier_advanced(store, links, &mut cx);
     }
 
     /// Replies to every write whose level the known frontiers now meet (see `requests`).
     fn check_coverage(&mut self) {
-        let (store, links, requests, mut cx) = self.split();
+        let (store, links, requests, _, mut cx) = self.split();
         requests.check_coverage(store, links, &mut cx);
     }
 
     /// Sends everything pending to every neighbour (see `links`).
     fn flush(&mut self) {
-        let (store, links, _, mut cx) = self.split();
+        let (store, links, _, _, mut cx) = self.split();
         links.flush(store, &mut cx);
     }
 
@@ -442,14 +492,14 @@ impl Replica {
     }
 
     fn apply_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
-        let (store, links, _, mut cx) = self.split();
+        let (store, links, _, _, mut cx) = self.split();
         if links.apply_batch(store, &mut cx, from, entries) {
             self.on_frontier_advanced();
         }
     }
 
     fn apply_ack(&mut self, from: ReplicaId, ack: Ack) {
-        let (store, links, _, mut cx) = self.split();
+        let (store, links, _, _, mut cx) = self.split();
         if links.apply_ack(store, &mut cx, from, ack) {
             self.check_coverage();
         }

@@ -43,9 +43,11 @@
 //! [`Bug::AeSkipsSubtree`](super::Bug::AeSkipsSubtree) drops one differing subtree per level and
 //! still lets the round complete: the claim then covers keys that were never shipped.
 
+use super::api::Transmit;
 use super::config::{Bug, Config};
 use super::msg::{AeClaim, AeDiff, AeKeys, AeProbe, PeerMsg};
-use super::{Replica, Transmit};
+use super::shared::Ctx;
+use super::store::Store;
 use crate::ReplicaId;
 use std::collections::BTreeMap;
 
@@ -101,92 +103,77 @@ impl AntiEntropy {
             (a, b) => a.or(b),
         }
     }
-}
 
-/// SplitMix64: a tiny, well-mixed generator for the timer jitter.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-impl Replica {
     /// Abandons overdue rounds and starts the periodic ones.
-    pub(super) fn ae_timers(&mut self) {
-        let now = self.now_ms;
+    pub(crate) fn timers(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
+        let now = cx.now_ms;
         let overdue: Vec<ReplicaId> = self
-            .ae
             .rounds
             .iter()
             .filter(|(_, r)| r.deadline_ms <= now)
             .map(|(&p, _)| p)
             .collect();
         for p in overdue {
-            self.ae.rounds.remove(&p);
-            self.metrics.0.ae_rounds_abandoned += 1;
+            self.rounds.remove(&p);
+            cx.m.ae_rounds_abandoned += 1;
         }
-        if self.ae.next_at.is_some_and(|t| t <= now) {
-            let shared = self.shared.clone();
+        if self.next_at.is_some_and(|t| t <= now) {
+            let shared = cx.shared;
             for &p in &shared.neighbours {
-                if !self.ae.rounds.contains_key(&p) {
-                    self.start_round(p);
+                if !self.rounds.contains_key(&p) {
+                    self.start_round(store, cx, p);
                 }
             }
-            self.ae.schedule(now, shared.config.ae_interval_ms);
+            self.schedule(now, shared.config.ae_interval_ms);
         }
     }
 
-    /// Starts pulling from `p` now (tests and shells may force a round).
-    pub fn start_anti_entropy(&mut self, now_ms: u64, p: ReplicaId) {
-        self.advance(now_ms);
-        if self.links.is_neighbour(p) && !self.ae.rounds.contains_key(&p) {
-            self.start_round(p);
-        }
-        self.after_input();
-    }
-
-    fn start_round(&mut self, p: ReplicaId) {
-        self.ae.next_round += 1;
-        let id = self.ae.next_round;
-        self.ae.rounds.insert(
+    pub(crate) fn start_round(&mut self, store: &mut Store, cx: &mut Ctx<'_>, p: ReplicaId) {
+        self.next_round += 1;
+        let id = self.next_round;
+        self.rounds.insert(
             p,
             Round {
                 id,
                 level: 0,
                 claim: None,
-                deadline_ms: self.now_ms + self.shared.config.ae_timeout_ms,
+                deadline_ms: cx.now_ms + cx.shared.config.ae_timeout_ms,
             },
         );
-        self.metrics.0.ae_rounds += 1;
+        cx.m.ae_rounds += 1;
         let probe = AeProbe {
             round: id,
             level: 0,
-            nodes: vec![(0, self.store.fresh_tree().root())],
+            nodes: vec![(0, store.fresh_tree().root())],
         };
-        self.send(p, PeerMsg::AeProbe(probe));
+        Self::send(cx, p, PeerMsg::AeProbe(probe));
     }
 
-    fn send(&mut self, to: ReplicaId, msg: PeerMsg) {
-        self.transmits.push_back(Transmit {
+    fn send(cx: &mut Ctx<'_>, to: ReplicaId, msg: PeerMsg) {
+        cx.out.push_back(Transmit {
             to,
             payload: msg.encode(),
         });
     }
 
     /// Responder: compare the probed nodes, answer with the differing ones or their keys.
-    pub(super) fn on_ae_probe(&mut self, from: ReplicaId, probe: AeProbe) {
+    pub(crate) fn on_probe(
+        &mut self,
+        store: &mut Store,
+        cx: &mut Ctx<'_>,
+        from: ReplicaId,
+        probe: AeProbe,
+    ) {
         // The comparison must see every write so far (see "The tree").
-        self.store.refresh_keys();
-        let tree = self.store.keys().tree();
+        store.refresh_keys();
+        let tree = store.keys().tree();
         if probe.level > tree.depth()
             || probe
                 .nodes
                 .iter()
                 .any(|&(i, _)| i >= tree.width(probe.level))
         {
-            self.metrics.0.invalid_messages += 1;
+            cx.m.invalid_messages += 1;
             return;
         }
         let mut differing: Vec<u32> = probe
@@ -195,13 +182,13 @@ impl Replica {
             .filter(|&&(i, h)| tree.node(probe.level, i) != Some(h))
             .map(|&(i, _)| i)
             .collect();
-        if self.shared.config.bug == Some(Bug::AeSkipsSubtree) {
+        if cx.shared.config.bug == Some(Bug::AeSkipsSubtree) {
             differing.pop();
         }
         if probe.level < tree.depth() {
             let claim = (probe.level == 0).then(|| AeClaim {
-                frontier: self.store.frontier().clone(),
-                horizon: self.store.horizon().clone(),
+                frontier: store.frontier().clone(),
+                horizon: store.horizon().clone(),
             });
             let diff = AeDiff {
                 round: probe.round,
@@ -209,17 +196,17 @@ impl Replica {
                 differing,
                 claim,
             };
-            self.send(from, PeerMsg::AeDiff(diff));
+            Self::send(cx, from, PeerMsg::AeDiff(diff));
             return;
         }
         // Bounded in keys and in bytes (half the message limit, so the reply always decodes).
-        let max = self.shared.config.ae_keys_max;
-        let bytes_max = self.shared.config.message_bytes_max / 2;
+        let max = cx.shared.config.ae_keys_max;
+        let bytes_max = cx.shared.config.message_bytes_max / 2;
         let mut bytes = 0;
         let mut states = Vec::new();
         let mut complete = true;
         'leaves: for leaf in differing {
-            for (k, s) in self.store.keys().leaf(leaf) {
+            for (k, s) in store.keys().leaf(leaf) {
                 let size = k.len() + s.encode().len();
                 if states.len() == max || (!states.is_empty() && bytes + size > bytes_max) {
                     complete = false;
@@ -232,30 +219,36 @@ impl Replica {
         let keys = AeKeys {
             round: probe.round,
             states,
-            horizon: self.store.horizon().clone(),
+            horizon: store.horizon().clone(),
             complete,
         };
-        self.send(from, PeerMsg::AeKeys(keys));
+        Self::send(cx, from, PeerMsg::AeKeys(keys));
     }
 
     /// Puller: descend into the differing nodes, or finish the round.
-    pub(super) fn on_ae_diff(&mut self, from: ReplicaId, diff: AeDiff) {
-        let Some(round) = self.ae.rounds.get(&from) else {
-            self.metrics.0.stale_replies += 1;
-            return;
+    pub(crate) fn on_diff(
+        &mut self,
+        store: &mut Store,
+        cx: &mut Ctx<'_>,
+        from: ReplicaId,
+        diff: AeDiff,
+    ) -> bool {
+        let Some(round) = self.rounds.get(&from) else {
+            cx.m.stale_replies += 1;
+            return false;
         };
         if diff.round != round.id || diff.level != round.level {
-            self.metrics.0.stale_replies += 1;
-            return;
+            cx.m.stale_replies += 1;
+            return false;
         }
         // The child hashes we send must reflect every write so far (see "The tree").
-        self.store.refresh_keys();
-        let tree = self.store.keys().tree();
+        store.refresh_keys();
+        let tree = store.keys().tree();
         let claim_ok = match &diff.claim {
             Some(c) => {
                 diff.level == 0
-                    && self.store.plausible(&c.frontier, &self.shared)
-                    && self.store.plausible(&c.horizon, &self.shared)
+                    && store.plausible(&c.frontier, cx.shared)
+                    && store.plausible(&c.horizon, cx.shared)
                     && c.horizon.dominates(&c.frontier)
             }
             None => diff.level != 0,
@@ -264,10 +257,10 @@ impl Replica {
             || diff.level >= tree.depth()
             || diff.differing.iter().any(|&i| i >= tree.width(diff.level))
         {
-            self.metrics.0.invalid_messages += 1;
-            self.ae.rounds.remove(&from);
-            self.metrics.0.ae_rounds_abandoned += 1;
-            return;
+            cx.m.invalid_messages += 1;
+            self.rounds.remove(&from);
+            cx.m.ae_rounds_abandoned += 1;
+            return false;
         }
         let level = diff.level + 1;
         let fanout = tree.fanout();
@@ -277,15 +270,14 @@ impl Replica {
             .flat_map(|&i| (0..fanout).map(move |c| i * fanout + c))
             .map(|i| (i, tree.node(level, i).unwrap_or(0)))
             .collect();
-        let Some(round) = self.ae.rounds.get_mut(&from) else {
-            return;
+        let Some(round) = self.rounds.get_mut(&from) else {
+            return false;
         };
         if let Some(c) = diff.claim {
             round.claim = Some(c);
         }
         if nodes.is_empty() {
-            self.complete_round(from);
-            return;
+            return self.complete_round(store, cx, from);
         }
         round.level = level;
         let probe = AeProbe {
@@ -293,65 +285,83 @@ impl Replica {
             level,
             nodes,
         };
-        self.send(from, PeerMsg::AeProbe(probe));
+        Self::send(cx, from, PeerMsg::AeProbe(probe));
+        false
     }
 
     /// Puller: join the shipped states; a complete answer completes the round.
-    pub(super) fn on_ae_keys(&mut self, from: ReplicaId, keys: AeKeys) {
-        let Some(round) = self.ae.rounds.get(&from) else {
-            self.metrics.0.stale_replies += 1;
-            return;
+    pub(crate) fn on_keys(
+        &mut self,
+        store: &mut Store,
+        cx: &mut Ctx<'_>,
+        from: ReplicaId,
+        keys: AeKeys,
+    ) -> bool {
+        let Some(round) = self.rounds.get(&from) else {
+            cx.m.stale_replies += 1;
+            return false;
         };
-        if keys.round != round.id || round.level != self.store.keys().tree().depth() {
-            self.metrics.0.stale_replies += 1;
-            return;
+        if keys.round != round.id || round.level != store.keys().tree().depth() {
+            cx.m.stale_replies += 1;
+            return false;
         }
-        if !self.store.plausible(&keys.horizon, &self.shared) {
-            self.metrics.0.invalid_messages += 1;
-            self.ae.rounds.remove(&from);
-            self.metrics.0.ae_rounds_abandoned += 1;
-            return;
+        if !store.plausible(&keys.horizon, cx.shared) {
+            cx.m.invalid_messages += 1;
+            self.rounds.remove(&from);
+            cx.m.ae_rounds_abandoned += 1;
+            return false;
         }
         for (key, state) in keys.states {
-            let (changed, conflict) = self.store.join_key(&key, state);
+            let (changed, conflict) = store.join_key(&key, state);
             if changed {
-                self.metrics.0.ae_keys_repaired += 1;
+                cx.m.ae_keys_repaired += 1;
             }
             if conflict {
-                self.metrics.0.type_conflicts += 1;
+                cx.m.type_conflicts += 1;
             }
         }
         // The shipped states are built from entries below the responder's horizon.
-        self.store.raise_horizon(&keys.horizon);
+        store.raise_horizon(&keys.horizon);
         if keys.complete {
-            self.complete_round(from);
-        } else {
-            self.ae.rounds.remove(&from);
-            self.metrics.0.ae_rounds_abandoned += 1;
+            return self.complete_round(store, cx, from);
         }
+        self.rounds.remove(&from);
+        cx.m.ae_rounds_abandoned += 1;
+        false
     }
 
     /// Ends the round with `p` and makes its frontier claim (see the module documentation).
-    fn complete_round(&mut self, p: ReplicaId) {
-        let Some(round) = self.ae.rounds.remove(&p) else {
-            return;
+    /// Returns whether the claim moved the frontier: the dispatcher then lets parked entries,
+    /// session waits and stuck senders move on.
+    fn complete_round(&mut self, store: &mut Store, cx: &mut Ctx<'_>, p: ReplicaId) -> bool {
+        let Some(round) = self.rounds.remove(&p) else {
+            return false;
         };
-        self.metrics.0.ae_rounds_completed += 1;
+        cx.m.ae_rounds_completed += 1;
         let Some(claim) = round.claim else {
-            return;
+            return false;
         };
-        self.store.raise_horizon(&claim.horizon);
-        if self.store.claim_frontier(&claim.frontier) {
-            self.metrics.0.ae_frontier_claims += 1;
-            // The claim may cover what parked entries wait for, or the entries themselves.
-            let (store, links, _, mut cx) = self.split();
-            links.unpark(store, &mut cx);
-            self.on_frontier_advanced();
-            // Senders stuck behind a truncation point learn that we moved on.
-            let (store, links, _, mut cx) = self.split();
-            links.ack_all(store, &mut cx);
+        store.raise_horizon(&claim.horizon);
+        let claimed = store.claim_frontier(&claim.frontier);
+        if claimed {
+            cx.m.ae_frontier_claims += 1;
         }
+        claimed
     }
+
+    /// Whether a round with `p` is in progress.
+    pub(crate) fn is_pulling(&self, p: ReplicaId) -> bool {
+        self.rounds.contains_key(&p)
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed generator for the timer jitter.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
