@@ -1,6 +1,17 @@
 //! Anti-entropy: Merkle-tree rounds that repair what replication missed, and the frontier claim
 //! that lets a repaired replica answer session tokens again.
 //!
+//! # What it owns
+//! The puller's rounds in progress (one per neighbour at most), the time of the next periodic
+//! rounds and the seeded jitter generator. The responder keeps no state. It reads the store's
+//! keys and tree, and changes the store only through `Store::join_key`, `Store::raise_horizon`
+//! and `Store::claim_frontier`; a round that claims a frontier says so, and the dispatcher lets
+//! the links and the requests move on.
+//!
+//! # Invariants (checked by [`AntiEntropy::debug_check`])
+//! - Periodic rounds are armed exactly when the replica has neighbours.
+//! - Every round in progress ends within `ae_timeout_ms` of now (it started no later than now).
+//!
 //! # The tree
 //! Fixed fan-out `2^merkle_fanout_bits` and depth `merkle_depth` (16 × 3 levels by default,
 //! 4096 leaves). A key sits in the leaf named by the top bits of `xxh3(key)`; its item hash is
@@ -94,6 +105,21 @@ impl AntiEntropy {
     fn schedule(&mut self, now_ms: u64, interval_ms: u64) {
         let jitter = splitmix64(&mut self.rng) % (interval_ms / 4 + 1);
         self.next_at = Some(now_ms + interval_ms + jitter);
+    }
+
+    /// Checks the invariants of the module documentation (debug builds).
+    pub(crate) fn debug_check(&self, now_ms: u64, config: &Config, has_neighbours: bool) {
+        debug_assert_eq!(
+            self.next_at.is_some(),
+            has_neighbours,
+            "periodic rounds armed without neighbours, or not armed with them"
+        );
+        debug_assert!(
+            self.rounds
+                .values()
+                .all(|r| r.deadline_ms <= now_ms.saturating_add(config.ae_timeout_ms)),
+            "a round outlives its timeout"
+        );
     }
 
     pub(crate) fn next_deadline(&self) -> Option<u64> {

@@ -1,5 +1,21 @@
-//! Replication: applying entries, batching them to neighbours, acknowledgements, retransmission,
-//! truncation.
+//! The links: replication to and from the neighbours — applying entries, batching them,
+//! acknowledgements, retransmission, truncation.
+//!
+//! # What it owns
+//! Per neighbour, the cursors (`next`, `acked`), the retransmission timer and its backoff, and
+//! whether an ack is owed; the entries parked for their dependencies; the frontiers known of
+//! other replicas and the version gossip sends; the flush timer and the count of entries logged
+//! since the last flush; the batch encoding buffer. It reads the store's frontier and oplog, and
+//! changes the store only through `Store::apply` (the next entry of an origin) and
+//! `Store::truncate` (entries every child acknowledged). What it learns for others it returns:
+//! [`Links::apply_batch`] whether the frontier advanced, [`Links::apply_ack`] whether a
+//! frontier was learned.
+//!
+//! # Invariants (checked by [`Links::debug_check`])
+//! - Each origin's parked run holds consecutive sequence numbers from `F[origin] + 1` on, its
+//!   first entry waits for a dependency not `≤ F`, and at most `parked_entries_max` are parked.
+//! - An owed ack is always on its way: whenever a peer's `ack_due` is set, the flush is armed.
+//! - A cursor never goes below what the neighbour acknowledged (`Peer::next`).
 //!
 //! # The write path
 //! A local write joins its δ into the keyspace, becomes oplog entry `(me, seq)` and, once the

@@ -6,36 +6,52 @@
 //! from [`Config::seed`]. The same type is model-checked by stateright actors, run by the
 //! deterministic simulator on virtual time, and wrapped by the tokio node with redb persistence.
 //!
+//! # Parts
+//! `Replica` is a dispatcher over four parts, each owning its state and checking its own
+//! invariants where that state lives (quinn-proto's `Connection` over its spaces and streams).
+//! A part never calls back into the replica: a step returns what happened — an entry logged, the
+//! frontier advanced, an ack taught a frontier, a claim made — and the dispatcher in this module
+//! makes the next part's call. Parts depend only downward (requests → links → store;
+//! anti-entropy → store), and every step gets a `shared::Ctx`: the cluster, the time, the
+//! counters and the output queues.
+//!
+//! | part | owns | keeps |
+//! |---|---|---|
+//! | `store` | keyspace, oplog, `F`, `V`, `last_seq`, HLC, `deps_sent`, durable journal | `F ⊑ V`, `F[me] = V[me] = last_seq`; `F` causally closed; retained entries and their dependencies `≤ F`, gap-free per origin; `deps_sent ⊑ F`; Merkle tree current. The only writer of durable state. |
+//! | `links` | per-neighbour cursors, acks, retransmission timers and backoff; parked entries; frontiers known of others; flush timer; batch scratch | parked runs gap-free from `F[origin] + 1`, head not ready, at most `parked_entries_max`; an owed ack always has a flush armed |
+//! | `requests` | session waits, coverage waits, quorum queries, their deadlines and re-sends | at most `pending_max` wait; each ends by its deadline |
+//! | `anti_entropy` | the puller's rounds, the jitter RNG | a round ends (completed, abandoned or timed out) by `ae_timeout_ms`; a claim is made only by a completed round |
+//!
 //! # Map
 //! - [`api`](Request): requests, replies, values, errors — what the shells speak.
 //! - `config`: the cluster, the topology (the one definition of who talks to whom) and every
-//!   limit; the deliberately broken variants ([`Bug`]).
-//! - `keyspace`: typed CRDT states by key ([`KeyState`]) and the Merkle tree kept up to date on
-//!   every change.
+//!   limit; the deliberately broken variants ([`Bug`]). `shared`: what every replica of one
+//!   configuration derives from it once.
+//! - `store`, `links`, `requests`, `anti_entropy`: the parts above. `links` documents
+//!   batching, acks, go-back-N, causal delivery and truncation; `requests` the consistency
+//!   levels and the ABD-style global-quorum protocol; `anti_entropy` the Merkle rounds and the
+//!   frontier claim.
+//! - `keyspace`: typed CRDT states by key and the Merkle tree over them; `state`: one key's
+//!   state ([`KeyState`]) and its canonical encoding.
 //! - `oplog`: entries `(origin, seq, stamp, deps, key, δ)` retained until every child
 //!   acknowledged.
-//! - `repl`: per-peer cursors, batching, compression, cumulative acks, go-back-N retransmit,
-//!   causal delivery (entries parked until their dependencies are held), truncation, forwarding
-//!   along the topology's spanning trees.
 //! - `session`: session tokens and why answering only once a token is covered is sound; causal
 //!   delivery and why no read shows a write before what it depends on.
-//! - `quorum`: requests, consistency levels, the ABD-style global-quorum protocol.
-//! - `merkle`: anti-entropy rounds and the frontier claim they end with.
-//! - `msg`, `codec`: the validated binary encodings.
-//! - `durable`: what a shell persists and in which order.
+//! - `msg`, `codec`: the validated binary encodings (`codec` is the bottom layer and imports
+//!   nothing of the replica).
+//! - `durable`: what a shell persists and in which order. `stats`: the counters.
 //!
-//! # Invariants (checked in debug builds after every input)
-//! - `F ⊑ V` (frontier below horizon) and `F[me] = V[me] = last_seq`.
-//! - The state is above the delta of every entry `≤ F`, and is built from entries `≤ V` only.
-//! - `F` is causally closed: the dependencies of every entry `≤ F` are `≤ F`. Every entry that
-//!   reached the state through the oplog was applied only once `F` covered its dependencies.
-//! - Every retained oplog entry is `≤ F`, and so are its dependencies; each origin's retained
-//!   entries are gap-free.
-//! - Parked entries are the next ones of their origins (gap-free from `F[origin] + 1`), each
-//!   run's first waits for a dependency not `≤ F`, and at most `parked_entries_max` are parked.
-//! - The dependencies already sent (`deps_sent`) are `≤ F`.
-//! - Every Merkle node is the sum of the hashes below it.
-//! - At most `pending_max` requests wait.
+//! # Invariants (checked in debug builds after every input, each by the part that owns it)
+//! - The store's: `F ⊑ V` (frontier below horizon) and `F[me] = V[me] = last_seq`; the state is
+//!   above the delta of every entry `≤ F` and built from entries `≤ V` only; `F` is causally
+//!   closed (every entry that reached the state through the oplog was applied only once `F`
+//!   covered its dependencies); every retained oplog entry and its dependencies are `≤ F`, each
+//!   origin's retained entries gap-free; `deps_sent ⊑ F`; every Merkle node is the sum of the
+//!   hashes below it.
+//! - The links': parked entries are the next ones of their origins (gap-free from
+//!   `F[origin] + 1`), each run's first waits for a dependency not `≤ F`, and at most
+//!   `parked_entries_max` are parked; an owed ack always has a flush armed.
+//! - The requests': at most `pending_max` requests wait.
 
 mod anti_entropy;
 mod api;
@@ -505,12 +521,13 @@ impl Replica {
         }
     }
 
+    /// Checks every part's invariants (each part's check compiles to nothing in release builds).
     fn debug_check(&self) {
-        #[cfg(debug_assertions)]
-        {
-            self.store.debug_check(self.id());
-            debug_assert!(self.requests.len() <= self.shared.config.pending_max);
-            self.links.debug_check(&self.store, &self.shared);
-        }
+        self.store.debug_check(self.id());
+        self.links.debug_check(&self.store, &self.shared);
+        self.requests.debug_check(&self.shared);
+        let neighbours = !self.shared.neighbours.is_empty();
+        self.ae
+            .debug_check(self.now_ms, &self.shared.config, neighbours);
     }
 }

@@ -1,4 +1,17 @@
-//! Requests and consistency levels.
+//! The requests: client requests that wait, and the consistency levels they wait for.
+//!
+//! # What it owns
+//! The waiting requests — for their session token to be covered, for a quorum to hold their
+//! write, for a quorum of answers to a query — with an index of their deadlines and of the
+//! times to re-send a query to its silent targets. It reads the store (frontier, horizon, keys)
+//! and the links' known frontiers, writes only through `Store::write` and `Store::write_back`,
+//! tells the links of every entry logged at once (so the flush timer is armed as before), and
+//! sends and relays the routed query traffic.
+//!
+//! # Invariants (checked by [`Requests::debug_check`])
+//! - At most `pending_max` requests wait, and every one has a deadline in the index: each wait
+//!   ends by its deadline, with a reply or a definite error.
+//! - `sessions` counts the session waits, so a frontier advance with none costs nothing.
 //!
 //! # Levels
 //! - `LocalOne`: apply locally, reply. Reads answer from local state.
@@ -102,6 +115,24 @@ struct Query {
 impl Requests {
     pub(crate) fn len(&self) -> usize {
         self.ops.len()
+    }
+
+    /// Checks the invariants of the module documentation (debug builds; the scan is bounded).
+    pub(crate) fn debug_check(&self, shared: &Shared) {
+        debug_assert!(self.ops.len() <= shared.config.pending_max);
+        debug_assert_eq!(
+            self.deadlines.len(),
+            self.ops.len(),
+            "a wait without a deadline"
+        );
+        if cfg!(debug_assertions) && self.ops.len() <= 256 {
+            let sessions = self
+                .ops
+                .values()
+                .filter(|op| matches!(op.wait, Wait::Session(_)))
+                .count();
+            debug_assert_eq!(self.sessions, sessions, "session waits miscounted");
+        }
     }
 
     pub(crate) fn next_deadline(&self) -> Option<u64> {
