@@ -70,7 +70,7 @@
 //! An entry is dropped from the oplog once every child for its origin has acknowledged it, or
 //! when the log exceeds `oplog_entries_max` (oldest of the longest origin first). A child whose
 //! cursor falls behind the truncation point can no longer be sent that origin's entries; its
-//! anti-entropy rounds repair its state and then claim a frontier past the gap (see `merkle`),
+//! anti-entropy rounds repair its state and then claim a frontier past the gap (see `anti_entropy`),
 //! and its next ack moves the cursor on.
 
 use super::api::Transmit;

@@ -18,7 +18,7 @@ pub struct Counters {
     /// dropped (the sender re-sends them).
     pub entries_out_of_order: u64,
     /// Entries held back because what they depend on had not arrived yet (each time one is
-    /// parked; it is applied once its dependencies are, see `repl` § Causal delivery).
+    /// parked; it is applied once its dependencies are, see `links` § Causal delivery).
     pub entries_parked: u64,
     /// Batches sent.
     pub batches_sent: u64,

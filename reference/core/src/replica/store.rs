@@ -496,7 +496,7 @@ impl Store {
         }
     }
 
-    /// An anti-entropy frontier claim (see `merkle` § The frontier claim): raises `F` to cover
+    /// An anti-entropy frontier claim (see `anti_entropy` § The frontier claim): raises `F` to cover
     /// `f`; returns whether it moved.
     pub(crate) fn claim_frontier(&mut self, f: &VectorClock) -> bool {
         if self.frontier.dominates(f) {
