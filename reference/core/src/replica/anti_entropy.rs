@@ -51,8 +51,8 @@
 //! replica whose missing entries were truncated everywhere: the oplog cannot resend them, and
 //! after the claim neither side needs it to.
 //!
-//! [`Bug::AeSkipsSubtree`](super::Bug::AeSkipsSubtree) drops one differing subtree per level and
-//! still lets the round complete: the claim then covers keys that were never shipped.
+//! [`Bug::AeSkipsSubtree`] drops one differing subtree per level and still lets the round
+//! complete: the claim then covers keys that were never shipped.
 
 use super::api::Transmit;
 use super::config::{Bug, Config};
