@@ -139,17 +139,22 @@ use store::Store;
 /// metrics and scratch buffers are excluded from equality (they observe, they are not state).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Replica {
+    /// What every clone of this configuration derives once (members, regions, routes).
     shared: Arc<Shared>,
+    /// The last time seen; inputs never move it back.
     now_ms: u64,
     /// The durable state, and the only writer of it.
     store: Store,
     /// The neighbours: cursors, acks, parked entries, batching and retransmission.
     links: Links,
+    /// Anti-entropy: the rounds this replica pulls and their timer.
     ae: AntiEntropy,
     /// Client requests waiting for a token, a quorum of acks or a quorum of answers.
     requests: Requests,
+    /// Outputs not yet polled; the parts push to them through `shared::Ctx`.
     transmits: VecDeque<Transmit>,
     replies: VecDeque<Reply>,
+    /// Counters, excluded from equality (see `stats`).
     metrics: Metrics,
 }
 
