@@ -23,7 +23,9 @@
 //! requests at `LocalOne` and must break linearizability, which shows the tester is not vacuous.
 
 use converge_core::ReplicaId;
-use converge_core::replica::{Config, Consistency, Op, Replica, Reply, Request, Scalar, Value};
+use converge_core::replica::{
+    Config, Consistency, Op, Output, Replica, Reply, Request, Scalar, Value,
+};
 use stateright::Expectation;
 use stateright::actor::{
     Actor, ActorModel, ActorModelState, Envelope, Id, Network, Out, model_timeout,
@@ -128,12 +130,12 @@ fn reply_msg(reply: Reply) -> Msg {
 /// Hands a replica's outputs to the network, each reply to the client its request id names, and
 /// re-arms the replica's timer.
 fn flush(replica: &mut Replica, o: &mut Out<Node>) {
-    while let Some(t) = replica.poll_transmit() {
-        o.send(Id::from(t.to.0 as usize), Msg::Peer(t.payload));
-    }
-    while let Some(reply) = replica.poll_reply() {
-        o.send(Id::from((reply.id / 2) as usize), reply_msg(reply));
-    }
+    replica.drain(|out| match out {
+        Output::Transmit(t) => o.send(Id::from(t.to.0 as usize), Msg::Peer(t.payload)),
+        Output::Reply(reply) => o.send(Id::from((reply.id / 2) as usize), reply_msg(reply)),
+        // The replicas of this model do not track durable state.
+        Output::Durable(_) => {}
+    });
     // Only a deadline already due arms the timer: the run is taken to be faster than every
     // retransmission, anti-entropy and quorum deadline, which on this lossless network only
     // multiply interleavings (and a quorum deadline would only fail a request).

@@ -53,7 +53,7 @@
 
 use converge_core::ReplicaId;
 use converge_core::replica::{
-    Bug, Config, Consistency, Durable, KeyState, Op, PeerMsg, Replica, Request,
+    Bug, Config, Consistency, Durable, KeyState, Op, Output, PeerMsg, Replica, Request,
 };
 use stateright::Expectation;
 use stateright::actor::{
@@ -216,20 +216,17 @@ impl Region {
     /// `send` is false while the region is partitioned: what it sends is lost.
     fn flush(&self, up: &mut Up, send: bool, o: &mut Out<Self>) {
         let before = up.disk.clone();
-        if let Some(delta) = up.replica.take_durable() {
-            up.disk.durable.apply(delta);
-        }
+        let disk = &mut up.disk;
+        up.replica.drain(|out| match out {
+            Output::Durable(delta) => disk.durable.apply(delta),
+            Output::Transmit(t) => {
+                if send {
+                    o.send(Id::from(t.to.0 as usize), Msg(t.payload));
+                }
+            }
+            Output::Reply(reply) => disk.acked |= reply.result.is_ok(),
+        });
         up.disk.clock_ms = up.replica.now_ms();
-        while let Some(t) = up.replica.poll_transmit() {
-            if send {
-                o.send(Id::from(t.to.0 as usize), Msg(t.payload));
-            }
-        }
-        while let Some(reply) = up.replica.poll_reply() {
-            if reply.result.is_ok() {
-                up.disk.acked = true;
-            }
-        }
         if up.disk != before {
             o.save(up.disk.clone());
         }

@@ -21,7 +21,8 @@
 
 use converge_core::ReplicaId;
 use converge_core::replica::{
-    Bug, ClientError, Config, Consistency, Op, Replica, Request, Scalar, SessionToken, Value,
+    Bug, ClientError, Config, Consistency, Op, Output, Replica, Request, Scalar, SessionToken,
+    Value,
 };
 use stateright::{Model, Property};
 
@@ -124,21 +125,24 @@ pub enum Action {
 /// Hands a replica's outputs to the network and the client, as a shell does after every input.
 fn drain(state: &mut State, index: usize) {
     let from = index as u64;
-    while let Some(t) = state.replicas[index].poll_transmit() {
-        state.network.push(Msg {
+    let (network, client) = (&mut state.network, &mut state.client);
+    state.replicas[index].drain(|out| match out {
+        Output::Transmit(t) => network.push(Msg {
             from,
             to: t.to.0,
             payload: t.payload,
-        });
-    }
-    while let Some(reply) = state.replicas[index].poll_reply() {
-        state.client = match (reply.id, reply.result) {
-            (WRITE_ID, Ok(done)) => Client::Wrote(done.token),
-            // A failed add ends the session with nothing to check; the read never happens.
-            (WRITE_ID, Err(e)) => Client::Read(Err(e)),
-            (_, result) => Client::Read(result.map(|done| done.value)),
-        };
-    }
+        }),
+        Output::Reply(reply) => {
+            *client = match (reply.id, reply.result) {
+                (WRITE_ID, Ok(done)) => Client::Wrote(done.token),
+                // A failed add ends the session with nothing to check; the read never happens.
+                (WRITE_ID, Err(e)) => Client::Read(Err(e)),
+                (_, result) => Client::Read(result.map(|done| done.value)),
+            };
+        }
+        // The replicas of this model do not track durable state.
+        Output::Durable(_) => {}
+    });
     state.network.sort();
 }
 

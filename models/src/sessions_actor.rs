@@ -13,7 +13,7 @@
 use crate::sessions::{READ_COMPLETES, READ_YOUR_WRITES, Variant};
 use converge_core::ReplicaId;
 use converge_core::replica::{
-    Bug, Config, Consistency, Op, Replica, Reply, Request, Scalar, SessionToken, Value,
+    Bug, Config, Consistency, Op, Output, Replica, Reply, Request, Scalar, SessionToken, Value,
 };
 use stateright::Expectation;
 use stateright::actor::{Actor, ActorModel, ActorModelState, Id, Network, Out, model_timeout};
@@ -100,12 +100,12 @@ fn reply_msg(reply: Reply) -> Msg {
 /// Hands a replica's outputs to the network and re-arms its timer, as a shell does after every
 /// input.
 fn flush(replica: &mut Replica, client: Id, o: &mut Out<Node>) {
-    while let Some(t) = replica.poll_transmit() {
-        o.send(Id::from(t.to.0 as usize), Msg::Peer(t.payload));
-    }
-    while let Some(reply) = replica.poll_reply() {
-        o.send(client, reply_msg(reply));
-    }
+    replica.drain(|out| match out {
+        Output::Transmit(t) => o.send(Id::from(t.to.0 as usize), Msg::Peer(t.payload)),
+        Output::Reply(reply) => o.send(client, reply_msg(reply)),
+        // The replicas of this model do not track durable state.
+        Output::Durable(_) => {}
+    });
     if replica.poll_timeout().is_some() {
         o.set_timer(Wake, model_timeout());
     } else {

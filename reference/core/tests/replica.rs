@@ -9,8 +9,8 @@
 
 use converge_core::ReplicaId;
 use converge_core::replica::{
-    Bug, ClientError, Config, Consistency, Durable, KeyKind, Op, Replica, Reply, Request, Scalar,
-    SessionToken, Topology, Value,
+    Bug, ClientError, Config, Consistency, Durable, KeyKind, Op, Output, Replica, Reply, Request,
+    Scalar, SessionToken, Topology, Value,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -127,17 +127,16 @@ impl Sim {
         let Some(node) = self.nodes[i].as_mut() else {
             return;
         };
-        if let Some(delta) = node.take_durable() {
-            self.disks[i].apply(delta);
-        }
         let from = node.id();
+        let (disk, replies) = (&mut self.disks[i], &mut self.replies);
         let mut out = Vec::new();
-        while let Some(t) = node.poll_transmit() {
-            out.push(t);
-        }
-        while let Some(r) = node.poll_reply() {
-            self.replies.insert(r.id, r);
-        }
+        node.drain(|o| match o {
+            Output::Durable(delta) => disk.apply(delta),
+            Output::Transmit(t) => out.push(t),
+            Output::Reply(r) => {
+                replies.insert(r.id, r);
+            }
+        });
         for t in out {
             self.enqueue(from, t.to, t.payload);
         }

@@ -1,5 +1,8 @@
-//! The compact binary encoding of replica data: varints, scalars, clocks, CRDT states, oplog
-//! entries.
+//! The primitives of the compact binary encoding of replica data: varints, byte strings, replica
+//! ids, keys, HLC stamps, vector clocks, and the bounded [`Reader`] every decoder reads with. Key
+//! states are encoded in `state`, entries in `oplog`, messages in `msg`, all on top of these.
+//! This module imports nothing of the replica: it is the bottom layer, which keeps the encoders
+//! free of import circles.
 //!
 //! Hand-written rather than CBOR because it sits on the replication hot path and because its
 //! output is also the *canonical* form of a key state that the Merkle tree hashes: one state has
@@ -11,17 +14,10 @@
 //! - Decoding never panics and never allocates more than the input can justify: every count is
 //!   checked against the bytes left (each item takes at least one byte) before anything is
 //!   reserved.
-//! - Decoding validates through the CRDTs' own checked constructors, so a decoded state is one
-//!   the type could have reached.
+//! - Decoding refuses non-canonical input (over-long varints, unsorted or repeated clock
+//!   entries, zero counters), so every value has one encoding.
 
-use super::api::{Key, Scalar};
-use super::keyspace::KeyState;
-use crate::crdt::{LwwEntry, Sibling};
-use crate::{
-    CausalContext, Dot, Dvv, GCounter, HlcTimestamp, LwwRegister, MvRegister, OrSet, PnCounter,
-    ReplicaId, VectorClock,
-};
-use std::collections::BTreeSet;
+use crate::{HlcTimestamp, ReplicaId, VectorClock};
 
 /// Largest key accepted, in bytes.
 pub const KEY_BYTES_MAX: usize = 64 * 1024;
@@ -169,7 +165,7 @@ pub(crate) fn put_key(out: &mut Vec<u8>, key: &[u8]) {
     put_bytes(out, key);
 }
 
-pub(crate) fn read_key(r: &mut Reader<'_>) -> Result<Key, DecodeError> {
+pub(crate) fn read_key(r: &mut Reader<'_>) -> Result<Box<[u8]>, DecodeError> {
     Ok(r.bytes(KEY_BYTES_MAX)?.into())
 }
 
@@ -211,180 +207,6 @@ pub(crate) fn read_vv(r: &mut Reader<'_>) -> Result<VectorClock, DecodeError> {
     Ok(vv)
 }
 
-fn put_dot(out: &mut Vec<u8>, d: Dot) {
-    put_replica(out, d.replica);
-    put_varint(out, d.counter);
-}
-
-fn read_dot(r: &mut Reader<'_>) -> Result<Dot, DecodeError> {
-    let replica = read_replica(r)?;
-    let counter = r.varint()?;
-    if counter == 0 {
-        return Err(DecodeError::Invalid("dot counter 0"));
-    }
-    Ok(Dot { replica, counter })
-}
-
-/// Dots strictly increasing.
-fn read_dots(r: &mut Reader<'_>) -> Result<Vec<Dot>, DecodeError> {
-    let n = r.count(2)?;
-    let mut dots = Vec::with_capacity(n);
-    for _ in 0..n {
-        let d = read_dot(r)?;
-        if dots.last().is_some_and(|l: &Dot| *l >= d) {
-            return Err(DecodeError::Invalid("dots not increasing"));
-        }
-        dots.push(d);
-    }
-    Ok(dots)
-}
-
-pub(crate) fn put_context(out: &mut Vec<u8>, ctx: &CausalContext) {
-    put_vv(out, ctx.version_vector());
-    put_varint(out, ctx.cloud().len() as u64);
-    for &d in ctx.cloud() {
-        put_dot(out, d);
-    }
-}
-
-pub(crate) fn read_context(r: &mut Reader<'_>) -> Result<CausalContext, DecodeError> {
-    let vv = read_vv(r)?;
-    let cloud: BTreeSet<Dot> = read_dots(r)?.into_iter().collect();
-    CausalContext::from_parts(vv, cloud).ok_or(DecodeError::Invalid("causal context not compact"))
-}
-
-pub(crate) fn put_scalar(out: &mut Vec<u8>, s: &Scalar) {
-    match s {
-        Scalar::Int(i) => {
-            out.push(0);
-            // Zigzag, so that small negative numbers stay short.
-            put_varint(out, ((*i << 1) ^ (*i >> 63)) as u64);
-        }
-        Scalar::Bytes(b) => {
-            out.push(1);
-            put_bytes(out, b);
-        }
-    }
-}
-
-pub(crate) fn read_scalar(r: &mut Reader<'_>) -> Result<Scalar, DecodeError> {
-    match r.u8()? {
-        0 => {
-            let z = r.varint()?;
-            Ok(Scalar::Int(((z >> 1) as i64) ^ -((z & 1) as i64)))
-        }
-        1 => Ok(Scalar::Bytes(r.bytes(usize::MAX)?.into())),
-        t => Err(DecodeError::UnknownTag(t)),
-    }
-}
-
-const TAG_COUNTER: u8 = 0;
-const TAG_PN: u8 = 1;
-const TAG_SET: u8 = 2;
-const TAG_LWW: u8 = 3;
-const TAG_MV: u8 = 4;
-
-/// Appends the canonical encoding of a key state.
-pub(crate) fn put_state(out: &mut Vec<u8>, state: &KeyState) {
-    match state {
-        KeyState::Counter(c) => {
-            out.push(TAG_COUNTER);
-            put_vv(out, c.counts());
-        }
-        KeyState::PnCounter(c) => {
-            out.push(TAG_PN);
-            put_vv(out, c.increments().counts());
-            put_vv(out, c.decrements().counts());
-        }
-        KeyState::Set(s) => {
-            out.push(TAG_SET);
-            put_varint(out, s.len() as u64);
-            for (e, dots) in s.entries() {
-                put_scalar(out, e);
-                put_varint(out, dots.len() as u64);
-                for &d in dots {
-                    put_dot(out, d);
-                }
-            }
-            put_context(out, s.context());
-        }
-        KeyState::Lww(l) => {
-            out.push(TAG_LWW);
-            match l.entry() {
-                None => out.push(0),
-                Some(e) => {
-                    out.push(1);
-                    put_stamp(out, e.stamp);
-                    put_replica(out, e.replica);
-                    put_scalar(out, &e.value);
-                }
-            }
-        }
-        KeyState::Mv(m) => {
-            out.push(TAG_MV);
-            put_varint(out, m.siblings().len() as u64);
-            for s in m.siblings() {
-                put_dot(out, s.dvv.dot());
-                put_vv(out, s.dvv.past());
-                put_scalar(out, &s.value);
-            }
-            put_context(out, m.context());
-        }
-    }
-}
-
-/// Decodes one key state, validating it.
-pub(crate) fn read_state(r: &mut Reader<'_>) -> Result<KeyState, DecodeError> {
-    Ok(match r.u8()? {
-        TAG_COUNTER => KeyState::Counter(GCounter::from_counts(read_vv(r)?)),
-        TAG_PN => {
-            let p = GCounter::from_counts(read_vv(r)?);
-            let n = GCounter::from_counts(read_vv(r)?);
-            KeyState::PnCounter(PnCounter::from_halves(p, n))
-        }
-        TAG_SET => {
-            let n = r.count(3)?;
-            let mut entries: Vec<(Scalar, Vec<Dot>)> = Vec::with_capacity(n);
-            for _ in 0..n {
-                let e = read_scalar(r)?;
-                if entries.last().is_some_and(|(l, _)| *l >= e) {
-                    return Err(DecodeError::Invalid("set elements not increasing"));
-                }
-                let dots = read_dots(r)?;
-                entries.push((e, dots));
-            }
-            let ctx = read_context(r)?;
-            KeyState::Set(OrSet::from_parts(entries, ctx).map_err(DecodeError::Invalid)?)
-        }
-        TAG_LWW => KeyState::Lww(LwwRegister::from_entry(match r.u8()? {
-            0 => None,
-            1 => Some(LwwEntry {
-                stamp: read_stamp(r)?,
-                replica: read_replica(r)?,
-                value: read_scalar(r)?,
-            }),
-            t => return Err(DecodeError::UnknownTag(t)),
-        })),
-        TAG_MV => {
-            let n = r.count(4)?;
-            let mut siblings = Vec::with_capacity(n);
-            for _ in 0..n {
-                let dot = read_dot(r)?;
-                let past = read_vv(r)?;
-                let dvv =
-                    Dvv::new(dot, past).ok_or(DecodeError::Invalid("dvv past covers its dot"))?;
-                siblings.push(Sibling {
-                    dvv,
-                    value: read_scalar(r)?,
-                });
-            }
-            let ctx = read_context(r)?;
-            KeyState::Mv(MvRegister::from_parts(siblings, ctx).map_err(DecodeError::Invalid)?)
-        }
-        t => return Err(DecodeError::UnknownTag(t)),
-    })
-}
-
 /// Decodes a whole buffer as one value with `read`, refusing trailing bytes.
 pub(crate) fn decode_all<T>(
     bytes: &[u8],
@@ -423,21 +245,6 @@ mod tests {
             decode_all(&out, read_vv),
             Err(DecodeError::TooLong(1 << 40))
         );
-    }
-
-    #[test]
-    fn scalars_round_trip_with_zigzag() {
-        for s in [
-            Scalar::Int(0),
-            Scalar::Int(-1),
-            Scalar::Int(i64::MIN),
-            Scalar::Int(i64::MAX),
-            Scalar::bytes("héllo"),
-        ] {
-            let mut out = Vec::new();
-            put_scalar(&mut out, &s);
-            assert_eq!(decode_all(&out, read_scalar), Ok(s));
-        }
     }
 
     #[test]

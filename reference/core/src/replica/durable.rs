@@ -21,11 +21,11 @@
 
 use super::api::Key;
 use super::codec::{
-    DecodeError, Reader, put_key, put_stamp, put_state, put_varint, put_vv, read_key, read_stamp,
-    read_state, read_vv,
+    DecodeError, Reader, put_key, put_stamp, put_varint, put_vv, read_key, read_stamp, read_vv,
 };
-use super::keyspace::KeyState;
+use super::config::ConfigError;
 use super::oplog::Entry;
+use super::state::{KeyState, put_state, read_state};
 use crate::{HlcTimestamp, ReplicaId, VectorClock};
 use std::collections::BTreeMap;
 
@@ -202,6 +202,17 @@ impl Durable {
             Ok(Durable { meta, keys, oplog })
         })
     }
+}
+
+/// A durable state that cannot be recovered from.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecoverError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The durable state is inconsistent.
+    #[error("inconsistent durable state: {0}")]
+    Inconsistent(&'static str),
 }
 
 /// What a replica records between two `take_durable` calls (only with `track_durable`).

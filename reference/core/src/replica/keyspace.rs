@@ -32,121 +32,13 @@
 //!   holding the same states must compare equal however recently either refreshed (model
 //!   checkers deduplicate states by `Eq` and `Hash`).
 
-use super::api::{Key, KeyKind, Scalar, Value};
-use super::codec::put_state;
-use crate::{GCounter, Lattice, LwwRegister, MvRegister, OrSet, PnCounter};
+use super::api::Key;
+use super::state::{KeyState, put_state};
+use crate::Lattice;
 use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
-
-/// The state of one key: one of the five CRDTs.
-///
-/// `KeyState` is itself a join-semilattice: the *ordinal sum* of the five, in [`KeyKind`] order.
-/// Two states of one kind join as that kind does; of two kinds, the later kind's state wins and
-/// the other is dropped. That only happens when two replicas concurrently create a key with
-/// different types (each replica refuses a mismatched write with `WrongType`); it loses the
-/// earlier kind's writes, but deterministically, the same at every replica, and it keeps the
-/// join associative, commutative and idempotent. The bottom is the empty grow-only counter,
-/// below every state of every kind.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum KeyState {
-    /// A grow-only counter.
-    Counter(GCounter),
-    /// A counter that also decrements.
-    PnCounter(PnCounter),
-    /// An add-wins set.
-    Set(OrSet<Scalar>),
-    /// A last-writer-wins register.
-    Lww(LwwRegister<Scalar>),
-    /// A multi-value register.
-    Mv(MvRegister<Scalar>),
-}
-
-impl KeyState {
-    /// The bottom state of `kind`.
-    pub fn empty(kind: KeyKind) -> KeyState {
-        match kind {
-            KeyKind::Counter => KeyState::Counter(GCounter::new()),
-            KeyKind::PnCounter => KeyState::PnCounter(PnCounter::new()),
-            KeyKind::Set => KeyState::Set(OrSet::new()),
-            KeyKind::Lww => KeyState::Lww(LwwRegister::new()),
-            KeyKind::Mv => KeyState::Mv(MvRegister::new()),
-        }
-    }
-
-    /// The key's type.
-    pub fn kind(&self) -> KeyKind {
-        match self {
-            KeyState::Counter(_) => KeyKind::Counter,
-            KeyState::PnCounter(_) => KeyKind::PnCounter,
-            KeyState::Set(_) => KeyKind::Set,
-            KeyState::Lww(_) => KeyKind::Lww,
-            KeyState::Mv(_) => KeyKind::Mv,
-        }
-    }
-
-    /// What a read returns.
-    pub fn value(&self) -> Value {
-        match self {
-            KeyState::Counter(c) => Value::Counter(i128::try_from(c.value()).unwrap_or(i128::MAX)),
-            KeyState::PnCounter(c) => Value::Counter(c.value()),
-            KeyState::Set(s) => Value::Set(s.iter().cloned().collect()),
-            KeyState::Lww(l) => match l.get() {
-                Some(v) => Value::Register(v.clone()),
-                None => Value::Absent,
-            },
-            KeyState::Mv(m) => Value::Siblings {
-                values: m.values().cloned().collect(),
-                context: m.read_context(),
-            },
-        }
-    }
-
-    /// The canonical binary encoding (the one the Merkle tree hashes and peers exchange).
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        put_state(&mut out, self);
-        out
-    }
-
-    /// Decodes and validates a state; never panics.
-    pub fn decode(bytes: &[u8]) -> Result<KeyState, super::DecodeError> {
-        super::codec::decode_all(bytes, super::codec::read_state)
-    }
-}
-
-impl Lattice for KeyState {
-    fn bottom() -> Self {
-        KeyState::Counter(GCounter::new())
-    }
-
-    fn join(&mut self, other: Self) {
-        match (self, other) {
-            (KeyState::Counter(a), KeyState::Counter(b)) => a.join(b),
-            (KeyState::PnCounter(a), KeyState::PnCounter(b)) => a.join(b),
-            (KeyState::Set(a), KeyState::Set(b)) => a.join(b),
-            (KeyState::Lww(a), KeyState::Lww(b)) => a.join(b),
-            (KeyState::Mv(a), KeyState::Mv(b)) => a.join(b),
-            (this, other) => {
-                if other.kind() > this.kind() {
-                    *this = other;
-                }
-            }
-        }
-    }
-
-    fn leq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (KeyState::Counter(a), KeyState::Counter(b)) => a.leq(b),
-            (KeyState::PnCounter(a), KeyState::PnCounter(b)) => a.leq(b),
-            (KeyState::Set(a), KeyState::Set(b)) => a.leq(b),
-            (KeyState::Lww(a), KeyState::Lww(b)) => a.leq(b),
-            (KeyState::Mv(a), KeyState::Mv(b)) => a.leq(b),
-            (a, b) => a.kind() < b.kind(),
-        }
-    }
-}
 
 /// The hash that places a key in the map and the Merkle tree. Fixed seed: every replica must
 /// agree on it.
@@ -623,8 +515,9 @@ impl Keyspace {
 
 #[cfg(test)]
 mod tests {
+    use super::super::api::{KeyKind, Scalar};
     use super::*;
-    use crate::ReplicaId;
+    use crate::{GCounter, ReplicaId};
 
     #[test]
     fn the_tree_tracks_every_change_and_ignores_order() {

@@ -25,10 +25,9 @@
 
 use super::api::Key;
 use super::codec::{
-    DecodeError, Reader, put_key, put_replica, put_state, put_varint, put_vv, read_key,
-    read_replica, read_state, read_vv,
+    DecodeError, Reader, put_key, put_replica, put_varint, put_vv, read_key, read_replica, read_vv,
 };
-use super::keyspace::KeyState;
+use super::state::{KeyState, put_state, read_state};
 use crate::{HlcTimestamp, ReplicaId, VectorClock};
 use std::collections::{BTreeMap, VecDeque};
 

@@ -8,7 +8,7 @@
 //!
 //! - the **frontier** `F`: it holds (its state is above) the delta of every entry `e ≤ F`. It
 //!   advances when entries are applied in per-origin order, and through a completed
-//!   anti-entropy round (see `merkle`);
+//!   anti-entropy round (see `anti_entropy`);
 //! - the **horizon** `V ⊒ F`: its state is the join of deltas of entries `e ≤ V` only. It
 //!   advances with `F`, and when state arrives outside the oplog (anti-entropy, quorum reads),
 //!   by the sender's horizon.
@@ -37,7 +37,7 @@
 //! **dependencies** `deps(e)`: the token its write was served under, i.e. everything the writing
 //! session had observed (its earlier writes, and the horizons of the replicas it read from). A
 //! replica applies an entry it receives only once `F ⊒ deps(e)`, besides its origin's previous
-//! entries (in-order application); until then the entry is parked (see `repl`). Two invariants
+//! entries (in-order application); until then the entry is parked (see `links`). Two invariants
 //! follow, checked in debug builds:
 //!
 //! - **(C1) `F` is causally closed**: `deps(e) ⊑ F` for every entry `e ≤ F`. A local write's
@@ -56,7 +56,7 @@
 //!
 //! *Liveness.* A dependency was issued before the entry that names it, so waiting is acyclic and
 //! every entry is eventually applied everywhere every stream is delivered (the argument, and the
-//! per-origin windows it needs, are in `repl`).
+//! per-origin windows it needs, are in `links`).
 //!
 //! ## State that bypasses the oplog
 //! Anti-entropy ships whole key states, quorum reads join whole key states into the querier, and

@@ -1,6 +1,17 @@
 //! Anti-entropy: Merkle-tree rounds that repair what replication missed, and the frontier claim
 //! that lets a repaired replica answer session tokens again.
 //!
+//! # What it owns
+//! The puller's rounds in progress (one per neighbour at most), the time of the next periodic
+//! rounds and the seeded jitter generator. The responder keeps no state. It reads the store's
+//! keys and tree, and changes the store only through `Store::join_key`, `Store::raise_horizon`
+//! and `Store::claim_frontier`; a round that claims a frontier says so, and the dispatcher lets
+//! the links and the requests move on.
+//!
+//! # Invariants (checked by [`AntiEntropy::debug_check`])
+//! - Periodic rounds are armed exactly when the replica has neighbours.
+//! - Every round in progress ends within `ae_timeout_ms` of now (it started no later than now).
+//!
 //! # The tree
 //! Fixed fan-out `2^merkle_fanout_bits` and depth `merkle_depth` (16 × 3 levels by default,
 //! 4096 leaves). A key sits in the leaf named by the top bits of `xxh3(key)`; its item hash is
@@ -40,13 +51,15 @@
 //! replica whose missing entries were truncated everywhere: the oplog cannot resend them, and
 //! after the claim neither side needs it to.
 //!
-//! [`Bug::AeSkipsSubtree`](super::Bug::AeSkipsSubtree) drops one differing subtree per level and
-//! still lets the round complete: the claim then covers keys that were never shipped.
+//! [`Bug::AeSkipsSubtree`] drops one differing subtree per level and still lets the round
+//! complete: the claim then covers keys that were never shipped.
 
+use super::api::Transmit;
 use super::config::{Bug, Config};
 use super::msg::{AeClaim, AeDiff, AeKeys, AeProbe, PeerMsg};
-use super::{Replica, Transmit};
-use crate::{ReplicaId, VectorClock};
+use super::shared::Ctx;
+use super::store::Store;
+use crate::ReplicaId;
 use std::collections::BTreeMap;
 
 /// The puller's side of anti-entropy.
@@ -94,6 +107,21 @@ impl AntiEntropy {
         self.next_at = Some(now_ms + interval_ms + jitter);
     }
 
+    /// Checks the invariants of the module documentation (debug builds).
+    pub(crate) fn debug_check(&self, now_ms: u64, config: &Config, has_neighbours: bool) {
+        debug_assert_eq!(
+            self.next_at.is_some(),
+            has_neighbours,
+            "periodic rounds armed without neighbours, or not armed with them"
+        );
+        debug_assert!(
+            self.rounds
+                .values()
+                .all(|r| r.deadline_ms <= now_ms.saturating_add(config.ae_timeout_ms)),
+            "a round outlives its timeout"
+        );
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         let rounds = self.rounds.values().map(|r| r.deadline_ms).min();
         match (self.next_at, rounds) {
@@ -101,92 +129,77 @@ impl AntiEntropy {
             (a, b) => a.or(b),
         }
     }
-}
 
-/// SplitMix64: a tiny, well-mixed generator for the timer jitter.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-impl Replica {
     /// Abandons overdue rounds and starts the periodic ones.
-    pub(super) fn ae_timers(&mut self) {
-        let now = self.now_ms;
+    pub(crate) fn timers(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
+        let now = cx.now_ms;
         let overdue: Vec<ReplicaId> = self
-            .ae
             .rounds
             .iter()
             .filter(|(_, r)| r.deadline_ms <= now)
             .map(|(&p, _)| p)
             .collect();
         for p in overdue {
-            self.ae.rounds.remove(&p);
-            self.metrics.0.ae_rounds_abandoned += 1;
+            self.rounds.remove(&p);
+            cx.m.ae_rounds_abandoned += 1;
         }
-        if self.ae.next_at.is_some_and(|t| t <= now) {
-            let shared = self.shared.clone();
+        if self.next_at.is_some_and(|t| t <= now) {
+            let shared = cx.shared;
             for &p in &shared.neighbours {
-                if !self.ae.rounds.contains_key(&p) {
-                    self.start_round(p);
+                if !self.rounds.contains_key(&p) {
+                    self.start_round(store, cx, p);
                 }
             }
-            self.ae.schedule(now, shared.config.ae_interval_ms);
+            self.schedule(now, shared.config.ae_interval_ms);
         }
     }
 
-    /// Starts pulling from `p` now (tests and shells may force a round).
-    pub fn start_anti_entropy(&mut self, now_ms: u64, p: ReplicaId) {
-        self.advance(now_ms);
-        if self.peers.contains_key(&p) && !self.ae.rounds.contains_key(&p) {
-            self.start_round(p);
-        }
-        self.after_input();
-    }
-
-    fn start_round(&mut self, p: ReplicaId) {
-        self.ae.next_round += 1;
-        let id = self.ae.next_round;
-        self.ae.rounds.insert(
+    pub(crate) fn start_round(&mut self, store: &mut Store, cx: &mut Ctx<'_>, p: ReplicaId) {
+        self.next_round += 1;
+        let id = self.next_round;
+        self.rounds.insert(
             p,
             Round {
                 id,
                 level: 0,
                 claim: None,
-                deadline_ms: self.now_ms + self.shared.config.ae_timeout_ms,
+                deadline_ms: cx.now_ms + cx.shared.config.ae_timeout_ms,
             },
         );
-        self.metrics.0.ae_rounds += 1;
+        cx.m.ae_rounds += 1;
         let probe = AeProbe {
             round: id,
             level: 0,
-            nodes: vec![(0, self.keys.fresh_tree().root())],
+            nodes: vec![(0, store.fresh_tree().root())],
         };
-        self.send(p, PeerMsg::AeProbe(probe));
+        Self::send(cx, p, PeerMsg::AeProbe(probe));
     }
 
-    fn send(&mut self, to: ReplicaId, msg: PeerMsg) {
-        self.transmits.push_back(Transmit {
+    fn send(cx: &mut Ctx<'_>, to: ReplicaId, msg: PeerMsg) {
+        cx.out.push_back(Transmit {
             to,
             payload: msg.encode(),
         });
     }
 
     /// Responder: compare the probed nodes, answer with the differing ones or their keys.
-    pub(super) fn on_ae_probe(&mut self, from: ReplicaId, probe: AeProbe) {
+    pub(crate) fn on_probe(
+        &mut self,
+        store: &mut Store,
+        cx: &mut Ctx<'_>,
+        from: ReplicaId,
+        probe: AeProbe,
+    ) {
         // The comparison must see every write so far (see "The tree").
-        self.keys.refresh();
-        let tree = self.keys.tree();
+        store.refresh_keys();
+        let tree = store.keys().tree();
         if probe.level > tree.depth()
             || probe
                 .nodes
                 .iter()
                 .any(|&(i, _)| i >= tree.width(probe.level))
         {
-            self.metrics.0.invalid_messages += 1;
+            cx.m.invalid_messages += 1;
             return;
         }
         let mut differing: Vec<u32> = probe
@@ -195,13 +208,13 @@ impl Replica {
             .filter(|&&(i, h)| tree.node(probe.level, i) != Some(h))
             .map(|&(i, _)| i)
             .collect();
-        if self.shared.config.bug == Some(Bug::AeSkipsSubtree) {
+        if cx.shared.config.bug == Some(Bug::AeSkipsSubtree) {
             differing.pop();
         }
         if probe.level < tree.depth() {
             let claim = (probe.level == 0).then(|| AeClaim {
-                frontier: self.frontier.clone(),
-                horizon: self.horizon.clone(),
+                frontier: store.frontier().clone(),
+                horizon: store.horizon().clone(),
             });
             let diff = AeDiff {
                 round: probe.round,
@@ -209,17 +222,17 @@ impl Replica {
                 differing,
                 claim,
             };
-            self.send(from, PeerMsg::AeDiff(diff));
+            Self::send(cx, from, PeerMsg::AeDiff(diff));
             return;
         }
         // Bounded in keys and in bytes (half the message limit, so the reply always decodes).
-        let max = self.shared.config.ae_keys_max;
-        let bytes_max = self.shared.config.message_bytes_max / 2;
+        let max = cx.shared.config.ae_keys_max;
+        let bytes_max = cx.shared.config.message_bytes_max / 2;
         let mut bytes = 0;
         let mut states = Vec::new();
         let mut complete = true;
         'leaves: for leaf in differing {
-            for (k, s) in self.keys.leaf(leaf) {
+            for (k, s) in store.keys().leaf(leaf) {
                 let size = k.len() + s.encode().len();
                 if states.len() == max || (!states.is_empty() && bytes + size > bytes_max) {
                     complete = false;
@@ -232,37 +245,36 @@ impl Replica {
         let keys = AeKeys {
             round: probe.round,
             states,
-            horizon: self.horizon.clone(),
+            horizon: store.horizon().clone(),
             complete,
         };
-        self.send(from, PeerMsg::AeKeys(keys));
-    }
-
-    /// Whether a frontier or horizon from a peer is possible: only members, and none of our own
-    /// writes beyond what we issued.
-    fn plausible(&self, vv: &VectorClock) -> bool {
-        vv.iter().all(|(o, _)| self.shared.members.contains(&o))
-            && vv.get(self.id()) <= self.last_seq
+        Self::send(cx, from, PeerMsg::AeKeys(keys));
     }
 
     /// Puller: descend into the differing nodes, or finish the round.
-    pub(super) fn on_ae_diff(&mut self, from: ReplicaId, diff: AeDiff) {
-        let Some(round) = self.ae.rounds.get(&from) else {
-            self.metrics.0.stale_replies += 1;
-            return;
+    pub(crate) fn on_diff(
+        &mut self,
+        store: &mut Store,
+        cx: &mut Ctx<'_>,
+        from: ReplicaId,
+        diff: AeDiff,
+    ) -> bool {
+        let Some(round) = self.rounds.get(&from) else {
+            cx.m.stale_replies += 1;
+            return false;
         };
         if diff.round != round.id || diff.level != round.level {
-            self.metrics.0.stale_replies += 1;
-            return;
+            cx.m.stale_replies += 1;
+            return false;
         }
         // The child hashes we send must reflect every write so far (see "The tree").
-        self.keys.refresh();
-        let tree = self.keys.tree();
+        store.refresh_keys();
+        let tree = store.keys().tree();
         let claim_ok = match &diff.claim {
             Some(c) => {
                 diff.level == 0
-                    && self.plausible(&c.frontier)
-                    && self.plausible(&c.horizon)
+                    && store.plausible(&c.frontier, cx.shared)
+                    && store.plausible(&c.horizon, cx.shared)
                     && c.horizon.dominates(&c.frontier)
             }
             None => diff.level != 0,
@@ -271,10 +283,10 @@ impl Replica {
             || diff.level >= tree.depth()
             || diff.differing.iter().any(|&i| i >= tree.width(diff.level))
         {
-            self.metrics.0.invalid_messages += 1;
-            self.ae.rounds.remove(&from);
-            self.metrics.0.ae_rounds_abandoned += 1;
-            return;
+            cx.m.invalid_messages += 1;
+            self.rounds.remove(&from);
+            cx.m.ae_rounds_abandoned += 1;
+            return false;
         }
         let level = diff.level + 1;
         let fanout = tree.fanout();
@@ -284,15 +296,14 @@ impl Replica {
             .flat_map(|&i| (0..fanout).map(move |c| i * fanout + c))
             .map(|i| (i, tree.node(level, i).unwrap_or(0)))
             .collect();
-        let Some(round) = self.ae.rounds.get_mut(&from) else {
-            return;
+        let Some(round) = self.rounds.get_mut(&from) else {
+            return false;
         };
         if let Some(c) = diff.claim {
             round.claim = Some(c);
         }
         if nodes.is_empty() {
-            self.complete_round(from);
-            return;
+            return self.complete_round(store, cx, from);
         }
         round.level = level;
         let probe = AeProbe {
@@ -300,72 +311,89 @@ impl Replica {
             level,
             nodes,
         };
-        self.send(from, PeerMsg::AeProbe(probe));
+        Self::send(cx, from, PeerMsg::AeProbe(probe));
+        false
     }
 
     /// Puller: join the shipped states; a complete answer completes the round.
-    pub(super) fn on_ae_keys(&mut self, from: ReplicaId, keys: AeKeys) {
-        let Some(round) = self.ae.rounds.get(&from) else {
-            self.metrics.0.stale_replies += 1;
-            return;
+    pub(crate) fn on_keys(
+        &mut self,
+        store: &mut Store,
+        cx: &mut Ctx<'_>,
+        from: ReplicaId,
+        keys: AeKeys,
+    ) -> bool {
+        let Some(round) = self.rounds.get(&from) else {
+            cx.m.stale_replies += 1;
+            return false;
         };
-        if keys.round != round.id || round.level != self.keys.tree().depth() {
-            self.metrics.0.stale_replies += 1;
-            return;
+        if keys.round != round.id || round.level != store.keys().tree().depth() {
+            cx.m.stale_replies += 1;
+            return false;
         }
-        if !self.plausible(&keys.horizon) {
-            self.metrics.0.invalid_messages += 1;
-            self.ae.rounds.remove(&from);
-            self.metrics.0.ae_rounds_abandoned += 1;
-            return;
+        if !store.plausible(&keys.horizon, cx.shared) {
+            cx.m.invalid_messages += 1;
+            self.rounds.remove(&from);
+            cx.m.ae_rounds_abandoned += 1;
+            return false;
         }
         for (key, state) in keys.states {
-            let (changed, conflict) = self.keys.join(&key, state);
+            let (changed, conflict) = store.join_key(&key, state);
             if changed {
-                self.metrics.0.ae_keys_repaired += 1;
-                self.journal_key(&key);
+                cx.m.ae_keys_repaired += 1;
             }
             if conflict {
-                self.metrics.0.type_conflicts += 1;
+                cx.m.type_conflicts += 1;
             }
         }
         // The shipped states are built from entries below the responder's horizon.
-        self.raise_horizon(&keys.horizon);
+        store.raise_horizon(&keys.horizon);
         if keys.complete {
-            self.complete_round(from);
-        } else {
-            self.ae.rounds.remove(&from);
-            self.metrics.0.ae_rounds_abandoned += 1;
+            return self.complete_round(store, cx, from);
         }
+        self.rounds.remove(&from);
+        cx.m.ae_rounds_abandoned += 1;
+        false
     }
 
     /// Ends the round with `p` and makes its frontier claim (see the module documentation).
-    fn complete_round(&mut self, p: ReplicaId) {
-        let Some(round) = self.ae.rounds.remove(&p) else {
-            return;
+    /// Returns whether the claim moved the frontier: the dispatcher then lets parked entries,
+    /// session waits and stuck senders move on.
+    fn complete_round(&mut self, store: &mut Store, cx: &mut Ctx<'_>, p: ReplicaId) -> bool {
+        let Some(round) = self.rounds.remove(&p) else {
+            return false;
         };
-        self.metrics.0.ae_rounds_completed += 1;
+        cx.m.ae_rounds_completed += 1;
         let Some(claim) = round.claim else {
-            return;
+            return false;
         };
-        self.raise_horizon(&claim.horizon);
-        if !self.frontier.dominates(&claim.frontier) {
-            self.frontier.merge(&claim.frontier);
-            self.journal_meta();
-            self.metrics.0.ae_frontier_claims += 1;
-            // The claim may cover what parked entries wait for, or the entries themselves.
-            self.unpark();
-            self.on_frontier_advanced();
-            // Senders stuck behind a truncation point learn that we moved on.
-            self.ack_all();
+        store.raise_horizon(&claim.horizon);
+        let claimed = store.claim_frontier(&claim.frontier);
+        if claimed {
+            cx.m.ae_frontier_claims += 1;
         }
+        claimed
     }
+
+    /// Whether a round with `p` is in progress.
+    pub(crate) fn is_pulling(&self, p: ReplicaId) -> bool {
+        self.rounds.contains_key(&p)
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed generator for the timer jitter.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
 mod tests {
     use crate::ReplicaId;
-    use crate::replica::{Config, Consistency, KeyState, Op, Replica, Request, Scalar};
+    use crate::replica::{Config, Consistency, KeyState, Op, Output, Replica, Request, Scalar};
 
     fn sadd(r: &mut Replica, now: u64, member: i64) {
         r.handle_request(
@@ -387,14 +415,18 @@ mod tests {
             for i in 0..rs.len() {
                 rs[i].handle_timeout(now);
                 let from = rs[i].id();
-                while let Some(t) = rs[i].poll_transmit() {
-                    if mute == Some(i) {
-                        continue;
+                let mut out = Vec::new();
+                rs[i].drain(|o| {
+                    if let Output::Transmit(t) = o
+                        && mute != Some(i)
+                    {
+                        out.push(t);
                     }
+                });
+                for t in out {
                     moved = true;
                     rs[t.to.0 as usize].handle_message(now, from, &t.payload);
                 }
-                while rs[i].poll_reply().is_some() {}
             }
             if !moved {
                 return;
@@ -460,6 +492,7 @@ mod tests {
         );
         assert_eq!(rs[1].get(b"s"), rs[0].get(b"s"));
         assert_eq!(rs[0].root_hash(), rs[1].root_hash());
-        assert!(rs[0].keys.is_fresh() && rs[0].keys.check() && rs[1].keys.check());
+        let (k0, k1) = (rs[0].store.keys(), rs[1].store.keys());
+        assert!(k0.is_fresh() && k0.check() && k1.check());
     }
 }

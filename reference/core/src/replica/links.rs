@@ -1,5 +1,21 @@
-//! Replication: applying entries, batching them to neighbours, acknowledgements, retransmission,
-//! truncation.
+//! The links: replication to and from the neighbours — applying entries, batching them,
+//! acknowledgements, retransmission, truncation.
+//!
+//! # What it owns
+//! Per neighbour, the cursors (`next`, `acked`), the retransmission timer and its backoff, and
+//! whether an ack is owed; the entries parked for their dependencies; the frontiers known of
+//! other replicas and the version gossip sends; the flush timer and the count of entries logged
+//! since the last flush; the batch encoding buffer. It reads the store's frontier and oplog, and
+//! changes the store only through `Store::apply` (the next entry of an origin) and
+//! `Store::truncate` (entries every child acknowledged). What it learns for others it returns:
+//! [`Links::apply_batch`] whether the frontier advanced, [`Links::apply_ack`] whether a
+//! frontier was learned.
+//!
+//! # Invariants (checked by [`Links::debug_check`])
+//! - Each origin's parked run holds consecutive sequence numbers from `F[origin] + 1` on, its
+//!   first entry waits for a dependency not `≤ F`, and at most `parked_entries_max` are parked.
+//! - An owed ack is always on its way: whenever a peer's `ack_due` is set, the flush is armed.
+//! - A cursor never goes below what the neighbour acknowledged (`Peer::next`).
 //!
 //! # The write path
 //! A local write joins its δ into the keyspace, becomes oplog entry `(me, seq)` and, once the
@@ -54,14 +70,16 @@
 //! An entry is dropped from the oplog once every child for its origin has acknowledged it, or
 //! when the log exceeds `oplog_entries_max` (oldest of the longest origin first). A child whose
 //! cursor falls behind the truncation point can no longer be sent that origin's entries; its
-//! anti-entropy rounds repair its state and then claim a frontier past the gap (see `merkle`),
+//! anti-entropy rounds repair its state and then claim a frontier past the gap (see `anti_entropy`),
 //! and its next ack moves the cursor on.
 
 use super::api::Transmit;
 use super::config::Bug;
+use super::keyspace::Scratch;
 use super::msg::{Ack, ack_frame, batch_frame, put_ack_parts};
 use super::oplog::Entry;
-use super::{KeyState, Replica};
+use super::shared::{Ctx, Shared};
+use super::store::Store;
 use crate::{ReplicaId, VectorClock};
 use smallvec::SmallVec;
 use std::collections::{BTreeMap, VecDeque};
@@ -70,7 +88,7 @@ use std::collections::{BTreeMap, VecDeque};
 /// documentation). Soft state: they were neither applied nor acknowledged, so their senders
 /// still hold them and send them again after a restart.
 ///
-/// Invariants (checked by `Replica::debug_check`): each origin's run holds consecutive sequence
+/// Invariants (checked by `Links::debug_check`): each origin's run holds consecutive sequence
 /// numbers from `frontier + 1` on; its first entry's dependencies are not all held (it would
 /// have been applied); `len` counts them all and stays within `parked_entries_max`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -192,48 +210,129 @@ impl Peer {
     }
 }
 
-impl Replica {
-    /// A batch from neighbour `from`: applied and acknowledged, or refused whole before
-    /// anything is applied if one entry is impossible.
-    pub(super) fn on_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
-        self.metrics.0.batches_received += 1;
-        if !self.batch_is_sane(&entries) {
-            self.metrics.0.invalid_messages += 1;
-            return;
+/// The links to the neighbours; see the module documentation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Links {
+    /// Replication state of each neighbour.
+    peers: BTreeMap<ReplicaId, Peer>,
+    /// Received entries waiting for their dependencies (see § Causal delivery).
+    parked: Parked,
+    /// The latest frontier heard of each other replica (first-hand from neighbours' acks,
+    /// second-hand from their tables); soft state for quorum waits.
+    known: BTreeMap<ReplicaId, VectorClock>,
+    /// Bumped whenever `known` grows, so that gossip sends only news.
+    known_version: u64,
+    /// When the pending entries must be flushed.
+    flush_at: Option<u64>,
+    /// Entries logged since the last flush.
+    unflushed: usize,
+    /// Reusable encoding buffer for batches.
+    scratch: Scratch,
+}
+
+impl Links {
+    pub(crate) fn new(shared: &Shared) -> Links {
+        Links {
+            peers: shared
+                .neighbours
+                .iter()
+                .map(|&n| (n, Peer::new()))
+                .collect(),
+            parked: Parked::default(),
+            known: BTreeMap::new(),
+            known_version: 0,
+            flush_at: None,
+            unflushed: 0,
+            scratch: Scratch::default(),
         }
-        self.apply_batch(from, entries);
     }
 
-    /// A batch that carries an ack: refused whole if either half is invalid, so nothing of an
-    /// invalid message is applied; otherwise the entries first, which leave an ack owed to
-    /// `from` that the batches the ack may release then carry.
-    pub(super) fn on_acked_batch(&mut self, from: ReplicaId, ack: Ack, entries: Vec<Entry>) {
-        self.metrics.0.batches_received += 1;
-        self.metrics.0.acks_received += 1;
-        if !self.batch_is_sane(&entries) || !self.ack_is_sane(&ack) {
-            self.metrics.0.invalid_messages += 1;
-            return;
-        }
-        self.apply_batch(from, entries);
-        self.apply_ack(from, ack);
+    /// Whether `p` is a neighbour.
+    pub(crate) fn is_neighbour(&self, p: ReplicaId) -> bool {
+        self.peers.contains_key(&p)
     }
 
-    /// Applies a batch [`batch_is_sane`](Self::batch_is_sane) accepted, and owes its sender the
-    /// ack.
-    fn apply_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
+    /// The latest frontier heard of `r`, if any.
+    pub(crate) fn known(&self, r: ReplicaId) -> Option<&VectorClock> {
+        self.known.get(&r)
+    }
+
+    /// Entries parked, over all origins.
+    pub(crate) fn parked(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// The earliest of the flush and retransmission timers.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        let rto = self.peers.values().filter_map(|p| p.rto_at).min();
+        match (self.flush_at, rto) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the flush timer is due at `now_ms`.
+    pub(crate) fn flush_due(&self, now_ms: u64) -> bool {
+        self.flush_at.is_some_and(|t| t <= now_ms)
+    }
+
+    /// Whether the entries logged must go now rather than at the flush timer: a batch is full,
+    /// or there is no batch delay.
+    pub(crate) fn batch_ready(&self, shared: &Shared) -> bool {
+        let c = &shared.config;
+        self.unflushed > 0 && (self.unflushed >= c.batch_entries_max || c.batch_delay_ms == 0)
+    }
+
+    /// Checks the invariants of the module documentation (debug builds).
+    pub(crate) fn debug_check(&self, store: &Store, shared: &Shared) {
+        #[cfg(debug_assertions)]
+        {
+            // An owed ack is always on its way: the flush that pays it is armed.
+            debug_assert!(
+                self.flush_at.is_some() || self.peers.values().all(|p| !p.ack_due),
+                "an ack is owed with no flush armed"
+            );
+            let frontier = store.frontier();
+            debug_assert!(self.parked.len() <= shared.config.parked_entries_max);
+            let mut parked = 0;
+            for (origin, run) in self.parked.runs() {
+                parked += run.len();
+                for (expect, e) in (frontier.get(origin) + 1..).zip(run) {
+                    debug_assert_eq!(e.seq, expect, "parked run not next and gap-free");
+                }
+                debug_assert!(
+                    run.front().is_some_and(|e| !frontier.dominates(&e.deps)),
+                    "a parked entry is ready but was not applied"
+                );
+            }
+            debug_assert_eq!(parked, self.parked.len());
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = (store, shared);
+    }
+
+    /// Applies a batch [`batch_is_sane`] accepted, and owes its sender the ack. Returns whether
+    /// the frontier advanced (session waits may then be answered).
+    pub(crate) fn apply_batch(
+        &mut self,
+        store: &mut Store,
+        cx: &mut Ctx<'_>,
+        from: ReplicaId,
+        entries: Vec<Entry>,
+    ) -> bool {
         let mut stalled: SmallVec<[ReplicaId; 4]> = SmallVec::new();
         let mut advanced = false;
         for entry in entries {
             let origin = entry.origin;
             if stalled.contains(&origin) {
-                self.metrics.0.entries_out_of_order += 1;
+                cx.m.entries_out_of_order += 1;
                 continue;
             }
-            let held = self.frontier.get(origin);
+            let held = store.frontier().get(origin);
             if entry.seq <= held {
-                self.metrics.0.entries_duplicate += 1;
-                if self.shared.config.bug == Some(Bug::ApplyWithoutDedup) {
-                    self.reapply_duplicate(&entry);
+                cx.m.entries_duplicate += 1;
+                if cx.shared.config.bug == Some(Bug::ApplyWithoutDedup) {
+                    store.reapply_duplicate(&entry);
                 }
                 continue;
             }
@@ -242,60 +341,53 @@ impl Replica {
             let next = held + 1 + parked;
             if entry.seq < next {
                 // Parked already (a re-send while it waits for its dependencies).
-                self.metrics.0.entries_duplicate += 1;
+                cx.m.entries_duplicate += 1;
                 continue;
             }
             if entry.seq > next {
                 stalled.push(origin);
-                self.metrics.0.entries_out_of_order += 1;
+                cx.m.entries_out_of_order += 1;
                 continue;
             }
-            if parked == 0 && self.holds(&entry.deps) {
-                self.apply_entry(entry);
+            if parked == 0 && store.holds(&entry.deps) {
+                self.apply_entry(store, cx, entry);
                 advanced = true;
                 continue;
             }
             // Its dependencies (or those of the entry before it) are not held yet: applying it
             // would make it visible before what it depends on. Hold it while there is room;
             // otherwise drop it like an entry after a gap, and go-back-N sends it again.
-            if self.parked.len() >= self.shared.config.parked_entries_max {
+            if self.parked.len() >= cx.shared.config.parked_entries_max {
                 stalled.push(origin);
-                self.metrics.0.entries_out_of_order += 1;
+                cx.m.entries_out_of_order += 1;
                 continue;
             }
-            self.metrics.0.entries_parked += 1;
+            cx.m.entries_parked += 1;
             self.parked.push(entry);
         }
         if advanced {
-            self.unpark();
+            self.unpark(store, cx);
         }
-        self.ack_later(from);
-        if advanced {
-            self.on_frontier_advanced();
-        }
-    }
-
-    /// Whether the frontier covers `deps`, so that an entry depending on them may be applied.
-    fn holds(&self, deps: &crate::VectorClock) -> bool {
-        deps.is_empty() || self.frontier.dominates(deps)
+        self.ack_later(store, cx, from);
+        advanced
     }
 
     /// After the frontier advanced: applies every parked entry that is now next for its origin
     /// and whose dependencies are held, until none is, and drops those the frontier passed (an
     /// anti-entropy claim jumped over them).
-    pub(super) fn unpark(&mut self) {
+    pub(crate) fn unpark(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
         let mut progress = self.parked.len() > 0;
         while progress {
             progress = false;
             for origin in self.parked.origins() {
                 while let Some(e) = self.parked.front(origin) {
-                    let held = self.frontier.get(origin);
+                    let held = store.frontier().get(origin);
                     if e.seq <= held {
                         self.parked.pop(origin);
-                        self.metrics.0.entries_duplicate += 1;
-                    } else if e.seq == held + 1 && self.holds(&e.deps) {
+                        cx.m.entries_duplicate += 1;
+                    } else if e.seq == held + 1 && store.holds(&e.deps) {
                         if let Some(e) = self.parked.pop(origin) {
-                            self.apply_entry(e);
+                            self.apply_entry(store, cx, e);
                         }
                         progress = true;
                     } else {
@@ -306,126 +398,60 @@ impl Replica {
         }
     }
 
-    /// [`Bug::ApplyWithoutDedup`]: what an op-based replica that forgot its dedup does with a
-    /// duplicate — applies it again. A counter entry adds one more increment of its origin.
-    fn reapply_duplicate(&mut self, entry: &Entry) {
-        let (origin, key) = (entry.origin, &entry.key);
-        let (_, changed) = self.keys.modify(key, |slot| match slot {
-            Some(KeyState::Counter(c)) => {
-                let _ = c.increment(origin, 1);
-            }
-            Some(KeyState::PnCounter(c)) => {
-                let _ = c.increment(origin, 1);
-            }
-            _ => {}
-        });
-        if changed {
-            self.journal_key(key);
+    /// Applies the next entry of its origin through the store (see `Store::apply`), and counts
+    /// it towards the next batch if the store logged it for forwarding.
+    fn apply_entry(&mut self, store: &mut Store, cx: &mut Ctx<'_>, entry: Entry) {
+        let logged = store.apply(entry, cx.now_ms, cx.shared, cx.m);
+        self.logged(cx, logged);
+    }
+
+    /// The store logged an entry for forwarding: it goes in the next batch, which the flush
+    /// timer (armed here if it is not) or a full batch sends.
+    pub(crate) fn logged(&mut self, cx: &mut Ctx<'_>, logged: bool) {
+        if logged {
+            self.unflushed += 1;
+            self.schedule_flush(cx);
         }
     }
 
-    /// Applies the next entry of its origin: joins the delta, advances `F` and `V`, and logs it
-    /// for the children of its origin.
-    ///
-    /// Keeps both session invariants: the state joins exactly this entry's delta, so it stays
-    /// above every delta `≤ F` once `F[origin]` becomes `seq`, and `V[origin]` moves with it.
-    ///
-    /// Keeps causal delivery: it is called only once the frontier covers the entry's
-    /// dependencies, so the entry is never visible here before what it depends on.
-    fn apply_entry(&mut self, entry: Entry) {
-        debug_assert_eq!(entry.seq, self.frontier.get(entry.origin) + 1);
-        debug_assert!(self.holds(&entry.deps), "applied before its dependencies");
-        if self.hlc.observe(entry.stamp, self.now_ms).is_err() {
-            self.metrics.0.clock_rejects += 1;
-        }
-        let (origin, seq) = (entry.origin, entry.seq);
-        if self.shared.children(origin).is_empty() {
-            // Nobody needs the entry after this: move the delta instead of cloning it.
-            let Entry { key, delta, .. } = entry;
-            let (changed, conflict) = self.keys.join(&key, delta);
-            self.after_apply(&key, origin, seq, changed, conflict);
-        } else {
-            let (changed, conflict) = self.keys.join(&entry.key, entry.delta.clone());
-            self.after_apply(&entry.key, origin, seq, changed, conflict);
-            self.log_entry(entry);
-        }
-    }
-
-    fn after_apply(
-        &mut self,
-        key: &[u8],
-        origin: ReplicaId,
-        seq: u64,
-        changed: bool,
-        conflict: bool,
-    ) {
-        if changed {
-            self.journal_key(key);
-        }
-        self.metrics.0.entries_applied += 1;
-        if conflict {
-            self.metrics.0.type_conflicts += 1;
-        }
-        self.frontier.raise(origin, seq);
-        self.horizon.raise(origin, seq);
-        self.journal_meta();
-    }
-
-    /// Logs an entry for forwarding, if its origin has children here.
-    pub(super) fn log_entry(&mut self, entry: Entry) {
-        if self.shared.children(entry.origin).is_empty() {
-            return;
-        }
-        if let Some(j) = &mut self.journal {
-            j.dirty = true;
-            j.appended.push(entry.clone());
-        }
-        self.oplog.append(entry);
-        self.unflushed += 1;
-        self.schedule_flush();
-        if self.oplog.len() > self.shared.config.oplog_entries_max {
-            self.enforce_cap();
-        }
-    }
-
-    pub(super) fn schedule_flush(&mut self) {
+    pub(crate) fn schedule_flush(&mut self, cx: &mut Ctx<'_>) {
         if self.flush_at.is_none() {
-            self.flush_at = Some(self.now_ms + self.shared.config.batch_delay_ms);
+            self.flush_at = Some(cx.now_ms + cx.shared.config.batch_delay_ms);
         }
     }
 
     /// Sends everything pending to every neighbour, and gossip where the topology needs it.
-    pub(super) fn flush(&mut self) {
+    pub(crate) fn flush(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
         self.flush_at = None;
         self.unflushed = 0;
-        self.truncate_acked();
-        let shared = self.shared.clone();
+        self.truncate_acked(store, cx);
+        let shared = cx.shared;
         for &p in &shared.neighbours {
             // A batch to `p` carries what we owe it; an ack not carried goes alone.
-            self.send_to(p);
+            self.send_to(store, cx, p);
             if self.peers.get(&p).is_some_and(|peer| {
                 peer.ack_due || (shared.gossip && peer.known_sent < self.known_version)
             }) {
-                self.send_ack(p);
+                self.send_ack(store, cx, p);
             }
         }
     }
 
     /// Acknowledges a batch from `to`: at once without a batch delay, otherwise at the next
     /// flush, on a batch to `to` if one goes first (see § Delayed acks).
-    fn ack_later(&mut self, to: ReplicaId) {
-        if self.shared.config.batch_delay_ms == 0 {
-            return self.send_ack(to);
+    fn ack_later(&mut self, store: &mut Store, cx: &mut Ctx<'_>, to: ReplicaId) {
+        if cx.shared.config.batch_delay_ms == 0 {
+            return self.send_ack(store, cx, to);
         }
         if let Some(peer) = self.peers.get_mut(&to) {
             peer.ack_due = true;
         }
-        self.schedule_flush();
+        self.schedule_flush(cx);
     }
 
     /// Sends neighbour `p` batches of what it lacks, as far as the window allows.
-    pub(super) fn send_to(&mut self, p: ReplicaId) {
-        let shared = self.shared.clone();
+    pub(crate) fn send_to(&mut self, store: &mut Store, cx: &mut Ctx<'_>, p: ReplicaId) {
+        let shared = cx.shared;
         let c = &shared.config;
         let Some(peer) = self.peers.get_mut(&p) else {
             return;
@@ -436,18 +462,19 @@ impl Replica {
         loop {
             body.clear();
             let mut count = 0usize;
-            for origin in self.oplog.origins() {
+            for origin in store.oplog().origins() {
                 if !shared.children(origin).contains(&p) {
                     continue;
                 }
                 let mut seq = peer.next(origin);
-                let (Some(first), Some(end)) = (self.oplog.first(origin), self.oplog.end(origin))
+                let (Some(first), Some(end)) =
+                    (store.oplog().first(origin), store.oplog().end(origin))
                 else {
                     continue;
                 };
                 if seq < first {
                     // Truncated past what `p` has: anti-entropy must repair it first.
-                    self.metrics.0.peer_behind_truncation += 1;
+                    cx.m.peer_behind_truncation += 1;
                     continue;
                 }
                 let start = seq;
@@ -459,7 +486,7 @@ impl Replica {
                     && (count == 0 || body.len() < c.batch_bytes_max)
                     && seq < window_end
                 {
-                    if let Some(e) = self.oplog.get(origin, seq) {
+                    if let Some(e) = store.oplog().get(origin, seq) {
                         e.encode_into(&mut body);
                     }
                     seq += 1;
@@ -478,11 +505,11 @@ impl Replica {
                 peer.known_sent = self.known_version;
                 let mut ack = Vec::new();
                 let table = ack_table(&self.known, shared.gossip, me, p);
-                put_ack_parts(&mut ack, &self.frontier, table);
+                put_ack_parts(&mut ack, store.frontier(), table);
                 ack
             });
             let frame = batch_frame(count, &body, c.compress_threshold_bytes, ack.as_deref());
-            let m = &mut self.metrics.0;
+            let m = &mut *cx.m;
             if ack.is_some() {
                 m.acks_sent += 1;
                 m.acks_piggybacked += 1;
@@ -494,7 +521,7 @@ impl Replica {
             if frame.get(3) == Some(&1) {
                 m.batches_compressed += 1;
             }
-            self.transmits.push_back(Transmit {
+            cx.out.push_back(Transmit {
                 to: p,
                 payload: frame,
             });
@@ -502,71 +529,39 @@ impl Replica {
         }
         self.scratch.0 = body;
         if sent_any && peer.rto_at.is_none() {
-            peer.rto_at = Some(self.now_ms + (c.retransmit_ms << peer.backoff));
+            peer.rto_at = Some(cx.now_ms + (c.retransmit_ms << peer.backoff));
         }
     }
 
     /// Sends `to` our frontier (and, in gossip topologies, what we know of the others'), and
     /// so pays any ack we owe it.
-    pub(super) fn send_ack(&mut self, to: ReplicaId) {
-        let me = self.id();
-        let table = ack_table(&self.known, self.shared.gossip, me, to);
-        let payload = ack_frame(&self.frontier, table);
+    pub(crate) fn send_ack(&mut self, store: &mut Store, cx: &mut Ctx<'_>, to: ReplicaId) {
+        let me = cx.shared.config.me;
+        let table = ack_table(&self.known, cx.shared.gossip, me, to);
+        let payload = ack_frame(store.frontier(), table);
         if let Some(peer) = self.peers.get_mut(&to) {
             peer.known_sent = self.known_version;
             peer.ack_due = false;
         }
-        self.metrics.0.acks_sent += 1;
-        self.transmits.push_back(Transmit { to, payload });
+        cx.m.acks_sent += 1;
+        cx.out.push_back(Transmit { to, payload });
     }
 
-    /// Whether a batch could have come from a correct neighbour: no entry of an origin outside
-    /// the cluster, and none of our own writes we never issued — as an entry, or as a
-    /// dependency, which could never be covered.
-    fn batch_is_sane(&self, entries: &[Entry]) -> bool {
-        let me = self.id();
-        let members = &self.shared.members;
-        !entries.iter().any(|e| {
-            !members.contains(&e.origin)
-                || (e.origin == me && e.seq > self.last_seq)
-                || (!e.deps.is_empty()
-                    && (!e.deps.iter().all(|(o, _)| members.contains(&o))
-                        || e.deps.get(me) > self.last_seq))
-        })
-    }
-
-    /// Whether an ack could have come from a correct neighbour: every clock names members only
-    /// and claims none of our writes that we never issued.
-    fn ack_is_sane(&self, ack: &Ack) -> bool {
-        let me = self.id();
-        let sane = |vv: &VectorClock| {
-            vv.iter().all(|(o, _)| self.shared.members.contains(&o)) && vv.get(me) <= self.last_seq
-        };
-        sane(&ack.frontier)
-            && ack
-                .table
-                .iter()
-                .all(|(r, vv)| self.shared.members.contains(r) && sane(vv))
-    }
-
-    /// A neighbour's cumulative acknowledgement, refused if it claims the impossible.
-    pub(super) fn on_ack(&mut self, from: ReplicaId, ack: Ack) {
-        self.metrics.0.acks_received += 1;
-        if !self.ack_is_sane(&ack) {
-            self.metrics.0.invalid_messages += 1;
-            return;
-        }
-        self.apply_ack(from, ack);
-    }
-
-    /// Takes an ack [`ack_is_sane`](Self::ack_is_sane) accepted.
-    fn apply_ack(&mut self, from: ReplicaId, ack: Ack) {
-        let me = self.id();
+    /// Takes an ack [`ack_is_sane`] accepted. Returns whether it taught us more of some
+    /// replica's frontier (quorum waits may then be met).
+    pub(crate) fn apply_ack(
+        &mut self,
+        store: &mut Store,
+        cx: &mut Ctx<'_>,
+        from: ReplicaId,
+        ack: Ack,
+    ) -> bool {
+        let me = cx.shared.config.me;
         // Read before the ack moves the window. Entries it held back go at once, as the window
         // opens; entries that are merely waiting for the batch timer keep waiting for it.
-        let held_back = self.window_held_back(from);
+        let held_back = self.window_held_back(store, cx.shared, from);
         let Some(peer) = self.peers.get_mut(&from) else {
-            return;
+            return false;
         };
         let progressed = !peer.acked.dominates(&ack.frontier);
         peer.acked.merge(&ack.frontier);
@@ -576,60 +571,58 @@ impl Replica {
         if peer.in_flight() == 0 {
             peer.rto_at = None;
         } else if progressed {
-            peer.rto_at = Some(self.now_ms + self.shared.config.retransmit_ms);
+            peer.rto_at = Some(cx.now_ms + cx.shared.config.retransmit_ms);
         }
-        let mut learned = self.learn(from, &ack.frontier);
+        let mut learned = self.learn(cx, from, &ack.frontier);
         for (r, vv) in &ack.table {
             if *r != me {
-                learned |= self.learn(*r, vv);
+                learned |= self.learn(cx, *r, vv);
             }
         }
         if progressed {
-            self.truncate_acked();
+            self.truncate_acked(store, cx);
             // Without a flush armed, nothing else would send what the ack made sendable: the
             // entries past a truncation gap, once anti-entropy moved the neighbour's cursor
             // beyond it, wait for no timer.
             if held_back || self.flush_at.is_none() {
-                self.send_to(from);
+                self.send_to(store, cx, from);
             }
         }
-        if learned {
-            self.check_coverage();
-        }
+        learned
     }
 
     /// Whether the window keeps entries from neighbour `p` now: some origin `p` is a child for
     /// has entries past the window that were never sent.
-    fn window_held_back(&self, p: ReplicaId) -> bool {
+    fn window_held_back(&self, store: &Store, shared: &Shared, p: ReplicaId) -> bool {
         let Some(peer) = self.peers.get(&p) else {
             return false;
         };
-        let window = self.shared.config.window_entries;
-        self.oplog.origins().into_iter().any(|o| {
+        let window = shared.config.window_entries;
+        store.oplog().origins().into_iter().any(|o| {
             let next = peer.next(o);
-            self.oplog.end(o).is_some_and(|end| next < end)
+            store.oplog().end(o).is_some_and(|end| next < end)
                 && next >= peer.window_end(o, window)
-                && self.shared.children(o).contains(&p)
+                && shared.children(o).contains(&p)
         })
     }
 
     /// Raises what we know of `r`'s frontier; returns whether it grew.
-    fn learn(&mut self, r: ReplicaId, vv: &VectorClock) -> bool {
+    fn learn(&mut self, cx: &mut Ctx<'_>, r: ReplicaId, vv: &VectorClock) -> bool {
         let known = self.known.entry(r).or_default();
         if known.dominates(vv) {
             return false;
         }
         known.merge(vv);
         self.known_version += 1;
-        if self.shared.gossip {
-            self.schedule_flush();
+        if cx.shared.gossip {
+            self.schedule_flush(cx);
         }
         true
     }
 
     /// Rewinds and re-sends to every neighbour whose retransmission timer is due.
-    pub(super) fn retransmit_due(&mut self) {
-        let now = self.now_ms;
+    pub(crate) fn retransmit_due(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
+        let now = cx.now_ms;
         let due: SmallVec<[ReplicaId; 8]> = self
             .peers
             .iter()
@@ -642,65 +635,36 @@ impl Replica {
                 peer.rto_at = None;
                 peer.backoff = (peer.backoff + 1).min(4);
             }
-            self.metrics.0.retransmits += 1;
-            self.send_to(p);
+            cx.m.retransmits += 1;
+            self.send_to(store, cx, p);
         }
     }
 
     /// Drops entries every child has acknowledged.
-    pub(super) fn truncate_acked(&mut self) {
-        let origins: SmallVec<[ReplicaId; 8]> = self.oplog.origins().collect();
+    pub(crate) fn truncate_acked(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
+        let origins: SmallVec<[ReplicaId; 8]> = store.oplog().origins().collect();
         for origin in origins {
-            let upto = self
+            let upto = cx
                 .shared
                 .children(origin)
                 .iter()
                 .map(|k| self.peers.get(k).map_or(0, |p| p.acked.get(origin)))
                 .min()
                 .unwrap_or(u64::MAX);
-            let n = self.oplog.truncate(origin, upto);
-            if n > 0 {
-                self.metrics.0.truncated_acked += n as u64;
-                self.journal_truncation(origin);
-            }
-        }
-    }
-
-    /// Truncates the oldest entries of the longest origin until the log fits its cap.
-    fn enforce_cap(&mut self) {
-        let cap = self.shared.config.oplog_entries_max;
-        while self.oplog.len() > cap {
-            let Some(origin) = self.oplog.longest() else {
-                break;
-            };
-            let first = self.oplog.first(origin).unwrap_or(0);
-            let excess = (self.oplog.len() - cap) as u64;
-            let n = self.oplog.truncate(origin, first + excess - 1);
-            self.metrics.0.truncated_cap += n as u64;
-            self.journal_truncation(origin);
-            if n == 0 {
-                break;
-            }
-        }
-    }
-
-    fn journal_truncation(&mut self, origin: ReplicaId) {
-        let first = self.oplog.first(origin);
-        if let (Some(j), Some(first)) = (&mut self.journal, first) {
-            j.dirty = true;
-            j.truncated.insert(origin, first);
+            let n = store.truncate(origin, upto);
+            cx.m.truncated_acked += n as u64;
         }
     }
 
     /// Per neighbour, the entries it lacks that we would send it.
-    pub(super) fn peer_lag(&self) -> Vec<(ReplicaId, u64)> {
+    pub(crate) fn peer_lag(&self, store: &Store, shared: &Shared) -> Vec<(ReplicaId, u64)> {
         self.peers
             .iter()
             .map(|(&p, peer)| {
-                let lag = self
-                    .frontier
+                let lag = store
+                    .frontier()
                     .iter()
-                    .filter(|&(o, _)| self.shared.children(o).contains(&p))
+                    .filter(|&(o, _)| shared.children(o).contains(&p))
                     .map(|(o, n)| n.saturating_sub(peer.acked.get(o)))
                     .sum();
                 (p, lag)
@@ -710,10 +674,34 @@ impl Replica {
 
     /// Tells every neighbour our frontier (after it jumped through anti-entropy, so that
     /// senders stuck behind a truncation point move on).
-    pub(super) fn ack_all(&mut self) {
-        let shared = self.shared.clone();
+    pub(crate) fn ack_all(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
+        let shared = cx.shared;
         for &p in &shared.neighbours {
-            self.send_ack(p);
+            self.send_ack(store, cx, p);
         }
     }
+}
+
+/// Whether a batch could have come from a correct neighbour: no entry of an origin outside the
+/// cluster, and none of our own writes we never issued — as an entry, or as a dependency, which
+/// could never be covered.
+pub(crate) fn batch_is_sane(entries: &[Entry], store: &Store, shared: &Shared) -> bool {
+    let me = shared.config.me;
+    let members = &shared.members;
+    !entries.iter().any(|e| {
+        !members.contains(&e.origin)
+            || (e.origin == me && e.seq > store.last_seq())
+            || (!e.deps.is_empty() && !store.plausible(&e.deps, shared))
+    })
+}
+
+/// Whether an ack could have come from a correct neighbour: every clock names members only and
+/// claims none of our writes that we never issued.
+pub(crate) fn ack_is_sane(ack: &Ack, store: &Store, shared: &Shared) -> bool {
+    let sane = |vv: &VectorClock| store.plausible(vv, shared);
+    sane(&ack.frontier)
+        && ack
+            .table
+            .iter()
+            .all(|(r, vv)| shared.members.contains(r) && sane(vv))
 }
