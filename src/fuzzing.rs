@@ -242,8 +242,7 @@ pub fn replica_msg(data: &[u8]) {
     let mut replica = Replica::new(Config::grid(0, 3, 1), 1_000).expect("a 3-region grid is valid");
     for from in [1, 2, 7] {
         replica.handle_message(1_001, ReplicaId(from), data);
-        while replica.poll_transmit().is_some() {}
-        while replica.poll_reply().is_some() {}
+        replica.drain(drop);
     }
 }
 

@@ -74,7 +74,7 @@ pub use api::{
     UnknownConsistency, Value,
 };
 pub use codec::{DecodeError, KEY_BYTES_MAX};
-pub use config::{Bug, Config, ConfigError, RegionId, Topology};
+pub use config::{Bug, Config, ConfigError, RegionId, Topology, UnknownBug};
 pub use durable::{Durable, DurableDelta, DurableMeta, RecoverError};
 pub use msg::{
     Ack, AeClaim, AeDiff, AeKeys, AeProbe, DEFAULT_MESSAGE_BYTES_MAX, MSG_MAGIC, MSG_VERSION,

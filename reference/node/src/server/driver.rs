@@ -26,7 +26,7 @@ use super::state::{Input, Node, now_ms};
 use crate::frame;
 use crate::store::{Store, StoreError};
 use crate::sync::{Arc, Ordering, lock};
-use converge_core::replica::{Replica, Reply, Stats, Transmit};
+use converge_core::replica::{DurableDelta, Output, Replica, Reply, Stats, Transmit};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::error;
@@ -61,15 +61,17 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn take(replica: &mut Replica) -> Outputs {
+    /// Everything the group produced: its durable delta, to commit first, and the messages and
+    /// replies that wait for that commit.
+    fn take(replica: &mut Replica) -> (Option<DurableDelta>, Outputs) {
+        let mut delta = None;
         let mut o = Outputs::default();
-        while let Some(t) = replica.poll_transmit() {
-            o.transmits.push(t);
-        }
-        while let Some(r) = replica.poll_reply() {
-            o.replies.push(r);
-        }
-        o
+        replica.drain(|out| match out {
+            Output::Durable(d) => delta = Some(d),
+            Output::Transmit(t) => o.transmits.push(t),
+            Output::Reply(r) => o.replies.push(r),
+        });
+        (delta, o)
     }
 
     /// Sends the messages, then answers the clients.
@@ -173,8 +175,7 @@ pub(super) async fn drive(
             // now if it changed nothing durable: every earlier commit has ended.
             let last_seq = replica.frontier().get(me);
             node.cursors.append(last_seq);
-            let delta = replica.take_durable();
-            let outputs = Outputs::take(&mut replica);
+            let (delta, outputs) = Outputs::take(&mut replica);
             match (delta, &store) {
                 (Some(delta), Some(store)) => {
                     let store = store.clone();
