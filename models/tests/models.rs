@@ -243,13 +243,7 @@ const COMPANIONS: [(&str, &str); 11] = [
 /// `always` properties that hold in a model without a `sometimes` companion there, each with
 /// why that is accepted for now. The check fails once one gains its companion, so that the entry
 /// is struck.
-const UNPAIRED: [(&str, &str, &str); 1] = [(
-    "replication-no-dedup",
-    replication::CONVERGED_WHEN_QUIESCENT,
-    "the broken variant leaves out the quiescence examples (it is never quiescent once it has \
-     counted a duplicate), so this property may hold only because no quiescent state is reached; \
-     its test asserts only the properties the bug breaks or keeps, and this is neither",
-)];
+const UNPAIRED: [(&str, &str, &str); 0] = [];
 
 #[test]
 fn every_model_pairs_its_always_properties_with_a_sometimes() {
