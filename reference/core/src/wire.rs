@@ -1,4 +1,8 @@
-//! Encodings: a versioned binary format for replication, JSON for humans and the stdio protocol.
+//! Standalone encodings of the clocks and CRDTs: a versioned, self-describing binary frame, and
+//! JSON for humans. They are for values kept or exchanged outside a replica (tests, tools, the
+//! fuzz targets' round trips); replication itself does not use them: `Replica` speaks its own
+//! compact, validated message encoding (`replica::msg` over `replica::codec`), and the stdio
+//! protocol is the Maelstrom face's JSON (`converge-node`).
 //!
 //! # Binary frame
 //! ```text
