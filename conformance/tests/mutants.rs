@@ -3,7 +3,7 @@
 //! snapshot, and the law each bug is famous for breaking is asserted to fail.
 
 use converge_conformance::laws::{
-    self, Config, Kind, Law, Observation, Op, ReplicaIdx, Subject, Verdict,
+    self, Config, Kind, Law, LawVerdict, Observation, Op, ReplicaIdx, Subject,
 };
 use std::collections::BTreeSet;
 
@@ -230,7 +230,7 @@ impl Subject for MvKeepsOne {
 }
 
 /// Runs every law on `subject` and renders one table row.
-fn row<S: Subject>(subject: &S) -> (String, Vec<(Law, Verdict)>) {
+fn row<S: Subject>(subject: &S) -> (String, Vec<(Law, LawVerdict)>) {
     let config = Config {
         cases: 256,
         seed: 7,
@@ -243,18 +243,18 @@ fn row<S: Subject>(subject: &S) -> (String, Vec<(Law, Verdict)>) {
     (subject.name(), verdicts)
 }
 
-fn cell(v: &Verdict) -> &'static str {
+fn cell(v: &LawVerdict) -> &'static str {
     match v {
-        Verdict::Pass { .. } => "pass",
-        Verdict::Fail { .. } => "FAIL",
-        Verdict::NotApplicable { .. } => "n/a",
+        LawVerdict::Pass { .. } => "pass",
+        LawVerdict::Fail { .. } => "FAIL",
+        LawVerdict::NotApplicable { .. } => "n/a",
     }
 }
 
-fn fails(row: &(String, Vec<(Law, Verdict)>), law: Law) -> bool {
+fn fails(row: &(String, Vec<(Law, LawVerdict)>), law: Law) -> bool {
     row.1
         .iter()
-        .any(|(l, v)| *l == law && matches!(v, Verdict::Fail { .. }))
+        .any(|(l, v)| *l == law && matches!(v, LawVerdict::Fail { .. }))
 }
 
 #[test]
@@ -308,7 +308,7 @@ fn a_failure_is_reported_with_its_seed_and_a_minimal_trace() {
         seed: 7,
         max_steps: 40,
     };
-    let Verdict::Fail {
+    let LawVerdict::Fail {
         seed,
         trace,
         message,

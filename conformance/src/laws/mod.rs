@@ -33,14 +33,14 @@
 //! - MV register: the values of the observed writes that no observed write has in its past.
 //!
 //! # Reproducing a failure
-//! Every run is driven by one `u64` seed. A failing [`Verdict`] carries the seed and the shrunk
+//! Every run is driven by one `u64` seed. A failing [`LawVerdict`] carries the seed and the shrunk
 //! trace; the same seed and case count replay the same cases and shrink to the same trace.
 
 mod run;
 mod spec;
 mod trace;
 
-pub use run::{Config, Verdict, check, check_trace, check_trace_all};
+pub use run::{Config, LawVerdict, check, check_trace, check_trace_all};
 pub use spec::Observation;
 pub use trace::{Op, OpSeed, Step, Trace};
 

@@ -116,7 +116,7 @@ use blatant::blatant;
 use explain::report_violation;
 use ints::FastMap;
 use ops::{KOp, prefix};
-use search::{Verdict, search};
+use search::{SearchVerdict, search};
 
 /// Checks that `history` is linearizable, one key at a time, spending at most `budget` on each key.
 ///
@@ -214,27 +214,27 @@ fn check_key(ops: &[KOp], max_steps: u64) -> KeyVerdict {
 fn check_key_with(ops: &[KOp], max_steps: u64, quick_steps: u64) -> KeyVerdict {
     let quick = search(ops, quick_steps.min(max_steps));
     match quick.verdict {
-        Verdict::Linearizable => return KeyVerdict::Linearizable,
-        Verdict::Violation => {
+        SearchVerdict::Linearizable => return KeyVerdict::Linearizable,
+        SearchVerdict::Violation => {
             return KeyVerdict::Violation {
                 cut: quick.frontier,
                 earliest: true,
             };
         }
-        Verdict::Exhausted => {}
+        SearchVerdict::Exhausted => {}
     }
     if let Some(found) = blatant(ops) {
         let before = search(&prefix(ops, found.at.checked_sub(1)), max_steps);
         return match before.verdict {
-            Verdict::Linearizable => KeyVerdict::Violation {
+            SearchVerdict::Linearizable => KeyVerdict::Violation {
                 cut: found.at,
                 earliest: true,
             },
-            Verdict::Violation => KeyVerdict::Violation {
+            SearchVerdict::Violation => KeyVerdict::Violation {
                 cut: before.frontier,
                 earliest: true,
             },
-            Verdict::Exhausted => KeyVerdict::Violation {
+            SearchVerdict::Exhausted => KeyVerdict::Violation {
                 cut: found.at,
                 earliest: false,
             },
@@ -242,9 +242,9 @@ fn check_key_with(ops: &[KOp], max_steps: u64, quick_steps: u64) -> KeyVerdict {
     }
     let result = search(ops, max_steps);
     match result.verdict {
-        Verdict::Linearizable => KeyVerdict::Linearizable,
-        Verdict::Exhausted => KeyVerdict::Exhausted,
-        Verdict::Violation => KeyVerdict::Violation {
+        SearchVerdict::Linearizable => KeyVerdict::Linearizable,
+        SearchVerdict::Exhausted => KeyVerdict::Exhausted,
+        SearchVerdict::Violation => KeyVerdict::Violation {
             cut: result.frontier,
             earliest: true,
         },

@@ -434,6 +434,6 @@ fn a_long_overlapping_history_takes_linear_steps() {
         .collect();
     ops.sort_by_key(|op| (op.invoke, op.orig));
     let result = search(&ops, u64::MAX);
-    assert_eq!(result.verdict, Verdict::Linearizable);
+    assert_eq!(result.verdict, SearchVerdict::Linearizable);
     assert!(result.steps < 10 * h.len() as u64, "{} steps", result.steps);
 }
