@@ -41,7 +41,7 @@ pub struct Plan {
 }
 
 /// What one seed drew and found.
-pub struct Outcome {
+pub struct SeedReport {
     /// The seed.
     pub seed: u64,
     /// Its workload.
@@ -62,7 +62,7 @@ pub struct Outcome {
     pub reproduce: String,
 }
 
-impl Outcome {
+impl SeedReport {
     /// Whether every check passed.
     pub fn passed(&self) -> bool {
         self.report.verdict() == Verdict::Pass
@@ -107,7 +107,7 @@ impl Outcome {
 }
 
 /// Runs seed `seed` of `plan`.
-pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
+pub fn run_seed(plan: &Plan, seed: u64) -> SeedReport {
     // Each draw has its own stream, apart from the harness's, so that narrowing the choices
     // (as the replay command does with --workload and --every-fault) leaves every other draw
     // of the seed unchanged.
@@ -177,7 +177,7 @@ pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
     if let Some(bug) = plan.bug {
         let _ = write!(reproduce, " --bug {bug}");
     }
-    Outcome {
+    SeedReport {
         seed,
         workload,
         faults,

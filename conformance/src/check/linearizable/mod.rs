@@ -4,7 +4,7 @@
 //! # What it decides
 //! A history is a list of [`Operation`]s: each one was invoked by a client at `invoke_ns`, asked to
 //! read, write or compare-and-set one integer key, and either completed at `complete_ns` with an
-//! [`Outcome`] or never got an answer. Every key is a register that starts absent:
+//! [`KvOutcome`] or never got an answer. Every key is a register that starts absent:
 //! - a read returns the current value (`None` while the key is absent);
 //! - a write sets the value;
 //! - a cas sets the value to `to` if and only if the current value is `Some(from)`.
@@ -17,10 +17,10 @@
 //! history it has not finished checking.
 //!
 //! Outcomes are read as Maelstrom reads them:
-//! - [`Outcome::Fail`] is a definite failure: the operation did not happen, so it is dropped. A
+//! - [`KvOutcome::Fail`] is a definite failure: the operation did not happen, so it is dropped. A
 //!   failed cas is *not* taken to mean "the value differed from `from`": Maelstrom's definite
 //!   errors include `temporarily-unavailable`, which says nothing about the value.
-//! - [`Outcome::Unknown`] is indefinite: the operation may take effect at any time after its
+//! - [`KvOutcome::Unknown`] is indefinite: the operation may take effect at any time after its
 //!   invocation, or never. Unknown reads constrain nothing and are dropped; unknown writes and cas
 //!   complete at +∞.
 //! - Two operations are concurrent when one completes at the very nanosecond the other is
@@ -86,7 +86,7 @@
 //! prefix writes it at all. Passing them back to [`check`] reports a violation again.
 //!
 //! # Layout
-//! - `history`: the public vocabulary: [`Operation`], [`KvOp`], [`Outcome`], [`Budget`] and
+//! - `history`: the public vocabulary: [`Operation`], [`KvOp`], [`KvOutcome`], [`Budget`] and
 //!   the verdict [`Linearizability`].
 //! - `ops`: operations as the search sees them (`KOp`, `Act`) and histories cut at a time.
 //! - `blatant`: the O(n log n) scan for violations that need no search.
@@ -110,7 +110,7 @@ mod search;
 #[cfg(test)]
 mod tests;
 
-pub use history::{Budget, KvOp, Linearizability, Operation, Outcome};
+pub use history::{Budget, KvOp, KvOutcome, Linearizability, Operation};
 
 use blatant::blatant;
 use explain::report_violation;
@@ -120,8 +120,8 @@ use search::{SearchVerdict, search};
 
 /// Checks that `history` is linearizable, one key at a time, spending at most `budget` on each key.
 ///
-/// The order of `history` does not matter. Operations with [`Outcome::Fail`], and reads with
-/// [`Outcome::Unknown`], are dropped. A malformed operation (one that completes before it is
+/// The order of `history` does not matter. Operations with [`KvOutcome::Fail`], and reads with
+/// [`KvOutcome::Unknown`], are dropped. A malformed operation (one that completes before it is
 /// invoked, an `Ok` or `Fail` without a completion time, or a write or cas whose `Ok` carries a
 /// value) makes the answer [`Linearizability::Unknown`].
 pub fn check(history: &[Operation], budget: Budget) -> Linearizability {

@@ -36,16 +36,16 @@ fn operation(e: &Event) -> Option<Operation> {
     };
     let outcome = match (&e.outcome, op) {
         (Outcome::Ok { reply }, KvOp::Read { .. }) => {
-            linearizable::Outcome::Ok(reply.get("value").and_then(Value::as_i64))
+            linearizable::KvOutcome::Ok(reply.get("value").and_then(Value::as_i64))
         }
-        (Outcome::Ok { .. }, _) => linearizable::Outcome::Ok(None),
+        (Outcome::Ok { .. }, _) => linearizable::KvOutcome::Ok(None),
         // key-does-not-exist answers a read: the key was absent.
-        (Outcome::Fail { code: 20 }, KvOp::Read { .. }) => linearizable::Outcome::Ok(None),
-        (Outcome::Fail { .. }, _) => linearizable::Outcome::Fail,
-        (Outcome::Info { .. }, _) => linearizable::Outcome::Unknown,
+        (Outcome::Fail { code: 20 }, KvOp::Read { .. }) => linearizable::KvOutcome::Ok(None),
+        (Outcome::Fail { .. }, _) => linearizable::KvOutcome::Fail,
+        (Outcome::Info { .. }, _) => linearizable::KvOutcome::Unknown,
     };
     let complete_ns = match outcome {
-        linearizable::Outcome::Unknown => None,
+        linearizable::KvOutcome::Unknown => None,
         _ => e.complete_seq,
     };
     Some(Operation {
@@ -85,7 +85,7 @@ impl Workload for LinKv {
         let ops: Vec<Operation> = history.events.iter().filter_map(operation).collect();
         let verdict = if !ops
             .iter()
-            .any(|o| matches!(o.outcome, linearizable::Outcome::Ok(_)))
+            .any(|o| matches!(o.outcome, linearizable::KvOutcome::Ok(_)))
         {
             Verdict::Unknown {
                 reason: "no operation succeeded".into(),
