@@ -20,7 +20,7 @@
 
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::history::{Delivery, Event, History, Outcome, Phase};
-use converge_conformance::harness::rng::Dice;
+use converge_conformance::harness::rng::SeededDice;
 use converge_conformance::harness::workload::{self, Workload};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -112,7 +112,7 @@ impl Store {
 
 /// A history of `ops` operations of `w` against one correct store, with final reads.
 fn history(name: &str, w: &mut dyn Workload, ops: usize) -> History {
-    let mut dice = Dice::new(7);
+    let mut dice = SeededDice::new(7);
     let mut store = Store::default();
     let mut history = History::default();
     let mut seq = 0u64;

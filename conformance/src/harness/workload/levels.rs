@@ -391,7 +391,7 @@ fn describe(
 mod tests {
     use super::*;
     use crate::harness::history::{Outcome, Phase};
-    use crate::harness::rng::Dice;
+    use crate::harness::rng::SeededDice;
     use serde_json::json;
 
     /// A request of client 0 at `node` with `level` (or none), sent at step `seq.0` and answered
@@ -714,7 +714,7 @@ mod tests {
     fn the_sweeps_find_what_a_fixed_point_finds_and_direct_round_trips_are_among_them() {
         let (mut some, mut none) = (0, 0);
         for seed in 0..400u64 {
-            let mut dice = Dice::new(seed);
+            let mut dice = SeededDice::new(seed);
             let nodes = 2 + dice.below(4) as usize;
             let service = nodes;
             // Steps: each sends a message, delivers one in flight, or calls the service.

@@ -5,7 +5,7 @@ use super::Workload;
 use crate::check::linearizable::{self, Budget, KvOp, Linearizability, Operation};
 use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Body, Event, History, Outcome};
-use crate::harness::rng::Dice;
+use crate::harness::rng::SeededDice;
 use serde_json::{Value, json};
 
 /// Keys are drawn from `0..KEYS` and values from `0..VALUES`: few, so that compare-and-sets
@@ -62,7 +62,7 @@ impl Workload for LinKv {
         "lin-kv"
     }
 
-    fn next_op(&mut self, dice: &mut Dice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
         let key = dice.below(KEYS);
         match dice.below(3) {
             0 => json!({"type": "read", "key": key}),

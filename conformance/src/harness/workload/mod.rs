@@ -15,7 +15,7 @@ mod set;
 
 use super::check::Check;
 use super::history::{Body, History};
-use super::rng::Dice;
+use super::rng::SeededDice;
 use serde_json::Value;
 
 /// Which checks to apply.
@@ -87,15 +87,15 @@ pub trait Workload {
         Vec::new()
     }
     /// The next request body (without `msg_id`).
-    fn next_op(&mut self, dice: &mut Dice) -> Value;
+    fn next_op(&mut self, dice: &mut SeededDice) -> Value;
     /// The next request body for `client` (without `msg_id`). Workloads whose clients carry
     /// state between requests (session tokens) override this; the default ignores the client.
-    fn next_op_for(&mut self, client: usize, dice: &mut Dice) -> Value {
+    fn next_op_for(&mut self, client: usize, dice: &mut SeededDice) -> Value {
         let _ = client;
         self.next_op(dice)
     }
     /// The node `client`'s next request goes to. By default a client always talks to one node.
-    fn node_for(&mut self, client: usize, nodes: usize, dice: &mut Dice) -> usize {
+    fn node_for(&mut self, client: usize, nodes: usize, dice: &mut SeededDice) -> usize {
         let _ = dice;
         client % nodes
     }
