@@ -5,6 +5,7 @@ use super::Workload;
 use crate::check::linearizable::{self, Budget, KvOp, Linearizability, Operation};
 use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Body, Event, History, Outcome};
+use crate::harness::message::ErrorCode;
 use crate::harness::rng::SeededDice;
 use serde_json::{Value, json};
 
@@ -34,13 +35,19 @@ fn operation(e: &Event) -> Option<Operation> {
         },
         _ => return None,
     };
+    const KEY_DOES_NOT_EXIST: u64 = ErrorCode::KeyDoesNotExist.code();
     let outcome = match (&e.outcome, op) {
         (Outcome::Ok { reply }, KvOp::Read { .. }) => {
             linearizable::KvOutcome::Ok(reply.get("value").and_then(Value::as_i64))
         }
         (Outcome::Ok { .. }, _) => linearizable::KvOutcome::Ok(None),
         // key-does-not-exist answers a read: the key was absent.
-        (Outcome::Fail { code: 20 }, KvOp::Read { .. }) => linearizable::KvOutcome::Ok(None),
+        (
+            Outcome::Fail {
+                code: KEY_DOES_NOT_EXIST,
+            },
+            KvOp::Read { .. },
+        ) => linearizable::KvOutcome::Ok(None),
         (Outcome::Fail { .. }, _) => linearizable::KvOutcome::Fail,
         (Outcome::Info { .. }, _) => linearizable::KvOutcome::Unknown,
     };
