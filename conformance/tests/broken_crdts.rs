@@ -1,6 +1,7 @@
-//! The law checker must catch classic CRDT bugs. Each mutant below is a small, deliberately wrong
-//! implementation with one well-known bug; the verdict table over every law is pinned as a
-//! snapshot, and the law each bug is famous for breaking is asserted to fail.
+//! The law checker must catch classic CRDT bugs. Each broken CRDT below is a small, deliberately
+//! wrong implementation with one well-known bug; the verdict table over every law is pinned as a
+//! snapshot, and the law each bug is famous for breaking is asserted to fail. (They are called
+//! broken CRDTs, not mutants: "mutants" are the protocol nodes of `converge-mutants`.)
 
 use converge_conformance::laws::{
     self, Config, Kind, Law, LawVerdict, Observation, Op, ReplicaIdx, Subject,
@@ -258,7 +259,7 @@ fn fails(row: &(String, Vec<(Law, LawVerdict)>), law: Law) -> bool {
 }
 
 #[test]
-fn every_mutant_is_caught_by_the_law_its_bug_breaks() {
+fn every_broken_crdt_is_caught_by_the_law_its_bug_breaks() {
     let rows = [
         row(&SumMergeCounter),
         row(&NetMaxPnCounter),
