@@ -71,10 +71,41 @@ impl Fault {
             Fault::Clock => "clock",
         }
     }
+}
 
-    /// The fault called `name`.
-    pub fn from_name(name: &str) -> Option<Fault> {
-        Fault::ALL.into_iter().find(|f| f.name() == name)
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault name that is none of [`Fault::ALL`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownFault(pub String);
+
+impl std::fmt::Display for UnknownFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+        write!(
+            f,
+            "unknown fault '{}'; expected one of {}",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownFault {}
+
+impl std::str::FromStr for Fault {
+    type Err = UnknownFault;
+
+    /// Parses exactly the names [`Fault::name`] gives, as the command line spells them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownFault(s.to_string()))
     }
 }
 
