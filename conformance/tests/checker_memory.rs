@@ -20,6 +20,7 @@
 
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::history::{Delivery, Event, History, Outcome, Phase};
+use converge_conformance::harness::message::ErrorCode;
 use converge_conformance::harness::rng::SeededDice;
 use converge_conformance::harness::workload::{self, Workload};
 use serde_json::{Map, Value, json};
@@ -82,7 +83,11 @@ impl Store {
                 match kind {
                     "read" => match self.kv.get(&key) {
                         Some(v) => json!({"type": "read_ok", "value": v}),
-                        None => return Outcome::Fail { code: 20 },
+                        None => {
+                            return Outcome::Fail {
+                                code: ErrorCode::KeyDoesNotExist.code(),
+                            };
+                        }
                     },
                     "write" => {
                         self.kv.insert(key, int("value"));
@@ -92,7 +97,11 @@ impl Store {
                         self.kv.insert(key, int("to"));
                         json!({"type": "cas_ok"})
                     }
-                    _ => return Outcome::Fail { code: 22 },
+                    _ => {
+                        return Outcome::Fail {
+                            code: ErrorCode::PreconditionFailed.code(),
+                        };
+                    }
                 }
             }
             (_, "read") => json!({"type": "read_ok", "value": self.set}),

@@ -391,6 +391,7 @@ fn describe(
 mod tests {
     use super::*;
     use crate::harness::history::{Outcome, Phase};
+    use crate::harness::message::ErrorCode;
     use crate::harness::rng::SeededDice;
     use serde_json::json;
 
@@ -573,7 +574,9 @@ mod tests {
     #[test]
     fn only_acknowledged_quorum_requests_are_judged() {
         let mut failed = add(0, "GLOBAL_QUORUM", (10, 12));
-        failed.outcome = Outcome::Fail { code: 11 };
+        failed.outcome = Outcome::Fail {
+            code: ErrorCode::TemporarilyUnavailable.code(),
+        };
         let mut unanswered = add(0, "GLOBAL_QUORUM", (13, 14));
         unanswered.outcome = Outcome::Info {
             reason: "indefinite error 0".into(),

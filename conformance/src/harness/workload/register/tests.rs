@@ -5,6 +5,7 @@
 use super::seen::suffix_two_least;
 use super::*;
 use crate::harness::history::Delivery;
+use crate::harness::message::ErrorCode;
 
 // The check as it was before it was made linear (commit d8d14cf), verbatim but for its
 // name: the reference the new one must agree with, message for message.
@@ -264,7 +265,9 @@ fn history(dice: &mut SeededDice, mv: bool) -> History {
         };
         let complete = tick(dice);
         let outcome = match dice.below(10) {
-            0 => Outcome::Fail { code: 20 },
+            0 => Outcome::Fail {
+                code: ErrorCode::KeyDoesNotExist.code(),
+            },
             1 => Outcome::Info {
                 reason: "no reply".into(),
             },

@@ -6,6 +6,7 @@ use super::check::{added, element, read_set};
 use super::*;
 use crate::harness::check::Verdict;
 use crate::harness::history::{Event, History, Outcome, Phase};
+use crate::harness::message::ErrorCode;
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -324,7 +325,11 @@ fn random_history(dice: &mut SeededDice, ops: u64) -> History {
             event(client, node, json!({"type": "read"}), at, reply)
         };
         match dice.below(40) {
-            0 => e.outcome = Outcome::Fail { code: 11 },
+            0 => {
+                e.outcome = Outcome::Fail {
+                    code: ErrorCode::TemporarilyUnavailable.code(),
+                }
+            }
             1 => {
                 e.outcome = Outcome::Info {
                     reason: "no reply".into(),

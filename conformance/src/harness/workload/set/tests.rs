@@ -4,6 +4,7 @@
 use super::*;
 use crate::harness::check::Verdict;
 use crate::harness::history::{Event, Outcome, Phase};
+use crate::harness::message::ErrorCode;
 use std::collections::BTreeMap;
 
 /// The set checks as they were before they stopped keeping every read's set (commit
@@ -145,7 +146,9 @@ fn each_node_is_judged_by_its_last_final_read() {
 #[test]
 fn elements_never_added_or_definitely_failed_are_unexpected_in_any_read() {
     let mut failed = add(1, 1, 1);
-    failed.outcome = Outcome::Fail { code: 11 };
+    failed.outcome = Outcome::Fail {
+        code: ErrorCode::TemporarilyUnavailable.code(),
+    };
     let v = verdicts(vec![
         add(0, 0, 0),
         failed,
@@ -277,7 +280,11 @@ fn random_history(dice: &mut SeededDice) -> History {
             added.push(x);
             let mut e = add(client, x, at);
             match dice.below(8) {
-                0 => e.outcome = Outcome::Fail { code: 11 },
+                0 => {
+                    e.outcome = Outcome::Fail {
+                        code: ErrorCode::TemporarilyUnavailable.code(),
+                    }
+                }
                 1 => {
                     e.outcome = Outcome::Info {
                         reason: "no reply".into(),
