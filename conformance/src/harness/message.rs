@@ -230,4 +230,26 @@ mod tests {
         }
         assert_eq!(ErrorCode::from_code(1000), None);
     }
+
+    /// `docs/protocol.md` states the codes for node authors; its table must say what this one
+    /// says, row for row.
+    #[test]
+    fn the_protocol_doc_lists_the_same_codes() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md"));
+        // The rows of the table under its header, less the separator and the closing "other" row.
+        let rows: Vec<&str> = doc
+            .lines()
+            .skip_while(|l| *l != "| code | name | definite? |")
+            .skip(2)
+            .take_while(|l| l.starts_with("| ") && !l.starts_with("| other "))
+            .collect();
+        let expected: Vec<String> = ErrorCode::TABLE
+            .iter()
+            .map(|(_, number, name, definite)| {
+                let definite = if *definite { "yes" } else { "no" };
+                format!("| {number} | {name} | {definite} |")
+            })
+            .collect();
+        assert_eq!(rows, expected);
+    }
 }
