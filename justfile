@@ -59,7 +59,7 @@ bench-cluster *ARGS:
 fuzz TARGET SECONDS="60":
     bash scripts/fuzz.sh {{TARGET}} {{SECONDS}}
 
-# Every classic mutant bug at the harness's default timing over SEEDS seeds (a 20-minute sweep;
-# tests/mutants.rs runs one seed of each).
+# Every classic bug of the converge-mutants nodes at the harness's default timing over SEEDS seeds
+# (a 20-minute sweep; tests/mutants.rs runs one seed of each).
 sweep-mutants SEEDS="3" JOBS="2":
     bash scripts/sweep-mutants.sh {{SEEDS}} {{JOBS}}

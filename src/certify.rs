@@ -755,7 +755,7 @@ pub fn junit(c: &Certification) -> String {
 pub fn parse_faults(list: &str) -> Result<Vec<Fault>, String> {
     let mut faults = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let fault = Fault::from_name(name).ok_or_else(|| {
+        let fault = name.parse::<Fault>().map_err(|_| {
             let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
             format!(
                 "unknown nemesis '{name}'; expected a list of {}",

@@ -2,11 +2,11 @@
 //! crate), as a table of law × type.
 
 use crate::adapters::{GCounterSubject, LwwSubject, MvSubject, OrSetSubject, PnCounterSubject};
-use converge_conformance::laws::{self, Config, Law, Subject, Verdict};
+use converge_conformance::laws::{self, Config, Law, LawVerdict, Subject};
 use std::fmt::Write as _;
 
 /// A law check with the subject's state type erased.
-type CheckFn = Box<dyn Fn(Law, &Config) -> Verdict + Send + Sync>;
+type CheckFn = Box<dyn Fn(Law, &Config) -> LawVerdict + Send + Sync>;
 
 /// One type under check, with its state type erased.
 pub struct Entry {
@@ -27,7 +27,7 @@ impl Entry {
     }
 
     /// Checks one law.
-    pub fn check(&self, law: Law, config: &Config) -> Verdict {
+    pub fn check(&self, law: Law, config: &Config) -> LawVerdict {
         (self.check)(law, config)
     }
 }
@@ -64,7 +64,7 @@ pub struct Report {
     /// Laws in column order.
     pub laws: Vec<Law>,
     /// Per type: name, built-in or not, and a verdict per law.
-    pub rows: Vec<(String, bool, Vec<Verdict>)>,
+    pub rows: Vec<(String, bool, Vec<LawVerdict>)>,
 }
 
 impl Report {
@@ -73,7 +73,7 @@ impl Report {
         self.rows
             .iter()
             .filter(|(_, builtin, _)| *builtin)
-            .all(|(_, _, verdicts)| verdicts.iter().all(Verdict::is_ok))
+            .all(|(_, _, verdicts)| verdicts.iter().all(LawVerdict::is_ok))
     }
 
     /// The table, then one paragraph per failure with the command that reproduces it.
@@ -95,9 +95,9 @@ impl Report {
             let _ = write!(out, "{name:width$}");
             for v in verdicts {
                 let cell = match v {
-                    Verdict::Pass { .. } => "pass",
-                    Verdict::Fail { .. } => "FAIL",
-                    Verdict::NotApplicable { .. } => "n/a",
+                    LawVerdict::Pass { .. } => "pass",
+                    LawVerdict::Fail { .. } => "FAIL",
+                    LawVerdict::NotApplicable { .. } => "n/a",
                 };
                 let _ = write!(out, "  {cell:>11}");
             }
@@ -106,7 +106,7 @@ impl Report {
         for (name, builtin, verdicts) in &self.rows {
             for (law, v) in self.laws.iter().zip(verdicts) {
                 match v {
-                    Verdict::Fail { seed, message, .. } => {
+                    LawVerdict::Fail { seed, message, .. } => {
                         let kind = if *builtin { "VIOLATION" } else { "finding" };
                         let crdts = if *builtin { "" } else { " --crdts" };
                         let _ = write!(
@@ -117,7 +117,7 @@ impl Report {
                             law = law.name(),
                         );
                     }
-                    Verdict::NotApplicable { reason } if *builtin => {
+                    LawVerdict::NotApplicable { reason } if *builtin => {
                         let _ = writeln!(out, "\nn/a: {name} {}: {reason}", law.name());
                     }
                     _ => {}

@@ -8,7 +8,7 @@
 #![cfg(feature = "crdts-adapter")]
 
 use converge::laws::{crdts, run};
-use converge_conformance::laws::{Config, Law, Verdict};
+use converge_conformance::laws::{Config, Law, LawVerdict};
 
 #[test]
 fn crdts_lwwreg_with_equal_markers_diverges_and_everything_else_passes() {
@@ -24,9 +24,9 @@ fn crdts_lwwreg_with_equal_markers_diverges_and_everything_else_passes() {
     for (name, _, verdicts) in &report.rows {
         for (law, v) in Law::ALL.iter().zip(verdicts) {
             match v {
-                Verdict::Fail { .. } => failing.push((name.clone(), law.name())),
-                Verdict::NotApplicable { .. } => not_applicable.push((name.clone(), law.name())),
-                Verdict::Pass { .. } => {}
+                LawVerdict::Fail { .. } => failing.push((name.clone(), law.name())),
+                LawVerdict::NotApplicable { .. } => not_applicable.push((name.clone(), law.name())),
+                LawVerdict::Pass { .. } => {}
             }
         }
     }

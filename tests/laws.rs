@@ -33,7 +33,7 @@ fn every_builtin_type_passes_every_law() {
     for (name, _, verdicts) in &report.rows {
         for (law, v) in Law::ALL.iter().zip(verdicts) {
             assert!(
-                matches!(v, converge_conformance::laws::Verdict::Pass { .. }),
+                matches!(v, converge_conformance::laws::LawVerdict::Pass { .. }),
                 "{name} {}: {v:?}",
                 law.name()
             );

@@ -2,7 +2,7 @@
 //! Every run is deterministic, so these tests name exact seeds; a failure prints the command
 //! that replays the seed.
 
-use converge::simulator::{Outcome, Plan, run_seed};
+use converge::simulator::{Plan, SeedReport, run_seed};
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::nemesis::Fault;
 use converge_core::replica::Bug;
@@ -21,7 +21,7 @@ fn plan(workloads: &[&str], faults: &[Fault], every_fault: bool, bug: Option<Bug
     }
 }
 
-fn failed_checks(o: &Outcome) -> Vec<String> {
+fn failed_checks(o: &SeedReport) -> Vec<String> {
     o.report
         .checks
         .iter()
@@ -87,7 +87,8 @@ fn the_same_seed_is_the_same_run() {
     for seed in [3, 17] {
         let a = run_seed(&plan, seed);
         let b = run_seed(&plan, seed);
-        let history = |o: &Outcome| serde_json::to_string(&o.report.history).expect("serialises");
+        let history =
+            |o: &SeedReport| serde_json::to_string(&o.report.history).expect("serialises");
         assert_eq!(history(&a), history(&b), "seed {seed}");
         assert_eq!(a.summary(), b.summary());
     }

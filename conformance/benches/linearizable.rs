@@ -11,7 +11,7 @@
 //! Run with `cargo bench -p converge-conformance --bench linearizable`.
 
 use converge_conformance::check::linearizable::{
-    Budget, KvOp, Linearizability, Operation, Outcome, check,
+    Budget, KvOp, KvOutcome, Linearizability, Operation, check,
 };
 use criterion::{Criterion, Throughput};
 use std::hint::black_box;
@@ -97,10 +97,10 @@ fn generate(shape: &Shape, seed: u64) -> Vec<Operation> {
             _ => {}
         }
         let outcome = match op {
-            _ if unknown => Outcome::Unknown,
-            KvOp::Read { .. } => Outcome::Ok(current),
-            _ if happens => Outcome::Ok(None),
-            _ => Outcome::Fail,
+            _ if unknown => KvOutcome::Unknown,
+            KvOp::Read { .. } => KvOutcome::Ok(current),
+            _ if happens => KvOutcome::Ok(None),
+            _ => KvOutcome::Fail,
         };
         history.push(Operation {
             process: client as u64,

@@ -20,7 +20,8 @@
 
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::history::{Delivery, Event, History, Outcome, Phase};
-use converge_conformance::harness::rng::Dice;
+use converge_conformance::harness::message::ErrorCode;
+use converge_conformance::harness::rng::SeededDice;
 use converge_conformance::harness::workload::{self, Workload};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,7 +83,11 @@ impl Store {
                 match kind {
                     "read" => match self.kv.get(&key) {
                         Some(v) => json!({"type": "read_ok", "value": v}),
-                        None => return Outcome::Fail { code: 20 },
+                        None => {
+                            return Outcome::Fail {
+                                code: ErrorCode::KeyDoesNotExist.code(),
+                            };
+                        }
                     },
                     "write" => {
                         self.kv.insert(key, int("value"));
@@ -92,7 +97,11 @@ impl Store {
                         self.kv.insert(key, int("to"));
                         json!({"type": "cas_ok"})
                     }
-                    _ => return Outcome::Fail { code: 22 },
+                    _ => {
+                        return Outcome::Fail {
+                            code: ErrorCode::PreconditionFailed.code(),
+                        };
+                    }
                 }
             }
             (_, "read") => json!({"type": "read_ok", "value": self.set}),
@@ -112,7 +121,7 @@ impl Store {
 
 /// A history of `ops` operations of `w` against one correct store, with final reads.
 fn history(name: &str, w: &mut dyn Workload, ops: usize) -> History {
-    let mut dice = Dice::new(7);
+    let mut dice = SeededDice::new(7);
     let mut store = Store::default();
     let mut history = History::default();
     let mut seq = 0u64;

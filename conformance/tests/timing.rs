@@ -12,7 +12,7 @@
 
 use converge_conformance::harness::backend::{Backend, BackendError, NodeEvent};
 use converge_conformance::harness::check::Verdict;
-use converge_conformance::harness::message::Message;
+use converge_conformance::harness::message::{ErrorCode, Message};
 use converge_conformance::harness::nemesis::Fault;
 use converge_conformance::harness::run::{RunConfig, RunReport, run};
 use converge_conformance::harness::workload;
@@ -128,7 +128,7 @@ impl Backend for Cluster {
                 self.last_request = self.now;
                 let delta = message.body.get("delta").and_then(Value::as_u64);
                 if self.shape == Shape::RefuseAtFirst && self.now < REFUSE_UNTIL_MS {
-                    json!({"type": "error", "code": 11, "text": "no leader yet"})
+                    json!({"type": "error", "code": ErrorCode::TemporarilyUnavailable.code(), "text": "no leader yet"})
                 } else {
                     if self.shape == Shape::SlowDrain {
                         self.backlog[node] += delta.unwrap_or(0);
@@ -144,7 +144,9 @@ impl Backend for Cluster {
                     .fold(0u64, |sum, c| sum.saturating_add(*c));
                 json!({"type": "read_ok", "value": total})
             }
-            other => json!({"type": "error", "code": 10, "text": format!("{other:?}")}),
+            other => {
+                json!({"type": "error", "code": ErrorCode::NotSupported.code(), "text": format!("{other:?}")})
+            }
         };
         let mut body = body;
         body["in_reply_to"] = message.body.get("msg_id").cloned().unwrap_or(Value::Null);

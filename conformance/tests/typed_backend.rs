@@ -5,7 +5,7 @@
 
 use converge_conformance::harness::backend::{Backend, BackendError, NodeEvent};
 use converge_conformance::harness::check::Verdict;
-use converge_conformance::harness::message::Message;
+use converge_conformance::harness::message::{ErrorCode, Message};
 use converge_conformance::harness::nemesis::Fault;
 use converge_conformance::harness::run::{Problem, RunConfig, RunReport, run};
 use converge_conformance::harness::workload;
@@ -116,7 +116,9 @@ impl Backend for Cluster {
             Some("read") => {
                 json!({"type": "read_ok", "value": self.counts[node].iter().sum::<u64>()})
             }
-            other => json!({"type": "error", "code": 10, "text": format!("{other:?}")}),
+            other => {
+                json!({"type": "error", "code": ErrorCode::NotSupported.code(), "text": format!("{other:?}")})
+            }
         };
         self.reply(node, message, body);
         Ok(())

@@ -6,7 +6,7 @@
 /// What a connection's read loop makes of a byte stream: every item decoded, then the error
 /// that ended the stream (if any) and how many bytes were left undecoded.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Outcome<T, E> {
+pub struct Decoded<T, E> {
     /// The items, with the bytes each consumed, in order.
     pub items: Vec<(T, usize)>,
     /// The error that ended decoding, if one did.
@@ -25,7 +25,7 @@ pub struct Outcome<T, E> {
 pub fn run<'a, T, E>(
     chunks: impl IntoIterator<Item = &'a [u8]>,
     mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, E>,
-) -> Outcome<T, E> {
+) -> Decoded<T, E> {
     let mut buf: Vec<u8> = Vec::new();
     let mut items = Vec::new();
     for chunk in chunks {
@@ -43,7 +43,7 @@ pub fn run<'a, T, E>(
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    return Outcome {
+                    return Decoded {
                         items,
                         error: Some(error),
                         leftover: 0,
@@ -52,7 +52,7 @@ pub fn run<'a, T, E>(
             }
         }
     }
-    Outcome {
+    Decoded {
         items,
         error: None,
         leftover: buf.len(),

@@ -43,12 +43,9 @@ pub const LINE_BYTES_MAX: usize = 16 << 20;
 /// Events buffered between the reader (and timer) and the handler before the reader blocks.
 const QUEUE_EVENTS_MAX: usize = 4096;
 
-/// Error code 10: the request type is not supported (definite).
-pub const NOT_SUPPORTED: u64 = 10;
-/// Error code 11: temporarily unavailable (definite: the operation did not take effect).
-pub const TEMPORARILY_UNAVAILABLE: u64 = 11;
-/// Error code 12: a malformed request (definite).
-pub const MALFORMED_REQUEST: u64 = 12;
+/// Maelstrom's error codes, from the protocol's one table in `converge-conformance`: these nodes
+/// are test subjects written against the protocol, like any node, so they speak its codes by name.
+pub use converge_conformance::harness::message::ErrorCode;
 
 /// One message: `{"src", "dest", "body"}`, with a string `body.type`.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,11 +145,11 @@ impl Node {
 
     /// Answers `request` with error `code`. A message that expects no reply (it has no `msg_id`)
     /// gets none; the error is logged instead.
-    pub fn error(&self, request: &Message, code: u64, text: &str) {
+    pub fn error(&self, request: &Message, code: ErrorCode, text: &str) {
         if request.msg_id().is_some() {
             self.reply(
                 request,
-                json!({"type": "error", "code": code, "text": text}),
+                json!({"type": "error", "code": code.code(), "text": text}),
             );
         } else {
             eprintln!("{}: {text}: {:?}", self.id, request.body);
@@ -163,7 +160,7 @@ impl Node {
     /// other unknown messages, so a stray node-to-node message never starts a reply loop.
     pub fn unknown(&self, request: &Message) {
         let text = format!("unknown message type {:?}", request.kind());
-        self.error(request, NOT_SUPPORTED, &text);
+        self.error(request, ErrorCode::NotSupported, &text);
     }
 }
 
@@ -309,7 +306,7 @@ fn handle_events<H: Handler>(mut handler: H, rx: Receiver<Event>) {
                 Err(e) => {
                     eprintln!("malformed init ({e}): {:?}", msg.body);
                     let reply = Node::new(msg.dest.clone(), Vec::new());
-                    reply.error(&msg, MALFORMED_REQUEST, &e);
+                    reply.error(&msg, ErrorCode::MalformedRequest, &e);
                 }
             },
             Event::Message(msg) => match &node {
@@ -801,7 +798,11 @@ impl CatchUp {
             return Some(msg);
         }
         if let Err(msg) = self.parked.park(msg, Instant::now() + self.wait) {
-            node.error(&msg, TEMPORARILY_UNAVAILABLE, "too many requests waiting");
+            node.error(
+                &msg,
+                ErrorCode::TemporarilyUnavailable,
+                "too many requests waiting",
+            );
         }
         None
     }
@@ -825,7 +826,7 @@ impl CatchUp {
     pub fn expire(&mut self, node: &Node, now: Instant) {
         for msg in self.parked.expired(now) {
             let text = "not caught up with the peers yet";
-            node.error(&msg, TEMPORARILY_UNAVAILABLE, text);
+            node.error(&msg, ErrorCode::TemporarilyUnavailable, text);
         }
     }
 }

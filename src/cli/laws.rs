@@ -1,7 +1,7 @@
 //! `converge laws`: its arguments, and the run of the law checker over the built-in types (and
 //! the `crdts` crate's) with its table.
 
-use super::shared::clock_seed;
+use super::shared::{clock_seed, listed_names_arg};
 use converge::laws;
 use converge_conformance::laws::{Config, Law};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -18,9 +18,8 @@ pub(crate) struct LawsArgs {
     /// Only these types (repeatable), by the names in the table.
     #[arg(long = "type", value_name = "NAME")]
     types: Vec<String>,
-    /// Only these laws (repeatable): associative, commutative, idempotent, bottom, inflation,
-    /// delta, convergence, semantics.
-    #[arg(long = "law", value_name = "LAW", value_parser = parse_law)]
+    /// Only these laws (repeatable).
+    #[arg(long = "law", value_name = "LAW", value_parser = listed_names_arg(Law::ALL, Law::name))]
     laws: Vec<Law>,
     /// Random traces per law and type.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -32,13 +31,6 @@ pub(crate) struct LawsArgs {
     /// Longest trace, in steps.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..=2_000))]
     max_steps: u16,
-}
-
-fn parse_law(name: &str) -> Result<Law, String> {
-    Law::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Law::ALL.iter().map(|l| l.name()).collect();
-        format!("unknown law '{name}'; expected one of {}", names.join(", "))
-    })
 }
 
 /// Runs `converge laws`.

@@ -168,9 +168,55 @@ where
     clap::builder::PossibleValuesParser::new(all.into_iter().map(name)).try_map(|s| s.parse::<T>())
 }
 
+/// Like [`names_arg`], but clap only lists the names in `--help` and leaves refusing any other to
+/// the enum's `FromStr`, so the error names what was wrong in the enum's own words (`converge
+/// laws --law`'s "unknown law ..." message predates the list in `--help` and is kept).
+pub(crate) fn listed_names_arg<T, E>(
+    all: impl IntoIterator<Item = T>,
+    name: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr<Err = E> + Clone + Send + Sync + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    use clap::builder::TypedValueParser as _;
+    ListedNames(all.into_iter().map(name).collect()).try_map(|s| s.parse::<T>())
+}
+
+/// A string argument whose possible values `--help` lists but which accepts any string, for
+/// [`listed_names_arg`] to hand to `FromStr`.
+#[derive(Clone)]
+struct ListedNames(Vec<&'static str>);
+
+impl clap::builder::TypedValueParser for ListedNames {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        value
+            .to_str()
+            .map(str::to_string)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidUtf8).with_cmd(cmd))
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            self.0.iter().map(|n| clap::builder::PossibleValue::new(*n)),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use converge_conformance::harness::nemesis::Fault;
     use converge_conformance::harness::workload::Profile;
+    use converge_conformance::laws::Law;
     use converge_core::replica::Bug;
 
     /// Each enum's names parse back to it, so `--help`'s possible values and the replay commands
@@ -184,6 +230,12 @@ mod tests {
             assert_eq!(profile.to_string().parse::<Profile>(), Ok(profile));
         }
         assert!("Strict".parse::<Profile>().is_err());
+        for law in Law::ALL {
+            assert_eq!(law.to_string().parse::<Law>(), Ok(law));
+        }
+        for fault in Fault::ALL {
+            assert_eq!(fault.to_string().parse::<Fault>(), Ok(fault));
+        }
     }
 
     /// The JSON report names a run's profile through serde; it must be the word `--profile`

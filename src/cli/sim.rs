@@ -95,17 +95,17 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
             break;
         }
         let seed = first.wrapping_add(k);
-        let outcome = simulator::run_seed(&plan, seed);
-        ops += outcome.ops;
-        let line = outcome.summary();
-        if outcome.passed() {
+        let seed_report = simulator::run_seed(&plan, seed);
+        ops += seed_report.ops;
+        let line = seed_report.summary();
+        if seed_report.passed() {
             if !bar.is_hidden() {
                 bar.set_message(line);
             } else {
                 say!("{line}");
             }
         } else {
-            bar.suspend(|| say!("{line}\n{}", outcome.details()));
+            bar.suspend(|| say!("{line}\n{}", seed_report.details()));
             failed.push(seed);
         }
         bar.inc(1);

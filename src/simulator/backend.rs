@@ -37,7 +37,7 @@
 
 use converge_conformance::harness::backend::{Backend, BackendError, NodeEvent};
 use converge_conformance::harness::message::Message;
-use converge_conformance::harness::rng::Dice;
+use converge_conformance::harness::rng::SeededDice;
 use converge_core::ReplicaId;
 use converge_core::replica::Durable;
 use converge_node::maelstrom::{Face, FaceConfig, Output};
@@ -131,7 +131,7 @@ pub struct SimBackend {
     outbox: BinaryHeap<Reverse<Queued>>,
     ready: Vec<NodeEvent>,
     order: u64,
-    dice: Dice,
+    dice: SeededDice,
     /// Virtual ms spent, for the report.
     pub steps: u64,
 }
@@ -139,7 +139,7 @@ pub struct SimBackend {
 impl SimBackend {
     /// A cluster of `config.nodes` replicas, none started.
     pub fn new(config: SimConfig) -> Self {
-        let mut dice = Dice::fork(config.seed, 0x5EED_0001);
+        let mut dice = SeededDice::fork(config.seed, 0x5EED_0001);
         let span = config.skew_ms.saturating_mul(2).saturating_add(1);
         let nodes = (0..config.nodes)
             .map(|i| {

@@ -8,7 +8,7 @@ use crate::certify::verdict_mark;
 use backend::{SimBackend, SimConfig};
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::nemesis::Fault;
-use converge_conformance::harness::rng::Dice;
+use converge_conformance::harness::rng::SeededDice;
 use converge_conformance::harness::run::{RunConfig, RunReport, run};
 use converge_conformance::harness::workload;
 use converge_core::replica::{Bug, Consistency};
@@ -41,7 +41,7 @@ pub struct Plan {
 }
 
 /// What one seed drew and found.
-pub struct Outcome {
+pub struct SeedReport {
     /// The seed.
     pub seed: u64,
     /// Its workload.
@@ -62,7 +62,7 @@ pub struct Outcome {
     pub reproduce: String,
 }
 
-impl Outcome {
+impl SeedReport {
     /// Whether every check passed.
     pub fn passed(&self) -> bool {
         self.report.verdict() == Verdict::Pass
@@ -107,14 +107,14 @@ impl Outcome {
 }
 
 /// Runs seed `seed` of `plan`.
-pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
+pub fn run_seed(plan: &Plan, seed: u64) -> SeedReport {
     // Each draw has its own stream, apart from the harness's, so that narrowing the choices
     // (as the replay command does with --workload and --every-fault) leaves every other draw
     // of the seed unchanged.
     let workload = plan.workloads
-        [Dice::fork(seed, 0x5151).below(plan.workloads.len() as u64) as usize]
+        [SeededDice::fork(seed, 0x5151).below(plan.workloads.len() as u64) as usize]
         .clone();
-    let mut fault_dice = Dice::fork(seed, 0x5152);
+    let mut fault_dice = SeededDice::fork(seed, 0x5152);
     let drawn: Vec<Fault> = Fault::ALL
         .into_iter()
         .filter(|_| fault_dice.chance(0.5))
@@ -127,7 +127,7 @@ pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
         .collect();
     // Half the seeds keep a short oplog, so that a replica cut off for a fault window falls
     // behind the truncation point and only anti-entropy can repair it.
-    let mut cap_dice = Dice::fork(seed, 0x5153);
+    let mut cap_dice = SeededDice::fork(seed, 0x5153);
     let oplog_cap = cap_dice
         .chance(0.5)
         .then(|| 16 + cap_dice.below(240) as usize);
@@ -177,7 +177,7 @@ pub fn run_seed(plan: &Plan, seed: u64) -> Outcome {
     if let Some(bug) = plan.bug {
         let _ = write!(reproduce, " --bug {bug}");
     }
-    Outcome {
+    SeedReport {
         seed,
         workload,
         faults,

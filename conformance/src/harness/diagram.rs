@@ -483,6 +483,7 @@ fn fields(body: &Body, skip: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::harness::message::ErrorCode;
     use serde_json::{Value, json};
 
     fn body(v: Value) -> Body {
@@ -530,7 +531,9 @@ mod tests {
                     1,
                     json!({"type": "echo", "echo": "<&>\"'", "msg_id": 3}),
                     (4, Some(8)),
-                    Outcome::Fail { code: 11 },
+                    Outcome::Fail {
+                        code: ErrorCode::TemporarilyUnavailable.code(),
+                    },
                     Phase::Main,
                 ),
                 event(

@@ -90,28 +90,98 @@ impl Message {
     }
 }
 
-/// Whether an error code means the operation certainly did not happen (definite) or may have
-/// (indefinite), as Maelstrom defines them. Codes Maelstrom does not define are indefinite: the
-/// harness cannot know what a custom error implies.
-pub fn error_is_definite(code: u64) -> bool {
-    matches!(code, 1 | 10 | 11 | 12 | 14 | 20 | 21 | 22 | 30)
+/// One of Maelstrom's error codes: the protocol's one table of their numbers, names and
+/// definiteness ([`ErrorCode::TABLE`]), for the harness, its services and any node written against
+/// the protocol in this workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorCode {
+    /// 0, `timeout`: the request timed out (indefinite).
+    Timeout,
+    /// 1, `node-not-found`: the request was sent to a node that does not exist.
+    NodeNotFound,
+    /// 10, `not-supported`: the receiver does not offer this request type.
+    NotSupported,
+    /// 11, `temporarily-unavailable`: the operation did not take effect; it may succeed later.
+    TemporarilyUnavailable,
+    /// 12, `malformed-request`: the request is not well formed.
+    MalformedRequest,
+    /// 13, `crash`: the receiver failed in an unknown way (indefinite).
+    Crash,
+    /// 14, `abort`: the operation was aborted and did not take effect.
+    Abort,
+    /// 20, `key-does-not-exist`: the key has never been written.
+    KeyDoesNotExist,
+    /// 21, `key-already-exists`: the key exists and the request required it not to.
+    KeyAlreadyExists,
+    /// 22, `precondition-failed`: e.g. a `cas` found another value than its `from`.
+    PreconditionFailed,
+    /// 30, `txn-conflict`: a transaction was refused for a conflict.
+    TxnConflict,
 }
 
-/// Maelstrom's name for an error code.
-pub fn error_name(code: u64) -> &'static str {
-    match code {
-        0 => "timeout",
-        1 => "node-not-found",
-        10 => "not-supported",
-        11 => "temporarily-unavailable",
-        12 => "malformed-request",
-        13 => "crash",
-        14 => "abort",
-        20 => "key-does-not-exist",
-        21 => "key-already-exists",
-        22 => "precondition-failed",
-        30 => "txn-conflict",
-        _ => "custom",
+impl ErrorCode {
+    /// Every code Maelstrom defines, in the order of the enum, with its number, its name and
+    /// whether it is definite (the operation certainly did not happen) rather than indefinite (it
+    /// may have). The methods read this table and nothing else, so a code's facts live once.
+    pub const TABLE: [(ErrorCode, u64, &'static str, bool); 11] = [
+        (ErrorCode::Timeout, 0, "timeout", false),
+        (ErrorCode::NodeNotFound, 1, "node-not-found", true),
+        (ErrorCode::NotSupported, 10, "not-supported", true),
+        (
+            ErrorCode::TemporarilyUnavailable,
+            11,
+            "temporarily-unavailable",
+            true,
+        ),
+        (ErrorCode::MalformedRequest, 12, "malformed-request", true),
+        (ErrorCode::Crash, 13, "crash", false),
+        (ErrorCode::Abort, 14, "abort", true),
+        (ErrorCode::KeyDoesNotExist, 20, "key-does-not-exist", true),
+        (ErrorCode::KeyAlreadyExists, 21, "key-already-exists", true),
+        (
+            ErrorCode::PreconditionFailed,
+            22,
+            "precondition-failed",
+            true,
+        ),
+        (ErrorCode::TxnConflict, 30, "txn-conflict", true),
+    ];
+
+    /// Its number on the wire, `body.code`.
+    pub const fn code(self) -> u64 {
+        ErrorCode::TABLE[self as usize].1
+    }
+
+    /// Maelstrom's name for it.
+    pub const fn name(self) -> &'static str {
+        ErrorCode::TABLE[self as usize].2
+    }
+
+    /// Whether it means the operation certainly did not happen (definite) rather than that it may
+    /// have (indefinite).
+    pub const fn is_definite(self) -> bool {
+        ErrorCode::TABLE[self as usize].3
+    }
+
+    /// The code with number `code`, if Maelstrom defines one.
+    pub fn from_code(code: u64) -> Option<ErrorCode> {
+        ErrorCode::TABLE
+            .iter()
+            .find(|row| row.1 == code)
+            .map(|row| row.0)
+    }
+
+    /// Whether the error number `code` means the operation certainly did not happen. Codes
+    /// Maelstrom does not define are indefinite: the harness cannot know what a custom error
+    /// implies.
+    pub fn is_definite_code(code: u64) -> bool {
+        ErrorCode::from_code(code).is_some_and(ErrorCode::is_definite)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -141,7 +211,45 @@ mod tests {
 
     #[test]
     fn definite_and_indefinite_errors_follow_maelstrom() {
-        assert!(error_is_definite(22) && error_is_definite(11));
-        assert!(!error_is_definite(0) && !error_is_definite(13) && !error_is_definite(1000));
+        assert!(ErrorCode::is_definite_code(22) && ErrorCode::is_definite_code(11));
+        assert!(
+            !ErrorCode::is_definite_code(0)
+                && !ErrorCode::is_definite_code(13)
+                && !ErrorCode::is_definite_code(1000)
+        );
+    }
+
+    /// The methods index the table by the enum's discriminant, so each row must sit at its own
+    /// variant's place, and every number must name one code.
+    #[test]
+    fn the_table_is_in_enum_order_and_its_numbers_round_trip() {
+        for (i, (code, number, name, _)) in ErrorCode::TABLE.into_iter().enumerate() {
+            assert_eq!(code as usize, i, "{name}");
+            assert_eq!(ErrorCode::from_code(number), Some(code), "{name}");
+            assert_eq!(code.to_string(), name);
+        }
+        assert_eq!(ErrorCode::from_code(1000), None);
+    }
+
+    /// `docs/protocol.md` states the codes for node authors; its table must say what this one
+    /// says, row for row.
+    #[test]
+    fn the_protocol_doc_lists_the_same_codes() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md"));
+        // The rows of the table under its header, less the separator and the closing "other" row.
+        let rows: Vec<&str> = doc
+            .lines()
+            .skip_while(|l| *l != "| code | name | definite? |")
+            .skip(2)
+            .take_while(|l| l.starts_with("| ") && !l.starts_with("| other "))
+            .collect();
+        let expected: Vec<String> = ErrorCode::TABLE
+            .iter()
+            .map(|(_, number, name, definite)| {
+                let definite = if *definite { "yes" } else { "no" };
+                format!("| {number} | {name} | {definite} |")
+            })
+            .collect();
+        assert_eq!(rows, expected);
     }
 }

@@ -1,7 +1,7 @@
 //! Faults: which ones a run injects, and the seeded plans of partitions and clock faults.
 
 use super::net::NetConfig;
-use super::rng::Dice;
+use super::rng::SeededDice;
 use serde::Serialize;
 
 /// A fault the harness can inject.
@@ -71,16 +71,47 @@ impl Fault {
             Fault::Clock => "clock",
         }
     }
+}
 
-    /// The fault called `name`.
-    pub fn from_name(name: &str) -> Option<Fault> {
-        Fault::ALL.into_iter().find(|f| f.name() == name)
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault name that is none of [`Fault::ALL`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownFault(pub String);
+
+impl std::fmt::Display for UnknownFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+        write!(
+            f,
+            "unknown fault '{}'; expected one of {}",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownFault {}
+
+impl std::str::FromStr for Fault {
+    type Err = UnknownFault;
+
+    /// Parses exactly the names [`Fault::name`] gives, as the command line spells them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownFault(s.to_string()))
     }
 }
 
 /// The network during the workload: probabilities drawn per seed ("swarm" testing), so different
 /// seeds explore different mixes rather than one fixed rate.
-pub fn faulty_network(faults: &[Fault], dice: &mut Dice) -> NetConfig {
+pub fn faulty_network(faults: &[Fault], dice: &mut SeededDice) -> NetConfig {
     let mut config = NetConfig::default();
     if faults.contains(&Fault::Loss) {
         config.loss = 0.02 + 0.18 * dice.unit();
@@ -105,7 +136,7 @@ pub struct Partition {
 }
 
 /// A random partition of `nodes` nodes.
-pub fn partition(nodes: usize, dice: &mut Dice) -> Partition {
+pub fn partition(nodes: usize, dice: &mut SeededDice) -> Partition {
     let mut order: Vec<usize> = (0..nodes).collect();
     // Fisher-Yates with the seeded stream.
     for i in (1..order.len()).rev() {
@@ -216,7 +247,7 @@ impl ClockPlan {
 
 /// An offset of [`CLOCK_OFFSET_MIN_MS`, `CLOCK_OFFSET_MAX_MS`] ms either way, log-uniform, so
 /// small skews (that a node's own round trips hide) are drawn as often as large ones.
-fn clock_offset(dice: &mut Dice) -> i64 {
+fn clock_offset(dice: &mut SeededDice) -> i64 {
     let (lo, hi) = (CLOCK_OFFSET_MIN_MS as f64, CLOCK_OFFSET_MAX_MS as f64);
     let magnitude = (lo * (hi / lo).powf(dice.unit())).round() as i64;
     let magnitude = magnitude.clamp(CLOCK_OFFSET_MIN_MS, CLOCK_OFFSET_MAX_MS);
@@ -230,7 +261,7 @@ fn clock_offset(dice: &mut Dice) -> i64 {
 /// A random clock fault on `nodes` nodes: one node's clock bumped, every node's clock bumped its
 /// own way (their skews are what matter), or one node's clock strobing between an offset and the
 /// true time. Every clock is reset at the end of the window.
-pub fn clock_plan(nodes: usize, dice: &mut Dice) -> ClockPlan {
+pub fn clock_plan(nodes: usize, dice: &mut SeededDice) -> ClockPlan {
     let mut offsets = vec![0; nodes];
     if nodes == 0 {
         return ClockPlan {
@@ -361,7 +392,7 @@ mod tests {
 
     #[test]
     fn a_bridge_node_reaches_both_sides_that_cannot_reach_each_other() {
-        let mut dice = Dice::new(3);
+        let mut dice = SeededDice::new(3);
         for _ in 0..50 {
             let p = partition(5, &mut dice);
             if p.kind == "bridge" {
@@ -376,7 +407,7 @@ mod tests {
     #[test]
     fn a_seed_decides_the_clock_plan() {
         let draw = |seed| {
-            let mut dice = Dice::new(seed);
+            let mut dice = SeededDice::new(seed);
             (0..20)
                 .map(|_| clock_plan(3, &mut dice))
                 .collect::<Vec<_>>()
@@ -387,7 +418,7 @@ mod tests {
 
     #[test]
     fn clock_plans_bump_or_strobe_within_bounds() {
-        let mut dice = Dice::new(11);
+        let mut dice = SeededDice::new(11);
         let mut kinds = std::collections::BTreeSet::new();
         let (mut ahead, mut behind) = (false, false);
         for _ in 0..300 {

@@ -6,7 +6,7 @@
 //! directed link arrive in the order they were sent (like TCP); decisions depend only on the seed
 //! and on the sequence of `route` and `partition` calls.
 
-use super::rng::Dice;
+use super::rng::SeededDice;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The arrival times (ms) of the copies of one message: none, one, or two. Inline, because every
@@ -59,7 +59,7 @@ pub struct NetStats {
 #[derive(Debug)]
 pub struct Network {
     config: NetConfig,
-    dice: Dice,
+    dice: SeededDice,
     cut: BTreeSet<(usize, usize)>,
     /// Latest scheduled arrival per directed link, to keep links FIFO without `reorder`.
     last_arrival: BTreeMap<(usize, usize), u64>,
@@ -68,7 +68,7 @@ pub struct Network {
 
 impl Network {
     /// A fully connected network.
-    pub fn new(config: NetConfig, dice: Dice) -> Self {
+    pub fn new(config: NetConfig, dice: SeededDice) -> Self {
         Network {
             config,
             dice,
@@ -165,7 +165,7 @@ mod tests {
             ..NetConfig::default()
         };
         let run = || {
-            let mut net = Network::new(config.clone(), Dice::new(9));
+            let mut net = Network::new(config.clone(), SeededDice::new(9));
             (0..200).map(|t| net.route(0, 1, t)).collect::<Vec<_>>()
         };
         let a = run();
@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn a_partition_cuts_exactly_the_links_between_groups() {
-        let mut net = Network::new(NetConfig::default(), Dice::new(1));
+        let mut net = Network::new(NetConfig::default(), SeededDice::new(1));
         net.partition(&[vec![0, 1], vec![2, 3, 4]], 5);
         assert!(net.connected(0, 1) && net.connected(3, 4));
         assert!(!net.connected(1, 2) && !net.connected(4, 0));

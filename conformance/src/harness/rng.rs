@@ -3,16 +3,18 @@
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng as _, SeedableRng};
 
-/// A seeded random stream with the few draws the harness needs.
+/// A seeded random stream with the few draws the harness needs. It is one kind of dice: the
+/// services roll any [`Dice`](crate::harness::services::Dice), and this is the seeded one the run
+/// loop hands them.
 #[derive(Clone, Debug)]
-pub struct Dice {
+pub struct SeededDice {
     rng: ChaCha8Rng,
 }
 
-impl Dice {
+impl SeededDice {
     /// The stream for `seed`.
     pub fn new(seed: u64) -> Self {
-        Dice {
+        SeededDice {
             rng: ChaCha8Rng::seed_from_u64(seed),
         }
     }
@@ -20,7 +22,7 @@ impl Dice {
     /// An independent stream derived from this seed for one purpose (`salt`), so that adding
     /// draws in one part of the harness does not shift another's decisions.
     pub fn fork(seed: u64, salt: u64) -> Self {
-        Dice::new(seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        SeededDice::new(seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
     /// Uniform in `0..n` (`n > 0`), without modulo bias (Lemire's method).

@@ -33,7 +33,7 @@ use super::history::{Body, Delivery, Event, History, Outcome, Phase};
 use super::message::Message;
 use super::nemesis::{ClockNemesis, Fault, faulty_network};
 use super::net::{NetConfig, NetStats, Network};
-use super::rng::Dice;
+use super::rng::SeededDice;
 use super::services::Services;
 use super::workload::Workload;
 use flight::{Cargo, InFlight};
@@ -116,8 +116,8 @@ struct Loop<'a> {
     /// `c0…`, built once rather than per request.
     client_names: Vec<String>,
     net: Network,
-    op_dice: Dice,
-    fault_dice: Dice,
+    op_dice: SeededDice,
+    fault_dice: SeededDice,
     next_msg_id: u64,
     pending: BTreeMap<u64, (Pending, u64)>,
     deliveries: BinaryHeap<Reverse<InFlight>>,
@@ -140,7 +140,7 @@ struct Loop<'a> {
     problems: Vec<Problem>,
     malformed: BTreeMap<usize, (u64, String)>,
     services: Services,
-    service_dice: Dice,
+    service_dice: SeededDice,
     main_net_stats: NetStats,
     /// The buffer [`Backend::wait_into`] fills each turn, kept so turns do not allocate.
     events: Vec<NodeEvent>,
@@ -152,7 +152,7 @@ struct Loop<'a> {
     /// above one request per client per millisecond is not rounded down to that.
     next_issue: Vec<f64>,
     /// Jitter of the clients' pacing: its own stream, so that pacing never shifts the operations.
-    pace_dice: Dice,
+    pace_dice: SeededDice,
     /// Main-phase operations that failed definitely (they do not count against `ops`).
     definite_fails: u64,
     /// Fault windows with their times, in ms of the backend's clock.
@@ -177,7 +177,7 @@ pub fn run(
     // Operations depend on the seed alone; everything the harness decides about delivery and
     // faults also depends on the schedule.
     let salt = |stream: u64| stream + 16 * config.schedule;
-    let mut fault_dice = Dice::fork(config.seed, salt(3));
+    let mut fault_dice = SeededDice::fork(config.seed, salt(3));
     let network_config = with_latency(
         faulty_network(&config.faults, &mut fault_dice),
         config.latency_ms,
@@ -186,8 +186,8 @@ pub fn run(
         config,
         ids: (0..config.nodes).map(|i| format!("n{i}")).collect(),
         client_names: (0..config.clients).map(|i| format!("c{i}")).collect(),
-        net: Network::new(NetConfig::default(), Dice::fork(config.seed, salt(1))),
-        op_dice: Dice::fork(config.seed, 2),
+        net: Network::new(NetConfig::default(), SeededDice::fork(config.seed, salt(1))),
+        op_dice: SeededDice::fork(config.seed, 2),
         fault_dice,
         backend,
         workload,
@@ -209,13 +209,13 @@ pub fn run(
         problems: Vec::new(),
         malformed: BTreeMap::new(),
         services: Services::new(),
-        service_dice: Dice::fork(config.seed, salt(5)),
+        service_dice: SeededDice::fork(config.seed, salt(5)),
         main_net_stats: NetStats::default(),
         events: Vec::new(),
         cadence: Cadence::default(),
         last_traffic_ms: 0,
         next_issue: vec![0.0; config.clients],
-        pace_dice: Dice::fork(config.seed, 6),
+        pace_dice: SeededDice::fork(config.seed, 6),
         definite_fails: 0,
         fault_spans: Vec::new(),
         main_start_ms: 0,
@@ -261,7 +261,7 @@ impl Loop<'_> {
         // The workload, under faults.
         self.net = Network::new(
             network,
-            Dice::fork(self.config.seed, 1 + 16 * self.config.schedule),
+            SeededDice::fork(self.config.seed, 1 + 16 * self.config.schedule),
         );
         self.main_start_ms = self.backend.now_ms();
         let main_deadline = self.main_start_ms + self.config.time_limit_ms;
@@ -346,7 +346,7 @@ impl Loop<'_> {
         self.heal_all();
         self.net = Network::new(
             self.base_net(),
-            Dice::fork(self.config.seed, 4 + 16 * self.config.schedule),
+            SeededDice::fork(self.config.seed, 4 + 16 * self.config.schedule),
         );
         self.settle_down();
         if self.interrupted() {

@@ -33,14 +33,14 @@
 //! - MV register: the values of the observed writes that no observed write has in its past.
 //!
 //! # Reproducing a failure
-//! Every run is driven by one `u64` seed. A failing [`Verdict`] carries the seed and the shrunk
+//! Every run is driven by one `u64` seed. A failing [`LawVerdict`] carries the seed and the shrunk
 //! trace; the same seed and case count replay the same cases and shrink to the same trace.
 
 mod run;
 mod spec;
 mod trace;
 
-pub use run::{Config, Verdict, check, check_trace, check_trace_all};
+pub use run::{Config, LawVerdict, check, check_trace, check_trace_all};
 pub use spec::Observation;
 pub use trace::{Op, OpSeed, Step, Trace};
 
@@ -124,10 +124,41 @@ impl Law {
             Law::Semantics => "semantics",
         }
     }
+}
 
-    /// The law with this short name.
-    pub fn from_name(name: &str) -> Option<Law> {
-        Law::ALL.into_iter().find(|l| l.name() == name)
+impl std::fmt::Display for Law {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A law name that is none of [`Law::ALL`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownLaw(pub String);
+
+impl std::fmt::Display for UnknownLaw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = Law::ALL.iter().map(|l| l.name()).collect();
+        write!(
+            f,
+            "unknown law '{}'; expected one of {}",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownLaw {}
+
+impl std::str::FromStr for Law {
+    type Err = UnknownLaw;
+
+    /// Parses exactly the short names [`Law::name`] gives.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Law::ALL
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| UnknownLaw(s.to_string()))
     }
 }
 

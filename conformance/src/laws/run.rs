@@ -32,7 +32,7 @@ impl Default for Config {
 
 /// The outcome of checking one law on one subject.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum LawVerdict {
     /// No trace broke the law.
     Pass {
         /// Traces run.
@@ -54,17 +54,17 @@ pub enum Verdict {
     },
 }
 
-impl Verdict {
+impl LawVerdict {
     /// Whether the law held (or did not apply).
     pub fn is_ok(&self) -> bool {
-        !matches!(self, Verdict::Fail { .. })
+        !matches!(self, LawVerdict::Fail { .. })
     }
 }
 
 /// Checks `law` on `subject` over `config.cases` random traces, shrinking the first failure.
-pub fn check<S: Subject>(subject: &S, law: Law, config: &Config) -> Verdict {
+pub fn check<S: Subject>(subject: &S, law: Law, config: &Config) -> LawVerdict {
     if law == Law::Delta && !subject.has_deltas() {
-        return Verdict::NotApplicable {
+        return LawVerdict::NotApplicable {
             reason: "the type has no δ-mutators; replicas exchange whole states".into(),
         };
     }
@@ -83,18 +83,18 @@ pub fn check<S: Subject>(subject: &S, law: Law, config: &Config) -> Verdict {
         check_trace(subject, law, &trace).map_err(TestCaseError::fail)
     });
     match result {
-        Ok(()) => Verdict::Pass {
+        Ok(()) => LawVerdict::Pass {
             cases: config.cases,
         },
         Err(TestError::Fail(reason, trace)) => {
             let (trace, message) = minimize(subject, law, trace, reason.message().to_string());
-            Verdict::Fail {
+            LawVerdict::Fail {
                 seed: config.seed,
                 message: format!("{message}\non trace:\n{}", trace.describe(subject.kind())),
                 trace,
             }
         }
-        Err(TestError::Abort(reason)) => Verdict::Fail {
+        Err(TestError::Abort(reason)) => LawVerdict::Fail {
             seed: config.seed,
             trace: Trace {
                 replicas: 0,

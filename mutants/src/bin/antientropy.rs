@@ -30,7 +30,7 @@
 //! and `convergence` finds the final reads differ. About one element in `BUCKETS` hashes there,
 //! whatever the seed or the timing.
 
-use converge_mutants::{Flow, Handler, MALFORMED_REQUEST, Message, Node, bug_from_args, run};
+use converge_mutants::{ErrorCode, Flow, Handler, Message, Node, bug_from_args, run};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -132,7 +132,11 @@ impl Handler for AntiEntropy {
         match msg.kind() {
             "add" => {
                 let Some(element) = msg.get("element").and_then(Value::as_i64) else {
-                    return node.error(&msg, MALFORMED_REQUEST, "add without an integer element");
+                    return node.error(
+                        &msg,
+                        ErrorCode::MalformedRequest,
+                        "add without an integer element",
+                    );
                 };
                 self.insert(element);
                 node.reply(&msg, json!({"type": "add_ok"}));

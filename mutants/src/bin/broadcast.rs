@@ -23,8 +23,7 @@
 //! and every node behind that link misses the message for good.
 
 use converge_mutants::{
-    Fanout, Flow, Handler, MALFORMED_REQUEST, Message, Node, Parked, TEMPORARILY_UNAVAILABLE,
-    bug_from_args, run,
+    ErrorCode, Fanout, Flow, Handler, Message, Node, Parked, bug_from_args, run,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -171,7 +170,7 @@ impl Handler for Broadcast {
                     .and_then(Value::as_array);
                 let Some(mine) = mine else {
                     let text = "topology without a list for this node";
-                    return node.error(&msg, MALFORMED_REQUEST, text);
+                    return node.error(&msg, ErrorCode::MalformedRequest, text);
                 };
                 // Only known nodes: a neighbour that does not exist would never sync.
                 self.neighbours = mine
@@ -188,7 +187,7 @@ impl Handler for Broadcast {
             "broadcast" => {
                 let Some(message) = msg.get("message").and_then(Value::as_i64) else {
                     let text = "broadcast without an integer message";
-                    return node.error(&msg, MALFORMED_REQUEST, text);
+                    return node.error(&msg, ErrorCode::MalformedRequest, text);
                 };
                 self.learn(node, [message], None);
                 node.reply(&msg, json!({"type": "broadcast_ok"}));
@@ -196,7 +195,11 @@ impl Handler for Broadcast {
             "read" if self.caught_up() => self.read(node, &msg),
             "read" => {
                 if let Err(msg) = self.parked.park(msg, Instant::now() + WAIT_MAX) {
-                    node.error(&msg, TEMPORARILY_UNAVAILABLE, "too many reads waiting");
+                    node.error(
+                        &msg,
+                        ErrorCode::TemporarilyUnavailable,
+                        "too many reads waiting",
+                    );
                 }
             }
             "relay" => {
@@ -237,7 +240,7 @@ impl Handler for Broadcast {
         self.ask_to_sync(node);
         for msg in self.parked.expired(now) {
             let text = "not caught up with the neighbours yet";
-            node.error(&msg, TEMPORARILY_UNAVAILABLE, text);
+            node.error(&msg, ErrorCode::TemporarilyUnavailable, text);
         }
     }
 }

@@ -28,7 +28,7 @@
 //!   gossip round spreads it: killed in between, the node takes acknowledged adds with it.
 
 use converge_mutants::{
-    Fanout, Flow, Handler, MALFORMED_REQUEST, Message, Node, bug_from_args, incarnation, run,
+    ErrorCode, Fanout, Flow, Handler, Message, Node, bug_from_args, incarnation, run,
 };
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -222,7 +222,11 @@ impl Handler for Counter {
                     self.add(node, delta);
                     node.reply(&msg, json!({"type": "add_ok"}));
                 }
-                None => node.error(&msg, MALFORMED_REQUEST, "add without an integer delta"),
+                None => node.error(
+                    &msg,
+                    ErrorCode::MalformedRequest,
+                    "add without an integer delta",
+                ),
             },
             "read" => node.reply(&msg, json!({"type": "read_ok", "value": self.value()})),
             "gossip" | "push" => self.merge(&msg),

@@ -1,7 +1,7 @@
 //! The `echo` workload's node: every `echo` is answered with an `echo_ok` carrying the same
 //! `echo`. It has no state and no bugs; it exists so that every workload has a Rust node.
 
-use converge_mutants::{Handler, MALFORMED_REQUEST, Message, Node, bug_from_args, run};
+use converge_mutants::{ErrorCode, Handler, Message, Node, bug_from_args, run};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -17,7 +17,7 @@ impl Handler for Echo {
                     let body = json!({"type": "echo_ok", "echo": echo});
                     node.reply(&msg, body);
                 }
-                None => node.error(&msg, MALFORMED_REQUEST, "echo without `echo`"),
+                None => node.error(&msg, ErrorCode::MalformedRequest, "echo without `echo`"),
             },
             _ => node.unknown(&msg),
         }

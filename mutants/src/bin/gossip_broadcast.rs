@@ -18,7 +18,7 @@
 //!   previous incarnation acknowledged. This node is therefore certified under partitions, loss,
 //!   duplication, reordering and pauses, not kills.
 
-use converge_mutants::{Handler, MALFORMED_REQUEST, Message, Node, args_from_env, run};
+use converge_mutants::{ErrorCode, Handler, Message, Node, args_from_env, run};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -92,7 +92,7 @@ impl Handler for GossipBroadcast {
                     .and_then(Value::as_array);
                 let Some(mine) = mine else {
                     let text = "topology without a list for this node";
-                    return node.error(&msg, MALFORMED_REQUEST, text);
+                    return node.error(&msg, ErrorCode::MalformedRequest, text);
                 };
                 // Only known nodes: a neighbour that does not exist would never acknowledge.
                 self.neighbours = mine
@@ -113,7 +113,7 @@ impl Handler for GossipBroadcast {
             "broadcast" => {
                 let Some(message) = msg.get("message").and_then(Value::as_i64) else {
                     let text = "broadcast without an integer message";
-                    return node.error(&msg, MALFORMED_REQUEST, text);
+                    return node.error(&msg, ErrorCode::MalformedRequest, text);
                 };
                 self.learn([message], None);
                 node.reply(&msg, json!({"type": "broadcast_ok"}));

@@ -28,9 +28,7 @@
 //! catches (and, as the extra counts land on different nodes, `convergence` usually too). It
 //! needs loss or duplication, and a run long enough for the timer to resend.
 
-use converge_mutants::{
-    Handler, MALFORMED_REQUEST, Message, Node, args_from_env, incarnation, run,
-};
+use converge_mutants::{ErrorCode, Handler, Message, Node, args_from_env, incarnation, run};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -137,7 +135,11 @@ impl Handler for GossipCounter {
                     self.value = self.value.saturating_add(delta);
                     node.reply(&msg, json!({"type": "add_ok"}));
                 }
-                None => node.error(&msg, MALFORMED_REQUEST, "add without an integer delta"),
+                None => node.error(
+                    &msg,
+                    ErrorCode::MalformedRequest,
+                    "add without an integer delta",
+                ),
             },
             "read" => node.reply(&msg, json!({"type": "read_ok", "value": self.value})),
             "deltas" if node.peers().any(|p| p == msg.src) => self.receive_deltas(node, &msg),

@@ -19,8 +19,7 @@
 //!   shows the elements its own clients added.
 
 use converge_mutants::{
-    Fanout, Flow, Handler, MALFORMED_REQUEST, Message, Node, Parked, TEMPORARILY_UNAVAILABLE,
-    bug_from_args, run,
+    ErrorCode, Fanout, Flow, Handler, Message, Node, Parked, bug_from_args, run,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -119,7 +118,11 @@ impl Handler for GSet {
         match msg.kind() {
             "add" => {
                 let Some(element) = msg.get("element").and_then(Value::as_i64) else {
-                    return node.error(&msg, MALFORMED_REQUEST, "add without an integer element");
+                    return node.error(
+                        &msg,
+                        ErrorCode::MalformedRequest,
+                        "add without an integer element",
+                    );
                 };
                 self.elements.insert(element);
                 let push = json!({"type": "push", "elements": [element]});
@@ -136,7 +139,11 @@ impl Handler for GSet {
             "read" if self.caught_up(node) => self.read(node, &msg),
             "read" => {
                 if let Err(msg) = self.parked.park(msg, Instant::now() + WAIT_MAX) {
-                    node.error(&msg, TEMPORARILY_UNAVAILABLE, "too many reads waiting");
+                    node.error(
+                        &msg,
+                        ErrorCode::TemporarilyUnavailable,
+                        "too many reads waiting",
+                    );
                 }
             }
             // A part of a peer's state.
@@ -163,7 +170,7 @@ impl Handler for GSet {
         }
         for msg in self.parked.expired(now) {
             let text = "not caught up with the peers yet";
-            node.error(&msg, TEMPORARILY_UNAVAILABLE, text);
+            node.error(&msg, ErrorCode::TemporarilyUnavailable, text);
         }
     }
 }

@@ -23,7 +23,7 @@
 //! which `set-full` reports as lost, and the nodes' final sets differ, which `convergence`
 //! reports. A fault window several seconds long, which spans at least one tick, is enough.
 
-use converge_mutants::{Handler, MALFORMED_REQUEST, Message, Node, args_from_env, run};
+use converge_mutants::{ErrorCode, Handler, Message, Node, args_from_env, run};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -97,7 +97,11 @@ impl Handler for LazySet {
         match msg.kind() {
             "add" => {
                 let Some(element) = msg.get("element").and_then(Value::as_i64) else {
-                    return node.error(&msg, MALFORMED_REQUEST, "add without an integer element");
+                    return node.error(
+                        &msg,
+                        ErrorCode::MalformedRequest,
+                        "add without an integer element",
+                    );
                 };
                 self.add(node, element);
                 node.reply(&msg, json!({"type": "add_ok"}));

@@ -32,8 +32,7 @@
 
 use converge_mutants::dots::{Context, Dot, Dots};
 use converge_mutants::{
-    CatchUp, Fanout, Flow, Handler, MALFORMED_REQUEST, Message, Node, bug_from_args, incarnation,
-    run,
+    CatchUp, ErrorCode, Fanout, Flow, Handler, Message, Node, bug_from_args, incarnation, run,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -229,7 +228,7 @@ impl OrSet {
             ("remove", Some(element)) => (self.remove(element), "remove_ok"),
             (kind, None) => {
                 let text = format!("{kind} without an integer element");
-                return node.error(msg, MALFORMED_REQUEST, &text);
+                return node.error(msg, ErrorCode::MalformedRequest, &text);
             }
             _ => return node.unknown(msg),
         };

@@ -50,8 +50,8 @@
 
 use converge_mutants::dots::Dots;
 use converge_mutants::{
-    CatchUp, Fanout, Flow, Handler, MALFORMED_REQUEST, Message, Node, args_from_env, incarnation,
-    run, usage_error,
+    CatchUp, ErrorCode, Fanout, Flow, Handler, Message, Node, args_from_env, incarnation, run,
+    usage_error,
 };
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -218,7 +218,11 @@ impl Register {
             "read" => node.reply(msg, json!({"type": "read_ok", "value": self.read()})),
             "write" => {
                 let Some(value) = msg.get("value").and_then(Value::as_i64) else {
-                    return node.error(msg, MALFORMED_REQUEST, "write without an integer value");
+                    return node.error(
+                        msg,
+                        ErrorCode::MalformedRequest,
+                        "write without an integer value",
+                    );
                 };
                 let change = self.write(node, value);
                 // The change goes out before the reply, so the write survives this node's kill.

@@ -40,8 +40,7 @@
 //!   does): every session guarantee still holds, only the level is a lie.
 
 use converge_mutants::{
-    Fanout, Flow, Handler, MALFORMED_REQUEST, Message, Node, Parked, TEMPORARILY_UNAVAILABLE,
-    bug_from_args, incarnation, run,
+    ErrorCode, Fanout, Flow, Handler, Message, Node, Parked, bug_from_args, incarnation, run,
 };
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,9 +60,6 @@ const HELD_MAX: usize = 4096;
 const PUSH_WINDOW: u64 = 64;
 /// Longest gap between whole states sent to a silent peer.
 const HEARTBEAT: Duration = Duration::from_millis(200);
-
-/// Error code 0: timeout (indefinite: the operation may have taken effect).
-const TIMEOUT: u64 = 0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Bug {
@@ -230,11 +226,12 @@ impl Session {
                 match wait.awaiting {
                     Awaiting::Add { .. } => {
                         let text = "no majority holds it yet; it is stored here and will spread";
-                        node.error(&wait.msg, TIMEOUT, text);
+                        // Timeout is indefinite: the add is stored here and may take effect.
+                        node.error(&wait.msg, ErrorCode::Timeout, text);
                     }
                     Awaiting::Read { .. } => {
                         let text = "no majority answered in time";
-                        node.error(&wait.msg, TEMPORARILY_UNAVAILABLE, text);
+                        node.error(&wait.msg, ErrorCode::TemporarilyUnavailable, text);
                     }
                 }
                 continue;
@@ -283,7 +280,7 @@ impl Session {
     fn answer(&mut self, node: &Node, msg: &Message) {
         let request_token = match token(msg) {
             Ok(t) => t,
-            Err(e) => return node.error(msg, MALFORMED_REQUEST, &e),
+            Err(e) => return node.error(msg, ErrorCode::MalformedRequest, &e),
         };
         let quorum = self.global_quorum(msg) && node.ids().len() > 1;
         if quorum && msg.kind() == "read" {
@@ -302,7 +299,11 @@ impl Session {
         }
         let reply = if msg.kind() == "add" {
             let Some(element) = msg.get("element").and_then(Value::as_i64) else {
-                return node.error(msg, MALFORMED_REQUEST, "add without an integer element");
+                return node.error(
+                    msg,
+                    ErrorCode::MalformedRequest,
+                    "add without an integer element",
+                );
             };
             let deps = self.version();
             let index = self.len(&self.me);
@@ -435,7 +436,11 @@ impl Handler for Session {
             "add" | "read" if self.ready(node, &msg) => self.answer(node, &msg),
             "add" | "read" => {
                 if let Err(msg) = self.parked.park(msg, Instant::now() + WAIT_MAX) {
-                    node.error(&msg, TEMPORARILY_UNAVAILABLE, "too many requests waiting");
+                    node.error(
+                        &msg,
+                        ErrorCode::TemporarilyUnavailable,
+                        "too many requests waiting",
+                    );
                 }
             }
             "append" => {
@@ -493,7 +498,7 @@ impl Handler for Session {
         }
         for msg in self.parked.expired(now) {
             let text = "this node does not cover the session's token yet";
-            node.error(&msg, TEMPORARILY_UNAVAILABLE, text);
+            node.error(&msg, ErrorCode::TemporarilyUnavailable, text);
         }
         self.tick_quorum(node, now);
     }

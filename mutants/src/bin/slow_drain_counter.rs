@@ -35,9 +35,7 @@
 //! stops at the first final reads that agree, before the stray timeouts fire, misses the last of
 //! them.
 
-use converge_mutants::{
-    Handler, MALFORMED_REQUEST, Message, Node, TEMPORARILY_UNAVAILABLE, args_from_env, run,
-};
+use converge_mutants::{ErrorCode, Handler, Message, Node, args_from_env, run};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -54,9 +52,9 @@ const COUNTER_KEY: &str = "converge-mutants/slow-drain/count";
 /// Followed by a node's id: the key that node writes before a client read.
 const SYNC_KEY_PREFIX: &str = "converge-mutants/slow-drain/sync/";
 /// `seq-kv`'s error code for a `cas` whose `from` is not the current value.
-const PRECONDITION_FAILED: u64 = 22;
+const PRECONDITION_FAILED: u64 = ErrorCode::PreconditionFailed.code();
 /// `seq-kv`'s error code for a key that does not exist.
-const KEY_DOES_NOT_EXIST: u64 = 20;
+const KEY_DOES_NOT_EXIST: u64 = ErrorCode::KeyDoesNotExist.code();
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Bug {
@@ -175,14 +173,18 @@ impl SlowDrain {
             (ClientRead::Reading(request), Ok(value)) => match value.map_or(Some(0), Value::as_i64)
             {
                 Some(count) => node.reply(&request, json!({"type": "read_ok", "value": count})),
-                None => node.error(&request, TEMPORARILY_UNAVAILABLE, "the count is malformed"),
+                None => node.error(
+                    &request,
+                    ErrorCode::TemporarilyUnavailable,
+                    "the count is malformed",
+                ),
             },
             (ClientRead::Reading(request), Err(KEY_DOES_NOT_EXIST)) => {
                 node.reply(&request, json!({"type": "read_ok", "value": 0}));
             }
             (ClientRead::Syncing(request) | ClientRead::Reading(request), Err(code)) => {
                 let text = format!("{SERVICE} answered error {code}");
-                node.error(&request, TEMPORARILY_UNAVAILABLE, &text);
+                node.error(&request, ErrorCode::TemporarilyUnavailable, &text);
             }
         }
     }
@@ -217,7 +219,11 @@ impl Handler for SlowDrain {
                     self.backlog = self.backlog.saturating_add(delta);
                     node.reply(&msg, json!({"type": "add_ok"}));
                 }
-                None => node.error(&msg, MALFORMED_REQUEST, "add without an integer delta"),
+                None => node.error(
+                    &msg,
+                    ErrorCode::MalformedRequest,
+                    "add without an integer delta",
+                ),
             },
             "read" => {
                 let key = format!("{SYNC_KEY_PREFIX}{}", node.id());

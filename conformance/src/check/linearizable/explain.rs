@@ -8,7 +8,7 @@
 use super::blatant::{Why, blatant};
 use super::history::{Budget, Linearizability, Operation};
 use super::ops::{Act, KOp, prefix};
-use super::search::{Verdict, search};
+use super::search::{SearchVerdict, search};
 use std::collections::HashSet;
 
 /// Finds where the violation on `key` surfaces, shrinks the operations around it and explains.
@@ -133,7 +133,7 @@ fn shrink(base: &[KOp], cut: u64, earliest: bool, budget: Budget) -> (Vec<KOp>, 
         if blatant(candidate).is_none() {
             let whole = search(candidate, max);
             *spent += whole.steps;
-            if whole.verdict != Verdict::Violation {
+            if whole.verdict != SearchVerdict::Violation {
                 return false;
             }
         }
@@ -142,7 +142,7 @@ fn shrink(base: &[KOp], cut: u64, earliest: bool, budget: Budget) -> (Vec<KOp>, 
         }
         let before = search(&prefix(candidate, cut.checked_sub(1)), max);
         *spent += before.steps;
-        before.verdict == Verdict::Linearizable
+        before.verdict == SearchVerdict::Linearizable
     };
     let mut witness = base.to_vec();
     // Violations are local, so the latest-invoked operations are tried first, in windows that

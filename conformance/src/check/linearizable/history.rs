@@ -1,5 +1,5 @@
 //! The public vocabulary of the checker: the operations of a history ([`Operation`], [`KvOp`],
-//! [`Outcome`]), the search [`Budget`] and the verdict ([`Linearizability`]).
+//! [`KvOutcome`]), the search [`Budget`] and the verdict ([`Linearizability`]).
 //!
 //! These are plain data, serialisable so that a history can be stored and checked again; they
 //! know nothing of how [`super::check`] decides. An operation is taken as it was recorded: what
@@ -45,7 +45,7 @@ impl KvOp {
 
 /// What the client learnt of its operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Outcome {
+pub enum KvOutcome {
     /// It took effect. For a read, the value read (`None`: the key was absent); for a write or a
     /// cas, `None`.
     Ok(Option<i64>),
@@ -64,13 +64,13 @@ pub struct Operation {
     pub process: u64,
     /// When it was invoked.
     pub invoke_ns: u64,
-    /// When it completed; `None` if its outcome is [`Outcome::Unknown`]. The time of an unknown
+    /// When it completed; `None` if its outcome is [`KvOutcome::Unknown`]. The time of an unknown
     /// outcome is ignored: it may take effect even after the client gave up.
     pub complete_ns: Option<u64>,
     /// What it asked for.
     pub op: KvOp,
     /// What came of it.
-    pub outcome: Outcome,
+    pub outcome: KvOutcome,
 }
 
 impl fmt::Display for Operation {
@@ -78,19 +78,19 @@ impl fmt::Display for Operation {
         let value = |v: Option<i64>| v.map_or_else(|| "absent".to_string(), |v| v.to_string());
         write!(f, "p{} ", self.process)?;
         match (self.op, self.outcome) {
-            (KvOp::Read { key }, Outcome::Ok(v)) => write!(f, "read {key} -> {}", value(v))?,
+            (KvOp::Read { key }, KvOutcome::Ok(v)) => write!(f, "read {key} -> {}", value(v))?,
             (KvOp::Read { key }, _) => write!(f, "read {key}")?,
             (KvOp::Write { key, value }, _) => write!(f, "write {key} := {value}")?,
             (KvOp::Cas { key, from, to }, _) => write!(f, "cas {key} {from} -> {to}")?,
         }
         match self.outcome {
-            Outcome::Ok(_) if matches!(self.op, KvOp::Read { .. }) => {}
-            Outcome::Ok(_) => write!(f, " ok")?,
-            Outcome::Fail => write!(f, " failed")?,
-            Outcome::Unknown => write!(f, " unknown")?,
+            KvOutcome::Ok(_) if matches!(self.op, KvOp::Read { .. }) => {}
+            KvOutcome::Ok(_) => write!(f, " ok")?,
+            KvOutcome::Fail => write!(f, " failed")?,
+            KvOutcome::Unknown => write!(f, " unknown")?,
         }
         match self.complete_ns {
-            Some(c) if self.outcome != Outcome::Unknown => {
+            Some(c) if self.outcome != KvOutcome::Unknown => {
                 write!(f, "  [{}, {c}]", self.invoke_ns)
             }
             _ => write!(f, "  [{}, ∞)", self.invoke_ns),

@@ -4,7 +4,7 @@
 //! # What it decides
 //! A history is a list of [`Operation`]s: each one was invoked by a client at `invoke_ns`, asked to
 //! read, write or compare-and-set one integer key, and either completed at `complete_ns` with an
-//! [`Outcome`] or never got an answer. Every key is a register that starts absent:
+//! [`KvOutcome`] or never got an answer. Every key is a register that starts absent:
 //! - a read returns the current value (`None` while the key is absent);
 //! - a write sets the value;
 //! - a cas sets the value to `to` if and only if the current value is `Some(from)`.
@@ -17,10 +17,10 @@
 //! history it has not finished checking.
 //!
 //! Outcomes are read as Maelstrom reads them:
-//! - [`Outcome::Fail`] is a definite failure: the operation did not happen, so it is dropped. A
+//! - [`KvOutcome::Fail`] is a definite failure: the operation did not happen, so it is dropped. A
 //!   failed cas is *not* taken to mean "the value differed from `from`": Maelstrom's definite
 //!   errors include `temporarily-unavailable`, which says nothing about the value.
-//! - [`Outcome::Unknown`] is indefinite: the operation may take effect at any time after its
+//! - [`KvOutcome::Unknown`] is indefinite: the operation may take effect at any time after its
 //!   invocation, or never. Unknown reads constrain nothing and are dropped; unknown writes and cas
 //!   complete at +∞.
 //! - Two operations are concurrent when one completes at the very nanosecond the other is
@@ -86,7 +86,7 @@
 //! prefix writes it at all. Passing them back to [`check`] reports a violation again.
 //!
 //! # Layout
-//! - `history`: the public vocabulary: [`Operation`], [`KvOp`], [`Outcome`], [`Budget`] and
+//! - `history`: the public vocabulary: [`Operation`], [`KvOp`], [`KvOutcome`], [`Budget`] and
 //!   the verdict [`Linearizability`].
 //! - `ops`: operations as the search sees them (`KOp`, `Act`) and histories cut at a time.
 //! - `blatant`: the O(n log n) scan for violations that need no search.
@@ -110,18 +110,18 @@ mod search;
 #[cfg(test)]
 mod tests;
 
-pub use history::{Budget, KvOp, Linearizability, Operation, Outcome};
+pub use history::{Budget, KvOp, KvOutcome, Linearizability, Operation};
 
 use blatant::blatant;
 use explain::report_violation;
 use ints::FastMap;
 use ops::{KOp, prefix};
-use search::{Verdict, search};
+use search::{SearchVerdict, search};
 
 /// Checks that `history` is linearizable, one key at a time, spending at most `budget` on each key.
 ///
-/// The order of `history` does not matter. Operations with [`Outcome::Fail`], and reads with
-/// [`Outcome::Unknown`], are dropped. A malformed operation (one that completes before it is
+/// The order of `history` does not matter. Operations with [`KvOutcome::Fail`], and reads with
+/// [`KvOutcome::Unknown`], are dropped. A malformed operation (one that completes before it is
 /// invoked, an `Ok` or `Fail` without a completion time, or a write or cas whose `Ok` carries a
 /// value) makes the answer [`Linearizability::Unknown`].
 pub fn check(history: &[Operation], budget: Budget) -> Linearizability {
@@ -214,27 +214,27 @@ fn check_key(ops: &[KOp], max_steps: u64) -> KeyVerdict {
 fn check_key_with(ops: &[KOp], max_steps: u64, quick_steps: u64) -> KeyVerdict {
     let quick = search(ops, quick_steps.min(max_steps));
     match quick.verdict {
-        Verdict::Linearizable => return KeyVerdict::Linearizable,
-        Verdict::Violation => {
+        SearchVerdict::Linearizable => return KeyVerdict::Linearizable,
+        SearchVerdict::Violation => {
             return KeyVerdict::Violation {
                 cut: quick.frontier,
                 earliest: true,
             };
         }
-        Verdict::Exhausted => {}
+        SearchVerdict::Exhausted => {}
     }
     if let Some(found) = blatant(ops) {
         let before = search(&prefix(ops, found.at.checked_sub(1)), max_steps);
         return match before.verdict {
-            Verdict::Linearizable => KeyVerdict::Violation {
+            SearchVerdict::Linearizable => KeyVerdict::Violation {
                 cut: found.at,
                 earliest: true,
             },
-            Verdict::Violation => KeyVerdict::Violation {
+            SearchVerdict::Violation => KeyVerdict::Violation {
                 cut: before.frontier,
                 earliest: true,
             },
-            Verdict::Exhausted => KeyVerdict::Violation {
+            SearchVerdict::Exhausted => KeyVerdict::Violation {
                 cut: found.at,
                 earliest: false,
             },
@@ -242,9 +242,9 @@ fn check_key_with(ops: &[KOp], max_steps: u64, quick_steps: u64) -> KeyVerdict {
     }
     let result = search(ops, max_steps);
     match result.verdict {
-        Verdict::Linearizable => KeyVerdict::Linearizable,
-        Verdict::Exhausted => KeyVerdict::Exhausted,
-        Verdict::Violation => KeyVerdict::Violation {
+        SearchVerdict::Linearizable => KeyVerdict::Linearizable,
+        SearchVerdict::Exhausted => KeyVerdict::Exhausted,
+        SearchVerdict::Violation => KeyVerdict::Violation {
             cut: result.frontier,
             earliest: true,
         },

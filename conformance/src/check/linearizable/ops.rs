@@ -5,7 +5,7 @@
 //! one), `ret` is `None` exactly for an indefinite operation, and `orig` is its index in the
 //! history the caller gave, through which every report names it.
 
-use super::history::{KvOp, Operation, Outcome};
+use super::history::{KvOp, KvOutcome, Operation};
 
 /// What an operation does to the register, once its outcome is taken into account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,19 +66,19 @@ impl KOp {
     pub(super) fn from_operation(orig: usize, op: &Operation) -> Result<Option<KOp>, &'static str> {
         let (key, read) = (op.op.key(), matches!(op.op, KvOp::Read { .. }));
         let ret = match (op.outcome, op.complete_ns) {
-            (Outcome::Unknown, _) => None,
-            (Outcome::Ok(_) | Outcome::Fail, None) => {
+            (KvOutcome::Unknown, _) => None,
+            (KvOutcome::Ok(_) | KvOutcome::Fail, None) => {
                 return Err("a definite outcome needs a completion time");
             }
             (_, Some(c)) if c < op.invoke_ns => return Err("it completes before it is invoked"),
-            (Outcome::Fail, Some(_)) => return Ok(None),
-            (Outcome::Ok(Some(_)), Some(_)) if !read => {
+            (KvOutcome::Fail, Some(_)) => return Ok(None),
+            (KvOutcome::Ok(Some(_)), Some(_)) if !read => {
                 return Err("a write or cas that succeeds returns no value");
             }
-            (Outcome::Ok(_), Some(c)) => Some(c),
+            (KvOutcome::Ok(_), Some(c)) => Some(c),
         };
         let act = match (op.op, op.outcome) {
-            (KvOp::Read { .. }, Outcome::Ok(v)) => Act::Read(v),
+            (KvOp::Read { .. }, KvOutcome::Ok(v)) => Act::Read(v),
             (KvOp::Read { .. }, _) => return Ok(None),
             (KvOp::Write { value, .. }, _) => Act::Write(value),
             (KvOp::Cas { from, to, .. }, _) => Act::Cas(from, to),

@@ -17,7 +17,7 @@ const HEAD: u32 = 0;
 
 /// What a search found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Verdict {
+pub(super) enum SearchVerdict {
     Linearizable,
     Violation,
     Exhausted,
@@ -25,7 +25,7 @@ pub(super) enum Verdict {
 
 /// A verdict and the steps it took.
 pub(super) struct SearchResult {
-    pub(super) verdict: Verdict,
+    pub(super) verdict: SearchVerdict,
     pub(super) steps: u64,
     /// The latest return time at which the search was stuck: the time of the first remaining
     /// return in the configuration that got furthest. On a violation, this is where it surfaces
@@ -233,18 +233,18 @@ impl Search {
         s
     }
 
-    fn run(&mut self) -> Verdict {
+    fn run(&mut self) -> SearchVerdict {
         let mut remaining = self.acts.len();
         let mut stack: Vec<Frame> = Vec::new();
         let mut cur = self.enter();
         loop {
             if remaining == 0 {
                 // Indefinite operations left over may simply never take effect.
-                return Verdict::Linearizable;
+                return SearchVerdict::Linearizable;
             }
             self.steps += 1;
             if self.steps > self.max_steps {
-                return Verdict::Exhausted;
+                return SearchVerdict::Exhausted;
             }
             let node = cur.node;
             // Every completed operation still unlinearized has its return in the list, and
@@ -258,7 +258,7 @@ impl Search {
                     self.frontier = self.frontier.max(self.node_time[node as usize]);
                 }
                 let Some(frame) = stack.pop() else {
-                    return Verdict::Violation;
+                    return SearchVerdict::Violation;
                 };
                 self.undo(&frame);
                 self.unlift(frame.node);

@@ -8,7 +8,7 @@ mod properties;
 use super::*;
 use oracle::brute_force;
 
-fn op(p: u64, invoke: u64, complete: Option<u64>, op: KvOp, outcome: Outcome) -> Operation {
+fn op(p: u64, invoke: u64, complete: Option<u64>, op: KvOp, outcome: KvOutcome) -> Operation {
     Operation {
         process: p,
         invoke_ns: invoke,
@@ -25,7 +25,7 @@ fn read(p: u64, invoke: u64, complete: u64, value: Option<i64>) -> Operation {
         invoke,
         Some(complete),
         KvOp::Read { key: 0 },
-        Outcome::Ok(value),
+        KvOutcome::Ok(value),
     )
 }
 
@@ -35,7 +35,7 @@ fn write(p: u64, invoke: u64, complete: u64, value: i64) -> Operation {
         invoke,
         Some(complete),
         KvOp::Write { key: 0, value },
-        Outcome::Ok(None),
+        KvOutcome::Ok(None),
     )
 }
 
@@ -45,12 +45,16 @@ fn write_unknown(p: u64, invoke: u64, value: i64) -> Operation {
         invoke,
         None,
         KvOp::Write { key: 0, value },
-        Outcome::Unknown,
+        KvOutcome::Unknown,
     )
 }
 
 fn cas(p: u64, invoke: u64, complete: u64, from: i64, to: i64, ok: bool) -> Operation {
-    let outcome = if ok { Outcome::Ok(None) } else { Outcome::Fail };
+    let outcome = if ok {
+        KvOutcome::Ok(None)
+    } else {
+        KvOutcome::Fail
+    };
     op(
         p,
         invoke,
@@ -66,7 +70,7 @@ fn cas_unknown(p: u64, invoke: u64, from: i64, to: i64) -> Operation {
         invoke,
         None,
         KvOp::Cas { key: 0, from, to },
-        Outcome::Unknown,
+        KvOutcome::Unknown,
     )
 }
 
@@ -240,7 +244,7 @@ fn definite_failures_did_not_happen() {
         0,
         Some(10),
         KvOp::Write { key: 0, value: 1 },
-        Outcome::Fail,
+        KvOutcome::Fail,
     );
     assert_linearizable(&[failed_write.clone(), read(1, 20, 30, None)]);
     let h = [failed_write, read(1, 20, 30, Some(1))];
@@ -250,7 +254,7 @@ fn definite_failures_did_not_happen() {
         "{explanation}"
     );
     // A failed read is dropped too.
-    let failed_read = op(0, 0, Some(1), KvOp::Read { key: 0 }, Outcome::Fail);
+    let failed_read = op(0, 0, Some(1), KvOp::Read { key: 0 }, KvOutcome::Fail);
     assert_linearizable(&[write(0, 2, 3, 1), failed_read]);
 }
 
@@ -325,7 +329,7 @@ fn unknown_cas_steps_chain() {
 
 #[test]
 fn unknown_reads_constrain_nothing() {
-    let unknown_read = op(1, 0, None, KvOp::Read { key: 0 }, Outcome::Unknown);
+    let unknown_read = op(1, 0, None, KvOp::Read { key: 0 }, KvOutcome::Unknown);
     assert_linearizable(&[write(0, 0, 10, 1), unknown_read]);
 }
 
@@ -399,14 +403,14 @@ fn malformed_operations_are_reported() {
             0,
             None,
             KvOp::Write { key: 0, value: 1 },
-            Outcome::Ok(None),
+            KvOutcome::Ok(None),
         ),
         op(
             0,
             0,
             Some(1),
             KvOp::Write { key: 0, value: 1 },
-            Outcome::Ok(Some(1)),
+            KvOutcome::Ok(Some(1)),
         ),
     ] {
         match verdict(&[bad]) {
@@ -434,6 +438,6 @@ fn a_long_overlapping_history_takes_linear_steps() {
         .collect();
     ops.sort_by_key(|op| (op.invoke, op.orig));
     let result = search(&ops, u64::MAX);
-    assert_eq!(result.verdict, Verdict::Linearizable);
+    assert_eq!(result.verdict, SearchVerdict::Linearizable);
     assert!(result.steps < 10 * h.len() as u64, "{} steps", result.steps);
 }

@@ -9,7 +9,7 @@
 use super::Loop;
 use super::flight::{Cargo, InFlight};
 use crate::harness::history::{Delivery, Outcome};
-use crate::harness::message::{Message, error_is_definite};
+use crate::harness::message::{ErrorCode, Message};
 use crate::harness::services::{Service, Services};
 use crate::harness::workload::Profile;
 use std::cmp::Reverse;
@@ -160,7 +160,7 @@ impl Loop<'_> {
             };
             if let Some((pending, _)) = self.pending.remove(&id) {
                 let outcome = match msg.error_code() {
-                    Some(code) if error_is_definite(code) => Outcome::Fail { code },
+                    Some(code) if ErrorCode::is_definite_code(code) => Outcome::Fail { code },
                     Some(code) => Outcome::Info {
                         reason: format!("indefinite error {code}").into(),
                     },

@@ -22,9 +22,9 @@ impl<F: FnMut(u64) -> u64> Dice for F {
 }
 
 /// The harness's own seeded stream is a dice, so the run loop hands it over as it is.
-impl Dice for crate::harness::rng::Dice {
+impl Dice for crate::harness::rng::SeededDice {
     fn below(&mut self, n: u64) -> u64 {
-        crate::harness::rng::Dice::below(self, n)
+        crate::harness::rng::SeededDice::below(self, n)
     }
 }
 

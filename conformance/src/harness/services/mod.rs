@@ -19,7 +19,7 @@
 //! equal when their canonical serializations — object members sorted by name — are equal.
 //!
 //! Errors are `{"type": "error", "in_reply_to", "code", "text"}` with Maelstrom's codes
-//! ([`error_code`]): 20 when the key does not exist, 22 when a `cas` finds another value, 10 for a
+//! ([`ErrorCode`](crate::harness::message::ErrorCode)): 20 when the key does not exist, 22 when a `cas` finds another value, 10 for a
 //! request type the service does not offer, 12 for a body that is not a well-formed request, and 1
 //! for a `dest` that names no service.
 //!
@@ -45,8 +45,9 @@
 //! - `lin-tso`: the `n`-th `ts` request (from 0) is answered with `n`.
 //!
 //! # Layout
-//! - `protocol`: what all services share: [`Service`] names, [`error_code`]s, request parsing,
-//!   error and reply bodies, canonical JSON.
+//! - `protocol`: what all services share: [`Service`] names, request parsing, error bodies (their
+//!   codes from the protocol's [`ErrorCode`](crate::harness::message::ErrorCode) table) and reply
+//!   bodies, canonical JSON.
 //! - `dice`: the caller's [`Dice`] and the two ways a service rolls it.
 //! - `lin`: `lin-kv` (one current map) and `lin-tso` (a counter).
 //! - `seq_kv`: `seq-kv`'s global history and client views.
@@ -64,7 +65,7 @@ mod seq_kv;
 mod tests;
 
 pub use dice::Dice;
-pub use protocol::{Service, error_code};
+pub use protocol::Service;
 
 use lww_kv::LwwKv;
 use protocol::{Failure, Request, parse, with_reply_to};

@@ -1,28 +1,15 @@
 //! What the services speak, shared by all of them: the [`Service`] names nodes address, Maelstrom's
-//! [`error_code`]s, requests validated into [`Request`], error replies ([`Failure`]), reply
+//! error codes (the protocol's [`ErrorCode`] table), requests validated into [`Request`], error replies ([`Failure`]), reply
 //! bodies, and the canonical JSON that keys and `cas` values are compared by.
 //!
 //! Invariants: parsing never panics and changes nothing; a [`Request`]'s key is already in
 //! canonical form, so the stores compare keys as strings; an error reply carries its caller's
 //! `msg_id` whenever that was a non-negative integer.
 
+use crate::harness::message::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
-
-/// Maelstrom's error codes, as far as the services use them.
-pub mod error_code {
-    /// The `dest` names no service.
-    pub const NODE_NOT_FOUND: u64 = 1;
-    /// The service does not offer this request type.
-    pub const NOT_SUPPORTED: u64 = 10;
-    /// The body is not a well-formed request.
-    pub const MALFORMED_REQUEST: u64 = 12;
-    /// The key has never been written.
-    pub const KEY_DOES_NOT_EXIST: u64 = 20;
-    /// A `cas` found another value than its `from`.
-    pub const PRECONDITION_FAILED: u64 = 22;
-}
 
 /// One of Maelstrom's built-in services.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -102,23 +89,26 @@ impl Failure {
     }
 
     pub(super) fn malformed(text: String) -> Self {
-        Failure::new(error_code::MALFORMED_REQUEST, text)
+        Failure::new(ErrorCode::MalformedRequest.code(), text)
     }
 
     pub(super) fn not_supported(kind: &str) -> Self {
         Failure::new(
-            error_code::NOT_SUPPORTED,
+            ErrorCode::NotSupported.code(),
             format!("this service does not support {}", Value::from(kind)),
         )
     }
 
     pub(super) fn missing() -> Self {
-        Failure::new(error_code::KEY_DOES_NOT_EXIST, "key does not exist".into())
+        Failure::new(
+            ErrorCode::KeyDoesNotExist.code(),
+            "key does not exist".into(),
+        )
     }
 
     pub(super) fn no_such_service(dest: &str) -> Self {
         Failure::new(
-            error_code::NODE_NOT_FOUND,
+            ErrorCode::NodeNotFound.code(),
             format!("no service is named {}", Value::from(dest)),
         )
     }
@@ -239,7 +229,7 @@ pub(super) fn check_cas(
         None => Err(Failure::missing()),
         Some(value) if canonical(value) == canonical(from) => Ok(()),
         Some(value) => Err(Failure::new(
-            error_code::PRECONDITION_FAILED,
+            ErrorCode::PreconditionFailed.code(),
             format!("expected {from}, but had {value}"),
         )),
     }

@@ -3,6 +3,7 @@
 
 use super::protocol::canonical;
 use super::*;
+use crate::harness::message::ErrorCode;
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -58,7 +59,8 @@ fn state(s: &Services) -> (BTreeMap<String, Value>, SeqKv, LwwKv, u64) {
 
 #[test]
 fn every_kv_service_reads_writes_and_compares_and_sets() {
-    use error_code::{KEY_DOES_NOT_EXIST, PRECONDITION_FAILED};
+    const KEY_DOES_NOT_EXIST: u64 = ErrorCode::KeyDoesNotExist.code();
+    const PRECONDITION_FAILED: u64 = ErrorCode::PreconditionFailed.code();
     for dest in KV {
         let mut s = Services::new();
         let mut req = |body: Value| s.handle("n1", dest, &body, 0, &mut top);
@@ -144,7 +146,8 @@ fn canonical_keys_ignore_member_order() {
 
 #[test]
 fn unsupported_and_malformed_requests_are_answered_with_errors() {
-    use error_code::{MALFORMED_REQUEST as MALFORMED, NOT_SUPPORTED};
+    const MALFORMED: u64 = ErrorCode::MalformedRequest.code();
+    const NOT_SUPPORTED: u64 = ErrorCode::NotSupported.code();
     let mut cases = vec![
         ("lin-tso", json!({"type": "read", "key": 1}), NOT_SUPPORTED),
         ("lin-tso", json!({"type": "frob"}), NOT_SUPPORTED),
@@ -220,10 +223,10 @@ fn a_dest_that_is_no_service_is_node_not_found_and_not_counted() {
         0,
         &mut top,
     );
-    assert_eq!(code(&r), Some(error_code::NODE_NOT_FOUND));
+    assert_eq!(code(&r), Some(ErrorCode::NodeNotFound.code()));
     assert_eq!(r["in_reply_to"], 3);
     let r = s.handle("n1", "n2", &json!(null), 0, &mut top);
-    assert_eq!(code(&r), Some(error_code::NODE_NOT_FOUND));
+    assert_eq!(code(&r), Some(ErrorCode::NodeNotFound.code()));
     assert!(s.stats().values().all(|st| *st == ServiceStats::default()));
 }
 
@@ -265,7 +268,7 @@ fn seq_kv_reads_may_be_stale_but_never_older_than_what_the_reader_saw() {
     req("n2", write(2), &mut top);
     // n3 has seen nothing: the stalest choice is the empty store.
     let r = req("n3", read(), &mut bottom);
-    assert_eq!(code(&r), Some(error_code::KEY_DOES_NOT_EXIST), "{r}");
+    assert_eq!(code(&r), Some(ErrorCode::KeyDoesNotExist.code()), "{r}");
     // n1 saw its own write, so it reads at least that.
     assert_eq!(req("n1", read(), &mut bottom)["value"], 1);
     // Once n3 has seen the newest state, it never reads an older one.
@@ -325,14 +328,14 @@ fn lww_kv_reads_may_be_stale_and_the_later_time_wins() {
     let read = || json!({"type": "read", "key": "x"});
     req(write("a"), 10, 0);
     let r = req(read(), 10, 1);
-    assert_eq!(code(&r), Some(error_code::KEY_DOES_NOT_EXIST), "{r}");
+    assert_eq!(code(&r), Some(ErrorCode::KeyDoesNotExist.code()), "{r}");
     // A cas acts on the replica it reaches.
     let r = req(
         json!({"type": "cas", "key": "x", "from": "a", "to": "c"}),
         10,
         2,
     );
-    assert_eq!(code(&r), Some(error_code::KEY_DOES_NOT_EXIST), "{r}");
+    assert_eq!(code(&r), Some(ErrorCode::KeyDoesNotExist.code()), "{r}");
     // Replica 1 writes after replica 0 but with an earlier clock: after gossip, the time
     // decides, and until then replica 1 serves its own write.
     req(write("b"), 5, 1);
@@ -393,7 +396,7 @@ fn handle_message_swaps_src_and_dest() {
         None
     );
     let reply = s.handle_message(&json!({"src": "n1", "dest": "lin-kv"}), 0, &mut top);
-    let malformed = Some(error_code::MALFORMED_REQUEST);
+    let malformed = Some(ErrorCode::MalformedRequest.code());
     assert_eq!(reply.and_then(|r| code(&r["body"])), malformed);
 }
 

@@ -12,7 +12,7 @@ use super::Workload;
 use super::set::{SetShape, SetWorkload};
 use crate::harness::check::Check;
 use crate::harness::history::{Body, History};
-use crate::harness::rng::Dice;
+use crate::harness::rng::SeededDice;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -83,7 +83,7 @@ impl Workload for Broadcast {
         (0..node_ids.len()).map(|n| (n, topology.clone())).collect()
     }
 
-    fn next_op(&mut self, dice: &mut Dice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
         self.set.next_op(dice)
     }
 

@@ -13,7 +13,7 @@
 use super::Workload;
 use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Body, History, Outcome, Phase};
-use crate::harness::rng::Dice;
+use crate::harness::rng::SeededDice;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -38,7 +38,7 @@ impl Workload for Counter {
         }
     }
 
-    fn next_op(&mut self, dice: &mut Dice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
         // Mostly adds, some reads; reads during faults show availability and staleness.
         if dice.below(4) == 0 {
             return json!({"type": "read"});

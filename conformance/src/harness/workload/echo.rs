@@ -3,7 +3,7 @@
 use super::Workload;
 use crate::harness::check::Check;
 use crate::harness::history::{Body, History, Outcome};
-use crate::harness::rng::Dice;
+use crate::harness::rng::SeededDice;
 use serde_json::{Value, json};
 
 /// Maelstrom's `echo`: every `echo` is answered by an `echo_ok` carrying the same `echo`.
@@ -17,7 +17,7 @@ impl Workload for Echo {
         "echo"
     }
 
-    fn next_op(&mut self, _dice: &mut Dice) -> Value {
+    fn next_op(&mut self, _dice: &mut SeededDice) -> Value {
         self.next += 1;
         json!({"type": "echo", "echo": format!("please echo {}", self.next)})
     }

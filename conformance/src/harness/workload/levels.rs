@@ -391,7 +391,8 @@ fn describe(
 mod tests {
     use super::*;
     use crate::harness::history::{Outcome, Phase};
-    use crate::harness::rng::Dice;
+    use crate::harness::message::ErrorCode;
+    use crate::harness::rng::SeededDice;
     use serde_json::json;
 
     /// A request of client 0 at `node` with `level` (or none), sent at step `seq.0` and answered
@@ -573,7 +574,9 @@ mod tests {
     #[test]
     fn only_acknowledged_quorum_requests_are_judged() {
         let mut failed = add(0, "GLOBAL_QUORUM", (10, 12));
-        failed.outcome = Outcome::Fail { code: 11 };
+        failed.outcome = Outcome::Fail {
+            code: ErrorCode::TemporarilyUnavailable.code(),
+        };
         let mut unanswered = add(0, "GLOBAL_QUORUM", (13, 14));
         unanswered.outcome = Outcome::Info {
             reason: "indefinite error 0".into(),
@@ -714,7 +717,7 @@ mod tests {
     fn the_sweeps_find_what_a_fixed_point_finds_and_direct_round_trips_are_among_them() {
         let (mut some, mut none) = (0, 0);
         for seed in 0..400u64 {
-            let mut dice = Dice::new(seed);
+            let mut dice = SeededDice::new(seed);
             let nodes = 2 + dice.below(4) as usize;
             let service = nodes;
             // Steps: each sends a message, delivers one in flight, or calls the service.

@@ -5,7 +5,8 @@ use super::Workload;
 use crate::check::linearizable::{self, Budget, KvOp, Linearizability, Operation};
 use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Body, Event, History, Outcome};
-use crate::harness::rng::Dice;
+use crate::harness::message::ErrorCode;
+use crate::harness::rng::SeededDice;
 use serde_json::{Value, json};
 
 /// Keys are drawn from `0..KEYS` and values from `0..VALUES`: few, so that compare-and-sets
@@ -34,18 +35,24 @@ fn operation(e: &Event) -> Option<Operation> {
         },
         _ => return None,
     };
+    const KEY_DOES_NOT_EXIST: u64 = ErrorCode::KeyDoesNotExist.code();
     let outcome = match (&e.outcome, op) {
         (Outcome::Ok { reply }, KvOp::Read { .. }) => {
-            linearizable::Outcome::Ok(reply.get("value").and_then(Value::as_i64))
+            linearizable::KvOutcome::Ok(reply.get("value").and_then(Value::as_i64))
         }
-        (Outcome::Ok { .. }, _) => linearizable::Outcome::Ok(None),
+        (Outcome::Ok { .. }, _) => linearizable::KvOutcome::Ok(None),
         // key-does-not-exist answers a read: the key was absent.
-        (Outcome::Fail { code: 20 }, KvOp::Read { .. }) => linearizable::Outcome::Ok(None),
-        (Outcome::Fail { .. }, _) => linearizable::Outcome::Fail,
-        (Outcome::Info { .. }, _) => linearizable::Outcome::Unknown,
+        (
+            Outcome::Fail {
+                code: KEY_DOES_NOT_EXIST,
+            },
+            KvOp::Read { .. },
+        ) => linearizable::KvOutcome::Ok(None),
+        (Outcome::Fail { .. }, _) => linearizable::KvOutcome::Fail,
+        (Outcome::Info { .. }, _) => linearizable::KvOutcome::Unknown,
     };
     let complete_ns = match outcome {
-        linearizable::Outcome::Unknown => None,
+        linearizable::KvOutcome::Unknown => None,
         _ => e.complete_seq,
     };
     Some(Operation {
@@ -62,7 +69,7 @@ impl Workload for LinKv {
         "lin-kv"
     }
 
-    fn next_op(&mut self, dice: &mut Dice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
         let key = dice.below(KEYS);
         match dice.below(3) {
             0 => json!({"type": "read", "key": key}),
@@ -85,7 +92,7 @@ impl Workload for LinKv {
         let ops: Vec<Operation> = history.events.iter().filter_map(operation).collect();
         let verdict = if !ops
             .iter()
-            .any(|o| matches!(o.outcome, linearizable::Outcome::Ok(_)))
+            .any(|o| matches!(o.outcome, linearizable::KvOutcome::Ok(_)))
         {
             Verdict::Unknown {
                 reason: "no operation succeeded".into(),

@@ -15,7 +15,7 @@ mod set;
 
 use super::check::Check;
 use super::history::{Body, History};
-use super::rng::Dice;
+use super::rng::SeededDice;
 use serde_json::Value;
 
 /// Which checks to apply.
@@ -87,15 +87,15 @@ pub trait Workload {
         Vec::new()
     }
     /// The next request body (without `msg_id`).
-    fn next_op(&mut self, dice: &mut Dice) -> Value;
+    fn next_op(&mut self, dice: &mut SeededDice) -> Value;
     /// The next request body for `client` (without `msg_id`). Workloads whose clients carry
     /// state between requests (session tokens) override this; the default ignores the client.
-    fn next_op_for(&mut self, client: usize, dice: &mut Dice) -> Value {
+    fn next_op_for(&mut self, client: usize, dice: &mut SeededDice) -> Value {
         let _ = client;
         self.next_op(dice)
     }
     /// The node `client`'s next request goes to. By default a client always talks to one node.
-    fn node_for(&mut self, client: usize, nodes: usize, dice: &mut Dice) -> usize {
+    fn node_for(&mut self, client: usize, nodes: usize, dice: &mut SeededDice) -> usize {
         let _ = dice;
         client % nodes
     }
@@ -130,35 +130,46 @@ pub trait Workload {
     }
 }
 
-/// The workloads this build has, by name.
-pub const WORKLOADS: &[&str] = &[
-    "echo",
-    "g-counter",
-    "pn-counter",
-    "g-set",
-    "broadcast",
-    "lin-kv",
-    "or-set",
-    "session",
-    "lww-register",
-    "mv-register",
+/// Makes a fresh workload.
+type MakeWorkload = fn() -> Box<dyn Workload>;
+
+/// Every workload this build has, in the order the command line lists them: its name and how to
+/// make a fresh one. It is the one place a workload's name is spelled; [`WORKLOADS`] and
+/// [`by_name`] both read it.
+const TABLE: [(&str, MakeWorkload); 10] = [
+    ("echo", || Box::new(echo::Echo::default())),
+    ("g-counter", || Box::new(counter::Counter::new(false))),
+    ("pn-counter", || Box::new(counter::Counter::new(true))),
+    ("g-set", || Box::new(set::SetWorkload::new(set::G_SET))),
+    ("broadcast", || Box::new(broadcast::Broadcast::default())),
+    ("lin-kv", || Box::new(lin_kv::LinKv)),
+    ("or-set", || Box::new(orset::OrSet::default())),
+    ("session", || Box::new(session::Session::default())),
+    ("lww-register", || {
+        Box::new(register::Register::new(register::Flavor::Lww))
+    }),
+    ("mv-register", || {
+        Box::new(register::Register::new(register::Flavor::Mv))
+    }),
 ];
+
+/// The workloads this build has, by name.
+pub const WORKLOADS: &[&str] = &{
+    let mut names = [""; TABLE.len()];
+    let mut i = 0;
+    while i < TABLE.len() {
+        names[i] = TABLE[i].0;
+        i += 1;
+    }
+    names
+};
 
 /// The workload called `name`.
 pub fn by_name(name: &str) -> Option<Box<dyn Workload>> {
-    match name {
-        "echo" => Some(Box::new(echo::Echo::default())),
-        "g-counter" => Some(Box::new(counter::Counter::new(false))),
-        "pn-counter" => Some(Box::new(counter::Counter::new(true))),
-        "g-set" => Some(Box::new(set::SetWorkload::new(set::G_SET))),
-        "broadcast" => Some(Box::new(broadcast::Broadcast::default())),
-        "session" => Some(Box::new(session::Session::default())),
-        "lin-kv" => Some(Box::new(lin_kv::LinKv)),
-        "or-set" => Some(Box::new(orset::OrSet::default())),
-        "lww-register" => Some(Box::new(register::Register::new(register::Flavor::Lww))),
-        "mv-register" => Some(Box::new(register::Register::new(register::Flavor::Mv))),
-        _ => None,
-    }
+    TABLE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, make)| make())
 }
 
 /// The two verdicts the final-state workloads (`or-set`, the registers) share: their semantic
@@ -214,4 +225,20 @@ fn verdicts<T: PartialEq + std::fmt::Debug>(
         Check::new(name, false, semantics),
         Check::new("convergence", false, converged),
     ]
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    /// Each name of the table makes the workload that answers to it, and no other name makes one.
+    #[test]
+    fn every_listed_workload_is_made_by_its_name() {
+        assert_eq!(WORKLOADS.len(), TABLE.len());
+        for name in WORKLOADS {
+            let workload = by_name(name).expect("a listed workload");
+            assert_eq!(workload.name(), *name);
+        }
+        assert!(by_name("G-COUNTER").is_none());
+    }
 }

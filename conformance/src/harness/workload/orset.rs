@@ -16,7 +16,7 @@ use super::set::canonical;
 use super::{Workload, verdicts};
 use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Body, Event, History, Outcome, Phase};
-use crate::harness::rng::Dice;
+use crate::harness::rng::SeededDice;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,11 +38,11 @@ impl Workload for OrSet {
         "or-set"
     }
 
-    fn next_op(&mut self, dice: &mut Dice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
         self.next_op_for(0, dice)
     }
 
-    fn next_op_for(&mut self, client: usize, dice: &mut Dice) -> Value {
+    fn next_op_for(&mut self, client: usize, dice: &mut SeededDice) -> Value {
         let contested = dice.below(ELEMENTS);
         match dice.below(10) {
             0 | 1 => json!({"type": "read"}),

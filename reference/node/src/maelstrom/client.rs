@@ -12,7 +12,7 @@
 //! - Transmits leave before replies, in the order the replica produced them.
 
 use super::workload::Workload;
-use super::{B64, Face, Output, Shape, Waiting};
+use super::{B64, Face, Output, Shape, Waiting, error_code};
 use base64::Engine as _;
 use converge_core::CausalContext;
 use converge_core::replica::{
@@ -133,7 +133,7 @@ impl Face {
                 return self.error(
                     &src,
                     &msg_id,
-                    10,
+                    error_code::NOT_SUPPORTED,
                     "cas needs consensus; this replica offers linearizable reads and writes only",
                 );
             }
@@ -142,7 +142,7 @@ impl Face {
                 return self.error(
                     &src,
                     &msg_id,
-                    10,
+                    error_code::NOT_SUPPORTED,
                     &format!("{kind} is not part of the {} workload", w.name()),
                 );
             }
@@ -151,7 +151,7 @@ impl Face {
             Ok(x) => x,
             Err(why) => {
                 self.stats.refused += 1;
-                return self.error(&src, &msg_id, 12, why);
+                return self.error(&src, &msg_id, error_code::MALFORMED_REQUEST, why);
             }
         };
         let consistency = if w == Workload::LinKv {
@@ -166,7 +166,7 @@ impl Face {
                         return self.error(
                             &src,
                             &msg_id,
-                            12,
+                            error_code::MALFORMED_REQUEST,
                             "consistency must be LOCAL_ONE, LOCAL_QUORUM or GLOBAL_QUORUM",
                         );
                     }
@@ -183,7 +183,12 @@ impl Face {
                 Some(t) => Some(t),
                 None => {
                     self.stats.refused += 1;
-                    return self.error(&src, &msg_id, 12, "token is not one this node issued");
+                    return self.error(
+                        &src,
+                        &msg_id,
+                        error_code::MALFORMED_REQUEST,
+                        "token is not one this node issued",
+                    );
                 }
             },
         };
@@ -248,7 +253,12 @@ impl Face {
                                 && done.value == Value::Absent
                             {
                                 let text = "key does not exist";
-                                self.error(&w.client, &w.msg_id, 20, text);
+                                self.error(
+                                    &w.client,
+                                    &w.msg_id,
+                                    error_code::KEY_DOES_NOT_EXIST,
+                                    text,
+                                );
                                 continue;
                             }
                             let mut b = json!({"type": "read_ok"});
@@ -299,13 +309,13 @@ impl Face {
 /// definite code would promise the write never happened. Everything else had no effect.
 fn error_code(e: &ClientError, is_write: bool) -> u32 {
     match e {
-        ClientError::Unavailable { .. } if is_write => 0,
+        ClientError::Unavailable { .. } if is_write => error_code::TIMEOUT,
         ClientError::Unavailable { .. }
         | ClientError::SessionTimeout
         | ClientError::Overloaded
-        | ClientError::ClockDrift => 11,
-        ClientError::WrongType { .. } | ClientError::BadToken => 12,
-        ClientError::Overflow => 14,
+        | ClientError::ClockDrift => error_code::TEMPORARILY_UNAVAILABLE,
+        ClientError::WrongType { .. } | ClientError::BadToken => error_code::MALFORMED_REQUEST,
+        ClientError::Overflow => error_code::ABORT,
     }
 }
 

@@ -38,6 +38,25 @@
 mod client;
 mod workload;
 
+/// Maelstrom's error codes, as this node answers with them; every code the node sends is named
+/// here. The conformance harness has its own table (`converge-conformance`'s `ErrorCode`), and the
+/// node deliberately does not use it: the reference and the harness stay independent, so the
+/// harness certifies the node black-box against the protocol as `docs/protocol.md` states it.
+mod error_code {
+    /// Indefinite: the operation may have taken effect.
+    pub(super) const TIMEOUT: u32 = 0;
+    /// The request type is not part of the workload.
+    pub(super) const NOT_SUPPORTED: u32 = 10;
+    /// Refused without effect; it may succeed later.
+    pub(super) const TEMPORARILY_UNAVAILABLE: u32 = 11;
+    /// The request is not well formed.
+    pub(super) const MALFORMED_REQUEST: u32 = 12;
+    /// Refused without effect, for good (a counter that would overflow).
+    pub(super) const ABORT: u32 = 14;
+    /// A `lin-kv` read of a key never written.
+    pub(super) const KEY_DOES_NOT_EXIST: u32 = 20;
+}
+
 pub use workload::{FaceConfig, Workload};
 
 use base64::Engine as _;
@@ -284,7 +303,12 @@ impl Face {
         let msg_id = body.get("msg_id").cloned().unwrap_or(Json::Null);
         if self.replica.is_some() {
             // A second init is a harness bug or a replay; the first one stands.
-            return self.error(src, &msg_id, 12, "already initialised");
+            return self.error(
+                src,
+                &msg_id,
+                error_code::MALFORMED_REQUEST,
+                "already initialised",
+            );
         }
         let ids: Option<Vec<ReplicaId>> = body
             .get("node_ids")
@@ -297,7 +321,12 @@ impl Face {
             .and_then(|n| Some((n.to_string(), parse_node(n)?)));
         let (Some(ids), Some((name, me))) = (ids, me) else {
             self.stats.refused += 1;
-            return self.error(src, &msg_id, 12, "init needs node_id and node_ids named nK");
+            return self.error(
+                src,
+                &msg_id,
+                error_code::MALFORMED_REQUEST,
+                "init needs node_id and node_ids named nK",
+            );
         };
         let per = u64::from(self.config.replicas_per_region.max(1));
         let replicas = ids
@@ -330,7 +359,12 @@ impl Face {
             Err(e) => {
                 self.stats.refused += 1;
                 self.note(format!("init refused: {e}"));
-                self.error(src, &msg_id, 12, &format!("cannot start the replica: {e}"));
+                self.error(
+                    src,
+                    &msg_id,
+                    error_code::MALFORMED_REQUEST,
+                    &format!("cannot start the replica: {e}"),
+                );
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The tests' oracle: linearizability by its definition, trying every order, for a handful of
 //! operations. It shares no code with the checker, so agreeing with it means something.
 
-use super::super::{KvOp, Operation, Outcome};
+use super::super::{KvOp, KvOutcome, Operation};
 use std::collections::BTreeMap;
 
 /// Whether `history` is linearizable, by trying every order: the definition, for a handful
@@ -10,13 +10,13 @@ pub(super) fn brute_force(history: &[Operation]) -> bool {
     let ops: Vec<&Operation> = history
         .iter()
         .filter(|o| match o.outcome {
-            Outcome::Fail => false,
-            Outcome::Unknown => !matches!(o.op, KvOp::Read { .. }),
-            Outcome::Ok(_) => true,
+            KvOutcome::Fail => false,
+            KvOutcome::Unknown => !matches!(o.op, KvOp::Read { .. }),
+            KvOutcome::Ok(_) => true,
         })
         .collect();
     fn go(ops: &[&Operation], done: &mut Vec<bool>, state: &mut BTreeMap<u64, i64>) -> bool {
-        let pending = |o: &Operation| o.outcome != Outcome::Unknown;
+        let pending = |o: &Operation| o.outcome != KvOutcome::Unknown;
         if ops.iter().zip(done.iter()).all(|(o, &d)| d || !pending(o)) {
             return true;
         }
@@ -36,11 +36,11 @@ pub(super) fn brute_force(history: &[Operation]) -> bool {
             let key = o.op.key();
             let before = state.get(&key).copied();
             let after = match (o.op, o.outcome) {
-                (KvOp::Read { .. }, Outcome::Ok(v)) if v == before => before,
+                (KvOp::Read { .. }, KvOutcome::Ok(v)) if v == before => before,
                 (KvOp::Read { .. }, _) => continue,
                 (KvOp::Write { value, .. }, _) => Some(value),
                 (KvOp::Cas { from, to, .. }, _) if before == Some(from) => Some(to),
-                (KvOp::Cas { .. }, Outcome::Unknown) => before,
+                (KvOp::Cas { .. }, KvOutcome::Unknown) => before,
                 (KvOp::Cas { .. }, _) => continue,
             };
             if let Some(v) = after {

@@ -125,13 +125,13 @@ fn sequential(clients: usize, steps: &[Step]) -> Vec<Operation> {
             }
         }
         let outcome = match (s.fate, kv) {
-            (0 | 1, _) => Outcome::Unknown,
-            (2, _) => Outcome::Fail,
-            (_, KvOp::Read { .. }) => Outcome::Ok(current),
-            (_, KvOp::Cas { .. }) if !happens => Outcome::Fail,
-            _ => Outcome::Ok(None),
+            (0 | 1, _) => KvOutcome::Unknown,
+            (2, _) => KvOutcome::Fail,
+            (_, KvOp::Read { .. }) => KvOutcome::Ok(current),
+            (_, KvOp::Cas { .. }) if !happens => KvOutcome::Fail,
+            _ => KvOutcome::Ok(None),
         };
-        let complete_ns = (outcome != Outcome::Unknown).then_some(complete);
+        let complete_ns = (outcome != KvOutcome::Unknown).then_some(complete);
         history.push(op(c as u64, invoke, complete_ns, kv, outcome));
     }
     history
@@ -168,13 +168,13 @@ fn a_read_of_a_value_never_written_is_found() {
                 .filter(|&i| {
                     matches!(
                         (history[i].op, history[i].outcome),
-                        (KvOp::Read { .. }, Outcome::Ok(_))
+                        (KvOp::Read { .. }, KvOutcome::Ok(_))
                     )
                 })
                 .collect();
             prop_assume!(!reads.is_empty());
             let mutated = reads[pick.index(reads.len())];
-            history[mutated].outcome = Outcome::Ok(Some(1_000_000));
+            history[mutated].outcome = KvOutcome::Ok(Some(1_000_000));
             match verdict(&history) {
                 Linearizability::NotLinearizable {
                     key,
@@ -218,12 +218,12 @@ fn arbitrary_op() -> impl Strategy<Value = Operation> {
                 },
             };
             let outcome = match (fate, kv) {
-                (0, _) => Outcome::Unknown,
-                (1, _) => Outcome::Fail,
-                (_, KvOp::Read { .. }) => Outcome::Ok(read),
-                _ => Outcome::Ok(None),
+                (0, _) => KvOutcome::Unknown,
+                (1, _) => KvOutcome::Fail,
+                (_, KvOp::Read { .. }) => KvOutcome::Ok(read),
+                _ => KvOutcome::Ok(None),
             };
-            let complete = (outcome != Outcome::Unknown).then_some(invoke + length);
+            let complete = (outcome != KvOutcome::Unknown).then_some(invoke + length);
             op(u64::from(kind), invoke, complete, kv, outcome)
         })
 }
@@ -235,13 +235,13 @@ fn cut_history(history: &[Operation], t: Option<u64>) -> Vec<Operation> {
     };
     history
         .iter()
-        .filter(|o| o.invoke_ns <= t && o.outcome != Outcome::Fail)
+        .filter(|o| o.invoke_ns <= t && o.outcome != KvOutcome::Fail)
         .filter_map(|o| match o.complete_ns {
-            Some(c) if c <= t && o.outcome != Outcome::Unknown => Some(o.clone()),
+            Some(c) if c <= t && o.outcome != KvOutcome::Unknown => Some(o.clone()),
             _ if matches!(o.op, KvOp::Read { .. }) => None,
             _ => Some(Operation {
                 complete_ns: None,
-                outcome: Outcome::Unknown,
+                outcome: KvOutcome::Unknown,
                 ..o.clone()
             }),
         })

@@ -22,7 +22,7 @@ mod tests;
 use super::{Workload, verdicts};
 use crate::harness::check::Check;
 use crate::harness::history::{Body, Event, History, Outcome, Phase};
-use crate::harness::rng::Dice;
+use crate::harness::rng::SeededDice;
 use seen::{Acked, FirstHad, NodeWrites, SeenBy};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,7 +78,7 @@ impl Workload for Register {
         }
     }
 
-    fn next_op(&mut self, dice: &mut Dice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
         if dice.below(3) == 0 {
             json!({"type": "read", "key": KEY})
         } else {

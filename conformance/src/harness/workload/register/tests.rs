@@ -5,6 +5,7 @@
 use super::seen::suffix_two_least;
 use super::*;
 use crate::harness::history::Delivery;
+use crate::harness::message::ErrorCode;
 
 // The check as it was before it was made linear (commit d8d14cf), verbatim but for its
 // name: the reference the new one must agree with, message for message.
@@ -192,11 +193,11 @@ impl LocalIndex {
 /// never written, every outcome, messages between nodes and a service, and final reads.
 /// Nodes keep a register each and learn of each other through the messages, so some
 /// histories pass and the others fail in every way the check can tell.
-fn history(dice: &mut Dice, mv: bool) -> History {
+fn history(dice: &mut SeededDice, mv: bool) -> History {
     let nodes = 3;
     let chaos = [0.0, 0.0, 0.05, 0.3][dice.below(4) as usize];
     let mut seq = 0u64;
-    let mut tick = |dice: &mut Dice| {
+    let mut tick = |dice: &mut SeededDice| {
         // Now and then two observations share a place, so that ties are compared too.
         seq += dice.below(3);
         seq
@@ -264,7 +265,9 @@ fn history(dice: &mut Dice, mv: bool) -> History {
         };
         let complete = tick(dice);
         let outcome = match dice.below(10) {
-            0 => Outcome::Fail { code: 20 },
+            0 => Outcome::Fail {
+                code: ErrorCode::KeyDoesNotExist.code(),
+            },
             1 => Outcome::Info {
                 reason: "no reply".into(),
             },
@@ -342,7 +345,7 @@ fn history(dice: &mut Dice, mv: bool) -> History {
 fn the_linear_check_reports_what_the_quadratic_one_did() {
     let mut verdicts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for seed in 0..3000u64 {
-        let mut dice = Dice::new(seed);
+        let mut dice = SeededDice::new(seed);
         let mv = seed % 2 == 1;
         let register = Register::new(if mv { Flavor::Mv } else { Flavor::Lww });
         let history = history(&mut dice, mv);
@@ -398,7 +401,7 @@ fn the_linear_check_reports_what_the_quadratic_one_did() {
 #[test]
 fn suffix_two_least_finds_the_two_least_of_every_suffix() {
     for seed in 0..200u64 {
-        let mut dice = Dice::new(seed);
+        let mut dice = SeededDice::new(seed);
         let items: Vec<Option<u64>> = (0..dice.below(30))
             .map(|_| (!dice.chance(0.2)).then(|| dice.below(10)))
             .collect();

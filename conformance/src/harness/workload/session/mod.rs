@@ -24,7 +24,7 @@ use super::Workload;
 use super::set::{canonical, check_sets};
 use crate::harness::check::Check;
 use crate::harness::history::{Body, History};
-use crate::harness::rng::Dice;
+use crate::harness::rng::SeededDice;
 use check::{SESSION, session_checks};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -43,11 +43,11 @@ impl Workload for Session {
         "session"
     }
 
-    fn next_op(&mut self, dice: &mut Dice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
         self.next_op_for(0, dice)
     }
 
-    fn next_op_for(&mut self, client: usize, dice: &mut Dice) -> Value {
+    fn next_op_for(&mut self, client: usize, dice: &mut SeededDice) -> Value {
         let mut body = if dice.below(2) == 0 {
             self.next_element += 1;
             json!({"type": "add", "element": self.next_element})
@@ -69,7 +69,7 @@ impl Workload for Session {
         2
     }
 
-    fn node_for(&mut self, _client: usize, nodes: usize, dice: &mut Dice) -> usize {
+    fn node_for(&mut self, _client: usize, nodes: usize, dice: &mut SeededDice) -> usize {
         // Sessions move: every request goes to a node drawn at random.
         dice.below(nodes as u64) as usize
     }

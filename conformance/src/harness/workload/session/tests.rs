@@ -6,6 +6,7 @@ use super::check::{added, element, read_set};
 use super::*;
 use crate::harness::check::Verdict;
 use crate::harness::history::{Event, History, Outcome, Phase};
+use crate::harness::message::ErrorCode;
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -291,7 +292,7 @@ fn detail(checks: &[Check], name: &str) -> Option<String> {
 /// A random session history: three clients (or more) add fresh elements and read sets that
 /// are what was added so far, now and then missing a few (so that every guarantee sometimes
 /// fails, and reads are sometimes not nested), some of them malformed or without a token.
-fn random_history(dice: &mut Dice, ops: u64) -> History {
+fn random_history(dice: &mut SeededDice, ops: u64) -> History {
     let mut events = Vec::new();
     let mut added: Vec<i64> = Vec::new();
     // Per history, how often a read misses an element: never, rarely or often.
@@ -324,7 +325,11 @@ fn random_history(dice: &mut Dice, ops: u64) -> History {
             event(client, node, json!({"type": "read"}), at, reply)
         };
         match dice.below(40) {
-            0 => e.outcome = Outcome::Fail { code: 11 },
+            0 => {
+                e.outcome = Outcome::Fail {
+                    code: ErrorCode::TemporarilyUnavailable.code(),
+                }
+            }
             1 => {
                 e.outcome = Outcome::Info {
                     reason: "no reply".into(),
@@ -353,7 +358,7 @@ fn random_history(dice: &mut Dice, ops: u64) -> History {
 fn the_fast_pass_reports_what_the_element_by_element_pass_did() {
     let (mut failing, mut passing) = (0, 0);
     for seed in 0..1000u64 {
-        let mut dice = Dice::new(seed);
+        let mut dice = SeededDice::new(seed);
         let history = random_history(&mut dice, 60);
         let checks = session_checks(&history);
         let got = (
@@ -382,7 +387,7 @@ fn the_fast_pass_reports_what_the_element_by_element_pass_did() {
 fn the_checks_without_copies_report_what_the_checks_with_copies_did() {
     let mut failed: BTreeMap<String, usize> = BTreeMap::new();
     for seed in 0..2000u64 {
-        let mut dice = Dice::new(seed);
+        let mut dice = SeededDice::new(seed);
         let ops = 1 + dice.below(80);
         let history = random_history(&mut dice, ops);
         let got = session_checks(&history);

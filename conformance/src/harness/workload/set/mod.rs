@@ -28,7 +28,7 @@ pub(super) use wire::{SetShape, canonical, read_set};
 use super::Workload;
 use crate::harness::check::Check;
 use crate::harness::history::{Body, History};
-use crate::harness::rng::Dice;
+use crate::harness::rng::SeededDice;
 use serde_json::{Map, Value, json};
 
 /// Maelstrom's `g-set`.
@@ -57,7 +57,7 @@ impl Workload for SetWorkload {
         self.shape.name
     }
 
-    fn next_op(&mut self, dice: &mut Dice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
         // Mostly adds, some reads: reads during faults feed `monotonic-reads-per-node`, and
         // every add is a chance to lose an element.
         if dice.below(4) == 0 {

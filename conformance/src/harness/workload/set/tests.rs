@@ -4,6 +4,7 @@
 use super::*;
 use crate::harness::check::Verdict;
 use crate::harness::history::{Event, Outcome, Phase};
+use crate::harness::message::ErrorCode;
 use std::collections::BTreeMap;
 
 /// The set checks as they were before they stopped keeping every read's set (commit
@@ -145,7 +146,9 @@ fn each_node_is_judged_by_its_last_final_read() {
 #[test]
 fn elements_never_added_or_definitely_failed_are_unexpected_in_any_read() {
     let mut failed = add(1, 1, 1);
-    failed.outcome = Outcome::Fail { code: 11 };
+    failed.outcome = Outcome::Fail {
+        code: ErrorCode::TemporarilyUnavailable.code(),
+    };
     let v = verdicts(vec![
         add(0, 0, 0),
         failed,
@@ -239,7 +242,7 @@ fn the_final_value_is_the_set_in_canonical_form() {
 #[test]
 fn adds_carry_unique_elements_counted_from_zero() {
     let mut w = SetWorkload::new(G_SET);
-    let mut dice = Dice::new(1);
+    let mut dice = SeededDice::new(1);
     let elements: Vec<i64> = (0..100)
         .map(|_| w.next_op(&mut dice))
         .filter(|op| op["type"] == "add")
@@ -252,7 +255,7 @@ fn adds_carry_unique_elements_counted_from_zero() {
 /// A random g-set history: adds of fresh elements (some failing or indefinite), reads at two
 /// nodes by three clients that show what was added so far, now and then missing some,
 /// showing one never added, overlapping in time or malformed, and final reads.
-fn random_history(dice: &mut Dice) -> History {
+fn random_history(dice: &mut SeededDice) -> History {
     let loss = [0.0, 0.0, 0.05, 0.3][dice.below(4) as usize];
     let mut events = Vec::new();
     let mut added: Vec<i64> = Vec::new();
@@ -277,7 +280,11 @@ fn random_history(dice: &mut Dice) -> History {
             added.push(x);
             let mut e = add(client, x, at);
             match dice.below(8) {
-                0 => e.outcome = Outcome::Fail { code: 11 },
+                0 => {
+                    e.outcome = Outcome::Fail {
+                        code: ErrorCode::TemporarilyUnavailable.code(),
+                    }
+                }
                 1 => {
                     e.outcome = Outcome::Info {
                         reason: "no reply".into(),
@@ -325,7 +332,7 @@ fn random_history(dice: &mut Dice) -> History {
 fn the_checks_without_kept_sets_report_what_the_checks_with_them_did() {
     let mut failed: BTreeMap<String, usize> = BTreeMap::new();
     for seed in 0..3000u64 {
-        let mut dice = Dice::new(seed);
+        let mut dice = SeededDice::new(seed);
         let history = random_history(&mut dice);
         let got = check_sets(&G_SET, &history, 2);
         let want = old::check_sets(&G_SET, &history, 2);

@@ -1,9 +1,10 @@
-//! The law checker must catch classic CRDT bugs. Each mutant below is a small, deliberately wrong
-//! implementation with one well-known bug; the verdict table over every law is pinned as a
-//! snapshot, and the law each bug is famous for breaking is asserted to fail.
+//! The law checker must catch classic CRDT bugs. Each broken CRDT below is a small, deliberately
+//! wrong implementation with one well-known bug; the verdict table over every law is pinned as a
+//! snapshot, and the law each bug is famous for breaking is asserted to fail. (They are called
+//! broken CRDTs, not mutants: "mutants" are the protocol nodes of `converge-mutants`.)
 
 use converge_conformance::laws::{
-    self, Config, Kind, Law, Observation, Op, ReplicaIdx, Subject, Verdict,
+    self, Config, Kind, Law, LawVerdict, Observation, Op, ReplicaIdx, Subject,
 };
 use std::collections::BTreeSet;
 
@@ -230,7 +231,7 @@ impl Subject for MvKeepsOne {
 }
 
 /// Runs every law on `subject` and renders one table row.
-fn row<S: Subject>(subject: &S) -> (String, Vec<(Law, Verdict)>) {
+fn row<S: Subject>(subject: &S) -> (String, Vec<(Law, LawVerdict)>) {
     let config = Config {
         cases: 256,
         seed: 7,
@@ -243,22 +244,22 @@ fn row<S: Subject>(subject: &S) -> (String, Vec<(Law, Verdict)>) {
     (subject.name(), verdicts)
 }
 
-fn cell(v: &Verdict) -> &'static str {
+fn cell(v: &LawVerdict) -> &'static str {
     match v {
-        Verdict::Pass { .. } => "pass",
-        Verdict::Fail { .. } => "FAIL",
-        Verdict::NotApplicable { .. } => "n/a",
+        LawVerdict::Pass { .. } => "pass",
+        LawVerdict::Fail { .. } => "FAIL",
+        LawVerdict::NotApplicable { .. } => "n/a",
     }
 }
 
-fn fails(row: &(String, Vec<(Law, Verdict)>), law: Law) -> bool {
+fn fails(row: &(String, Vec<(Law, LawVerdict)>), law: Law) -> bool {
     row.1
         .iter()
-        .any(|(l, v)| *l == law && matches!(v, Verdict::Fail { .. }))
+        .any(|(l, v)| *l == law && matches!(v, LawVerdict::Fail { .. }))
 }
 
 #[test]
-fn every_mutant_is_caught_by_the_law_its_bug_breaks() {
+fn every_broken_crdt_is_caught_by_the_law_its_bug_breaks() {
     let rows = [
         row(&SumMergeCounter),
         row(&NetMaxPnCounter),
@@ -308,7 +309,7 @@ fn a_failure_is_reported_with_its_seed_and_a_minimal_trace() {
         seed: 7,
         max_steps: 40,
     };
-    let Verdict::Fail {
+    let LawVerdict::Fail {
         seed,
         trace,
         message,
