@@ -11,6 +11,8 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_converge");
@@ -320,13 +322,24 @@ fn every_acknowledged_write_survives_kill_9() {
         let before = durable_seq(metrics).unwrap_or(0);
         // Several connections, each keeping a pipeline of adds in flight, so that at any moment
         // some acknowledged adds belong to the commit running.
+        let replies = Arc::new(AtomicUsize::new(0));
         let loaders: Vec<_> = (0..LOADERS)
-            .map(|l| std::thread::spawn(move || load(port, &format!("m{cycle}-{l}"))))
+            .map(|l| {
+                let replies = replies.clone();
+                std::thread::spawn(move || load(port, &format!("m{cycle}-{l}"), &replies))
+            })
             .collect();
+        // Wait for acknowledgements the loaders hold, not only for commits: a reply leaves
+        // after its commit, so a kill right after the 300th durable entry may still take the
+        // replies of the last commit with it.
         let loaded = eventually(Duration::from_secs(20), || {
-            durable_seq(metrics).is_some_and(|seq| seq >= before + 300)
+            replies.load(Ordering::Relaxed) >= 300
+                && durable_seq(metrics).is_some_and(|seq| seq >= before + 300)
         });
-        assert!(loaded.is_some(), "the victim did not take 300 writes");
+        assert!(
+            loaded.is_some(),
+            "the victim did not take and acknowledge 300 writes"
+        );
         let killed = Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status()
@@ -384,7 +397,7 @@ fn every_acknowledged_write_survives_kill_9() {
 
 /// Adds `PREFIX-round-i` members to `k` in pipelines of `PIPELINE` until the connection fails;
 /// returns the acknowledged ones.
-fn load(port: u16, prefix: &str) -> Vec<String> {
+fn load(port: u16, prefix: &str, replies: &AtomicUsize) -> Vec<String> {
     let mut c = Conn::open(port);
     let mut acked = Vec::new();
     for round in 0..100_000 {
@@ -398,7 +411,10 @@ fn load(port: u16, prefix: &str) -> Vec<String> {
         }
         for m in batch {
             match c.read() {
-                Ok(R::Int(1)) => acked.push(m),
+                Ok(R::Int(1)) => {
+                    acked.push(m);
+                    replies.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(other) => panic!("SADD {m}: {other:?}"),
                 // The kill.
                 Err(_) => return acked,
