@@ -378,7 +378,7 @@ fn imports(src: &Path) -> Vec<Import> {
             continue;
         };
         // A child module is part of its parent: it sees the parent's private items and holds a
-        // piece of it (an `impl Replica` block in `replica/merkle.rs`), so its imports from an
+        // piece of it (an `impl` block of a type its parent declares), so its imports from an
         // ancestor are imports within one module, not between two.
         if !module.path.starts_with(&to) {
             out.push(Import {
