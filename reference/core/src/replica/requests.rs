@@ -113,6 +113,7 @@ struct Query {
 }
 
 impl Requests {
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.ops.len()
     }
@@ -135,6 +136,7 @@ impl Requests {
         }
     }
 
+    #[inline]
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         let deadline = self.deadlines.first().map(|&(t, _)| t);
         let resend = self.resends.first().map(|&(t, _)| t);
@@ -174,6 +176,7 @@ impl Requests {
     }
 
     /// A client request: wait for its token if needed, then execute it.
+    #[inline]
     pub(crate) fn on_request(
         &mut self,
         store: &mut Store,
@@ -369,6 +372,7 @@ impl Requests {
     }
 
     /// Answers the session waits whose tokens are now covered.
+    #[inline]
     pub(crate) fn on_frontier_advanced(
         &mut self,
         store: &mut Store,
@@ -396,6 +400,7 @@ impl Requests {
     }
 
     /// Fails every request whose deadline passed.
+    #[inline]
     pub(crate) fn expire_pending(&mut self, cx: &mut Ctx<'_>) {
         let now = cx.now_ms;
         while let Some(&(t, id)) = self.deadlines.first() {
@@ -426,6 +431,7 @@ impl Requests {
 
     /// Asks again the targets of every query that have not answered, every `retransmit_ms`
     /// until the deadline: a lost query or answer costs a retransmission, not the operation.
+    #[inline]
     pub(crate) fn resend_queries(&mut self, cx: &mut Ctx<'_>) {
         let now = cx.now_ms;
         while let Some(&(t, op)) = self.resends.first() {

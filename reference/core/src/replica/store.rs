@@ -157,24 +157,29 @@ impl Store {
     // ----- reads -----
 
     /// `F`: per origin, the entries held, gap-free.
+    #[inline]
     pub(crate) fn frontier(&self) -> &VectorClock {
         &self.frontier
     }
 
     /// `V`: the state is built from entries at or below it.
+    #[inline]
     pub(crate) fn horizon(&self) -> &VectorClock {
         &self.horizon
     }
 
     /// The last sequence number this replica issued.
+    #[inline]
     pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq
     }
 
+    #[inline]
     pub(crate) fn keys(&self) -> &Keyspace {
         &self.keys
     }
 
+    #[inline]
     pub(crate) fn oplog(&self) -> &Oplog {
         &self.oplog
     }
@@ -191,12 +196,14 @@ impl Store {
     }
 
     /// Whether `F` covers `deps`, so that an entry depending on them may be applied.
+    #[inline]
     pub(crate) fn holds(&self, deps: &VectorClock) -> bool {
         deps.is_empty() || self.frontier.dominates(deps)
     }
 
     /// Whether a frontier or horizon from a peer is possible: only members, and none of our own
     /// writes beyond what we issued.
+    #[inline]
     pub(crate) fn plausible(&self, vv: &VectorClock, shared: &Shared) -> bool {
         vv.iter().all(|(o, _)| shared.members.contains(&o))
             && vv.get(shared.config.me) <= self.last_seq
@@ -508,6 +515,7 @@ impl Store {
     }
 
     /// Drops `origin`'s entries up to `upto`; returns how many went.
+    #[inline]
     pub(crate) fn truncate(&mut self, origin: ReplicaId, upto: u64) -> usize {
         let n = self.oplog.truncate(origin, upto);
         if n > 0 {
