@@ -58,7 +58,7 @@ use super::msg::{Routed, RoutedBody};
 use super::session::SessionToken;
 use super::shared::{Ctx, Shared};
 use super::state::KeyState;
-use super::store::Store;
+use super::store::{Issued, Store};
 use crate::{ReplicaId, VectorClock};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -256,7 +256,7 @@ impl Requests {
                     Ok((_, value)) if consistency == Consistency::LocalOne => {
                         Self::reply_ok(store, cx, id, value, &token)
                     }
-                    Ok((seq, value)) => {
+                    Ok((issued, value)) => {
                         let deadline_ms = cx.now_ms + cx.shared.config.quorum_timeout_ms;
                         self.await_coverage(
                             store,
@@ -267,7 +267,7 @@ impl Requests {
                                 token,
                                 deadline_ms,
                                 wait: Wait::Coverage {
-                                    seq,
+                                    seq: issued.seq,
                                     level: consistency,
                                     value,
                                 },
@@ -302,7 +302,7 @@ impl Requests {
     }
 
     /// A write served under session token `token`, by the store; the links owe a flush if the
-    /// entry was logged. Returns the entry's sequence number and the reply value.
+    /// entry was logged. Returns the entry issued and the reply value.
     fn local_write(
         &mut self,
         store: &mut Store,
@@ -311,10 +311,12 @@ impl Requests {
         key: Key,
         op: Op,
         token: &VectorClock,
-    ) -> Result<(u64, Value), ClientError> {
-        let (issued, value) = store.write(key, op, token, cx.now_ms, cx.shared, cx.m)?;
-        links.logged(cx, issued.logged);
-        Ok((issued.seq, value))
+    ) -> Result<(Issued, Value), ClientError> {
+        let written = store.write(key, op, token, cx.now_ms, cx.shared, cx.m);
+        if let Ok((issued, _)) = &written {
+            links.logged(cx, issued.logged);
+        }
+        written
     }
 
     fn await_coverage(
@@ -690,7 +692,7 @@ impl Requests {
                 }
                 match self.local_write(store, links, cx, q.key, Op::Put(v), &p.token) {
                     Err(e) => Self::reply_err(cx, p.request_id, e),
-                    Ok((seq, value)) => self.await_coverage(
+                    Ok((issued, value)) => self.await_coverage(
                         store,
                         links,
                         cx,
@@ -699,7 +701,7 @@ impl Requests {
                             token: p.token,
                             deadline_ms: p.deadline_ms,
                             wait: Wait::Coverage {
-                                seq,
+                                seq: issued.seq,
                                 level: q.level,
                                 value,
                             },

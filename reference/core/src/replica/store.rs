@@ -559,9 +559,11 @@ impl Store {
         }
     }
 
+    #[inline]
     fn journal_truncation(&mut self, origin: ReplicaId) {
-        let first = self.oplog.first(origin);
-        if let (Some(j), Some(first)) = (&mut self.journal, first) {
+        if let Some(j) = &mut self.journal
+            && let Some(first) = self.oplog.first(origin)
+        {
             j.dirty = true;
             j.truncated.insert(origin, first);
         }
