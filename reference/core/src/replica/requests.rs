@@ -351,6 +351,10 @@ impl Requests {
         links: &mut Links,
         cx: &mut Ctx<'_>,
     ) {
+        if self.ops.is_empty() {
+            // Nothing waits (every write at LOCAL_ONE): no scan.
+            return;
+        }
         let me = cx.shared.config.me;
         let done: Vec<u64> = self
             .ops
