@@ -651,18 +651,16 @@ impl Links {
 
     /// Drops entries every child has acknowledged.
     pub(crate) fn truncate_acked(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
-        let origins: SmallVec<[ReplicaId; 8]> = store.oplog().origins().collect();
-        for origin in origins {
-            let upto = cx
-                .shared
+        let (peers, shared) = (&self.peers, cx.shared);
+        let n = store.truncate(|origin| {
+            shared
                 .children(origin)
                 .iter()
-                .map(|k| self.peers.get(k).map_or(0, |p| p.acked.get(origin)))
+                .map(|k| peers.get(k).map_or(0, |p| p.acked.get(origin)))
                 .min()
-                .unwrap_or(u64::MAX);
-            let n = store.truncate(origin, upto);
-            cx.m.truncated_acked += n as u64;
-        }
+                .unwrap_or(u64::MAX)
+        });
+        cx.m.truncated_acked += n as u64;
     }
 
     /// Per neighbour, the entries it lacks that we would send it.

@@ -514,14 +514,16 @@ impl Store {
         true
     }
 
-    /// Drops `origin`'s entries up to `upto`; returns how many went.
+    /// Drops, of every origin, the entries up to `upto(origin)`; returns how many went.
     #[inline]
-    pub(crate) fn truncate(&mut self, origin: ReplicaId, upto: u64) -> usize {
-        let n = self.oplog.truncate(origin, upto);
-        if n > 0 {
-            self.journal_truncation(origin);
-        }
-        n
+    pub(crate) fn truncate(&mut self, upto: impl FnMut(ReplicaId) -> u64) -> usize {
+        let Store { oplog, journal, .. } = self;
+        oplog.truncate_each(upto, |origin, first| {
+            if let Some(j) = journal {
+                j.dirty = true;
+                j.truncated.insert(origin, first);
+            }
+        })
     }
 
     /// Truncates the oldest entries of the longest origin until the log fits its cap.
