@@ -122,6 +122,7 @@ impl AntiEntropy {
         );
     }
 
+    #[inline]
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         let rounds = self.rounds.values().map(|r| r.deadline_ms).min();
         match (self.next_at, rounds) {
@@ -131,6 +132,7 @@ impl AntiEntropy {
     }
 
     /// Abandons overdue rounds and starts the periodic ones.
+    #[inline]
     pub(crate) fn timers(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
         let now = cx.now_ms;
         let overdue: Vec<ReplicaId> = self
@@ -376,6 +378,7 @@ impl AntiEntropy {
     }
 
     /// Whether a round with `p` is in progress.
+    #[inline]
     pub(crate) fn is_pulling(&self, p: ReplicaId) -> bool {
         self.rounds.contains_key(&p)
     }

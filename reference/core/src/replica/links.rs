@@ -248,21 +248,25 @@ impl Links {
     }
 
     /// Whether `p` is a neighbour.
+    #[inline]
     pub(crate) fn is_neighbour(&self, p: ReplicaId) -> bool {
         self.peers.contains_key(&p)
     }
 
     /// The latest frontier heard of `r`, if any.
+    #[inline]
     pub(crate) fn known(&self, r: ReplicaId) -> Option<&VectorClock> {
         self.known.get(&r)
     }
 
     /// Entries parked, over all origins.
+    #[inline]
     pub(crate) fn parked(&self) -> usize {
         self.parked.len()
     }
 
     /// The earliest of the flush and retransmission timers.
+    #[inline]
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         let rto = self.peers.values().filter_map(|p| p.rto_at).min();
         match (self.flush_at, rto) {
@@ -272,12 +276,14 @@ impl Links {
     }
 
     /// Whether the flush timer is due at `now_ms`.
+    #[inline]
     pub(crate) fn flush_due(&self, now_ms: u64) -> bool {
         self.flush_at.is_some_and(|t| t <= now_ms)
     }
 
     /// Whether the entries logged must go now rather than at the flush timer: a batch is full,
     /// or there is no batch delay.
+    #[inline]
     pub(crate) fn batch_ready(&self, shared: &Shared) -> bool {
         let c = &shared.config;
         self.unflushed > 0 && (self.unflushed >= c.batch_entries_max || c.batch_delay_ms == 0)
@@ -407,6 +413,7 @@ impl Links {
 
     /// The store logged an entry for forwarding: it goes in the next batch, which the flush
     /// timer (armed here if it is not) or a full batch sends.
+    #[inline]
     pub(crate) fn logged(&mut self, cx: &mut Ctx<'_>, logged: bool) {
         if logged {
             self.unflushed += 1;
@@ -414,6 +421,7 @@ impl Links {
         }
     }
 
+    #[inline]
     pub(crate) fn schedule_flush(&mut self, cx: &mut Ctx<'_>) {
         if self.flush_at.is_none() {
             self.flush_at = Some(cx.now_ms + cx.shared.config.batch_delay_ms);
@@ -621,6 +629,7 @@ impl Links {
     }
 
     /// Rewinds and re-sends to every neighbour whose retransmission timer is due.
+    #[inline]
     pub(crate) fn retransmit_due(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
         let now = cx.now_ms;
         let due: SmallVec<[ReplicaId; 8]> = self
@@ -642,18 +651,16 @@ impl Links {
 
     /// Drops entries every child has acknowledged.
     pub(crate) fn truncate_acked(&mut self, store: &mut Store, cx: &mut Ctx<'_>) {
-        let origins: SmallVec<[ReplicaId; 8]> = store.oplog().origins().collect();
-        for origin in origins {
-            let upto = cx
-                .shared
+        let (peers, shared) = (&self.peers, cx.shared);
+        let n = store.truncate(|origin| {
+            shared
                 .children(origin)
                 .iter()
-                .map(|k| self.peers.get(k).map_or(0, |p| p.acked.get(origin)))
+                .map(|k| peers.get(k).map_or(0, |p| p.acked.get(origin)))
                 .min()
-                .unwrap_or(u64::MAX);
-            let n = store.truncate(origin, upto);
-            cx.m.truncated_acked += n as u64;
-        }
+                .unwrap_or(u64::MAX)
+        });
+        cx.m.truncated_acked += n as u64;
     }
 
     /// Per neighbour, the entries it lacks that we would send it.
@@ -685,6 +692,7 @@ impl Links {
 /// Whether a batch could have come from a correct neighbour: no entry of an origin outside the
 /// cluster, and none of our own writes we never issued — as an entry, or as a dependency, which
 /// could never be covered.
+#[inline]
 pub(crate) fn batch_is_sane(entries: &[Entry], store: &Store, shared: &Shared) -> bool {
     let me = shared.config.me;
     let members = &shared.members;
@@ -697,6 +705,7 @@ pub(crate) fn batch_is_sane(entries: &[Entry], store: &Store, shared: &Shared) -
 
 /// Whether an ack could have come from a correct neighbour: every clock names members only and
 /// claims none of our writes that we never issued.
+#[inline]
 pub(crate) fn ack_is_sane(ack: &Ack, store: &Store, shared: &Shared) -> bool {
     let sane = |vv: &VectorClock| store.plausible(vv, shared);
     sane(&ack.frontier)

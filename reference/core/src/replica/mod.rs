@@ -328,17 +328,13 @@ impl Replica {
     /// Calling it early is harmless.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         self.advance(now_ms);
-        let now = self.now_ms;
-        if self.links.flush_due(now) {
-            self.flush();
+        let (store, links, requests, ae, mut cx) = self.split();
+        if links.flush_due(cx.now_ms) {
+            links.flush(store, &mut cx);
         }
-        let (store, links, _, _, mut cx) = self.split();
         links.retransmit_due(store, &mut cx);
-        let (_, _, requests, _, mut cx) = self.split();
         requests.resend_queries(&mut cx);
-        let (store, _, _, ae, mut cx) = self.split();
         ae.timers(store, &mut cx);
-        let (_, _, requests, _, mut cx) = self.split();
         requests.expire_pending(&mut cx);
         self.after_input();
     }
@@ -448,25 +444,13 @@ impl Replica {
 
     /// An anti-entropy claim moved the frontier (see `anti_entropy` § The frontier claim).
     fn after_claim(&mut self) {
+        let (store, links, requests, _, mut cx) = self.split();
         // The claim may cover what parked entries wait for, or the entries themselves.
-        let (store, links, _, _, mut cx) = self.split();
         links.unpark(store, &mut cx);
-        self.on_frontier_advanced();
-        // Senders stuck behind a truncation point learn that we moved on.
-        let (store, links, _, _, mut cx) = self.split();
-        links.ack_all(store, &mut cx);
-    }
-
-    /// Answers the session waits the frontier now covers (see `requests`).
-    fn on_frontier_advanced(&mut self) {
-        let (store, links, requests, _, mut cx) = self.split();
+        // Answers the session waits the frontier now covers (see `requests`).
         requests.on_frontier_advanced(store, links, &mut cx);
-    }
-
-    /// Replies to every write whose level the known frontiers now meet (see `requests`).
-    fn check_coverage(&mut self) {
-        let (store, links, requests, _, mut cx) = self.split();
-        requests.check_coverage(store, links, &mut cx);
+        // Senders stuck behind a truncation point learn that we moved on.
+        links.ack_all(store, &mut cx);
     }
 
     /// Sends everything pending to every neighbour (see `links`).
@@ -512,17 +496,20 @@ impl Replica {
         self.apply_ack(from, ack);
     }
 
+    /// Applies the entries; answers the session waits the frontier now covers (see `requests`).
     fn apply_batch(&mut self, from: ReplicaId, entries: Vec<Entry>) {
-        let (store, links, _, _, mut cx) = self.split();
+        let (store, links, requests, _, mut cx) = self.split();
         if links.apply_batch(store, &mut cx, from, entries) {
-            self.on_frontier_advanced();
+            requests.on_frontier_advanced(store, links, &mut cx);
         }
     }
 
+    /// Takes the ack; replies to every write whose level the known frontiers now meet (see
+    /// `requests`).
     fn apply_ack(&mut self, from: ReplicaId, ack: Ack) {
-        let (store, links, _, _, mut cx) = self.split();
+        let (store, links, requests, _, mut cx) = self.split();
         if links.apply_ack(store, &mut cx, from, ack) {
-            self.check_coverage();
+            requests.check_coverage(store, links, &mut cx);
         }
     }
 

@@ -130,6 +130,19 @@ struct OriginLog {
     entries: VecDeque<Entry>,
 }
 
+impl OriginLog {
+    /// Drops the entries with `seq <= upto`; returns how many.
+    fn drop_upto(&mut self, upto: u64) -> usize {
+        let mut n = 0;
+        while self.first <= upto && !self.entries.is_empty() {
+            self.entries.pop_front();
+            self.first += 1;
+            n += 1;
+        }
+        n
+    }
+}
+
 /// Every origin's retained entries.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Oplog {
@@ -194,14 +207,29 @@ impl Oplog {
         let Some(log) = self.logs.get_mut(&origin) else {
             return 0;
         };
-        let mut n = 0;
-        while log.first <= upto && !log.entries.is_empty() {
-            log.entries.pop_front();
-            log.first += 1;
-            n += 1;
-        }
+        let n = log.drop_upto(upto);
         self.len -= n;
         n
+    }
+
+    /// Drops, of every origin, the entries with `seq <= upto(origin)`, in one pass over the
+    /// logs; tells `dropped` each origin that lost entries and its first retained sequence
+    /// number after. Returns how many went in all.
+    pub(crate) fn truncate_each(
+        &mut self,
+        mut upto: impl FnMut(ReplicaId) -> u64,
+        mut dropped: impl FnMut(ReplicaId, u64),
+    ) -> usize {
+        let mut total = 0;
+        for (&origin, log) in &mut self.logs {
+            let n = log.drop_upto(upto(origin));
+            if n > 0 {
+                dropped(origin, log.first);
+            }
+            total += n;
+        }
+        self.len -= total;
+        total
     }
 
     /// The origin with the most retained entries (the smallest id on ties).

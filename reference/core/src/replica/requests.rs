@@ -58,7 +58,7 @@ use super::msg::{Routed, RoutedBody};
 use super::session::SessionToken;
 use super::shared::{Ctx, Shared};
 use super::state::KeyState;
-use super::store::Store;
+use super::store::{Issued, Store};
 use crate::{ReplicaId, VectorClock};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -113,6 +113,7 @@ struct Query {
 }
 
 impl Requests {
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.ops.len()
     }
@@ -135,6 +136,7 @@ impl Requests {
         }
     }
 
+    #[inline]
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         let deadline = self.deadlines.first().map(|&(t, _)| t);
         let resend = self.resends.first().map(|&(t, _)| t);
@@ -174,6 +176,7 @@ impl Requests {
     }
 
     /// A client request: wait for its token if needed, then execute it.
+    #[inline]
     pub(crate) fn on_request(
         &mut self,
         store: &mut Store,
@@ -253,7 +256,7 @@ impl Requests {
                     Ok((_, value)) if consistency == Consistency::LocalOne => {
                         Self::reply_ok(store, cx, id, value, &token)
                     }
-                    Ok((seq, value)) => {
+                    Ok((issued, value)) => {
                         let deadline_ms = cx.now_ms + cx.shared.config.quorum_timeout_ms;
                         self.await_coverage(
                             store,
@@ -264,7 +267,7 @@ impl Requests {
                                 token,
                                 deadline_ms,
                                 wait: Wait::Coverage {
-                                    seq,
+                                    seq: issued.seq,
                                     level: consistency,
                                     value,
                                 },
@@ -299,7 +302,7 @@ impl Requests {
     }
 
     /// A write served under session token `token`, by the store; the links owe a flush if the
-    /// entry was logged. Returns the entry's sequence number and the reply value.
+    /// entry was logged. Returns the entry issued and the reply value.
     fn local_write(
         &mut self,
         store: &mut Store,
@@ -308,10 +311,12 @@ impl Requests {
         key: Key,
         op: Op,
         token: &VectorClock,
-    ) -> Result<(u64, Value), ClientError> {
-        let (issued, value) = store.write(key, op, token, cx.now_ms, cx.shared, cx.m)?;
-        links.logged(cx, issued.logged);
-        Ok((issued.seq, value))
+    ) -> Result<(Issued, Value), ClientError> {
+        let written = store.write(key, op, token, cx.now_ms, cx.shared, cx.m);
+        if let Ok((issued, _)) = &written {
+            links.logged(cx, issued.logged);
+        }
+        written
     }
 
     fn await_coverage(
@@ -346,6 +351,10 @@ impl Requests {
         links: &mut Links,
         cx: &mut Ctx<'_>,
     ) {
+        if self.ops.is_empty() {
+            // Nothing waits (every write at LOCAL_ONE): no scan.
+            return;
+        }
         let me = cx.shared.config.me;
         let done: Vec<u64> = self
             .ops
@@ -369,6 +378,7 @@ impl Requests {
     }
 
     /// Answers the session waits whose tokens are now covered.
+    #[inline]
     pub(crate) fn on_frontier_advanced(
         &mut self,
         store: &mut Store,
@@ -396,6 +406,7 @@ impl Requests {
     }
 
     /// Fails every request whose deadline passed.
+    #[inline]
     pub(crate) fn expire_pending(&mut self, cx: &mut Ctx<'_>) {
         let now = cx.now_ms;
         while let Some(&(t, id)) = self.deadlines.first() {
@@ -426,6 +437,7 @@ impl Requests {
 
     /// Asks again the targets of every query that have not answered, every `retransmit_ms`
     /// until the deadline: a lost query or answer costs a retransmission, not the operation.
+    #[inline]
     pub(crate) fn resend_queries(&mut self, cx: &mut Ctx<'_>) {
         let now = cx.now_ms;
         while let Some(&(t, op)) = self.resends.first() {
@@ -684,7 +696,7 @@ impl Requests {
                 }
                 match self.local_write(store, links, cx, q.key, Op::Put(v), &p.token) {
                     Err(e) => Self::reply_err(cx, p.request_id, e),
-                    Ok((seq, value)) => self.await_coverage(
+                    Ok((issued, value)) => self.await_coverage(
                         store,
                         links,
                         cx,
@@ -693,7 +705,7 @@ impl Requests {
                             token: p.token,
                             deadline_ms: p.deadline_ms,
                             wait: Wait::Coverage {
-                                seq,
+                                seq: issued.seq,
                                 level: q.level,
                                 value,
                             },

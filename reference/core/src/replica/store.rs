@@ -157,24 +157,29 @@ impl Store {
     // ----- reads -----
 
     /// `F`: per origin, the entries held, gap-free.
+    #[inline]
     pub(crate) fn frontier(&self) -> &VectorClock {
         &self.frontier
     }
 
     /// `V`: the state is built from entries at or below it.
+    #[inline]
     pub(crate) fn horizon(&self) -> &VectorClock {
         &self.horizon
     }
 
     /// The last sequence number this replica issued.
+    #[inline]
     pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq
     }
 
+    #[inline]
     pub(crate) fn keys(&self) -> &Keyspace {
         &self.keys
     }
 
+    #[inline]
     pub(crate) fn oplog(&self) -> &Oplog {
         &self.oplog
     }
@@ -191,12 +196,14 @@ impl Store {
     }
 
     /// Whether `F` covers `deps`, so that an entry depending on them may be applied.
+    #[inline]
     pub(crate) fn holds(&self, deps: &VectorClock) -> bool {
         deps.is_empty() || self.frontier.dominates(deps)
     }
 
     /// Whether a frontier or horizon from a peer is possible: only members, and none of our own
     /// writes beyond what we issued.
+    #[inline]
     pub(crate) fn plausible(&self, vv: &VectorClock, shared: &Shared) -> bool {
         vv.iter().all(|(o, _)| shared.members.contains(&o))
             && vv.get(shared.config.me) <= self.last_seq
@@ -507,13 +514,16 @@ impl Store {
         true
     }
 
-    /// Drops `origin`'s entries up to `upto`; returns how many went.
-    pub(crate) fn truncate(&mut self, origin: ReplicaId, upto: u64) -> usize {
-        let n = self.oplog.truncate(origin, upto);
-        if n > 0 {
-            self.journal_truncation(origin);
-        }
-        n
+    /// Drops, of every origin, the entries up to `upto(origin)`; returns how many went.
+    #[inline]
+    pub(crate) fn truncate(&mut self, upto: impl FnMut(ReplicaId) -> u64) -> usize {
+        let Store { oplog, journal, .. } = self;
+        oplog.truncate_each(upto, |origin, first| {
+            if let Some(j) = journal {
+                j.dirty = true;
+                j.truncated.insert(origin, first);
+            }
+        })
     }
 
     /// Truncates the oldest entries of the longest origin until the log fits its cap.
@@ -551,9 +561,11 @@ impl Store {
         }
     }
 
+    #[inline]
     fn journal_truncation(&mut self, origin: ReplicaId) {
-        let first = self.oplog.first(origin);
-        if let (Some(j), Some(first)) = (&mut self.journal, first) {
+        if let Some(j) = &mut self.journal
+            && let Some(first) = self.oplog.first(origin)
+        {
             j.dirty = true;
             j.truncated.insert(origin, first);
         }
