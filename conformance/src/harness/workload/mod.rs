@@ -227,6 +227,44 @@ fn verdicts<T: PartialEq + std::fmt::Debug>(
     ]
 }
 
+/// For the workloads' tests: one operation of `client` at `node`, invoked and completed at the
+/// given places in the order of observations (ms are the same numbers: only the order matters
+/// there). `reply` is an `_ok` body, a definite error code, or `Null` for no reply.
+#[cfg(test)]
+pub(super) fn test_op(
+    client: usize,
+    node: usize,
+    request: Value,
+    seq: (u64, u64),
+    reply: Value,
+) -> crate::harness::history::Event {
+    use crate::harness::history::{Event, Outcome, Phase};
+    let outcome = match reply {
+        Value::Object(reply) => Outcome::Ok {
+            reply: reply.into(),
+        },
+        Value::Number(code) => Outcome::Fail {
+            code: code.as_u64().unwrap_or(11),
+        },
+        _ => Outcome::Info {
+            reason: "no reply".into(),
+        },
+    };
+    let done = !matches!(outcome, Outcome::Info { .. });
+    Event {
+        client,
+        node,
+        request: request.as_object().cloned().unwrap_or_default().into(),
+        invoke_ms: seq.0,
+        complete_ms: done.then_some(seq.1),
+        invoke_seq: seq.0,
+        complete_seq: done.then_some(seq.1),
+        outcome,
+        phase: Phase::Main,
+        during_fault: false,
+    }
+}
+
 #[cfg(test)]
 mod table_tests {
     use super::*;

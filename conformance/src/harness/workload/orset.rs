@@ -247,35 +247,7 @@ fn unexpected(history: &History) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// One operation of client `client` at node `node`, invoked and completed at the given
-    /// places in the order of observations (ms are the same numbers). `reply` is an `_ok` body,
-    /// a definite error code, or `Null` for no reply.
-    fn op(client: usize, node: usize, request: Value, seq: (u64, u64), reply: Value) -> Event {
-        let outcome = match reply {
-            Value::Object(reply) => Outcome::Ok {
-                reply: reply.into(),
-            },
-            Value::Number(code) => Outcome::Fail {
-                code: code.as_u64().unwrap_or(11),
-            },
-            _ => Outcome::Info {
-                reason: "no reply".into(),
-            },
-        };
-        let done = !matches!(outcome, Outcome::Info { .. });
-        Event {
-            client,
-            node,
-            request: request.as_object().cloned().unwrap_or_default().into(),
-            invoke_ms: seq.0,
-            complete_ms: done.then_some(seq.1),
-            invoke_seq: seq.0,
-            complete_seq: done.then_some(seq.1),
-            outcome,
-            phase: Phase::Main,
-            during_fault: false,
-        }
-    }
+    use crate::harness::workload::test_op as op;
 
     fn add(node: usize, x: i64, seq: (u64, u64)) -> Event {
         let request = json!({"type": "add", "element": x});
