@@ -11,12 +11,13 @@
 //!   first does not use the run up.
 
 use converge_conformance::harness::backend::{Backend, BackendError, NodeEvent};
+use converge_conformance::harness::body::{Body, Kind};
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::message::{ErrorCode, Message};
 use converge_conformance::harness::nemesis::Fault;
 use converge_conformance::harness::run::{RunConfig, RunReport, run};
 use converge_conformance::harness::workload;
-use serde_json::{Value, json};
+
 use std::time::Duration;
 
 /// How a node behaves.
@@ -122,37 +123,40 @@ impl Backend for Cluster {
     }
 
     fn send_message(&mut self, node: usize, message: &Message) -> Result<(), BackendError> {
-        let body = match message.kind() {
-            Some("init") => json!({"type": "init_ok"}),
-            Some("add") => {
+        let kind = match &message.body.kind {
+            Kind::Init { .. } => Kind::InitOk,
+            &Kind::Add { delta } => {
                 self.last_request = self.now;
-                let delta = message.body.get("delta").and_then(Value::as_u64);
+                let delta = u64::try_from(delta).unwrap_or(0);
                 if self.shape == Shape::RefuseAtFirst && self.now < REFUSE_UNTIL_MS {
-                    json!({"type": "error", "code": ErrorCode::TemporarilyUnavailable.code(), "text": "no leader yet"})
+                    Kind::Error {
+                        code: ErrorCode::TemporarilyUnavailable.code(),
+                        text: Some("no leader yet".into()),
+                    }
                 } else {
                     if self.shape == Shape::SlowDrain {
-                        self.backlog[node] += delta.unwrap_or(0);
+                        self.backlog[node] += delta;
                     } else {
-                        self.counts[node][node] += delta.unwrap_or(0);
+                        self.counts[node][node] += delta;
                     }
-                    json!({"type": "add_ok"})
+                    Kind::AddOk
                 }
             }
-            Some("read") => {
+            Kind::Read { .. } => {
                 let total = self.counts[node]
                     .iter()
                     .fold(0u64, |sum, c| sum.saturating_add(*c));
-                json!({"type": "read_ok", "value": total})
+                Kind::ReadOk {
+                    value: Some(total.into()),
+                }
             }
-            other => {
-                json!({"type": "error", "code": ErrorCode::NotSupported.code(), "text": format!("{other:?}")})
-            }
+            other => Kind::Error {
+                code: ErrorCode::NotSupported.code(),
+                text: Some(format!("{other:?}")),
+            },
         };
-        let mut body = body;
-        body["in_reply_to"] = message.body.get("msg_id").cloned().unwrap_or(Value::Null);
-        let Value::Object(body) = body else {
-            unreachable!("replies are objects")
-        };
+        let mut body = Body::new(kind);
+        body.in_reply_to = message.body.msg_id;
         self.replies.push(NodeEvent::Message {
             node,
             message: Message {

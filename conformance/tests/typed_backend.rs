@@ -4,12 +4,13 @@
 //! without reading them.
 
 use converge_conformance::harness::backend::{Backend, BackendError, NodeEvent};
+use converge_conformance::harness::body::{Body, Kind};
 use converge_conformance::harness::check::Verdict;
 use converge_conformance::harness::message::{ErrorCode, Message};
 use converge_conformance::harness::nemesis::Fault;
 use converge_conformance::harness::run::{Problem, RunConfig, RunReport, run};
 use converge_conformance::harness::workload;
-use serde_json::{Value, json};
+
 use std::time::Duration;
 
 /// How often each node gossips its counts, in virtual ms.
@@ -49,11 +50,9 @@ impl Cluster {
         }
     }
 
-    fn reply(&mut self, node: usize, to: &Message, mut body: Value) {
-        body["in_reply_to"] = to.body.get("msg_id").cloned().unwrap_or(Value::Null);
-        let Value::Object(body) = body else {
-            unreachable!("replies are objects")
-        };
+    fn reply(&mut self, node: usize, to: &Message, kind: Kind) {
+        let mut body = Body::new(kind);
+        body.in_reply_to = to.body.msg_id;
         self.replies.push(NodeEvent::Message {
             node,
             message: Message {
@@ -106,19 +105,19 @@ impl Backend for Cluster {
 
     fn send_message(&mut self, node: usize, message: &Message) -> Result<(), BackendError> {
         assert_eq!(message.dest, format!("n{node}"), "misrouted: {message:?}");
-        let body = match message.kind() {
-            Some("init") => json!({"type": "init_ok"}),
-            Some("add") => {
-                let delta = message.body.get("delta").and_then(Value::as_u64);
-                self.counts[node][node] += delta.unwrap_or(0);
-                json!({"type": "add_ok"})
+        let body = match &message.body.kind {
+            Kind::Init { .. } => Kind::InitOk,
+            &Kind::Add { delta } => {
+                self.counts[node][node] += u64::try_from(delta).unwrap_or(0);
+                Kind::AddOk
             }
-            Some("read") => {
-                json!({"type": "read_ok", "value": self.counts[node].iter().sum::<u64>()})
-            }
-            other => {
-                json!({"type": "error", "code": ErrorCode::NotSupported.code(), "text": format!("{other:?}")})
-            }
+            Kind::Read { .. } => Kind::ReadOk {
+                value: Some(self.counts[node].iter().sum::<u64>().into()),
+            },
+            other => Kind::Error {
+                code: ErrorCode::NotSupported.code(),
+                text: Some(format!("{other:?}")),
+            },
         };
         self.reply(node, message, body);
         Ok(())

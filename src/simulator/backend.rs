@@ -29,18 +29,25 @@
 //! - **Pause**: a paused replica neither reads its input nor fires timers; input waits for it.
 //!
 //! # No text on the way
-//! The faces' messages never become JSON lines here: replies to clients go to the harness as its
-//! parsed [`Message`]s, messages between replicas as their bytes ([`NodeEvent::Peer`], which the
-//! harness routes without reading), and the harness's requests arrive as parsed messages too
-//! ([`Backend::send_message`]). Only the stdio node prints and parses; what it prints is
-//! [`Face::poll_line`] of the same outputs, so both shells run one protocol mapping.
+//! The faces' messages never become JSON here. The harness's requests arrive as its typed
+//! [`Body`] ([`Backend::send_message`]) and become the face's typed [`ClientRequest`]; the face's
+//! [`ClientReply`] goes back to the harness as a typed body; messages between replicas stay
+//! their bytes ([`NodeEvent::Peer`], which the harness routes without reading). The reference
+//! and the harness know nothing of each other, so this file is where the two vocabularies meet
+//! ([`to_request`], [`to_body`]), field for field. Only the stdio node prints and parses; what it
+//! prints is [`Face::poll_line`] of the same outputs, so both shells run one protocol mapping.
 
 use converge_conformance::harness::backend::{Backend, BackendError, NodeEvent};
+use converge_conformance::harness::body::{Body, Kind, Level};
 use converge_conformance::harness::message::Message;
 use converge_conformance::harness::rng::SeededDice;
 use converge_core::ReplicaId;
+use converge_core::replica::Consistency;
 use converge_core::replica::Durable;
-use converge_node::maelstrom::{Face, FaceConfig, Output};
+use converge_node::maelstrom::{
+    ClientOp, ClientReply, ClientRequest, Face, FaceConfig, Output, ReadField, ReplyKind,
+};
+use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
@@ -75,7 +82,7 @@ pub struct SimConfig {
 /// An input held for a paused replica, in the form it arrived.
 enum Input {
     Line(String),
-    Message(Message),
+    Message(Box<Message>),
     Peer(usize, Vec<u8>),
 }
 
@@ -209,13 +216,13 @@ impl SimBackend {
             // Replies to clients take a round trip; node-to-node messages go straight to the
             // harness, whose network adds their latency.
             let (event, to_client) = match output {
-                Output::Client { dest, body } => (
+                Output::Client { dest, reply } => (
                     NodeEvent::Message {
                         node,
                         message: Message {
                             src: n.name.clone(),
                             dest,
-                            body,
+                            body: to_body(reply),
                         },
                     },
                     true,
@@ -265,7 +272,7 @@ impl SimBackend {
         };
         match input {
             Input::Line(line) => face.handle_line(local, &line),
-            Input::Message(message) => face.handle_message(local, &message.src, &message.body),
+            Input::Message(message) => hand_over(face, local, &message),
             Input::Peer(from, payload) => {
                 face.handle_peer(local, ReplicaId(from as u64), &payload);
             }
@@ -369,12 +376,12 @@ impl Backend for SimBackend {
             // The common case, without a copy: the face reads the message where it lies.
             let local = self.local(node);
             if let Some(face) = self.nodes[node].face.as_mut() {
-                face.handle_message(local, &message.src, &message.body);
+                hand_over(face, local, message);
             }
             self.collect(node);
             return Ok(());
         }
-        self.offer(node, Input::Message(message.clone()));
+        self.offer(node, Input::Message(Box::new(message.clone())));
         Ok(())
     }
 
@@ -465,5 +472,100 @@ impl Backend for SimBackend {
         for n in &mut self.nodes {
             n.face = None;
         }
+    }
+}
+
+/// Gives `face` the harness's message: a request the face understands as its typed request,
+/// anything else (which the harness's workloads never send) as the object it prints to.
+fn hand_over(face: &mut Face, now_ms: u64, message: &Message) {
+    match to_request(&message.body) {
+        Some(request) => face.handle_request(now_ms, &message.src, request),
+        None => face.handle_message(now_ms, &message.src, &message.body.to_map()),
+    }
+}
+
+/// The harness's request as the face's, field for field; `None` for a body whose fields the
+/// face's types cannot hold exactly (a field outside its slots, a key that is not an integer
+/// where one matters), which then goes the JSON way and gets the answer a process would.
+fn to_request(body: &Body) -> Option<ClientRequest> {
+    if body.rest.is_some() {
+        return None;
+    }
+    // The face reads integer keys only; the registers' one key is a name it ignores.
+    let key = |key: &Option<Value>| match key {
+        None => Some(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some),
+        Some(Value::String(_)) => Some(None),
+        Some(_) => None,
+    };
+    let op = match &body.kind {
+        Kind::Init { node_id, node_ids } => ClientOp::Init {
+            node_id: node_id.clone(),
+            node_ids: node_ids.clone(),
+        },
+        Kind::Echo { echo } => ClientOp::Echo { echo: echo.clone() },
+        Kind::Topology { .. } => ClientOp::Topology,
+        &Kind::Add { delta } => ClientOp::Add { delta },
+        &Kind::AddElement { element } => ClientOp::AddElement { element },
+        &Kind::Remove { element } => ClientOp::Remove { element },
+        &Kind::Broadcast { message } => ClientOp::Broadcast { message },
+        Kind::Read { key: k } => ClientOp::Read { key: key(k)? },
+        Kind::Write { key: k, value } => ClientOp::Write {
+            key: key(k)?,
+            value: value.as_i64()?,
+        },
+        Kind::Cas { .. } => ClientOp::Cas,
+        _ => return None,
+    };
+    let token = match body.token.as_deref() {
+        None => None,
+        Some(Value::String(token)) => Some(token.clone()),
+        Some(_) => return None,
+    };
+    Some(ClientRequest {
+        msg_id: body.msg_id,
+        op,
+        consistency: body.consistency.map(consistency),
+        token,
+    })
+}
+
+/// The harness's name for a level as the replica's.
+fn consistency(level: Level) -> Consistency {
+    match level {
+        Level::LocalOne => Consistency::LocalOne,
+        Level::LocalQuorum => Consistency::LocalQuorum,
+        Level::GlobalQuorum => Consistency::GlobalQuorum,
+    }
+}
+
+/// The face's reply as the harness's body.
+fn to_body(reply: ClientReply) -> Body {
+    let kind = match reply.kind {
+        ReplyKind::InitOk => Kind::InitOk,
+        ReplyKind::EchoOk { echo } => Kind::EchoOk { echo },
+        ReplyKind::TopologyOk => Kind::TopologyOk,
+        ReplyKind::AddOk => Kind::AddOk,
+        ReplyKind::RemoveOk => Kind::RemoveOk,
+        ReplyKind::BroadcastOk => Kind::BroadcastOk,
+        ReplyKind::WriteOk => Kind::WriteOk,
+        ReplyKind::ReadOk {
+            field: ReadField::Value,
+            value,
+        } => Kind::ReadOk { value: Some(value) },
+        ReplyKind::ReadOk {
+            field: ReadField::Messages,
+            value,
+        } => Kind::ReadMessages { messages: value },
+        ReplyKind::Error { code, text } => Kind::Error {
+            code: code.into(),
+            text: Some(text),
+        },
+    };
+    Body {
+        kind,
+        in_reply_to: reply.in_reply_to,
+        token: reply.token.map(|t| Box::new(Value::String(t))),
+        ..Body::default()
     }
 }

@@ -473,8 +473,9 @@ fn label(e: &Event) -> String {
 
 /// `k=v` pairs of a body's fields, compact JSON values, leaving out `skip`.
 fn fields(body: &Body, skip: &[&str]) -> String {
-    body.iter()
-        .filter(|(k, _)| !skip.contains(k))
+    body.to_map()
+        .iter()
+        .filter(|(k, _)| !skip.contains(&k.as_str()))
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(" ")

@@ -1,112 +1,9 @@
 //! The history of a run: every client operation with its invocation, completion and outcome.
 //! Checkers read nothing else.
 
+pub use super::body::Body;
 use serde::Serialize;
-use serde::ser::SerializeMap;
-use serde_json::{Map, Value};
 use std::borrow::Cow;
-
-/// A message body as the history keeps it: the fields of the JSON object, sorted by name (the
-/// order [`Map`] iterates and serializes in), in one vector.
-///
-/// Why not the [`Map`] itself: a history holds two bodies per operation for the whole run, and a
-/// `Map` is a B-tree whose every node has room for eleven fields (over 600 bytes for the usual
-/// two or three). Building, keeping and freeing those nodes was a third of the simulator's time;
-/// a vector of the fields takes one allocation of their exact size. It reads like the map
-/// ([`Body::get`], [`Body::iter`]) and serializes and prints exactly as the map would.
-///
-/// The names Maelstrom's workloads use are kept as static strings rather than one allocation
-/// per field per operation; other names are kept as they came.
-///
-/// Invariant: field names are unique and in ascending order.
-#[derive(Clone, Default, PartialEq)]
-pub struct Body(Vec<(Cow<'static, str>, Value)>);
-
-/// Field names common enough to share: every request and reply has some of these.
-const KNOWN_FIELDS: &[&str] = &[
-    "code",
-    "delta",
-    "element",
-    "echo",
-    "in_reply_to",
-    "key",
-    "message",
-    "messages",
-    "msg_id",
-    "text",
-    "token",
-    "type",
-    "value",
-];
-
-impl Body {
-    /// The field `key`.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        // Bodies have a handful of fields: a scan beats a search.
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
-    /// Whether the field `key` is present.
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.get(key).is_some()
-    }
-
-    /// The fields, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(k, v)| (k.as_ref(), v))
-    }
-
-    /// How many fields.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The body as a JSON object.
-    pub fn to_map(&self) -> Map<String, Value> {
-        self.iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
-    }
-}
-
-impl From<Map<String, Value>> for Body {
-    fn from(map: Map<String, Value>) -> Self {
-        // A map iterates in ascending key order, which is the invariant.
-        Body(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let name = match KNOWN_FIELDS.iter().find(|&&known| known == k) {
-                        Some(&known) => Cow::Borrowed(known),
-                        None => Cow::Owned(k),
-                    };
-                    (name, v)
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Serialize for Body {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.iter() {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-impl std::fmt::Debug for Body {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // As the map prints, so reports read the same.
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
 
 /// How an operation ended.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -169,10 +66,7 @@ pub struct Event {
 impl Event {
     /// The request's `type`.
     pub fn kind(&self) -> &str {
-        self.request
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.request.name()
     }
 
     /// The reply body, if the operation succeeded.
@@ -314,35 +208,5 @@ impl History {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_body_reads_prints_and_serializes_as_its_map() {
-        let map =
-            json!({"type": "add", "msg_id": 7, "delta": -3, "zeta": [1, 2], "a-custom": null})
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-        let body = Body::from(map.clone());
-        assert_eq!(body.len(), map.len());
-        assert_eq!(body.get("delta"), Some(&json!(-3)));
-        assert_eq!(body.get("zeta"), map.get("zeta"));
-        assert_eq!(body.get("missing"), None);
-        assert!(body.contains_key("a-custom") && !body.contains_key("typ"));
-        assert_eq!(
-            serde_json::to_string(&body).unwrap(),
-            serde_json::to_string(&map).unwrap()
-        );
-        assert_eq!(format!("{body:?}"), format!("{map:?}"));
-        assert_eq!(body.to_map(), map);
-        let keys: Vec<&str> = body.iter().map(|(k, _)| k).collect();
-        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
-        assert!(Body::default().is_empty());
     }
 }

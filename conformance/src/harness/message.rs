@@ -3,9 +3,10 @@
 //! Every line a node reads or writes is one JSON object `{"src", "dest", "body"}`; `body.type`
 //! names the message, `body.msg_id` numbers requests and `body.in_reply_to` ties a reply to its
 //! request. The harness parses every line it is given and refuses (and reports) anything else.
+//! Parsed, the body is typed ([`Body`]); JSON exists only in the line.
 
+pub use super::body::Body;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 /// One message between nodes, clients and services.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,7 +16,7 @@ pub struct Message {
     /// Receiver.
     pub dest: String,
     /// The payload: `type`, `msg_id`, `in_reply_to` and the workload's fields.
-    pub body: Map<String, Value>,
+    pub body: Body,
 }
 
 /// Why a line from a node is not a message.
@@ -36,15 +37,11 @@ pub enum ProtocolError {
 
 impl Message {
     /// A message from `src` to `dest` with `body`.
-    pub fn new(src: impl Into<String>, dest: impl Into<String>, body: Value) -> Self {
-        let body = match body {
-            Value::Object(map) => map,
-            other => Map::from_iter([("value".to_string(), other)]),
-        };
+    pub fn new(src: impl Into<String>, dest: impl Into<String>, body: impl Into<Body>) -> Self {
         Message {
             src: src.into(),
             dest: dest.into(),
-            body,
+            body: body.into(),
         }
     }
 
@@ -67,26 +64,24 @@ impl Message {
         serde_json::to_string(self).expect("a message always serializes")
     }
 
-    /// `body.type`.
+    /// `body.type`, if the body has one.
     pub fn kind(&self) -> Option<&str> {
-        self.body.get("type").and_then(Value::as_str)
+        Some(self.body.name()).filter(|name| !name.is_empty())
     }
 
     /// `body.msg_id`.
     pub fn msg_id(&self) -> Option<u64> {
-        self.body.get("msg_id").and_then(Value::as_u64)
+        self.body.msg_id
     }
 
     /// `body.in_reply_to`.
     pub fn in_reply_to(&self) -> Option<u64> {
-        self.body.get("in_reply_to").and_then(Value::as_u64)
+        self.body.in_reply_to
     }
 
     /// `body.code` of an `error` reply.
     pub fn error_code(&self) -> Option<u64> {
-        (self.kind() == Some("error"))
-            .then(|| self.body.get("code").and_then(Value::as_u64))
-            .flatten()
+        self.body.error_code()
     }
 }
 
@@ -190,6 +185,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn body(v: serde_json::Value) -> Body {
+        Body::from_map(v.as_object().cloned().unwrap_or_default())
+    }
+
     #[test]
     fn parses_a_maelstrom_line_and_refuses_garbage() {
         let m = Message::parse(
@@ -205,7 +204,7 @@ mod tests {
             Message::parse(r#"{"src":"a","dest":"b","body":{"msg_id":1}}"#),
             Err(ProtocolError::NoType(_))
         ));
-        let line = Message::new("n0", "c1", json!({"type": "error", "code": 22})).to_line();
+        let line = Message::new("n0", "c1", body(json!({"type": "error", "code": 22}))).to_line();
         assert_eq!(Message::parse(&line).unwrap().error_code(), Some(22));
     }
 

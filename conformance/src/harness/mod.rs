@@ -18,6 +18,7 @@
 //! stream forked from the run's seed.
 
 pub mod backend;
+pub mod body;
 pub mod cadence;
 pub mod check;
 mod config;

@@ -28,6 +28,7 @@ pub use super::report::{
 };
 
 use super::backend::{Backend, BackendError, NodeEvent};
+use super::body::Kind;
 use super::cadence::Cadence;
 use super::history::{Body, Delivery, Event, History, Outcome, Phase};
 use super::message::Message;
@@ -37,7 +38,6 @@ use super::rng::SeededDice;
 use super::services::Services;
 use super::workload::Workload;
 use flight::{Cargo, InFlight};
-use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::atomic::Ordering;
@@ -432,7 +432,7 @@ impl Loop<'_> {
         let requests = self.workload.setup(&self.ids);
         for (node, mut body) in requests {
             let id = self.msg_id();
-            body["msg_id"] = json!(id);
+            body.msg_id = Some(id);
             self.pending
                 .insert(id, (Pending::Setup(node), self.backend.now_ms()));
             self.send_from_client("c-init", node, body);
@@ -489,7 +489,7 @@ impl Loop<'_> {
     }
 
     /// Sends `body` from `client` to `node` and gives the body back, for the history.
-    fn send_from_client(&mut self, client: &str, node: usize, body: Value) -> Map<String, Value> {
+    fn send_from_client(&mut self, client: &str, node: usize, body: Body) -> Body {
         // Events record `self.seq + 1` as their invocation before calling this.
         self.tick();
         let message = Message::new(client, self.ids[node].clone(), body);
@@ -529,8 +529,11 @@ impl Loop<'_> {
         let id = self.msg_id();
         self.pending
             .insert(id, (Pending::Init(node), self.backend.now_ms()));
-        let body =
-            json!({"type": "init", "msg_id": id, "node_id": self.ids[node], "node_ids": self.ids});
+        let body = Body::new(Kind::Init {
+            node_id: self.ids[node].clone(),
+            node_ids: self.ids.clone(),
+        })
+        .with_msg_id(id);
         self.send_from_client("c-init", node, body);
         true
     }
@@ -559,7 +562,7 @@ impl Loop<'_> {
                 .node_for(client, self.config.nodes, &mut self.op_dice);
             let mut body = self.workload.next_op_for(client, &mut self.op_dice);
             let id = self.msg_id();
-            body["msg_id"] = json!(id);
+            body.msg_id = Some(id);
             self.history.events.push(Event {
                 client,
                 node,
@@ -583,7 +586,7 @@ impl Loop<'_> {
             let name = std::mem::take(&mut self.client_names[client]);
             let request = self.send_from_client(&name, node, body);
             self.client_names[client] = name;
-            self.history.events[event].request = request.into();
+            self.history.events[event].request = request;
         }
     }
 

@@ -10,7 +10,6 @@ use super::{ArmedKill, Loop, Pending, kill_aim_ms};
 use crate::harness::history::FaultWindow;
 use crate::harness::nemesis::{Fault, clock_plan, partition};
 use crate::harness::report::FaultSpan;
-use serde_json::json;
 
 impl Loop<'_> {
     /// Alternates fault windows and healthy windows: each fault window applies one of the
@@ -114,7 +113,7 @@ impl Loop<'_> {
                 for (to, mut body) in self.workload.setup(&self.ids) {
                     if to == node {
                         let id = self.msg_id();
-                        body["msg_id"] = json!(id);
+                        body.msg_id = Some(id);
                         self.pending
                             .insert(id, (Pending::Setup(node), self.backend.now_ms()));
                         self.send_from_client("c-init", node, body);

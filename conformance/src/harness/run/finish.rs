@@ -8,11 +8,11 @@
 use super::{Loop, Pending};
 use crate::harness::check::Check;
 use crate::harness::config::stability_window_ms;
-use crate::harness::history::{Event, Outcome, Phase};
+use crate::harness::history::{Body, Event, Outcome, Phase};
 use crate::harness::net::NetConfig;
 use crate::harness::report::{Availability, Latency, Problem, RunReport};
 use crate::harness::workload::Profile;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 impl Loop<'_> {
@@ -44,12 +44,12 @@ impl Loop<'_> {
                     continue;
                 }
                 let id = self.msg_id();
-                let mut body = read.clone();
-                body["msg_id"] = json!(id);
+                let body = read.clone().with_msg_id(id);
                 self.history.events.push(Event {
                     client: self.config.clients + node,
                     node,
-                    request: body.as_object().cloned().unwrap_or_default().into(),
+                    // Filled in with the body once it is sent, so the body is never copied.
+                    request: Body::default(),
                     invoke_ms: self.backend.now_ms(),
                     complete_ms: None,
                     invoke_seq: self.seq + 1,
@@ -63,7 +63,9 @@ impl Loop<'_> {
                 let event = self.history.events.len() - 1;
                 self.pending
                     .insert(id, (Pending::Final { event }, self.backend.now_ms()));
-                self.send_from_client(&format!("c{}", self.config.clients + node), node, body);
+                let request =
+                    self.send_from_client(&format!("c{}", self.config.clients + node), node, body);
+                self.history.events[event].request = request;
             }
             while self
                 .pending

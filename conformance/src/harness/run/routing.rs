@@ -114,10 +114,12 @@ impl Loop<'_> {
             self.last_traffic_ms = now;
             // Services answer at once; the reply reaches the node after the network's minimum
             // latency, like any message. Partitions cut nodes from each other, not from services.
+            // Only process nodes call services, and a service judges the object the node wrote,
+            // field by field, to say precisely what is wrong with it: it reads the body as JSON.
             let reply = self.services.handle_body(
                 &msg.src,
                 &msg.dest,
-                &msg.body,
+                &msg.body.to_map(),
                 now,
                 &mut self.service_dice,
             );
@@ -129,7 +131,7 @@ impl Loop<'_> {
             let reply = Message {
                 src: msg.dest,
                 dest: msg.src,
-                body: reply,
+                body: reply.into(),
             };
             // The service read the request when the harness did, and answered at once.
             self.history.deliveries.push(Delivery {
@@ -164,9 +166,7 @@ impl Loop<'_> {
                     Some(code) => Outcome::Info {
                         reason: format!("indefinite error {code}").into(),
                     },
-                    None => Outcome::Ok {
-                        reply: msg.body.into(),
-                    },
+                    None => Outcome::Ok { reply: msg.body },
                 };
                 self.complete(pending, Some(node), now, outcome);
             }

@@ -10,6 +10,7 @@
 
 use super::Workload;
 use super::set::{SetShape, SetWorkload};
+use crate::harness::body::Kind;
 use crate::harness::check::Check;
 use crate::harness::history::{Body, History};
 use crate::harness::rng::SeededDice;
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 const BROADCAST: SetShape = SetShape {
     name: "broadcast",
     add: "broadcast",
-    element: "message",
+    adding: |message| Kind::Broadcast { message },
     read_field: "messages",
 };
 
@@ -77,17 +78,20 @@ impl Workload for Broadcast {
         self.set.name()
     }
 
-    fn setup(&mut self, node_ids: &[String]) -> Vec<(usize, Value)> {
+    fn setup(&mut self, node_ids: &[String]) -> Vec<(usize, Body)> {
         // Maelstrom sends every node the whole map, not just its own neighbours.
-        let topology = json!({"type": "topology", "topology": grid(node_ids)});
+        let topology: Body = Kind::Topology {
+            topology: json!(grid(node_ids)),
+        }
+        .into();
         (0..node_ids.len()).map(|n| (n, topology.clone())).collect()
     }
 
-    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Body {
         self.set.next_op(dice)
     }
 
-    fn final_read(&self) -> Option<Value> {
+    fn final_read(&self) -> Option<Body> {
         self.set.final_read()
     }
 

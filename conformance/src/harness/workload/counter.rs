@@ -11,10 +11,11 @@
 //!   is finer than milliseconds and consistent with what the node saw.
 
 use super::Workload;
+use crate::harness::body::Kind;
 use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Body, History, Outcome, Phase};
 use crate::harness::rng::SeededDice;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Maelstrom's `g-counter` and `pn-counter`: `add {delta}` → `add_ok`, `read` → `read_ok {value}`.
@@ -38,10 +39,10 @@ impl Workload for Counter {
         }
     }
 
-    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Body {
         // Mostly adds, some reads; reads during faults show availability and staleness.
         if dice.below(4) == 0 {
-            return json!({"type": "read"});
+            return Kind::Read { key: None }.into();
         }
         let magnitude = 1 + dice.below(5) as i64;
         let delta = if self.negative && dice.below(2) == 0 {
@@ -49,19 +50,19 @@ impl Workload for Counter {
         } else {
             magnitude
         };
-        json!({"type": "add", "delta": delta})
+        Kind::Add { delta }.into()
     }
 
     fn order_independent(&self) -> bool {
         true
     }
 
-    fn final_read(&self) -> Option<Value> {
-        Some(json!({"type": "read"}))
+    fn final_read(&self) -> Option<Body> {
+        Some(Kind::Read { key: None }.into())
     }
 
     fn final_value(&self, reply: &Body) -> Option<Value> {
-        reply.get("value").cloned()
+        reply.read_value().cloned()
     }
 
     fn unexplained_change(&self, history: &History, from: &Value, to: &Value) -> Option<String> {
@@ -86,7 +87,7 @@ impl Workload for Counter {
         let mut finals: BTreeMap<usize, Option<i64>> = (0..nodes).map(|n| (n, None)).collect();
         for e in history.phase(Phase::Final) {
             if let Some(reply) = e.reply() {
-                finals.insert(e.node, reply.get("value").and_then(Value::as_i64));
+                finals.insert(e.node, reply.read_value().and_then(Value::as_i64));
             }
         }
         let read: Vec<(usize, i64)> = finals
@@ -155,7 +156,7 @@ impl Workload for Counter {
 fn final_bounds(history: &History) -> (i64, i64, i64) {
     let (mut acked, mut maybe_up, mut maybe_down) = (0i64, 0i64, 0i64);
     for e in history.phase(Phase::Main).filter(|e| e.kind() == "add") {
-        let delta = e.request.get("delta").and_then(Value::as_i64).unwrap_or(0);
+        let delta = e.request.delta().unwrap_or(0);
         match e.outcome {
             Outcome::Ok { .. } => acked += delta,
             Outcome::Info { .. } if delta > 0 => maybe_up += delta,
@@ -182,7 +183,7 @@ fn read_bounds(history: &History) -> Verdict {
         .iter()
         .filter(|e| e.kind() == "add" && !matches!(e.outcome, Outcome::Fail { .. }))
         .map(|e| {
-            let delta = e.request.get("delta").and_then(Value::as_i64).unwrap_or(0);
+            let delta = e.request.delta().unwrap_or(0);
             (e.invoke_seq, delta)
         })
         .collect();
@@ -200,11 +201,11 @@ fn read_bounds(history: &History) -> Verdict {
         let (Some(reply), Some(done)) = (e.reply(), e.complete_seq) else {
             continue;
         };
-        let Some(value) = reply.get("value").and_then(Value::as_i64) else {
+        let Some(value) = reply.read_value().and_then(Value::as_i64) else {
             count += 1;
             if outside.len() < SHOWN {
                 let shown = reply
-                    .get("value")
+                    .read_value()
                     .map_or("nothing".into(), Value::to_string);
                 outside.push(format!(
                     "n{}'s read by c{} at {} ms returned {shown}, not an integer",
@@ -249,6 +250,7 @@ fn read_bounds(history: &History) -> Verdict {
 mod tests {
     use super::*;
     use crate::harness::history::Event;
+    use serde_json::json;
 
     use crate::harness::workload::test_op as op;
 

@@ -1,10 +1,11 @@
 //! Maelstrom's `echo` workload.
 
 use super::Workload;
+use crate::harness::body::Kind;
 use crate::harness::check::Check;
 use crate::harness::history::{Body, History, Outcome};
 use crate::harness::rng::SeededDice;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Maelstrom's `echo`: every `echo` is answered by an `echo_ok` carrying the same `echo`.
 #[derive(Default)]
@@ -17,12 +18,15 @@ impl Workload for Echo {
         "echo"
     }
 
-    fn next_op(&mut self, _dice: &mut SeededDice) -> Value {
+    fn next_op(&mut self, _dice: &mut SeededDice) -> Body {
         self.next += 1;
-        json!({"type": "echo", "echo": format!("please echo {}", self.next)})
+        Kind::Echo {
+            echo: format!("please echo {}", self.next).into(),
+        }
+        .into()
     }
 
-    fn final_read(&self) -> Option<Value> {
+    fn final_read(&self) -> Option<Body> {
         None
     }
 
@@ -32,10 +36,10 @@ impl Workload for Echo {
 
     fn check(&self, history: &History, _nodes: usize) -> Vec<Check> {
         let wrong = history.events.iter().find(|e| match &e.outcome {
-            Outcome::Ok { reply } => {
-                reply.get("type").and_then(Value::as_str) != Some("echo_ok")
-                    || reply.get("echo") != e.request.get("echo")
-            }
+            Outcome::Ok { reply } => match (&reply.kind, &e.request.kind) {
+                (Kind::EchoOk { echo }, Kind::Echo { echo: asked }) => echo != asked,
+                _ => true,
+            },
             _ => false,
         });
         let answered = history

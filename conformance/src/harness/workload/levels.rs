@@ -37,8 +37,9 @@
 //! the deliveries: O(log D) per peer per request. Only a request that fails it is looked at again
 //! over the deliveries sent while it was pending, to follow chains.
 
+use crate::harness::body::Level;
 use crate::harness::check::{Check, Verdict};
-use crate::harness::history::{Delivery, Event, History};
+use crate::harness::history::{Body, Delivery, Event, History};
 use serde_json::Value;
 
 /// The check's name.
@@ -62,7 +63,7 @@ pub(super) enum Layout {
 
 impl Layout {
     /// Whether `node` with the peers marked in `with` makes a quorum of `level` over `nodes`.
-    fn met(&self, level: Level, node: usize, with: &[bool], nodes: usize) -> bool {
+    fn met(&self, level: Quorum, node: usize, with: &[bool], nodes: usize) -> bool {
         let has = |n: usize| n == node || with.get(n).copied().unwrap_or(false);
         let majority_of = |range: std::ops::Range<usize>| {
             let size = range.len();
@@ -82,26 +83,26 @@ impl Layout {
         };
         match (self, level) {
             // With one node per region, the node alone is its region's majority.
-            (Layout::Unknown, Level::LocalQuorum) => true,
-            (Layout::Unknown, Level::GlobalQuorum) => (1..=nodes.max(1)).any(global),
-            (&Layout::PerRegion(per), Level::LocalQuorum) => local(per.max(1)),
-            (&Layout::PerRegion(per), Level::GlobalQuorum) => global(per.max(1)),
+            (Layout::Unknown, Quorum::LocalQuorum) => true,
+            (Layout::Unknown, Quorum::GlobalQuorum) => (1..=nodes.max(1)).any(global),
+            (&Layout::PerRegion(per), Quorum::LocalQuorum) => local(per.max(1)),
+            (&Layout::PerRegion(per), Quorum::GlobalQuorum) => global(per.max(1)),
         }
     }
 
     /// What `level` needs, for the detail.
-    fn needs(&self, level: Level, node: usize, nodes: usize) -> String {
+    fn needs(&self, level: Quorum, node: usize, nodes: usize) -> String {
         let flat = format!(
             "a majority of the {nodes} nodes, itself included, needs round trips with {} of its {} peers",
             nodes / 2,
             nodes.saturating_sub(1)
         );
         match (self, level) {
-            (Layout::Unknown, Level::LocalQuorum) => "nothing".to_string(),
-            (Layout::Unknown, Level::GlobalQuorum) => {
+            (Layout::Unknown, Quorum::LocalQuorum) => "nothing".to_string(),
+            (Layout::Unknown, Quorum::GlobalQuorum) => {
                 format!("that is a global quorum under no layout of consecutive regions ({flat})")
             }
-            (&Layout::PerRegion(per), Level::LocalQuorum) => {
+            (&Layout::PerRegion(per), Quorum::LocalQuorum) => {
                 let per = per.max(1);
                 let start = node / per * per;
                 let size = (start + per).min(nodes) - start;
@@ -110,7 +111,7 @@ impl Layout {
                     size / 2
                 )
             }
-            (&Layout::PerRegion(per), Level::GlobalQuorum) => format!(
+            (&Layout::PerRegion(per), Quorum::GlobalQuorum) => format!(
                 "that is neither a majority of the {nodes} nodes nor of the {} regions of {}",
                 nodes.div_ceil(per.max(1)),
                 per.max(1)
@@ -119,26 +120,27 @@ impl Layout {
     }
 }
 
-/// A quorum level a request may name.
+/// A quorum level a request may name: the levels this check has something to say about
+/// (`LOCAL_ONE` promises nothing it could check).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Level {
+enum Quorum {
     LocalQuorum,
     GlobalQuorum,
 }
 
-impl Level {
-    fn of(e: &Event) -> Option<Level> {
-        match e.request.get("consistency").and_then(Value::as_str)? {
-            "LOCAL_QUORUM" => Some(Level::LocalQuorum),
-            "GLOBAL_QUORUM" => Some(Level::GlobalQuorum),
-            _ => None,
+impl Quorum {
+    fn of(e: &Event) -> Option<Quorum> {
+        match e.request.consistency? {
+            Level::LocalQuorum => Some(Quorum::LocalQuorum),
+            Level::GlobalQuorum => Some(Quorum::GlobalQuorum),
+            Level::LocalOne => None,
         }
     }
 
     fn name(self) -> &'static str {
         match self {
-            Level::LocalQuorum => "LOCAL_QUORUM",
-            Level::GlobalQuorum => "GLOBAL_QUORUM",
+            Quorum::LocalQuorum => Level::LocalQuorum.name(),
+            Quorum::GlobalQuorum => Level::GlobalQuorum.name(),
         }
     }
 }
@@ -296,11 +298,11 @@ impl<'a> Deliveries<'a> {
 /// round trips, while it was pending, with enough peers for a quorum of its level under
 /// `layout` (see the module documentation).
 pub(super) fn check(history: &History, nodes: usize, layout: Layout) -> Check {
-    let judged: Vec<(&Event, Level, u64)> = history
+    let judged: Vec<(&Event, Quorum, u64)> = history
         .events
         .iter()
         .filter(|e| e.node < nodes && e.reply().is_some())
-        .filter_map(|e| Some((e, Level::of(e)?, e.complete_seq?)))
+        .filter_map(|e| Some((e, Quorum::of(e)?, e.complete_seq?)))
         .filter(|&(e, level, _)| !layout.met(level, e.node, &[], nodes))
         .collect();
     if judged.is_empty() {
@@ -339,16 +341,16 @@ pub(super) fn check(history: &History, nodes: usize, layout: Layout) -> Check {
 /// One violation: the operation, its node, its values, and the peers it did reach.
 fn describe(
     e: &Event,
-    level: Level,
+    level: Quorum,
     complete: u64,
     with: &[bool],
     layout: Layout,
     nodes: usize,
 ) -> String {
-    let operation = match (e.kind(), e.request.get("element")) {
+    let operation = match (e.kind(), e.request.element()) {
         ("add", Some(x)) => format!("add of {x}"),
         ("read", _) => {
-            let value = e.reply().and_then(|r| r.get("value"));
+            let value = e.reply().and_then(Body::read_value);
             match value.and_then(Value::as_array) {
                 Some(items) => {
                     let first: Vec<String> = items.iter().take(5).map(Value::to_string).collect();

@@ -3,11 +3,12 @@
 
 use super::Workload;
 use crate::check::linearizable::{self, Budget, KvOp, Linearizability, Operation};
+use crate::harness::body::{Cas, Kind};
 use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Body, Event, History, Outcome};
 use crate::harness::message::ErrorCode;
 use crate::harness::rng::SeededDice;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Keys are drawn from `0..KEYS` and values from `0..VALUES`: few, so that compare-and-sets
 /// succeed often enough to matter.
@@ -20,25 +21,26 @@ pub(super) struct LinKv;
 /// One history event as the linearizability checker sees it, or `None` if it is not a KV
 /// operation. Times are the harness's observation order, finer than milliseconds.
 fn operation(e: &Event) -> Option<Operation> {
-    let int = |field: &str| e.request.get(field).and_then(Value::as_i64);
-    let key = e.request.get("key").and_then(Value::as_u64)?;
-    let op = match e.kind() {
-        "read" => KvOp::Read { key },
-        "write" => KvOp::Write {
-            key,
-            value: int("value")?,
+    let op = match &e.request.kind {
+        Kind::Read { key: Some(key) } => KvOp::Read { key: key.as_u64()? },
+        Kind::Write {
+            key: Some(key),
+            value,
+        } => KvOp::Write {
+            key: key.as_u64()?,
+            value: value.as_i64()?,
         },
-        "cas" => KvOp::Cas {
-            key,
-            from: int("from")?,
-            to: int("to")?,
+        Kind::Cas(cas) => KvOp::Cas {
+            key: cas.key.as_u64()?,
+            from: cas.from.as_i64()?,
+            to: cas.to.as_i64()?,
         },
         _ => return None,
     };
     const KEY_DOES_NOT_EXIST: u64 = ErrorCode::KeyDoesNotExist.code();
     let outcome = match (&e.outcome, op) {
         (Outcome::Ok { reply }, KvOp::Read { .. }) => {
-            linearizable::KvOutcome::Ok(reply.get("value").and_then(Value::as_i64))
+            linearizable::KvOutcome::Ok(reply.read_value().and_then(Value::as_i64))
         }
         (Outcome::Ok { .. }, _) => linearizable::KvOutcome::Ok(None),
         // key-does-not-exist answers a read: the key was absent.
@@ -69,18 +71,25 @@ impl Workload for LinKv {
         "lin-kv"
     }
 
-    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
-        let key = dice.below(KEYS);
-        match dice.below(3) {
-            0 => json!({"type": "read", "key": key}),
-            1 => json!({"type": "write", "key": key, "value": dice.below(VALUES)}),
+    fn next_op(&mut self, dice: &mut SeededDice) -> Body {
+        let key: Value = dice.below(KEYS).into();
+        let kind = match dice.below(3) {
+            0 => Kind::Read { key: Some(key) },
+            1 => Kind::Write {
+                key: Some(key),
+                value: dice.below(VALUES).into(),
+            },
             _ => {
-                json!({"type": "cas", "key": key, "from": dice.below(VALUES), "to": dice.below(VALUES)})
+                // `from` is drawn before `to`, as it always was: same seed, same operations.
+                let from = dice.below(VALUES).into();
+                let to = dice.below(VALUES).into();
+                Kind::Cas(Box::new(Cas { key, from, to }))
             }
-        }
+        };
+        kind.into()
     }
 
-    fn final_read(&self) -> Option<Value> {
+    fn final_read(&self) -> Option<Body> {
         None
     }
 

@@ -82,15 +82,15 @@ pub trait Workload {
     fn name(&self) -> &'static str;
     /// Requests sent to nodes after `init` and before the workload, each answered before the
     /// workload starts (e.g. broadcast's `topology`): `(node, body)` pairs without `msg_id`.
-    fn setup(&mut self, node_ids: &[String]) -> Vec<(usize, Value)> {
+    fn setup(&mut self, node_ids: &[String]) -> Vec<(usize, Body)> {
         let _ = node_ids;
         Vec::new()
     }
     /// The next request body (without `msg_id`).
-    fn next_op(&mut self, dice: &mut SeededDice) -> Value;
+    fn next_op(&mut self, dice: &mut SeededDice) -> Body;
     /// The next request body for `client` (without `msg_id`). Workloads whose clients carry
     /// state between requests (session tokens) override this; the default ignores the client.
-    fn next_op_for(&mut self, client: usize, dice: &mut SeededDice) -> Value {
+    fn next_op_for(&mut self, client: usize, dice: &mut SeededDice) -> Body {
         let _ = client;
         self.next_op(dice)
     }
@@ -111,7 +111,7 @@ pub trait Workload {
     }
     /// The request that reads a node's final state after the cluster healed and went quiet, if
     /// the workload has one.
-    fn final_read(&self) -> Option<Value>;
+    fn final_read(&self) -> Option<Body>;
     /// The value a final read shows, for convergence: equal values mean equal states.
     fn final_value(&self, reply: &Body) -> Option<Value>;
     /// Whether the final state depends only on which operations took effect, not on their

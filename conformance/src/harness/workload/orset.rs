@@ -14,23 +14,24 @@
 
 use super::set::canonical;
 use super::{Workload, verdicts};
+use crate::harness::body::Kind;
 use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Body, Event, History, Outcome, Phase};
 use crate::harness::rng::SeededDice;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Contested elements are drawn from `0..ELEMENTS`: few, so adds and removes at different nodes
 /// collide (the add-wins cases).
-const ELEMENTS: u64 = 8;
+const ELEMENTS: i64 = 8;
 /// Private elements start here: each is added once by one client and maybe removed later by the
 /// same client at the same node (the observed-remove cases).
-const PRIVATE_BASE: u64 = 1_000_000;
+const PRIVATE_BASE: i64 = 1_000_000;
 
 #[derive(Default)]
 pub(super) struct OrSet {
-    next_private: u64,
-    private: BTreeMap<usize, Vec<u64>>,
+    next_private: i64,
+    private: BTreeMap<usize, Vec<i64>>,
 }
 
 impl Workload for OrSet {
@@ -38,37 +39,40 @@ impl Workload for OrSet {
         "or-set"
     }
 
-    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Body {
         self.next_op_for(0, dice)
     }
 
-    fn next_op_for(&mut self, client: usize, dice: &mut SeededDice) -> Value {
-        let contested = dice.below(ELEMENTS);
-        match dice.below(10) {
-            0 | 1 => json!({"type": "read"}),
-            2 | 3 => json!({"type": "remove", "element": contested}),
-            4..=6 => json!({"type": "add", "element": contested}),
+    fn next_op_for(&mut self, client: usize, dice: &mut SeededDice) -> Body {
+        // Below `ELEMENTS`, so the conversion is exact.
+        let contested = dice.below(ELEMENTS as u64) as i64;
+        let kind = match dice.below(10) {
+            0 | 1 => Kind::Read { key: None },
+            2 | 3 => Kind::Remove { element: contested },
+            4..=6 => Kind::AddElement { element: contested },
             7 | 8 => {
                 self.next_private += 1;
                 let element = PRIVATE_BASE + self.next_private;
                 self.private.entry(client).or_default().push(element);
-                json!({"type": "add", "element": element})
+                Kind::AddElement { element }
             }
             _ => {
                 // The client's previous request has completed, so a remove of one of its own
                 // elements comes after that element's add at the same node.
                 let mine = self.private.entry(client).or_default();
                 if mine.is_empty() {
-                    return json!({"type": "read"});
+                    Kind::Read { key: None }
+                } else {
+                    let element = mine.swap_remove(dice.below(mine.len() as u64) as usize);
+                    Kind::Remove { element }
                 }
-                let element = mine.swap_remove(dice.below(mine.len() as u64) as usize);
-                json!({"type": "remove", "element": element})
             }
-        }
+        };
+        kind.into()
     }
 
-    fn final_read(&self) -> Option<Value> {
-        Some(json!({"type": "read"}))
+    fn final_read(&self) -> Option<Body> {
+        Some(Kind::Read { key: None }.into())
     }
 
     fn final_value(&self, reply: &Body) -> Option<Value> {
@@ -77,7 +81,7 @@ impl Workload for OrSet {
 
     fn check(&self, history: &History, nodes: usize) -> Vec<Check> {
         let reach = history.reach(nodes);
-        let element = |e: &Event| e.request.get("element").and_then(Value::as_i64);
+        let element = |e: &Event| e.request.element();
         let ops: Vec<(usize, &Event)> = history
             .events
             .iter()
@@ -172,7 +176,7 @@ fn unexpected(history: &History) -> Vec<String> {
     let mut first_add: BTreeMap<i64, u64> = BTreeMap::new();
     let mut failed: BTreeSet<i64> = BTreeSet::new();
     for e in history.events.iter().filter(|e| e.kind() == "add") {
-        let Some(x) = e.request.get("element").and_then(Value::as_i64) else {
+        let Some(x) = e.request.element() else {
             continue;
         };
         if matches!(e.outcome, Outcome::Fail { .. }) {
@@ -246,6 +250,7 @@ fn unexpected(history: &History) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     use crate::harness::workload::test_op as op;
 

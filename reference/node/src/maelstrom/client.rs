@@ -11,6 +11,7 @@
 //!   already be applied and replicating; every other refusal had no effect (see [`error_code`]).
 //! - Transmits leave before replies, in the order the replica produced them.
 
+use super::request::{ClientOp, ClientReply, ClientRequest, ReadField, ReplyKind};
 use super::workload::Workload;
 use super::{B64, Face, Output, Shape, Waiting, error_code};
 use base64::Engine as _;
@@ -18,176 +19,150 @@ use converge_core::CausalContext;
 use converge_core::replica::{
     ClientError, Consistency, KeyState, Op, Replica, Request, Scalar, SessionToken, Value,
 };
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 
 /// A client message mapped onto the replica: the operation, its key (by name, or as bytes for
 /// lin-kv's integer keys) and the shape of the reply.
 type Mapping = (Op, &'static str, Shape, Option<Vec<u8>>);
 
 impl Face {
-    /// Maps a client message onto a replica request, or answers it at once.
-    pub(super) fn client(
-        &mut self,
-        now_ms: u64,
-        src: String,
-        kind: &str,
-        body: &Map<String, Json>,
-    ) {
-        let msg_id = body.get("msg_id").cloned().unwrap_or(Json::Null);
+    /// Maps a client request onto a replica request, or answers it at once.
+    pub(super) fn client(&mut self, now_ms: u64, src: String, request: ClientRequest) {
+        let ClientRequest {
+            msg_id,
+            op,
+            consistency,
+            token,
+        } = request;
         let w = self.config.workload;
-        let int = |field: &str| body.get(field).and_then(Json::as_i64);
-        let op_key: Result<Mapping, &'static str> = match (w, kind) {
-            (Workload::Echo, "echo") => {
-                let echo = body.get("echo").cloned().unwrap_or(Json::Null);
-                return self.reply(&src, &msg_id, json!({"type": "echo_ok", "echo": echo}));
+        let plain = |op, key, ok| Ok((op, key, Shape::Plain(ok), None));
+        let op_key: Result<Mapping, &'static str> = match (w, op) {
+            (Workload::Echo, ClientOp::Echo { echo }) => {
+                return self.reply(src, msg_id, ReplyKind::EchoOk { echo });
             }
-            (Workload::Broadcast, "topology") => {
+            (Workload::Broadcast, ClientOp::Topology) => {
                 // Replication follows the replica's own topology; Maelstrom's map is for
                 // nodes that relay by hand.
-                return self.reply(&src, &msg_id, json!({"type": "topology_ok"}));
+                return self.reply(src, msg_id, ReplyKind::TopologyOk);
             }
-            (Workload::GCounter, "add") => match body.get("delta").and_then(Json::as_u64) {
-                Some(d) => Ok((Op::Incr(d), "counter", Shape::Plain("add_ok"), None)),
-                None => Err("add needs a non-negative integer delta"),
+            (Workload::GCounter, ClientOp::Add { delta }) => match u64::try_from(delta) {
+                Ok(d) => plain(Op::Incr(d), "counter", ReplyKind::AddOk),
+                Err(_) => Err("add needs a non-negative integer delta"),
             },
-            (Workload::PnCounter, "add") => match int("delta") {
-                Some(d) => Ok((Op::PnAdd(d), "counter", Shape::Plain("add_ok"), None)),
-                None => Err("add needs an integer delta"),
-            },
-            (Workload::GCounter | Workload::PnCounter, "read") => {
-                Ok((Op::Get, "counter", Shape::Read("value"), None))
+            (Workload::GCounter, ClientOp::AddElement { .. }) => {
+                Err("add needs a non-negative integer delta")
             }
-            (Workload::GSet | Workload::OrSet | Workload::Session, "add") => match int("element") {
-                Some(e) => Ok((
-                    Op::SetAdd(Scalar::Int(e)),
-                    "set",
-                    Shape::Plain("add_ok"),
-                    None,
-                )),
-                None => Err("add needs an integer element"),
-            },
-            (Workload::OrSet, "remove") => match int("element") {
-                Some(e) => Ok((
-                    Op::SetRemove(Scalar::Int(e)),
-                    "set",
-                    Shape::Plain("remove_ok"),
-                    None,
-                )),
-                None => Err("remove needs an integer element"),
-            },
-            (Workload::GSet | Workload::OrSet | Workload::Session, "read") => {
-                Ok((Op::Get, "set", Shape::Read("value"), None))
+            (Workload::PnCounter, ClientOp::Add { delta }) => {
+                plain(Op::PnAdd(delta), "counter", ReplyKind::AddOk)
             }
-            (Workload::Broadcast, "broadcast") => match int("message") {
-                Some(m) => Ok((
-                    Op::SetAdd(Scalar::Int(m)),
-                    "messages",
-                    Shape::Plain("broadcast_ok"),
-                    None,
-                )),
-                None => Err("broadcast needs an integer message"),
-            },
-            (Workload::Broadcast, "read") => {
-                Ok((Op::Get, "messages", Shape::Read("messages"), None))
+            (Workload::PnCounter, ClientOp::AddElement { .. }) => Err("add needs an integer delta"),
+            (Workload::GCounter | Workload::PnCounter, ClientOp::Read { .. }) => {
+                Ok((Op::Get, "counter", Shape::Read(ReadField::Value), None))
             }
-            (Workload::LwwRegister | Workload::MvRegister, "write") => {
-                match int("value") {
-                    Some(v) => {
-                        let op = if w == Workload::LwwRegister {
-                            Op::Put(Scalar::Int(v))
-                        } else {
-                            // A write at a node replaces every sibling the node holds.
-                            Op::MvPut {
-                                value: Scalar::Int(v),
-                                seen: self.mv_context(b"r"),
-                            }
-                        };
-                        Ok((op, "r", Shape::Plain("write_ok"), None))
+            (
+                Workload::GSet | Workload::OrSet | Workload::Session,
+                ClientOp::AddElement { element },
+            ) => plain(Op::SetAdd(Scalar::Int(element)), "set", ReplyKind::AddOk),
+            (Workload::GSet | Workload::OrSet | Workload::Session, ClientOp::Add { .. }) => {
+                Err("add needs an integer element")
+            }
+            (Workload::OrSet, ClientOp::Remove { element }) => plain(
+                Op::SetRemove(Scalar::Int(element)),
+                "set",
+                ReplyKind::RemoveOk,
+            ),
+            (Workload::GSet | Workload::OrSet | Workload::Session, ClientOp::Read { .. }) => {
+                Ok((Op::Get, "set", Shape::Read(ReadField::Value), None))
+            }
+            (Workload::Broadcast, ClientOp::Broadcast { message }) => plain(
+                Op::SetAdd(Scalar::Int(message)),
+                "messages",
+                ReplyKind::BroadcastOk,
+            ),
+            (Workload::Broadcast, ClientOp::Read { .. }) => {
+                Ok((Op::Get, "messages", Shape::Read(ReadField::Messages), None))
+            }
+            (Workload::LwwRegister | Workload::MvRegister, ClientOp::Write { value, .. }) => {
+                let op = if w == Workload::LwwRegister {
+                    Op::Put(Scalar::Int(value))
+                } else {
+                    // A write at a node replaces every sibling the node holds.
+                    Op::MvPut {
+                        value: Scalar::Int(value),
+                        seen: self.mv_context(b"r"),
                     }
-                    None => Err("write needs an integer value"),
-                }
+                };
+                plain(op, "r", ReplyKind::WriteOk)
             }
-            (Workload::LwwRegister | Workload::MvRegister, "read") => {
-                Ok((Op::Get, "r", Shape::Read("value"), None))
+            (Workload::LwwRegister | Workload::MvRegister, ClientOp::Read { .. }) => {
+                Ok((Op::Get, "r", Shape::Read(ReadField::Value), None))
             }
-            (Workload::LinKv, "read" | "write") => match int("key") {
-                Some(k) => {
-                    let key = Some(k.to_string().into_bytes());
-                    if kind == "read" {
-                        Ok((Op::Get, "", Shape::Read("value"), key))
-                    } else {
-                        match int("value") {
-                            Some(v) => {
-                                Ok((Op::Put(Scalar::Int(v)), "", Shape::Plain("write_ok"), key))
-                            }
-                            None => Err("write needs an integer value"),
-                        }
-                    }
-                }
-                None => Err("lin-kv requests need an integer key"),
-            },
-            (Workload::LinKv, "cas") => {
+            (Workload::LinKv, ClientOp::Read { key: Some(k) }) => Ok((
+                Op::Get,
+                "",
+                Shape::Read(ReadField::Value),
+                Some(k.to_string().into_bytes()),
+            )),
+            (
+                Workload::LinKv,
+                ClientOp::Write {
+                    key: Some(k),
+                    value,
+                },
+            ) => Ok((
+                Op::Put(Scalar::Int(value)),
+                "",
+                Shape::Plain(ReplyKind::WriteOk),
+                Some(k.to_string().into_bytes()),
+            )),
+            (Workload::LinKv, ClientOp::Read { key: None } | ClientOp::Write { key: None, .. }) => {
+                Err("lin-kv requests need an integer key")
+            }
+            (Workload::LinKv, ClientOp::Cas) => {
                 // Compare-and-set needs consensus; the replica offers registers that are
                 // linearizable for reads and writes (ABD at GLOBAL_QUORUM), not CAS.
                 self.stats.refused += 1;
                 return self.error(
-                    &src,
-                    &msg_id,
+                    src,
+                    msg_id,
                     error_code::NOT_SUPPORTED,
-                    "cas needs consensus; this replica offers linearizable reads and writes only",
+                    "cas needs consensus; this replica offers linearizable reads and writes only"
+                        .into(),
                 );
             }
-            _ => {
+            (_, op) => {
                 self.stats.refused += 1;
-                return self.error(
-                    &src,
-                    &msg_id,
-                    error_code::NOT_SUPPORTED,
-                    &format!("{kind} is not part of the {} workload", w.name()),
-                );
+                let text = format!("{} is not part of the {} workload", op.name(), w.name());
+                return self.error(src, msg_id, error_code::NOT_SUPPORTED, text);
             }
         };
         let (op, key, shape, key_override) = match op_key {
             Ok(x) => x,
             Err(why) => {
                 self.stats.refused += 1;
-                return self.error(&src, &msg_id, error_code::MALFORMED_REQUEST, why);
+                return self.error(src, msg_id, error_code::MALFORMED_REQUEST, why.into());
             }
         };
         let consistency = if w == Workload::LinKv {
             Consistency::GlobalQuorum
         } else {
-            match body.get("consistency") {
-                None | Some(Json::Null) => self.config.default_consistency,
-                Some(level) => match level.as_str().and_then(|l| l.parse().ok()) {
-                    Some(c) => c,
-                    None => {
-                        self.stats.refused += 1;
-                        return self.error(
-                            &src,
-                            &msg_id,
-                            error_code::MALFORMED_REQUEST,
-                            "consistency must be LOCAL_ONE, LOCAL_QUORUM or GLOBAL_QUORUM",
-                        );
-                    }
-                },
-            }
+            consistency.unwrap_or(self.config.default_consistency)
         };
-        let token = match body.get("token") {
-            None | Some(Json::Null) => None,
-            Some(t) => match t
-                .as_str()
-                .and_then(|s| B64.decode(s).ok())
+        let token = match token {
+            None => None,
+            Some(t) => match B64
+                .decode(&t)
+                .ok()
                 .and_then(|b| SessionToken::decode(&b).ok())
             {
                 Some(t) => Some(t),
                 None => {
                     self.stats.refused += 1;
                     return self.error(
-                        &src,
-                        &msg_id,
+                        src,
+                        msg_id,
                         error_code::MALFORMED_REQUEST,
-                        "token is not one this node issued",
+                        "token is not one this node issued".into(),
                     );
                 }
             },
@@ -244,39 +219,44 @@ impl Face {
                 self.note(format!("reply to unknown request {}", reply.id));
                 continue;
             };
-            let body = match reply.result {
+            let (kind, token) = match reply.result {
                 Ok(done) => {
-                    let mut body = match w.shape {
-                        Shape::Plain(t) => json!({"type": t}),
-                        Shape::Read(field) => {
+                    let kind = match w.shape {
+                        Shape::Plain(ok) => ok,
+                        Shape::Read(_)
                             if self.config.workload == Workload::LinKv
-                                && done.value == Value::Absent
-                            {
-                                let text = "key does not exist";
-                                self.error(
-                                    &w.client,
-                                    &w.msg_id,
-                                    error_code::KEY_DOES_NOT_EXIST,
-                                    text,
-                                );
-                                continue;
+                                && done.value == Value::Absent =>
+                        {
+                            ReplyKind::Error {
+                                code: error_code::KEY_DOES_NOT_EXIST,
+                                text: "key does not exist".into(),
                             }
-                            let mut b = json!({"type": "read_ok"});
-                            b[field] = self.json_value(&done.value);
-                            b
                         }
+                        Shape::Read(field) => ReplyKind::ReadOk {
+                            field,
+                            value: self.json_value(&done.value),
+                        },
                     };
-                    if w.with_token {
-                        body["token"] = json!(B64.encode(done.token.encode()));
-                    }
-                    body
+                    let token = (w.with_token && !matches!(kind, ReplyKind::Error { .. }))
+                        .then(|| B64.encode(done.token.encode()));
+                    (kind, token)
                 }
-                Err(e) => {
-                    let code = error_code(&e, w.is_write);
-                    json!({"type": "error", "code": code, "text": e.to_string()})
-                }
+                Err(e) => (
+                    ReplyKind::Error {
+                        code: error_code(&e, w.is_write),
+                        text: e.to_string(),
+                    },
+                    None,
+                ),
             };
-            self.reply_owned(w.client, w.msg_id, body);
+            self.out.push_back(Output::Client {
+                dest: w.client,
+                reply: ClientReply {
+                    in_reply_to: w.msg_id,
+                    kind,
+                    token,
+                },
+            });
         }
     }
 

@@ -36,6 +36,7 @@
 //! no import cycle.
 
 mod client;
+mod request;
 mod workload;
 
 /// Maelstrom's error codes, as this node answers with them; every code the node sends is named
@@ -57,6 +58,7 @@ mod error_code {
     pub(super) const KEY_DOES_NOT_EXIST: u32 = 20;
 }
 
+pub use request::{ClientOp, ClientReply, ClientRequest, ReadField, Refused, ReplyKind};
 pub use workload::{FaceConfig, Workload};
 
 use base64::Engine as _;
@@ -86,12 +88,12 @@ pub struct FaceStats {
 /// so that nothing is printed and parsed again, and a neighbour's payload stays bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
-    /// A message to a client (`c…`, or the harness's `c-init`): its `dest` and `body`.
+    /// A reply to a client (`c…`, or the harness's `c-init`): its `dest` and the reply.
     Client {
         /// The client.
         dest: String,
-        /// The reply body (`type`, `in_reply_to`, the workload's fields).
-        body: Map<String, Json>,
+        /// The reply.
+        reply: ClientReply,
     },
     /// A replica's message to a neighbour: the bytes a `repl` message carries in base64.
     Peer {
@@ -102,20 +104,20 @@ pub enum Output {
     },
 }
 
-/// How to shape the `_ok` reply of a request the replica answers.
-#[derive(Clone, Copy, Debug)]
+/// How to shape the reply of a request the replica answers successfully.
+#[derive(Clone, Debug)]
 enum Shape {
-    /// `{"type": T}`.
-    Plain(&'static str),
-    /// `{"type": "read_ok", FIELD: value}`.
-    Read(&'static str),
+    /// This reply, whatever the replica read.
+    Plain(ReplyKind),
+    /// A `read_ok` with what the replica read in this field.
+    Read(ReadField),
 }
 
 /// A client request the replica has not answered yet: whom to answer, and how.
 #[derive(Clone, Debug)]
 struct Waiting {
     client: String,
-    msg_id: Json,
+    msg_id: Option<u64>,
     shape: Shape,
     is_write: bool,
     with_token: bool,
@@ -177,20 +179,16 @@ impl Face {
         self.handle_message(now_ms, src, body);
     }
 
-    /// Input: one message, already parsed (the simulator's path: [`Face::handle_line`] without
-    /// the text). `body` is the message's `body` object; a `repl` body carries base64 as on
-    /// stdin.
+    /// Input: one message's `body` object from `src`: a client's request, or a neighbour's
+    /// `repl` carrying base64 as on stdin. [`Face::handle_line`] calls it with what it parsed.
     pub fn handle_message(&mut self, now_ms: u64, src: &str, body: &Map<String, Json>) {
         let Some(kind) = body.get("type").and_then(Json::as_str) else {
             return self.malformed(format!("no body.type from {src}"));
         };
-        if kind == "init" {
-            return self.init(now_ms, src, body);
-        }
-        if self.replica.is_none() {
-            return self.malformed(format!("{kind} before init"));
-        }
         if kind == "repl" {
+            if self.replica.is_none() {
+                return self.malformed(format!("{kind} before init"));
+            }
             let data = body
                 .get("data")
                 .and_then(Json::as_str)
@@ -200,7 +198,33 @@ impl Face {
             };
             return self.handle_peer(now_ms, from, &data);
         }
-        self.client(now_ms, src.to_string(), kind, body);
+        match ClientRequest::from_body(kind, body) {
+            Ok(request) => self.handle_request(now_ms, src, request),
+            Err(Refused { msg_id, reason }) => {
+                if self.replica.is_none() && kind != "init" {
+                    return self.malformed(format!("{kind} before init"));
+                }
+                self.stats.refused += 1;
+                self.error(
+                    src.to_string(),
+                    msg_id,
+                    error_code::MALFORMED_REQUEST,
+                    reason.into(),
+                );
+            }
+        }
+    }
+
+    /// Input: a client's request from `src`, typed (the simulator's path: no JSON on the way
+    /// in or out; [`Face::handle_message`] parses a line's body into the same request).
+    pub fn handle_request(&mut self, now_ms: u64, src: &str, request: ClientRequest) {
+        if let ClientOp::Init { node_id, node_ids } = &request.op {
+            return self.init(now_ms, src, request.msg_id, node_id, node_ids);
+        }
+        if self.replica.is_none() {
+            return self.malformed(format!("{} before init", request.op.name()));
+        }
+        self.client(now_ms, src.to_string(), request);
         self.drain();
     }
 
@@ -236,8 +260,8 @@ impl Face {
     pub fn poll_line(&mut self) -> Option<String> {
         let src = self.me.as_ref().map_or("", |(name, _)| name.as_str());
         let line = match self.out.pop_front()? {
-            Output::Client { dest, body } => {
-                json!({"src": src, "dest": dest, "body": Json::Object(body)})
+            Output::Client { dest, reply } => {
+                json!({"src": src, "dest": dest, "body": reply.to_json()})
             }
             Output::Peer { to, payload } => json!({
                 "src": src,
@@ -277,55 +301,48 @@ impl Face {
         self.note(format!("dropped input: {what}"));
     }
 
-    fn reply(&mut self, dest: &str, msg_id: &Json, body: Json) {
-        self.reply_owned(dest.to_string(), msg_id.clone(), body);
-    }
-
-    fn reply_owned(&mut self, dest: String, msg_id: Json, body: Json) {
-        let mut body = match body {
-            Json::Object(map) => map,
-            // Every reply is built as an object here; anything else is kept, not lost.
-            other => Map::from_iter([("value".to_string(), other)]),
-        };
-        body.insert("in_reply_to".to_string(), msg_id);
-        self.out.push_back(Output::Client { dest, body });
-    }
-
-    fn error(&mut self, dest: &str, msg_id: &Json, code: u32, text: &str) {
-        self.reply(
+    fn reply(&mut self, dest: String, msg_id: Option<u64>, kind: ReplyKind) {
+        self.out.push_back(Output::Client {
             dest,
-            msg_id,
-            json!({"type": "error", "code": code, "text": text}),
-        );
+            reply: ClientReply {
+                in_reply_to: msg_id,
+                kind,
+                token: None,
+            },
+        });
     }
 
-    fn init(&mut self, now_ms: u64, src: &str, body: &Map<String, Json>) {
-        let msg_id = body.get("msg_id").cloned().unwrap_or(Json::Null);
+    fn error(&mut self, dest: String, msg_id: Option<u64>, code: u32, text: String) {
+        self.reply(dest, msg_id, ReplyKind::Error { code, text });
+    }
+
+    fn init(
+        &mut self,
+        now_ms: u64,
+        src: &str,
+        msg_id: Option<u64>,
+        node_id: &str,
+        node_ids: &[String],
+    ) {
+        let src = src.to_string();
         if self.replica.is_some() {
             // A second init is a harness bug or a replay; the first one stands.
             return self.error(
                 src,
-                &msg_id,
+                msg_id,
                 error_code::MALFORMED_REQUEST,
-                "already initialised",
+                "already initialised".into(),
             );
         }
-        let ids: Option<Vec<ReplicaId>> = body
-            .get("node_ids")
-            .and_then(Json::as_array)
-            .map(|a| a.iter().map(|v| v.as_str().and_then(parse_node)).collect())
-            .and_then(|v: Vec<Option<ReplicaId>>| v.into_iter().collect());
-        let me = body
-            .get("node_id")
-            .and_then(Json::as_str)
-            .and_then(|n| Some((n.to_string(), parse_node(n)?)));
+        let ids: Option<Vec<ReplicaId>> = node_ids.iter().map(|n| parse_node(n)).collect();
+        let me = parse_node(node_id).map(|me| (node_id.to_string(), me));
         let (Some(ids), Some((name, me))) = (ids, me) else {
             self.stats.refused += 1;
             return self.error(
                 src,
-                &msg_id,
+                msg_id,
                 error_code::MALFORMED_REQUEST,
-                "init needs node_id and node_ids named nK",
+                "init needs node_id and node_ids named nK".into(),
             );
         };
         let per = u64::from(self.config.replicas_per_region.max(1));
@@ -354,16 +371,16 @@ impl Face {
             Ok(r) => {
                 self.me = Some((name, me));
                 self.replica = Some(r);
-                self.reply(src, &msg_id, json!({"type": "init_ok"}));
+                self.reply(src, msg_id, ReplyKind::InitOk);
             }
             Err(e) => {
                 self.stats.refused += 1;
                 self.note(format!("init refused: {e}"));
                 self.error(
                     src,
-                    &msg_id,
+                    msg_id,
                     error_code::MALFORMED_REQUEST,
-                    &format!("cannot start the replica: {e}"),
+                    format!("cannot start the replica: {e}"),
                 );
             }
         }
@@ -475,7 +492,12 @@ mod tests {
             let line = json!({"src": "c1", "dest": "n0", "body": body}).to_string();
             text.handle_line(1, &line);
             let map = body.as_object().cloned().unwrap_or_default();
-            typed.handle_message(1, "c1", &map);
+            let kind = map.get("type").and_then(Json::as_str).unwrap_or_default();
+            // What parses goes the typed way; a refusal is only ever made from the object.
+            match ClientRequest::from_body(kind, &map) {
+                Ok(request) => typed.handle_request(1, "c1", request),
+                Err(_) => typed.handle_message(1, "c1", &map),
+            }
         }
         let mut now = 1;
         for _ in 0..100 {
@@ -502,9 +524,9 @@ mod tests {
             let parsed: Json = serde_json::from_str(line).expect("the face writes JSON");
             assert_eq!(parsed["src"], "n0");
             match output {
-                Output::Client { dest, body } => {
+                Output::Client { dest, reply } => {
                     assert_eq!(parsed["dest"], dest);
-                    assert_eq!(parsed["body"], Json::Object(body));
+                    assert_eq!(parsed["body"], reply.to_json());
                 }
                 Output::Peer { to, payload } => {
                     assert_eq!(parsed["dest"], format!("n{}", to.0));
@@ -529,7 +551,13 @@ mod tests {
         }
         let read = json!({"type": "read", "msg_id": 9});
         let a = request(&mut by_line, now, read.clone());
-        by_bytes.handle_message(now, "c1", read.as_object().expect("an object"));
+        let typed_read = ClientRequest {
+            msg_id: Some(9),
+            op: ClientOp::Read { key: None },
+            consistency: None,
+            token: None,
+        };
+        by_bytes.handle_request(now, "c1", typed_read);
         let b: Vec<Json> = std::iter::from_fn(|| by_bytes.poll_line())
             .map(|l| serde_json::from_str(&l).expect("the face writes JSON"))
             .filter(|m: &Json| m["dest"] == "c1")

@@ -20,6 +20,7 @@ mod seen;
 mod tests;
 
 use super::{Workload, verdicts};
+use crate::harness::body::Kind;
 use crate::harness::check::Check;
 use crate::harness::history::{Body, Event, History, Outcome, Phase};
 use crate::harness::rng::SeededDice;
@@ -51,7 +52,7 @@ impl Register {
 
     /// The values a read reply shows, or why it is malformed.
     fn values(&self, reply: &Body) -> Result<BTreeSet<i64>, String> {
-        let value = reply.get("value").unwrap_or(&Value::Null);
+        let value = reply.read_value().unwrap_or(&Value::Null);
         match (self.flavor, value) {
             (Flavor::Lww, Value::Null) => Ok(BTreeSet::new()),
             (Flavor::Lww, v) => v
@@ -78,17 +79,24 @@ impl Workload for Register {
         }
     }
 
-    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Body {
+        let key = Some(KEY.into());
         if dice.below(3) == 0 {
-            json!({"type": "read", "key": KEY})
+            Kind::Read { key }.into()
         } else {
             self.next += 1;
-            json!({"type": "write", "key": KEY, "value": self.next})
+            let value = self.next.into();
+            Kind::Write { key, value }.into()
         }
     }
 
-    fn final_read(&self) -> Option<Value> {
-        Some(json!({"type": "read", "key": KEY}))
+    fn final_read(&self) -> Option<Body> {
+        Some(
+            Kind::Read {
+                key: Some(KEY.into()),
+            }
+            .into(),
+        )
     }
 
     fn final_value(&self, reply: &Body) -> Option<Value> {
@@ -102,12 +110,7 @@ impl Workload for Register {
             .iter()
             .enumerate()
             .filter(|(_, e)| e.kind() == "write")
-            .filter_map(|(i, e)| {
-                e.request
-                    .get("value")
-                    .and_then(Value::as_i64)
-                    .map(|v| (v, (i, e)))
-            })
+            .filter_map(|(i, e)| written(e).map(|v| (v, (i, e))))
             .collect();
         let attempted = |v: &i64| {
             writes
@@ -247,6 +250,14 @@ enum Shown {
     Read(Result<BTreeSet<i64>, String>),
 }
 
+/// The value a `write` wrote, if it is one.
+fn written(e: &Event) -> Option<i64> {
+    match &e.request.kind {
+        Kind::Write { value, .. } => value.as_i64(),
+        _ => None,
+    }
+}
+
 impl Register {
     /// What `e` shows its node had, and the place in the order of observations from which it
     /// definitely had it (the reply's), if anything.
@@ -255,7 +266,7 @@ impl Register {
         let done = e.complete_seq?;
         match e.kind() {
             "write" => {
-                let v = e.request.get("value").and_then(Value::as_i64)?;
+                let v = written(e)?;
                 Some((done, Shown::Write(v)))
             }
             "read" => Some((done, Shown::Read(self.values(reply)))),

@@ -14,12 +14,7 @@ fn reference(register: &Register, history: &History, nodes: usize) -> Vec<Check>
         .events
         .iter()
         .filter(|e| e.kind() == "write")
-        .filter_map(|e| {
-            e.request
-                .get("value")
-                .and_then(Value::as_i64)
-                .map(|v| (v, e))
-        })
+        .filter_map(|e| written(e).map(|v| (v, e)))
         .collect();
     let attempted = |v: &i64| {
         writes
@@ -37,7 +32,7 @@ fn reference(register: &Register, history: &History, nodes: usize) -> Vec<Check>
         let Some(done) = e.complete_seq else { continue };
         match e.kind() {
             "write" => {
-                if let Some(v) = e.request.get("value").and_then(Value::as_i64) {
+                if let Some(v) = written(e) {
                     had.entry(e.node).or_default().push((done, v));
                 }
             }

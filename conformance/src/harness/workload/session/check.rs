@@ -5,17 +5,17 @@
 //! Invariant: memory is a few words per operation and per added element, and the sets of a few
 //! reads at a time (each parsed again from the history when needed), however long the run.
 
+use crate::harness::body::Kind;
 use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Event, History, Outcome};
 use crate::harness::workload::set::SetShape;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The session workload's wire names, for the shared set checks.
 pub(super) const SESSION: SetShape = SetShape {
     name: "session",
     add: "add",
-    element: "element",
+    adding: |element| Kind::AddElement { element },
     read_field: "value",
 };
 
@@ -54,7 +54,7 @@ pub(super) fn read_set(e: &Event) -> Option<Vec<i64>> {
 }
 
 pub(super) fn element(e: &Event) -> Option<i64> {
-    e.request.get(SESSION.element).and_then(Value::as_i64)
+    e.request.element()
 }
 
 pub(super) fn added(e: &Event) -> Option<i64> {
@@ -115,7 +115,7 @@ pub(super) fn session_checks(history: &History) -> Vec<Check> {
     let missing_token = history
         .events
         .iter()
-        .find(|e| e.reply().is_some_and(|r| !r.contains_key("token")));
+        .find(|e| e.reply().is_some_and(|r| r.token.is_none()));
     let tokens = Check::from_bool("tokens", false, missing_token.is_none(), || {
         format!(
             "reply without a token: {:?}",

@@ -22,19 +22,17 @@ mod tests;
 
 use super::Workload;
 use super::set::{canonical, check_sets};
+use crate::harness::body::{Kind, Level};
 use crate::harness::check::Check;
 use crate::harness::history::{Body, History};
 use crate::harness::rng::SeededDice;
 use check::{SESSION, session_checks};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// Consistency levels a request may name.
-pub const LEVELS: [&str; 3] = ["LOCAL_ONE", "LOCAL_QUORUM", "GLOBAL_QUORUM"];
 
 #[derive(Default)]
 pub(super) struct Session {
-    next_element: u64,
+    next_element: i64,
     tokens: BTreeMap<usize, Value>,
 }
 
@@ -43,24 +41,24 @@ impl Workload for Session {
         "session"
     }
 
-    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Body {
         self.next_op_for(0, dice)
     }
 
-    fn next_op_for(&mut self, client: usize, dice: &mut SeededDice) -> Value {
-        let mut body = if dice.below(2) == 0 {
+    fn next_op_for(&mut self, client: usize, dice: &mut SeededDice) -> Body {
+        let mut body = Body::new(if dice.below(2) == 0 {
             self.next_element += 1;
-            json!({"type": "add", "element": self.next_element})
+            Kind::AddElement {
+                element: self.next_element,
+            }
         } else {
-            json!({"type": "read"})
-        };
+            Kind::Read { key: None }
+        });
         // Most requests leave the level to the node's default; some name one.
         if dice.below(4) == 0 {
-            body["consistency"] = json!(LEVELS[dice.below(3) as usize]);
+            body.consistency = Some(Level::ALL[dice.below(3) as usize]);
         }
-        if let Some(token) = self.tokens.get(&client) {
-            body["token"] = token.clone();
-        }
+        body.token = self.tokens.get(&client).cloned().map(Box::new);
         body
     }
 
@@ -75,8 +73,8 @@ impl Workload for Session {
     }
 
     fn observe(&mut self, client: usize, reply: &Body) {
-        if let Some(token) = reply.get("token") {
-            self.tokens.insert(client, token.clone());
+        if let Some(token) = &reply.token {
+            self.tokens.insert(client, token.as_ref().clone());
         }
     }
 
@@ -84,8 +82,8 @@ impl Workload for Session {
         true
     }
 
-    fn final_read(&self) -> Option<Value> {
-        Some(json!({"type": "read"}))
+    fn final_read(&self) -> Option<Body> {
+        Some(Kind::Read { key: None }.into())
     }
 
     fn final_value(&self, reply: &Body) -> Option<Value> {

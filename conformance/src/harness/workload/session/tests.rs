@@ -40,7 +40,6 @@ mod old {
     use super::super::SESSION;
     use crate::harness::check::{Check, Verdict};
     use crate::harness::history::{Event, History, Outcome};
-    use serde_json::Value;
     use std::collections::{BTreeMap, BTreeSet};
 
     /// What an element's writer had shown before adding it.
@@ -72,7 +71,7 @@ mod old {
     }
 
     fn element(e: &Event) -> Option<i64> {
-        e.request.get(SESSION.element).and_then(Value::as_i64)
+        e.request.element()
     }
 
     fn added(e: &Event) -> Option<i64> {
@@ -94,7 +93,7 @@ mod old {
         let missing_token = history
             .events
             .iter()
-            .find(|e| e.reply().is_some_and(|r| !r.contains_key("token")));
+            .find(|e| e.reply().is_some_and(|r| r.token.is_none()));
         let tokens = Check::from_bool("tokens", false, missing_token.is_none(), || {
             format!(
                 "reply without a token: {:?}",

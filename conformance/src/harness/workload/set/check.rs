@@ -78,7 +78,7 @@ impl Adds {
         };
         for e in history.phase(Phase::Main).filter(|e| e.kind() == shape.add) {
             // The workload wrote every element as an integer; a request without one is not ours.
-            let Some(x) = e.request.get(shape.element).and_then(Value::as_i64) else {
+            let Some(x) = e.request.element() else {
                 continue;
             };
             match e.outcome {

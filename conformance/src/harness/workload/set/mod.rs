@@ -26,16 +26,17 @@ pub(super) use check::{check_sets, lost_after_agreement};
 pub(super) use wire::{SetShape, canonical, read_set};
 
 use super::Workload;
+use crate::harness::body::Kind;
 use crate::harness::check::Check;
 use crate::harness::history::{Body, History};
 use crate::harness::rng::SeededDice;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 /// Maelstrom's `g-set`.
 pub(super) const G_SET: SetShape = SetShape {
     name: "g-set",
     add: "add",
-    element: "element",
+    adding: |element| Kind::AddElement { element },
     read_field: "value",
 };
 
@@ -57,22 +58,19 @@ impl Workload for SetWorkload {
         self.shape.name
     }
 
-    fn next_op(&mut self, dice: &mut SeededDice) -> Value {
+    fn next_op(&mut self, dice: &mut SeededDice) -> Body {
         // Mostly adds, some reads: reads during faults feed `monotonic-reads-per-node`, and
         // every add is a chance to lose an element.
         if dice.below(4) == 0 {
-            return json!({"type": "read"});
+            return Kind::Read { key: None }.into();
         }
         let element = self.next;
         self.next += 1;
-        let mut body = Map::new();
-        body.insert("type".into(), json!(self.shape.add));
-        body.insert(self.shape.element.into(), json!(element));
-        Value::Object(body)
+        (self.shape.adding)(element).into()
     }
 
-    fn final_read(&self) -> Option<Value> {
-        Some(json!({"type": "read"}))
+    fn final_read(&self) -> Option<Body> {
+        Some(Kind::Read { key: None }.into())
     }
 
     fn final_value(&self, reply: &Body) -> Option<Value> {

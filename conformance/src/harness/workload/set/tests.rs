@@ -5,6 +5,7 @@ use super::*;
 use crate::harness::check::Verdict;
 use crate::harness::history::{Event, Outcome, Phase};
 use crate::harness::message::ErrorCode;
+use serde_json::json;
 use std::collections::BTreeMap;
 
 /// The set checks as they were before they stopped keeping every read's set (commit
@@ -245,8 +246,7 @@ fn adds_carry_unique_elements_counted_from_zero() {
     let mut dice = SeededDice::new(1);
     let elements: Vec<i64> = (0..100)
         .map(|_| w.next_op(&mut dice))
-        .filter(|op| op["type"] == "add")
-        .map(|op| op["element"].as_i64().unwrap())
+        .filter_map(|op| op.element())
         .collect();
     assert!(elements.len() > 50);
     assert_eq!(elements, (0..elements.len() as i64).collect::<Vec<_>>());

@@ -4,18 +4,19 @@
 //! Invariant: a parsed set is sorted and without repeats, and every element is an integer (the
 //! workloads add nothing else), so equal states give equal sets and equal final values.
 
+use crate::harness::body::Kind;
 use crate::harness::history::Body;
 use serde_json::{Value, json};
 
 /// The names a set workload uses on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub(in crate::harness::workload) struct SetShape {
     /// The workload's name on the command line.
     pub(in crate::harness::workload) name: &'static str,
     /// The request type that adds one element: `add` or `broadcast`.
     pub(in crate::harness::workload) add: &'static str,
-    /// The add request's field holding the element: `element` or `message`.
-    pub(in crate::harness::workload) element: &'static str,
+    /// The add request of one element: `add {element}` or `broadcast {message}`.
+    pub(in crate::harness::workload) adding: fn(i64) -> Kind,
     /// The `read_ok` field holding the set: `value` or `messages`.
     pub(in crate::harness::workload) read_field: &'static str,
 }
@@ -25,7 +26,7 @@ pub(in crate::harness::workload) fn read_set(
     reply: &Body,
     field: &str,
 ) -> Result<Vec<i64>, String> {
-    let Some(list) = reply.get(field) else {
+    let Some(list) = reply.read_field(field) else {
         return Err(format!("read_ok without `{field}`"));
     };
     let Some(items) = list.as_array() else {

@@ -5,7 +5,6 @@ use super::super::check::{SHOWN, lacking, node_name, some};
 use super::super::wire::{SetShape, read_set};
 use crate::harness::check::{Check, Verdict};
 use crate::harness::history::{Event, History, Outcome, Phase};
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One successful read: who asked whom, when, and what it showed.
@@ -33,7 +32,7 @@ impl Adds {
         };
         for e in history.phase(Phase::Main).filter(|e| e.kind() == shape.add) {
             // The workload wrote every element as an integer; a request without one is not ours.
-            let Some(x) = e.request.get(shape.element).and_then(Value::as_i64) else {
+            let Some(x) = e.request.element() else {
                 continue;
             };
             match e.outcome {
