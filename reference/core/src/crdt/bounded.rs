@@ -44,7 +44,8 @@
 //! entries rather than one; increments stay one entry. Without the backing, deltas would be the
 //! changed component only and the bound would hold only under causal delivery (this module's
 //! proptest finds the counterexample: a transfer's receiver spends it, and its delta reaches a
-//! replica that never saw the giver's increment).
+//! replica that never saw the giver's increment; the law checker's `bound` law catches the
+//! broken `bare-delta bounded` counter of `conformance/tests/broken_crdts.rs` the same way).
 //!
 //! A lower bound `b` other than zero is not built in: a counter that must stay at or above `b`
 //! stores `balance − b` (its starting value is an increment by whoever holds the initial rights).
