@@ -230,6 +230,7 @@ impl BoundedCounter {
     /// `x`). A spend's delta carries it so that no state holding a debit lacks the credit that
     /// paid for it (see the module documentation).
     fn backing(&self, spender: ReplicaId) -> Self {
+        // A replica enters the closure once, so the loop runs once per replica at most.
         let mut closure = BTreeSet::from([spender]);
         let mut todo = vec![spender];
         while let Some(x) = todo.pop() {
