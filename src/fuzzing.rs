@@ -17,13 +17,15 @@
 //! - [`replica_msg`]: the replica's peer-message decoder (`converge_core::replica::PeerMsg`) and
 //!   a replica receiving the bytes from its peers.
 
-use crate::adapters::{GCounterSubject, LwwSubject, MvSubject, OrSetSubject, PnCounterSubject};
+use crate::adapters::{
+    BoundedSubject, GCounterSubject, LwwSubject, MvSubject, OrSetSubject, PnCounterSubject,
+};
 use arbitrary::{Arbitrary, Unstructured};
 use converge_conformance::laws::{Subject, Trace, check_trace_all};
 use converge_core::wire::{self, WireError};
 use converge_core::{
-    CausalContext, Dvv, GCounter, Hlc, HlcTimestamp, LwwRegister, MvRegister, OrSet, PnCounter,
-    VectorClock,
+    BoundedCounter, CausalContext, Dvv, GCounter, Hlc, HlcTimestamp, LwwRegister, MvRegister,
+    OrSet, PnCounter, VectorClock,
 };
 use std::fmt::Debug;
 
@@ -32,13 +34,14 @@ use std::fmt::Debug;
 pub const MAX_TRACE_STEPS: usize = 64;
 
 /// The built-in subjects [`merge_laws`] chooses from, by `selector % SUBJECTS`.
-pub const SUBJECTS: u8 = 5;
+pub const SUBJECTS: u8 = 6;
 
 /// Fuzz target `merge_laws`: every CRDT law on one fuzzer-built trace.
 ///
 /// The input is read through [`arbitrary::Unstructured`]: one selector byte picks the subject
-/// (g-counter, pn-counter, or-set, lww-register, mv-register, by `selector % 5`), the rest is a
-/// [`Trace`], cut to [`MAX_TRACE_STEPS`] steps. Input the trace cannot be built from is ignored.
+/// (g-counter, pn-counter, or-set, lww-register, mv-register, bounded-counter, by
+/// `selector % 6`), the rest is a [`Trace`], cut to [`MAX_TRACE_STEPS`] steps. Input the trace
+/// cannot be built from is ignored.
 ///
 /// # Panics
 /// When a law fails on the trace: the message names the subject and the law, says how it broke
@@ -57,7 +60,8 @@ pub fn merge_laws(data: &[u8]) {
         1 => laws_hold(&PnCounterSubject, &trace),
         2 => laws_hold(&OrSetSubject, &trace),
         3 => laws_hold(&LwwSubject, &trace),
-        _ => laws_hold(&MvSubject, &trace),
+        4 => laws_hold(&MvSubject, &trace),
+        _ => laws_hold(&BoundedSubject, &trace),
     }
 }
 
@@ -75,7 +79,7 @@ fn laws_hold<S: Subject>(subject: &S, trace: &Trace) {
 /// Fuzz target `decode`: the wire format of every core type on arbitrary bytes.
 ///
 /// For each of [`VectorClock`], [`CausalContext`], [`Dvv`], [`HlcTimestamp`], [`Hlc`],
-/// [`GCounter`], [`PnCounter`], `OrSet<u8>`, `OrSet<String>`, `LwwRegister<u64>` and
+/// [`GCounter`], [`PnCounter`], [`BoundedCounter`], `OrSet<u8>`, `OrSet<String>`, `LwwRegister<u64>` and
 /// `MvRegister<u64>`: if `data` decodes as a binary frame (and, when it is UTF-8, as JSON) to a
 /// value `v`, then re-encoding `v` must decode to `v` again, and encoding that must give the same
 /// bytes (a fixed point). `v` must also round-trip through the other encoding. Refusing to decode
@@ -93,6 +97,7 @@ pub fn decode(data: &[u8]) {
     round_trips::<Hlc>("Hlc", data, text);
     round_trips::<GCounter>("GCounter", data, text);
     round_trips::<PnCounter>("PnCounter", data, text);
+    round_trips::<BoundedCounter>("BoundedCounter", data, text);
     round_trips::<OrSet<u8>>("OrSet<u8>", data, text);
     round_trips::<OrSet<String>>("OrSet<String>", data, text);
     round_trips::<LwwRegister<u64>>("LwwRegister<u64>", data, text);
@@ -138,6 +143,7 @@ wire_types!(
     Hlc,
     GCounter,
     PnCounter,
+    BoundedCounter,
     OrSet<u8>,
     OrSet<String>,
     LwwRegister<u64>,

@@ -1,7 +1,9 @@
 //! `converge laws`: the law checker over every built-in CRDT (and, on request, the `crdts`
 //! crate), as a table of law × type.
 
-use crate::adapters::{GCounterSubject, LwwSubject, MvSubject, OrSetSubject, PnCounterSubject};
+use crate::adapters::{
+    BoundedSubject, GCounterSubject, LwwSubject, MvSubject, OrSetSubject, PnCounterSubject,
+};
 use converge_conformance::laws::{self, Config, Law, LawVerdict, Subject};
 use std::fmt::Write as _;
 
@@ -40,6 +42,7 @@ pub fn builtin() -> Vec<Entry> {
         Entry::new(OrSetSubject, true),
         Entry::new(LwwSubject, true),
         Entry::new(MvSubject, true),
+        Entry::new(BoundedSubject, true),
     ]
 }
 

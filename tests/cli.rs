@@ -25,6 +25,7 @@ fn laws_prints_the_table_and_exits_zero_when_builtin_types_pass() {
         "or-set",
         "lww-register",
         "mv-register",
+        "bounded-counter",
     ] {
         assert!(stdout.contains(name), "missing {name}:\n{stdout}");
     }

@@ -4,7 +4,7 @@
 //! broken CRDTs, not mutants: "mutants" are the protocol nodes of `converge-mutants`.)
 
 use converge_conformance::laws::{
-    self, Config, Kind, Law, LawVerdict, Observation, Op, ReplicaIdx, Subject,
+    self, Config, Kind, Law, LawVerdict, Observation, Op, OpSeed, ReplicaIdx, Step, Subject, Trace,
 };
 use std::collections::BTreeSet;
 
@@ -230,6 +230,133 @@ impl Subject for MvKeepsOne {
     }
 }
 
+/// A bounded counter's state as the two broken ones below keep it: increments `p`, decrements
+/// `n` and transfers `t[giver][receiver]`, all running totals joined by maximum.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Escrow {
+    p: [u64; REPLICAS],
+    n: [u64; REPLICAS],
+    t: [[u64; REPLICAS]; REPLICAS],
+}
+
+impl Escrow {
+    fn value(&self) -> i128 {
+        self.p.iter().map(|&x| i128::from(x)).sum::<i128>()
+            - self.n.iter().map(|&x| i128::from(x)).sum::<i128>()
+    }
+
+    fn rights(&self, r: usize) -> i128 {
+        let received: i128 = self.t.iter().map(|row| i128::from(row[r])).sum();
+        let given: i128 = self.t[r].iter().map(|&x| i128::from(x)).sum();
+        i128::from(self.p[r]) - i128::from(self.n[r]) + received - given
+    }
+
+    fn join(&mut self, other: &Escrow) {
+        for r in 0..REPLICAS {
+            self.p[r] = self.p[r].max(other.p[r]);
+            self.n[r] = self.n[r].max(other.n[r]);
+            for j in 0..REPLICAS {
+                self.t[r][j] = self.t[r][j].max(other.t[r][j]);
+            }
+        }
+    }
+}
+
+/// A bounded counter that grants a decrement when the *value* it sees covers it, instead of the
+/// rights the replica holds: two replicas that both see the last unit both withdraw it, and
+/// once they merge the value is below zero. Its deltas are whole states, so the join and deltas
+/// are lawful and the guard is the only bug.
+struct GlobalCheckCounter;
+
+/// A bounded counter with the right guard whose spend deltas carry only the changed total, not
+/// the credit that paid for it: a decrement's delta that reaches a replica before the increment
+/// it spent reads below zero there. Reads on causally closed states are right, so only the
+/// bound law, which reads every state, can catch it.
+struct BareDeltaCounter;
+
+/// Runs `op` at `r` on an [`Escrow`] with `may_spend` as the decrement guard; returns the new
+/// state's delta: the whole state if `whole`, else the changed total alone.
+fn escrow_apply(
+    state: &mut Escrow,
+    r: ReplicaIdx,
+    op: &Op,
+    may_spend: impl Fn(&Escrow, usize, u64) -> bool,
+    whole: bool,
+) -> Escrow {
+    let r = usize::from(r);
+    let mut delta = Escrow::default();
+    match *op {
+        Op::Inc(k) => {
+            state.p[r] += k;
+            delta.p[r] = state.p[r];
+        }
+        Op::Dec(k) if may_spend(state, r, k) => {
+            state.n[r] += k;
+            delta.n[r] = state.n[r];
+        }
+        Op::Transfer { to, amount } if state.rights(r) >= i128::from(amount) => {
+            let to = usize::from(to);
+            state.t[r][to] += amount;
+            delta.t[r][to] = state.t[r][to];
+        }
+        // A refused spend has no effect.
+        _ => return Escrow::default(),
+    }
+    if whole { state.clone() } else { delta }
+}
+
+impl Subject for GlobalCheckCounter {
+    type State = Escrow;
+    fn name(&self) -> String {
+        "global-check bounded".into()
+    }
+    fn kind(&self) -> Kind {
+        Kind::BoundedCounter
+    }
+    fn bottom(&self) -> Self::State {
+        Escrow::default()
+    }
+    fn join(&self, into: &mut Self::State, other: &Self::State) {
+        into.join(other);
+    }
+    fn has_deltas(&self) -> bool {
+        true
+    }
+    fn apply(&self, state: &mut Self::State, replica: ReplicaIdx, op: &Op) -> Option<Self::State> {
+        let global = |s: &Escrow, _: usize, k: u64| s.value() >= i128::from(k);
+        Some(escrow_apply(state, replica, op, global, true))
+    }
+    fn read(&self, state: &Self::State) -> Observation {
+        Observation::Count(state.value())
+    }
+}
+
+impl Subject for BareDeltaCounter {
+    type State = Escrow;
+    fn name(&self) -> String {
+        "bare-delta bounded".into()
+    }
+    fn kind(&self) -> Kind {
+        Kind::BoundedCounter
+    }
+    fn bottom(&self) -> Self::State {
+        Escrow::default()
+    }
+    fn join(&self, into: &mut Self::State, other: &Self::State) {
+        into.join(other);
+    }
+    fn has_deltas(&self) -> bool {
+        true
+    }
+    fn apply(&self, state: &mut Self::State, replica: ReplicaIdx, op: &Op) -> Option<Self::State> {
+        let local = |s: &Escrow, r: usize, k: u64| s.rights(r) >= i128::from(k);
+        Some(escrow_apply(state, replica, op, local, false))
+    }
+    fn read(&self, state: &Self::State) -> Observation {
+        Observation::Count(state.value())
+    }
+}
+
 /// Runs every law on `subject` and renders one table row.
 fn row<S: Subject>(subject: &S) -> (String, Vec<(Law, LawVerdict)>) {
     let config = Config {
@@ -267,6 +394,8 @@ fn every_broken_crdt_is_caught_by_the_law_its_bug_breaks() {
         row(&RemoveWinsSet),
         row(&LwwWithoutTiebreak),
         row(&MvKeepsOne),
+        row(&GlobalCheckCounter),
+        row(&BareDeltaCounter),
     ];
     assert!(
         fails(&rows[0], Law::Idempotent),
@@ -288,6 +417,18 @@ fn every_broken_crdt_is_caught_by_the_law_its_bug_breaks() {
     assert!(
         fails(&rows[5], Law::Semantics),
         "collapsing siblings breaks MV semantics"
+    );
+    assert!(
+        fails(&rows[6], Law::Bound) && fails(&rows[6], Law::Semantics),
+        "checking the global value instead of local rights lets two replicas spend one unit"
+    );
+    assert!(
+        fails(&rows[7], Law::Bound),
+        "a spend delta without its backing reads below zero where it arrives first"
+    );
+    assert!(
+        !fails(&rows[7], Law::Semantics),
+        "causally closed reads of the bare-delta counter are right: only the bound law sees it"
     );
     let table: String = rows
         .iter()
@@ -321,4 +462,40 @@ fn a_failure_is_reported_with_its_seed_and_a_minimal_trace() {
     // One increment is enough to show a ⊔ a != a; the minimizer must get there.
     assert_eq!(trace.steps.len(), 1, "not minimal:\n{message}");
     insta::assert_snapshot!(message);
+}
+
+/// The classic escrow bug in five steps: the last unit is seen by two replicas, both withdraw
+/// it, and the merge reads minus one. The bound law reports exactly that read.
+#[test]
+fn two_replicas_withdrawing_the_last_unit_break_the_bound() {
+    let inc = OpSeed { flip: false, x: 0 };
+    let dec = OpSeed { flip: true, x: 0 };
+    let trace = Trace {
+        replicas: 0,
+        steps: vec![
+            Step::Op { at: 0, seed: inc },
+            Step::State { from: 0, to: 1 },
+            Step::Op { at: 0, seed: dec },
+            Step::Op { at: 1, seed: dec },
+            Step::State { from: 1, to: 0 },
+        ],
+        picks: [0; 3],
+    };
+    assert_eq!(
+        trace.describe(Kind::BoundedCounter),
+        "2 replicas\n    0  r0: Inc(1)  (op #0)\n    1  r0 -> r1: whole state\n    2  r0: Dec(1)  (op #1)\n    3  r1: Dec(1)  (op #2)\n    4  r1 -> r0: whole state\n  picks a,b,c = [0, 0, 0]"
+    );
+    let err = laws::check_trace(&GlobalCheckCounter, Law::Bound, &trace).unwrap_err();
+    assert!(
+        err.starts_with("r0 reads -1, below the BoundedCounter bound 0"),
+        "{err}"
+    );
+    // The specification refuses the second withdrawal (r1 holds no rights), which the semantics
+    // law reports at the step that granted it. `tests/laws.rs` runs this trace against the
+    // reference bounded counter, which passes it.
+    let err = laws::check_trace(&GlobalCheckCounter, Law::Semantics, &trace).unwrap_err();
+    assert!(
+        err.starts_with("r1 reads Count(0) but the BoundedCounter specification"),
+        "{err}"
+    );
 }

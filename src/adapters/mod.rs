@@ -9,7 +9,8 @@ pub mod crdts;
 
 use converge_conformance::laws::{Kind, Observation, Op, ReplicaIdx, Subject};
 use converge_core::{
-    GCounter, HlcTimestamp, Lattice, LwwRegister, MvRegister, OrSet, PnCounter, ReplicaId,
+    BoundedCounter, GCounter, HlcTimestamp, Lattice, LwwRegister, MvRegister, OrSet, PnCounter,
+    ReplicaId,
 };
 use std::collections::BTreeSet;
 
@@ -76,6 +77,12 @@ lattice_subject!(
     Kind::LwwRegister
 );
 lattice_subject!(MvSubject, MvRegister<u64>, "mv-register", Kind::MvRegister);
+lattice_subject!(
+    BoundedSubject,
+    BoundedCounter,
+    "bounded-counter",
+    Kind::BoundedCounter
+);
 
 /// The checker passes increments of at most a few units, so a trace cannot overflow a u64 count;
 /// an overflow here would be a checker bug worth a loud failure.
@@ -146,5 +153,27 @@ impl MvSubject {
 
     fn observe(state: &MvRegister<u64>) -> Observation {
         Observation::Values(state.values().copied().collect::<BTreeSet<_>>())
+    }
+}
+
+impl BoundedSubject {
+    /// A refused spend changes nothing, so its delta is the empty counter; the checker's own
+    /// specification decides whether the refusal was right.
+    fn mutate(state: &mut BoundedCounter, replica: ReplicaId, op: &Op) -> BoundedCounter {
+        let result = match *op {
+            Op::Inc(n) => state.increment(replica, n),
+            Op::Dec(n) => state.decrement(replica, n),
+            Op::Transfer { to, amount } => state.transfer(replica, id(to), amount),
+            _ => Ok(BoundedCounter::new()),
+        };
+        match result {
+            Ok(delta) => delta,
+            Err(converge_core::BoundedError::InsufficientRights { .. }) => BoundedCounter::new(),
+            Err(e) => panic!("{NO_OVERFLOW}, and transfers never name their sender: {e}"),
+        }
+    }
+
+    fn observe(state: &BoundedCounter) -> Observation {
+        Observation::Count(state.value())
     }
 }

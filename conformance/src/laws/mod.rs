@@ -14,6 +14,7 @@
 //! | delta | a δ-mutator's delta joined into the old state gives the new state, and is absorbed by it |
 //! | convergence | after every delta reaches every replica, in reverse order and twice, all replicas are equal |
 //! | semantics | every read equals the reference specification of the type over the operations observed |
+//! | bound | no read, at any replica after any step, nor of any reached state, delta or join of them, is below the kind's lower bound (kinds with a bound only) |
 //!
 //! The states `a`, `b`, `c` are drawn from everything the trace produced (replica states after
 //! every step and every delta), so they are *reachable* states, which is where the laws must hold.
@@ -31,6 +32,16 @@
 //!   `remove(e)` — a concurrent add wins, and a remove wins over every add it observed;
 //! - LWW register: the value of the observed write with the greatest `(time, replica)`;
 //! - MV register: the values of the observed writes that no observed write has in its past.
+//! - bounded counter: the sum of the observed increments minus the observed decrements that were
+//!   *granted*. A decrement or transfer of `n` at replica `r` is granted exactly when the rights
+//!   `r` held over the operations it had observed cover `n`: `r`'s increments, plus the granted
+//!   transfers to `r`, minus `r`'s granted decrements and transfers. A refused operation has no
+//!   effect. This is Balegas et al.'s escrow rule (each replica spends only rights it holds), so a
+//!   subject that refuses what it could grant, or grants what it could not, reads differently.
+//!
+//! Semantics reads are checked on causally closed states; the `bound` law reads *every* state,
+//! causally closed or not, because a bound that holds only under causal delivery does not hold
+//! under the deliveries traces make.
 //!
 //! # Reproducing a failure
 //! Every run is driven by one `u64` seed. A failing [`LawVerdict`] carries the seed and the shrunk
@@ -64,17 +75,34 @@ pub enum Kind {
     LwwRegister,
     /// Multi-value register: `Op::Write` (the `time` is ignored).
     MvRegister,
+    /// Counter that never goes below zero: `Op::Inc`, `Op::Dec` and `Op::Transfer`, where a
+    /// decrement or transfer is granted only while the replica holds enough rights.
+    BoundedCounter,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Counter,
         Kind::PnCounter,
         Kind::AddWinsSet,
         Kind::LwwRegister,
         Kind::MvRegister,
+        Kind::BoundedCounter,
     ];
+
+    /// The lower bound every read of this kind must respect, if the kind claims one; the `bound`
+    /// law applies only to kinds that do.
+    pub fn bound(self) -> Option<i128> {
+        match self {
+            Kind::BoundedCounter => Some(0),
+            Kind::Counter
+            | Kind::PnCounter
+            | Kind::AddWinsSet
+            | Kind::LwwRegister
+            | Kind::MvRegister => None,
+        }
+    }
 }
 
 /// One law of the checker.
@@ -96,11 +124,13 @@ pub enum Law {
     Convergence,
     /// Reads match the kind's reference specification.
     Semantics,
+    /// No read of any reached state is below the kind's lower bound.
+    Bound,
 }
 
 impl Law {
     /// Every law, in report order.
-    pub const ALL: [Law; 8] = [
+    pub const ALL: [Law; 9] = [
         Law::Associative,
         Law::Commutative,
         Law::Idempotent,
@@ -109,6 +139,7 @@ impl Law {
         Law::Delta,
         Law::Convergence,
         Law::Semantics,
+        Law::Bound,
     ];
 
     /// The short name used on the command line and in reports.
@@ -122,6 +153,7 @@ impl Law {
             Law::Delta => "delta",
             Law::Convergence => "convergence",
             Law::Semantics => "semantics",
+            Law::Bound => "bound",
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Running traces against a subject and checking each law.
 
-use super::spec::{Record, causally_closed, expected};
+use super::spec::{Record, causally_closed, expected, granted};
 use super::trace::{Step, Trace, strategy};
-use super::{Kind, Law, Subject};
+use super::{Kind, Law, Observation, Subject};
 use proptest::test_runner::{
     Config as ProptestConfig, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
 };
@@ -66,6 +66,11 @@ pub fn check<S: Subject>(subject: &S, law: Law, config: &Config) -> LawVerdict {
     if law == Law::Delta && !subject.has_deltas() {
         return LawVerdict::NotApplicable {
             reason: "the type has no δ-mutators; replicas exchange whole states".into(),
+        };
+    }
+    if law == Law::Bound && subject.kind().bound().is_none() {
+        return LawVerdict::NotApplicable {
+            reason: format!("the {:?} kind claims no lower bound", subject.kind()),
         };
     }
     let proptest_config = ProptestConfig {
@@ -173,6 +178,9 @@ pub fn check_trace<S: Subject>(subject: &S, law: Law, trace: &Trace) -> Result<(
     if law == Law::Delta && !subject.has_deltas() {
         return Ok(());
     }
+    if law == Law::Bound && subject.kind().bound().is_none() {
+        return Ok(());
+    }
     let mut sim = Sim::new(subject, trace.replica_count());
     for step in &trace.steps {
         sim.step(step, law)?;
@@ -182,6 +190,7 @@ pub fn check_trace<S: Subject>(subject: &S, law: Law, trace: &Trace) -> Result<(
             sim.algebra(law, trace.picks)
         }
         Law::Delta => Ok(()),
+        Law::Bound => sim.everything_within_bound(trace.picks),
         Law::Convergence | Law::Semantics => {
             sim.deliver_everything();
             if law == Law::Convergence {
@@ -241,10 +250,11 @@ impl<'a, S: Subject> Sim<'a, S> {
                 let at = self.replica(at);
                 self.catch_up(at);
                 let id = self.ops.len();
-                let op = seed.to_op(self.kind, id as u64, &mut self.clocks[at]);
-                let before = self.states[at].clone();
-                // `at` is below the replica count, which is at most MAX_REPLICAS.
+                // `at` and the replica count are at most MAX_REPLICAS.
                 let idx = u8::try_from(at).expect("replica index fits u8");
+                let n = u8::try_from(self.states.len()).expect("replica count fits u8");
+                let op = seed.to_op(self.kind, id as u64, idx, n, &mut self.clocks[at]);
+                let before = self.states[at].clone();
                 let delta = self.subject.apply(&mut self.states[at], idx, &op);
                 // Happened-before is transitive: an operation's past is what its replica observed
                 // plus the pasts of those operations, even the ones whose own effects have not
@@ -253,10 +263,14 @@ impl<'a, S: Subject> Sim<'a, S> {
                 for &seen in &self.observed[at] {
                     past.extend(self.ops[seen].past.iter().copied());
                 }
+                // Decided on what `at` observed before the operation, which `catch_up` made
+                // causally closed, so it is exactly what the subject's state reflects.
+                let granted = granted(self.kind, &self.ops, &self.observed[at], idx, &op);
                 self.ops.push(Record {
                     replica: idx,
                     op: op.clone(),
                     past,
+                    granted,
                 });
                 self.observed[at].insert(id);
                 match (delta, self.subject.has_deltas()) {
@@ -297,6 +311,9 @@ impl<'a, S: Subject> Sim<'a, S> {
             }
         };
         self.remember(self.states[changed].clone());
+        if law == Law::Bound {
+            self.within_bound(&self.states[changed], &format!("r{changed}"))?;
+        }
         if law == Law::Semantics && causally_closed(&self.ops, &self.observed[changed]) {
             self.read_matches_spec(changed)?;
         }
@@ -447,7 +464,7 @@ impl<'a, S: Subject> Sim<'a, S> {
                     }
                 }
             }
-            Law::Delta | Law::Convergence | Law::Semantics => {}
+            Law::Delta | Law::Convergence | Law::Semantics | Law::Bound => {}
         }
         Ok(())
     }
@@ -473,6 +490,37 @@ impl<'a, S: Subject> Sim<'a, S> {
                 let seen = self.observed[from].clone();
                 self.observed[to].extend(seen);
             }
+        }
+    }
+
+    /// The `bound` law at the end of a trace: every state and delta kept for the algebraic laws,
+    /// the join of the three picked ones (a replica that received those, in any order), and every
+    /// replica once everything has reached everyone.
+    fn everything_within_bound(&mut self, picks: [u16; 3]) -> Result<(), String> {
+        for (i, state) in self.pool.iter().enumerate() {
+            self.within_bound(state, &format!("reached state #{i}"))?;
+        }
+        let pick = |i: usize| &self.pool[usize::from(picks[i]) % self.pool.len()];
+        let joined = self.join(&self.join(pick(0), pick(1)), pick(2));
+        self.within_bound(&joined, "the join of the picked states")?;
+        self.deliver_everything();
+        for r in 0..self.states.len() {
+            self.within_bound(&self.states[r], &format!("r{r} after every delivery"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether a read of `state` (`what` names it) respects the kind's lower bound.
+    fn within_bound(&self, state: &S::State, what: &str) -> Result<(), String> {
+        let Some(bound) = self.kind.bound() else {
+            return Ok(());
+        };
+        match self.subject.read(state) {
+            Observation::Count(value) if value < bound => Err(format!(
+                "{what} reads {value}, below the {:?} bound {bound}\n  state = {state:?}",
+                self.kind
+            )),
+            _ => Ok(()),
         }
     }
 

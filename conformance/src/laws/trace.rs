@@ -10,8 +10,15 @@ use std::fmt::Write as _;
 pub enum Op {
     /// Add to a counter.
     Inc(u64),
-    /// Subtract from a pn-counter.
+    /// Subtract from a pn-counter or a bounded counter.
     Dec(u64),
+    /// Move rights of a bounded counter from the running replica to replica `to` (never itself).
+    Transfer {
+        /// The receiving replica.
+        to: ReplicaIdx,
+        /// How many rights.
+        amount: u64,
+    },
     /// Add an element to a set.
     Add(u8),
     /// Remove an element from a set.
@@ -31,7 +38,8 @@ pub enum Op {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct OpSeed {
-    /// Picks between the kind's two operations (inc/dec, add/remove).
+    /// Picks between the kind's two operations (inc/dec, add/remove); for the bounded counter,
+    /// between increment and a spend, which `x` makes a decrement or a transfer.
     pub flip: bool,
     /// The operation's argument, folded into a small range so that operations collide.
     pub x: u8,
@@ -41,14 +49,25 @@ pub struct OpSeed {
 pub const SET_ELEMENTS: u8 = 5;
 
 impl OpSeed {
-    /// The operation this seed stands for, for the `id`-th operation of a trace; `clock` is the
-    /// replica's register clock, advanced for writes.
-    pub fn to_op(self, kind: Kind, id: u64, clock: &mut u64) -> Op {
+    /// The operation this seed stands for, for the `id`-th operation of a trace, run at replica
+    /// `at` of `replicas`; `clock` is the replica's register clock, advanced for writes.
+    pub fn to_op(self, kind: Kind, id: u64, at: ReplicaIdx, replicas: u8, clock: &mut u64) -> Op {
         let amount = 1 + u64::from(self.x % 4);
         match kind {
             Kind::Counter => Op::Inc(amount),
             Kind::PnCounter if self.flip => Op::Dec(amount),
             Kind::PnCounter => Op::Inc(amount),
+            // Two spends in three are decrements, so that rights run out and refusals happen;
+            // a transfer goes to one of the other replicas, never to `at` itself.
+            Kind::BoundedCounter if self.flip && (self.x / 4) % 3 == 2 => {
+                let others = replicas.saturating_sub(1).max(1);
+                Op::Transfer {
+                    to: (at + 1 + (self.x / 12) % others) % replicas.max(1),
+                    amount,
+                }
+            }
+            Kind::BoundedCounter if self.flip => Op::Dec(amount),
+            Kind::BoundedCounter => Op::Inc(amount),
             Kind::AddWinsSet if self.flip => Op::Remove(self.x % SET_ELEMENTS),
             Kind::AddWinsSet => Op::Add(self.x % SET_ELEMENTS),
             Kind::LwwRegister | Kind::MvRegister => {
@@ -125,7 +144,7 @@ impl Trace {
             let line = match step {
                 Step::Op { at, seed } => {
                     let at = at % n;
-                    let op = seed.to_op(kind, ops, &mut clocks[usize::from(at)]);
+                    let op = seed.to_op(kind, ops, at, n, &mut clocks[usize::from(at)]);
                     ops += 1;
                     format!("r{at}: {op:?}  (op #{})", ops - 1)
                 }

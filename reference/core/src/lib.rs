@@ -9,7 +9,8 @@
 //! - [`clock`]: vector clocks, the hybrid logical clock (Kulkarni et al. 2014), dots, causal
 //!   contexts and dotted version vectors.
 //! - [`crdt`]: the state-based CRDTs with δ-mutators — [`GCounter`], [`PnCounter`], the add-wins
-//!   [`OrSet`], the [`LwwRegister`] and the multi-value [`MvRegister`].
+//!   [`OrSet`], the [`LwwRegister`], the multi-value [`MvRegister`] and the [`BoundedCounter`]
+//!   (an escrow counter that never reads below zero).
 //! - [`Lattice`]: the one trait every CRDT implements: a join-semilattice with a bottom.
 //! - [`wire`]: the versioned binary encoding used for replication and the JSON used for humans.
 //! - [`replica`]: the replica state machine — keyspace, oplog, replication, consistency levels,
@@ -32,6 +33,8 @@ pub mod replica;
 pub mod wire;
 
 pub use clock::{CausalContext, Causality, ClockError, Dot, Dvv, Hlc, HlcTimestamp, VectorClock};
-pub use crdt::{GCounter, LwwRegister, MvRegister, OrSet, Overflow, PnCounter};
+pub use crdt::{
+    BoundedCounter, BoundedError, GCounter, LwwRegister, MvRegister, OrSet, Overflow, PnCounter,
+};
 pub use id::ReplicaId;
 pub use lattice::Lattice;

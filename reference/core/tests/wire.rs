@@ -3,8 +3,8 @@
 
 use converge_core::wire::{self, WireError};
 use converge_core::{
-    CausalContext, Dot, Dvv, GCounter, Hlc, HlcTimestamp, LwwRegister, MvRegister, OrSet,
-    PnCounter, ReplicaId, VectorClock,
+    BoundedCounter, CausalContext, Dot, Dvv, GCounter, Hlc, HlcTimestamp, LwwRegister, MvRegister,
+    OrSet, PnCounter, ReplicaId, VectorClock,
 };
 use proptest::prelude::*;
 use serde::Serialize;
@@ -72,6 +72,10 @@ fn encodings_of_representative_values_are_pinned() {
     let mut pn = PnCounter::new();
     pn.increment(A, 10).unwrap();
     pn.decrement(B, 4).unwrap();
+    let mut bounded = BoundedCounter::new();
+    bounded.increment(A, 7).unwrap();
+    bounded.transfer(A, B, 3).unwrap();
+    bounded.decrement(B, 2).unwrap();
     let mut lww = LwwRegister::new();
     lww.set(
         B,
@@ -98,6 +102,7 @@ fn encodings_of_representative_values_are_pinned() {
     section("hlc", encodings(&hlc));
     section("g-counter", encodings(&counter));
     section("pn-counter", encodings(&pn));
+    section("bounded-counter", encodings(&bounded));
     section("or-set", encodings(&sample_orset()));
     section("lww-register", encodings(&lww));
     section("mv-register", encodings(&mv));
@@ -187,6 +192,7 @@ proptest! {
         decode_is_total::<Dvv>(&bytes);
         decode_is_total::<GCounter>(&bytes);
         decode_is_total::<PnCounter>(&bytes);
+        decode_is_total::<BoundedCounter>(&bytes);
         decode_is_total::<OrSet<u8>>(&bytes);
         decode_is_total::<LwwRegister<u64>>(&bytes);
         decode_is_total::<MvRegister<u64>>(&bytes);
