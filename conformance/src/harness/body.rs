@@ -333,8 +333,8 @@ impl Body {
     }
 
     /// The typed fields, by name in ascending order, without `rest`'s.
-    fn typed_fields(&self) -> Vec<(&'static str, Field<'_>)> {
-        let mut fields: Vec<(&'static str, Field<'_>)> = Vec::with_capacity(6);
+    fn typed_fields(&self) -> Fields<'_> {
+        let mut fields = Fields::default();
         if !matches!(&self.kind, Kind::Other(name) if name.is_empty()) {
             fields.push(("type", Field::Str(self.kind.name())));
         }
@@ -350,11 +350,7 @@ impl Body {
         if let Some(token) = &self.token {
             fields.push(("token", Field::Json(token)));
         }
-        fn json<'a>(
-            fields: &mut Vec<(&'static str, Field<'a>)>,
-            name: &'static str,
-            value: &'a Option<Value>,
-        ) {
+        fn json<'a>(fields: &mut Fields<'a>, name: &'static str, value: &'a Option<Value>) {
             if let Some(value) = value {
                 fields.push((name, Field::Json(value)));
             }
@@ -398,14 +394,16 @@ impl Body {
             | Kind::CasOk
             | Kind::Other(_) => {}
         }
-        fields.sort_unstable_by_key(|(name, _)| *name);
+        fields
+            .as_mut_slice()
+            .sort_unstable_by_key(|(name, _)| *name);
         fields
     }
 
     /// The body as its JSON object.
     pub fn to_map(&self) -> Map<String, Value> {
         let mut map = self.rest.as_deref().cloned().unwrap_or_default();
-        for (name, field) in self.typed_fields() {
+        for &(name, field) in self.typed_fields().as_mut_slice().iter() {
             map.insert(name.to_string(), field.to_value());
         }
         map
@@ -533,11 +531,12 @@ impl Serialize for Body {
         // As the JSON object, sorted by name, so reports and snapshots stay as they were; the
         // typed fields are written where they are, without building the object first (every
         // line to a process node is written this way).
-        let typed = self.typed_fields();
+        let mut typed = self.typed_fields();
+        let typed = typed.as_mut_slice();
         let rest = self.rest.as_deref().into_iter().flatten();
         let len = typed.len() + self.rest.as_ref().map_or(0, |r| r.len());
         let mut out = serializer.serialize_map(Some(len))?;
-        let mut typed = typed.into_iter().peekable();
+        let mut typed = typed.iter().copied().peekable();
         for (name, value) in rest {
             while let Some((field, v)) = typed.next_if(|(field, _)| *field < name.as_str()) {
                 out.serialize_entry(field, &v)?;
@@ -548,6 +547,43 @@ impl Serialize for Body {
             out.serialize_entry(field, &v)?;
         }
         out.end()
+    }
+}
+
+/// A body's typed fields, on the stack: every line to a process node is printed from them, and
+/// a body has at most [`Fields::MAX`] (the envelope's five and a `cas`'s three).
+struct Fields<'a> {
+    len: usize,
+    /// The first `len` are the fields; the others are placeholders, never read.
+    items: [(&'static str, Field<'a>); Fields::MAX],
+}
+
+impl Default for Fields<'_> {
+    fn default() -> Self {
+        Fields {
+            len: 0,
+            items: [("", Field::U64(0)); Fields::MAX],
+        }
+    }
+}
+
+impl<'a> Fields<'a> {
+    const MAX: usize = 8;
+
+    fn push(&mut self, field: (&'static str, Field<'a>)) {
+        // Every body has at most MAX typed fields by construction (see `typed_fields`); the
+        // assertion keeps that true as kinds are added.
+        assert!(
+            self.len < Fields::MAX,
+            "a body with more than {} typed fields",
+            Fields::MAX
+        );
+        self.items[self.len] = field;
+        self.len += 1;
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [(&'static str, Field<'a>)] {
+        &mut self.items[..self.len]
     }
 }
 

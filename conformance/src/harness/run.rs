@@ -637,7 +637,9 @@ impl Loop<'_> {
                 NodeEvent::Line { node, line } => self.handle_line(node, line),
                 NodeEvent::Message { node, message } => {
                     let sent_seq = self.tick();
-                    self.handle_message(node, message, None, sent_seq);
+                    let Message { src, dest, body } = message;
+                    let body = routing::Incoming::Typed(body);
+                    self.handle_message(node, src, dest, body, None, sent_seq);
                 }
                 NodeEvent::Peer { node, to, payload } => self.handle_peer(node, to, payload),
                 NodeEvent::Exited {

@@ -8,11 +8,20 @@
 
 use super::Loop;
 use super::flight::{Cargo, InFlight};
+use crate::harness::body::Body;
 use crate::harness::history::{Delivery, Outcome};
-use crate::harness::message::{ErrorCode, Message};
+use crate::harness::message::{Envelope, ErrorCode, Message};
 use crate::harness::services::{Service, Services};
 use crate::harness::workload::Profile;
+use serde_json::{Map, Value};
 use std::cmp::Reverse;
+
+/// A message's body as it reached the loop: the JSON object of a line a process wrote, or a
+/// typed body from an in-process backend. It is typed only where the loop reads it.
+pub(super) enum Incoming {
+    Object(Map<String, Value>),
+    Typed(Body),
+}
 
 /// Messages in flight inside the harness before it stops accepting more from nodes: a bound on
 /// memory, far above what a correct node produces.
@@ -26,11 +35,18 @@ impl Loop<'_> {
 
     pub(super) fn handle_line(&mut self, node: usize, line: String) {
         let sent_seq = self.tick();
-        let msg = match Message::parse(&line) {
+        let Envelope { src, dest, body } = match Envelope::parse(&line) {
             Ok(m) => m,
             Err(e) => return self.malformed(node, e.to_string()),
         };
-        self.handle_message(node, msg, Some(line), sent_seq);
+        self.handle_message(
+            node,
+            src,
+            dest,
+            Incoming::Object(body),
+            Some(line),
+            sent_seq,
+        );
     }
 
     /// A payload from an in-process node to node `to`: routed like any node-to-node message,
@@ -82,55 +98,68 @@ impl Loop<'_> {
         }
     }
 
-    /// A message node `node` sent, parsed: from `line` if it came as one (a node-to-node message
-    /// is then delivered as the very line), or typed from an in-process backend.
+    /// A message node `node` sent from `src` to `dest`: from `line` if it came as one (a
+    /// node-to-node message is then delivered as the very line), or typed from an in-process
+    /// backend.
     pub(super) fn handle_message(
         &mut self,
         node: usize,
-        msg: Message,
+        src: String,
+        dest: String,
+        body: Incoming,
         line: Option<String>,
         sent_seq: u64,
     ) {
-        if msg.src != self.ids[node] && !self.src_allowed(&msg.src) {
-            let shown = line.unwrap_or_else(|| msg.to_line());
+        if src != self.ids[node] && !self.src_allowed(&src) {
+            let shown = line.unwrap_or_else(|| {
+                let body = match body {
+                    Incoming::Object(map) => Body::from_map(map),
+                    Incoming::Typed(body) => body,
+                };
+                Message::new(src.clone(), dest, body).to_line()
+            });
             let cut: String = shown.chars().take(200).collect();
             return self.malformed(
                 node,
-                format!(
-                    "src {:?} is not the sender {}: {cut}",
-                    msg.src, self.ids[node]
-                ),
+                format!("src {src:?} is not the sender {}: {cut}", self.ids[node]),
             );
         }
         let now = self.backend.now_ms();
-        if let Some(to) = self.ids.iter().position(|id| *id == msg.dest) {
-            let cargo = match line {
-                Some(line) => Cargo::Line(line),
-                None => Cargo::Message(Box::new(msg)),
+        if let Some(to) = self.ids.iter().position(|id| *id == dest) {
+            let cargo = match (line, body) {
+                (Some(line), _) => Cargo::Line(line),
+                (None, Incoming::Typed(body)) => {
+                    Cargo::Message(Box::new(Message { src, dest, body }))
+                }
+                (None, Incoming::Object(map)) => Cargo::Message(Box::new(Message {
+                    src,
+                    dest,
+                    body: Body::from_map(map),
+                })),
             };
             return self.route(node, to, cargo, sent_seq);
         }
-        if Services::is_service(&msg.dest) {
+        if Services::is_service(&dest) {
             self.last_traffic_ms = now;
             // Services answer at once; the reply reaches the node after the network's minimum
             // latency, like any message. Partitions cut nodes from each other, not from services.
             // Only process nodes call services, and a service judges the object the node wrote,
             // field by field, to say precisely what is wrong with it: it reads the body as JSON.
-            let reply = self.services.handle_body(
-                &msg.src,
-                &msg.dest,
-                &msg.body.to_map(),
-                now,
-                &mut self.service_dice,
-            );
+            let object = match body {
+                Incoming::Object(map) => map,
+                Incoming::Typed(body) => body.to_map(),
+            };
+            let reply =
+                self.services
+                    .handle_body(&src, &dest, &object, now, &mut self.service_dice);
             let party = self.config.nodes
                 + Service::ALL
                     .iter()
-                    .position(|s| s.name() == msg.dest)
+                    .position(|s| s.name() == dest)
                     .unwrap_or(0);
             let reply = Message {
-                src: msg.dest,
-                dest: msg.src,
+                src: dest,
+                dest: src,
                 body: reply.into(),
             };
             // The service read the request when the harness did, and answered at once.
@@ -151,31 +180,32 @@ impl Loop<'_> {
             }));
             return;
         }
-        if msg.dest.starts_with('c') {
+        if dest.starts_with('c') {
             // A reply to a client: it completes the pending request it answers, if any. Late
             // replies to requests that already timed out are expected and ignored.
-            let Some(id) = msg.in_reply_to() else {
+            let body = match body {
+                Incoming::Object(map) => Body::from_map(map),
+                Incoming::Typed(body) => body,
+            };
+            let Some(id) = body.in_reply_to else {
                 return self.malformed(
                     node,
-                    format!("message to client {} without in_reply_to", msg.dest),
+                    format!("message to client {dest} without in_reply_to"),
                 );
             };
             if let Some((pending, _)) = self.pending.remove(&id) {
-                let outcome = match msg.error_code() {
+                let outcome = match body.error_code() {
                     Some(code) if ErrorCode::is_definite_code(code) => Outcome::Fail { code },
                     Some(code) => Outcome::Info {
                         reason: format!("indefinite error {code}").into(),
                     },
-                    None => Outcome::Ok { reply: msg.body },
+                    None => Outcome::Ok { reply: body },
                 };
                 self.complete(pending, Some(node), now, outcome);
             }
             return;
         }
-        self.malformed(
-            node,
-            format!("message to unknown destination {:?}", msg.dest),
-        );
+        self.malformed(node, format!("message to unknown destination {dest:?}"));
     }
 
     /// Whether a message from one node may name `src` as its sender. The strict profile accepts
