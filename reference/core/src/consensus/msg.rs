@@ -26,7 +26,7 @@ impl Ballot {
 pub type ProposalId = Ballot;
 
 /// A proposed value for one instance: the key's new value.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Proposal {
     /// Who proposed it first, and when.
     pub id: ProposalId,
@@ -36,7 +36,7 @@ pub struct Proposal {
 
 /// A decision: the key's value after `instance` successful compare-and-sets. Instance 0 is the
 /// absent key, which every acceptor holds from the start.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Decision {
     /// The instance decided.
     pub instance: u64,
@@ -65,8 +65,8 @@ impl Decision {
 }
 
 /// A message between proposers and acceptors. Each names its key, so one pair of state machines
-/// runs every key's instances.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// runs every key's instances. (Ordered only so that model checkers can keep messages in sets.)
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Msg {
     /// Proposer → acceptors: phase 1 for `instance`, building on `base` (the decision of
     /// `instance - 1`, which a lagging acceptor adopts).
