@@ -11,7 +11,7 @@
 //! record is on its disk, as a shell would send it) and every `Accept` a proposer sends (for the
 //! values), and checks:
 //! - at most one proposal is ever chosen (accepted by a majority at one ballot) per key and
-//!   instance;
+//!   instance, and no ballot carries two proposals (a restarted proposer never reuses one);
 //! - an operation reported `Ok` at instance `n` is the one chosen there, and the value it
 //!   replaced is the one chosen at `n - 1`;
 //! - a definite failure left no trace: none of the operation's proposals is chosen at the end
@@ -21,7 +21,7 @@
 use converge_core::ReplicaId;
 use converge_core::consensus::{
     Acceptor, AcceptorDurable, Ballot, Bug, Cas, CasError, Msg, Outcome, ProposalId, Proposer,
-    ProposerConfig, majority,
+    ProposerConfig, ProposerDurable, majority,
 };
 use converge_core::replica::{Key, Scalar};
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +50,9 @@ struct Plan {
     latency_max_ms: u64,
     /// Acceptor crashes over the run (each followed by a recovery).
     crashes: u64,
+    /// Proposer restarts over the run: the operations in flight are lost, and the proposer
+    /// comes back at once from its round high-water mark.
+    proposer_restarts: u64,
     bug: Option<Bug>,
 }
 
@@ -68,6 +71,12 @@ struct Sim {
     acceptors: Vec<Option<Acceptor>>,
     disks: Vec<AcceptorDurable>,
     proposers: Vec<Proposer>,
+    /// What each proposer persisted (its round high-water mark).
+    proposer_disks: Vec<ProposerDurable>,
+    /// Proposer restarts: (time, proposer).
+    proposer_restarts: Vec<(u64, usize)>,
+    /// Operations lost in a proposer restart (their clients never hear back).
+    lost: usize,
     /// Messages in flight: (delivery time, sequence) → (from, to, message).
     flight: BTreeMap<(u64, u64), (u64, u64, Msg)>,
     seq: u64,
@@ -132,7 +141,16 @@ impl Sim {
             let down = 1 + splitmix64(&mut rng) % 150;
             crashes.push((at, who, down));
         }
+        let proposer_restarts = (0..plan.proposer_restarts)
+            .map(|_| {
+                let at = splitmix64(&mut rng) % 600;
+                (at, (splitmix64(&mut rng) % plan.proposers) as usize)
+            })
+            .collect();
         Sim {
+            proposer_disks: vec![ProposerDurable::default(); plan.proposers as usize],
+            proposer_restarts,
+            lost: 0,
             rng,
             now: 0,
             acceptors: (0..plan.acceptors)
@@ -203,8 +221,9 @@ impl Sim {
 
     fn drain_proposer(&mut self, p: usize) {
         let prop = &mut self.proposers[p];
-        // The proposers here do not crash, so their round high-water mark need not be kept.
-        let _ = prop.take_durable();
+        if let Some(d) = prop.take_durable() {
+            self.proposer_disks[p] = d;
+        }
         let mut out = Vec::new();
         while let Some(t) = prop.poll_transmit() {
             out.push(t);
@@ -274,7 +293,8 @@ impl Sim {
         let client = self.clients.iter().map(|c| c.0).min();
         let crash = self.crashes.iter().map(|c| c.0).min();
         let recovery = self.recoveries.iter().map(|c| c.0).min();
-        [msg, timer, client, crash, recovery]
+        let restart = self.proposer_restarts.iter().map(|c| c.0).min();
+        [msg, timer, client, crash, recovery, restart]
             .into_iter()
             .flatten()
             .min()
@@ -314,6 +334,14 @@ impl Sim {
                 ));
                 continue;
             }
+            if let Some(i) = self.proposer_restarts.iter().position(|c| c.0 <= now) {
+                let (_, p) = self.proposer_restarts.swap_remove(i);
+                self.lost += self.proposers[p].in_flight();
+                let config = self.proposers[p].config().clone();
+                self.proposers[p] = Proposer::recover(config, self.proposer_disks[p], now)
+                    .map_err(|e| format!("a proposer did not recover: {e}"))?;
+                continue;
+            }
             if let Some(p) = (0..self.proposers.len())
                 .find(|&p| self.proposers[p].poll_timeout().is_some_and(|d| d <= now))
             {
@@ -340,11 +368,12 @@ impl Sim {
     /// The run is over: every message delivered or lost, every operation ended.
     fn check_outcomes(&self) -> Result<(), String> {
         let submitted = (self.plan.proposers * self.plan.ops_per_proposer) as usize;
-        if self.outcomes.len() != submitted {
+        if self.outcomes.len() + self.lost != submitted {
             return Err(format!(
-                "{} operations submitted, {} ended",
+                "{} operations submitted, {} ended, {} lost in proposer restarts",
                 submitted,
-                self.outcomes.len()
+                self.outcomes.len(),
+                self.lost
             ));
         }
         for o in &self.outcomes {
@@ -425,6 +454,7 @@ fn plan(seed: u64, acceptors: u64, bug: Option<Bug>) -> Plan {
         dup_pm: splitmix64(&mut rng) % 200,
         latency_max_ms: 1 + splitmix64(&mut rng) % 40,
         crashes: splitmix64(&mut rng) % 4,
+        proposer_restarts: splitmix64(&mut rng) % 3,
         bug,
     }
 }
@@ -450,16 +480,30 @@ fn run_seeds(test: &str, acceptors: u64) -> [usize; 4] {
     let mut total = [0; 4];
     for seed in seeds(1000) {
         let plan = plan(seed, acceptors, None);
-        let mut sim = Sim::new(seed, plan.clone());
-        if let Err(e) = sim.run() {
-            panic!(
-                "seed {seed} ({plan:?}): {e}\nreproduce: CONSENSUS_SEED={seed} cargo test -p \
-                 converge-core --test consensus {test}"
-            );
-        }
-        for (t, n) in total.iter_mut().zip(sim.tally()) {
-            *t += n;
-        }
+        // A panic (a debug assertion of the core) is a failure of this seed like any other, and
+        // must name the seed too.
+        let run = std::panic::catch_unwind(|| {
+            let mut sim = Sim::new(seed, plan.clone());
+            sim.run().map(|()| sim.tally())
+        });
+        let failure = match run {
+            Ok(Ok(tally)) => {
+                for (t, n) in total.iter_mut().zip(tally) {
+                    *t += n;
+                }
+                continue;
+            }
+            Ok(Err(e)) => e,
+            Err(panic) => panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .map_or_else(|| "panicked".to_string(), |m| format!("panicked: {m}")),
+        };
+        panic!(
+            "seed {seed} ({plan:?}): {failure}\nreproduce: CONSENSUS_SEED={seed} cargo test -p \
+             converge-core --test consensus {test}"
+        );
     }
     total
 }
@@ -499,8 +543,13 @@ fn an_acceptor_that_forgets_its_promise_on_restart_lets_two_values_be_chosen() {
     // another check), which shows that the checks can fail and that persisting the promise is
     // what keeps them.
     let found = (0..2000).find_map(|seed| {
+        // Contention and many restarts: the bug needs a restart between a promise and a lower
+        // ballot's accept at the acceptor that two majorities share.
         let mut p = plan(seed, 3, Some(Bug::ForgetsPromiseOnRestart));
-        p.crashes = 6;
+        p.proposers = 3;
+        p.ops_per_proposer = 4;
+        p.crashes = 12;
+        p.proposer_restarts = 0;
         Sim::new(seed, p).run().err().map(|e| (seed, e))
     });
     let Some((seed, e)) = found else {
