@@ -15,7 +15,7 @@
 //! - the decision is well formed, and its instance never decreases;
 //! - a new decision clears the promise and the accepted proposal (they were the old instance's).
 
-use super::msg::{Ballot, Decision, Msg, Proposal};
+use super::msg::{Ballot, Counter, Decision, Msg, Proposal};
 use crate::ReplicaId;
 use crate::replica::Key;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -121,7 +121,7 @@ pub struct Acceptor {
     dirty: BTreeSet<Key>,
     outbox: VecDeque<(ReplicaId, Msg)>,
     /// Messages that an acceptor does not take, or that are malformed.
-    ignored: u64,
+    ignored: Counter,
 }
 
 impl Acceptor {
@@ -133,7 +133,7 @@ impl Acceptor {
             keys: BTreeMap::new(),
             dirty: BTreeSet::new(),
             outbox: VecDeque::new(),
-            ignored: 0,
+            ignored: Counter::default(),
         }
     }
 
@@ -184,7 +184,7 @@ impl Acceptor {
 
     /// Messages ignored: not for an acceptor, or malformed.
     pub fn ignored(&self) -> u64 {
-        self.ignored
+        self.ignored.0
     }
 
     /// Input: a message from `from`.
@@ -197,7 +197,7 @@ impl Acceptor {
                 base,
             } => {
                 if !Self::well_based(instance, &base) {
-                    self.ignored += 1;
+                    self.ignored.0 += 1;
                     return;
                 }
                 let mut r = self.record(&key);
@@ -236,7 +236,7 @@ impl Acceptor {
                 base,
             } => {
                 if !Self::well_based(instance, &base) {
-                    self.ignored += 1;
+                    self.ignored.0 += 1;
                     return;
                 }
                 let mut r = self.record(&key);
@@ -270,7 +270,7 @@ impl Acceptor {
             }
             Msg::Commit { key, decision } => {
                 if !decision.is_valid() {
-                    self.ignored += 1;
+                    self.ignored.0 += 1;
                     return;
                 }
                 let mut r = self.record(&key);
@@ -278,7 +278,7 @@ impl Acceptor {
                 r.learn(&decision);
                 self.store(key, before, r);
             }
-            Msg::Promise { .. } | Msg::Accepted { .. } | Msg::Nack { .. } => self.ignored += 1,
+            Msg::Promise { .. } | Msg::Accepted { .. } | Msg::Nack { .. } => self.ignored.0 += 1,
         }
     }
 

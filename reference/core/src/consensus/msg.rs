@@ -151,3 +151,21 @@ impl Msg {
         }
     }
 }
+
+/// A count of what a state machine did on the way (messages ignored). It is excluded from
+/// equality and hashing: it observes, it is not state, and a model checker must not split
+/// states by it (a duplicated stale reply would otherwise make a new state at every delivery).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counter(pub(crate) u64);
+
+impl PartialEq for Counter {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Counter {}
+
+impl std::hash::Hash for Counter {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}

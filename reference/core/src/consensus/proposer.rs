@@ -32,7 +32,7 @@
 //!   round it ever used, so no ballot is issued twice.
 
 use super::majority;
-use super::msg::{Ballot, Decision, Msg, Proposal, ProposalId};
+use super::msg::{Ballot, Counter, Decision, Msg, Proposal, ProposalId};
 use crate::ReplicaId;
 use crate::replica::{Key, Scalar};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -240,7 +240,7 @@ pub struct Proposer {
     cx: Ctx,
     ops: BTreeMap<OpId, Op>,
     next_op: OpId,
-    ignored: u64,
+    ignored: Counter,
 }
 
 /// Whether an operation goes on after a step.
@@ -286,7 +286,7 @@ impl Proposer {
             config,
             ops: BTreeMap::new(),
             next_op: 0,
-            ignored: 0,
+            ignored: Counter::default(),
         })
     }
 
@@ -307,7 +307,7 @@ impl Proposer {
 
     /// Messages ignored: not for a proposer, stale, or malformed.
     pub fn ignored(&self) -> u64 {
-        self.ignored
+        self.ignored.0
     }
 
     /// The durable state, as [`recover`](Self::recover) takes it.
@@ -359,7 +359,7 @@ impl Proposer {
     pub fn handle(&mut self, now_ms: u64, from: ReplicaId, msg: Msg) {
         self.advance(now_ms);
         if self.config.acceptors.binary_search(&from).is_err() {
-            self.ignored += 1;
+            self.ignored.0 += 1;
             return;
         }
         let (config, cx) = (&self.config, &mut self.cx);
@@ -406,7 +406,7 @@ impl Proposer {
             }
         }
         if !used {
-            self.ignored += 1;
+            self.ignored.0 += 1;
         }
         for id in done {
             self.ops.remove(&id);
