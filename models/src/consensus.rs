@@ -65,9 +65,11 @@ use stateright::actor::{
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The default depth bound of the correct variant: every `sometimes` example is within it.
+/// The default depth bound of the correct variant: every `sometimes` example is within it (the
+/// longest, a client told it holds the seat, takes 8 steps).
 pub const DEPTH: usize = 10;
-/// The default depth bound of the broken variant: its counterexample is 15 steps long.
+/// The default depth bound of the broken variant: its 13-step counterexample is within it, and
+/// the search stops once it is found.
 pub const DEPTH_FORGETS_PROMISE: usize = 15;
 
 /// `always`: at most one proposal is chosen per instance.
@@ -357,10 +359,9 @@ pub fn model(variant: Variant) -> ActorModel<Node, (), Ghost> {
     let partitioned = variant == Variant::ForgetsPromise;
     let client = |me: u64, value: i64, cut: usize| {
         let mut config = ProposerConfig::new(ReplicaId(me), acceptors.clone());
+        // One attempt, and no timer is armed (see the module documentation), so the phase
+        // timeout and the backoff never come into play here.
         config.attempts_max = 1;
-        config.phase_timeout_ms = 10;
-        config.backoff_min_ms = 2;
-        config.backoff_max_ms = 4;
         config.seed = me;
         Node::Client {
             config: Box::new(config),
