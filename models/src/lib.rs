@@ -13,6 +13,7 @@
 
 pub mod anti_entropy;
 pub mod clock_skew;
+pub mod consensus;
 pub mod counter3;
 pub mod global_quorum;
 pub mod replication;
@@ -174,7 +175,7 @@ pub fn find(name: &str) -> Option<&'static Entry> {
     CATALOGUE.iter().find(|e| e.name == name)
 }
 
-static CATALOGUE: [Entry; 18] = [
+static CATALOGUE: [Entry; 20] = [
     Entry {
         name: "counter3",
         about: "MODEL-1 (CLK-2): three regions' G-counters {A:5,B:3,C:2} {A:4,B:6,C:2} {A:4,B:3,C:7} end at 18",
@@ -505,6 +506,40 @@ static CATALOGUE: [Entry; 18] = [
         explore: |addr, depth| {
             serve(
                 anti_entropy::model(anti_entropy::Variant::SkipsSubtree),
+                addr,
+                depth,
+            )
+        },
+    },
+    Entry {
+        name: "consensus-seat",
+        about: "MODEL-9: two set-if-absent CAS on the real Paxos core (3 acceptors, lossy duplicating network, a restart) give seat 5A to at most one client",
+        default_depth: Some(consensus::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                consensus::model(consensus::Variant::Correct),
+                depth,
+                &[],
+            )
+        },
+        explore: |addr, depth| serve(consensus::model(consensus::Variant::Correct), addr, depth),
+    },
+    Entry {
+        name: "consensus-seat-forgets-promise",
+        about: "MODEL-9: an acceptor that forgets its promise on restart lets two values be chosen (expected counterexample)",
+        default_depth: Some(consensus::DEPTH_FORGETS_PROMISE),
+        run: |name, depth| {
+            check(
+                name,
+                consensus::model(consensus::Variant::ForgetsPromise),
+                depth,
+                &[consensus::AT_MOST_ONE_CHOSEN],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                consensus::model(consensus::Variant::ForgetsPromise),
                 addr,
                 depth,
             )

@@ -3,11 +3,11 @@
 //! example, every `always` property that holds has a named `sometimes` companion that shows the
 //! states it speaks about are reached, and the state counts are pinned so that a change to a
 //! model or to the code it wraps that changes the explored space is noticed. Spec IDs MODEL-1 to
-//! MODEL-7.
+//! MODEL-7 and MODEL-9.
 
 use converge_models::{
-    Expect, Report, anti_entropy, clock_skew, counter3, find, global_quorum, replication,
-    seat_reservation, sessions,
+    Expect, Report, anti_entropy, clock_skew, consensus, counter3, find, global_quorum,
+    replication, seat_reservation, sessions,
 };
 
 fn check(name: &str) -> Report {
@@ -187,10 +187,41 @@ fn anti_entropy_that_skips_a_subtree_claims_what_it_never_shipped() {
     assert_eq!(report.unique_states, 178);
 }
 
+#[test]
+fn consensus_seat_two_set_if_absent_cas_on_the_real_paxos_core_give_the_seat_to_one_client() {
+    let report = check("consensus-seat");
+    for always in [
+        consensus::AT_MOST_ONE_CHOSEN,
+        consensus::AT_MOST_ONE_HOLDS,
+        consensus::TOLD_OK_HOLDS,
+    ] {
+        assert!(!discovered(&report, always), "{always}");
+    }
+    assert!(discovered(&report, consensus::SOME_CLIENT_HOLDS));
+    assert!(discovered(&report, consensus::SOME_VALUE_CHOSEN));
+    assert!(discovered(&report, consensus::RESTARTED_AFTER_PROMISE));
+    assert_eq!(report.unique_states, 78_216);
+}
+
+#[test]
+fn consensus_seat_an_acceptor_that_forgets_its_promise_on_restart_lets_two_values_be_chosen() {
+    let report = check("consensus-seat-forgets-promise");
+    assert!(discovered(&report, consensus::AT_MOST_ONE_CHOSEN));
+    let path = report
+        .properties
+        .iter()
+        .find(|p| p.name == consensus::AT_MOST_ONE_CHOSEN)
+        .and_then(|p| p.path.clone())
+        .unwrap_or_default();
+    // The counterexample restarts the acceptor between the two accepts that choose.
+    assert!(path.contains("Restart"), "{path}");
+    assert_eq!(report.unique_states, 33_667);
+}
+
 /// Each `always` property with the `sometimes` property that shows the states it speaks about are
 /// reached, so that it cannot hold only because they are not: its premise, or the state where
 /// it is tightest. A `sometimes` may stand for several `always` properties of its model.
-const COMPANIONS: [(&str, &str); 11] = [
+const COMPANIONS: [(&str, &str); 14] = [
     // An all-merged state is reached, so the implication is tested.
     (counter3::ALL_MERGED_IS_18, counter3::ALL_MERGED),
     // Every region reads 18 once all have merged (by the property above): the bound is reached,
@@ -238,6 +269,11 @@ const COMPANIONS: [(&str, &str); 11] = [
         anti_entropy::CONVERGED_WHEN_QUIESCENT,
         anti_entropy::QUIESCENT,
     ),
+    // A value is chosen, so "at most one" is not met by "none".
+    (consensus::AT_MOST_ONE_CHOSEN, consensus::SOME_VALUE_CHOSEN),
+    // A client is told it holds the seat: the premise of both client properties.
+    (consensus::AT_MOST_ONE_HOLDS, consensus::SOME_CLIENT_HOLDS),
+    (consensus::TOLD_OK_HOLDS, consensus::SOME_CLIENT_HOLDS),
 ];
 
 /// `always` properties that hold in a model without a `sometimes` companion there, each with

@@ -13,6 +13,9 @@
 //!   (an escrow counter that never reads below zero).
 //! - [`Lattice`]: the one trait every CRDT implements: a join-semilattice with a bottom.
 //! - [`wire`]: the versioned binary encoding used for replication and the JSON used for humans.
+//! - [`consensus`]: compare-and-set by single-decree Paxos per key and instance — a sans-IO
+//!   [`Acceptor`](consensus::Acceptor) and [`Proposer`](consensus::Proposer), durable promises
+//!   and accepts, bounded retries; standalone (not yet owned by the replica).
 //! - [`replica`]: the replica state machine — keyspace, oplog, replication, consistency levels,
 //!   session tokens, anti-entropy — as a sans-IO [`Replica`](replica::Replica) driven by
 //!   `handle_*` inputs and `poll_*` outputs.
@@ -24,6 +27,7 @@
 //! - Decoding validates: a value that breaks a type's invariant is refused, never repaired silently.
 
 pub mod clock;
+pub mod consensus;
 pub mod crdt;
 mod id;
 mod lattice;
