@@ -196,37 +196,26 @@ impl Acceptor {
                 ballot,
                 base,
             } => {
-                if !Self::well_based(instance, &base) {
-                    self.ignored.0 += 1;
-                    return;
-                }
-                let mut r = self.record(&key);
-                let before = r.clone();
-                r.learn(&base);
-                let reply = if instance <= r.decided.instance {
-                    Msg::Commit {
-                        key: key.clone(),
-                        decision: r.decided.clone(),
+                let k = key.clone();
+                self.vote(from, key, instance, &base, |r| {
+                    if ballot >= r.promised {
+                        // Equal: a duplicated prepare gets the same promise again, not a refusal.
+                        r.promised = ballot;
+                        Msg::Promise {
+                            key: k,
+                            instance,
+                            ballot,
+                            accepted: r.accepted.clone(),
+                        }
+                    } else {
+                        Msg::Nack {
+                            key: k,
+                            instance,
+                            ballot,
+                            higher: r.promised,
+                        }
                     }
-                } else if ballot >= r.promised {
-                    // Equal: a duplicated prepare gets the same promise again, not a refusal.
-                    r.promised = ballot;
-                    Msg::Promise {
-                        key: key.clone(),
-                        instance,
-                        ballot,
-                        accepted: r.accepted.clone(),
-                    }
-                } else {
-                    Msg::Nack {
-                        key: key.clone(),
-                        instance,
-                        ballot,
-                        higher: r.promised,
-                    }
-                };
-                self.store(key, before, r);
-                self.outbox.push_back((from, reply));
+                });
             }
             Msg::Accept {
                 key,
@@ -235,38 +224,27 @@ impl Acceptor {
                 proposal,
                 base,
             } => {
-                if !Self::well_based(instance, &base) {
-                    self.ignored.0 += 1;
-                    return;
-                }
-                let mut r = self.record(&key);
-                let before = r.clone();
-                r.learn(&base);
-                let reply = if instance <= r.decided.instance {
-                    Msg::Commit {
-                        key: key.clone(),
-                        decision: r.decided.clone(),
+                let k = key.clone();
+                self.vote(from, key, instance, &base, |r| {
+                    if ballot >= r.promised {
+                        let id = proposal.id;
+                        r.promised = ballot;
+                        r.accepted = Some((ballot, proposal));
+                        Msg::Accepted {
+                            key: k,
+                            instance,
+                            ballot,
+                            id,
+                        }
+                    } else {
+                        Msg::Nack {
+                            key: k,
+                            instance,
+                            ballot,
+                            higher: r.promised,
+                        }
                     }
-                } else if ballot >= r.promised {
-                    let id = proposal.id;
-                    r.promised = ballot;
-                    r.accepted = Some((ballot, proposal));
-                    Msg::Accepted {
-                        key: key.clone(),
-                        instance,
-                        ballot,
-                        id,
-                    }
-                } else {
-                    Msg::Nack {
-                        key: key.clone(),
-                        instance,
-                        ballot,
-                        higher: r.promised,
-                    }
-                };
-                self.store(key, before, r);
-                self.outbox.push_back((from, reply));
+                });
             }
             Msg::Commit { key, decision } => {
                 if !decision.is_valid() {
@@ -280,6 +258,38 @@ impl Acceptor {
             }
             Msg::Promise { .. } | Msg::Accepted { .. } | Msg::Nack { .. } => self.ignored.0 += 1,
         }
+    }
+
+    /// What a prepare and an accept share: a message whose `base` is not the decision of the
+    /// instance before its own is ignored; otherwise the acceptor learns `base`, answers an
+    /// instance it has already decided with that decision, and else lets `decide` change the
+    /// key's record and name the reply. The record is journaled before the reply is queued, so
+    /// the reply describes durable state only.
+    fn vote(
+        &mut self,
+        from: ReplicaId,
+        key: Key,
+        instance: u64,
+        base: &Decision,
+        decide: impl FnOnce(&mut KeyRecord) -> Msg,
+    ) {
+        if !Self::well_based(instance, base) {
+            self.ignored.0 += 1;
+            return;
+        }
+        let mut r = self.record(&key);
+        let before = r.clone();
+        r.learn(base);
+        let reply = if instance <= r.decided.instance {
+            Msg::Commit {
+                key: key.clone(),
+                decision: r.decided.clone(),
+            }
+        } else {
+            decide(&mut r)
+        };
+        self.store(key, before, r);
+        self.outbox.push_back((from, reply));
     }
 
     /// Whether `base` is a well-formed decision of the instance before `instance`.
