@@ -57,8 +57,11 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&response).into_owned())
 }
 
-/// Starts the explorer for `sessions` on a free port (trying again if another process took
-/// the port in between) and waits until it answers.
+/// Starts the explorer for `sessions` on a free port and waits until *it* answers: a port that
+/// accepts connections is not enough, because between `free_addr` releasing the port and the
+/// explorer binding it another process (the suite's other tests bind ephemeral ports too) may
+/// take it, and then the explorer exits while the other process answers. So the server counts as
+/// up only when its own status page answers; if the child exits first, another port is tried.
 fn start() -> (Server, SocketAddr) {
     for _attempt in 0..5 {
         let addr = free_addr();
@@ -73,7 +76,10 @@ fn start() -> (Server, SocketAddr) {
             if let Ok(Some(_)) = server.0.try_wait() {
                 break; // It exited: most likely the port was taken; try another.
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            let ours = get(addr, "/.status").is_ok_and(|status| {
+                status.starts_with("HTTP/1.1 200") && status.contains("\"unique_state_count\"")
+            });
+            if ours {
                 return (server, addr);
             }
             std::thread::sleep(Duration::from_millis(50));
