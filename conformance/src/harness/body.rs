@@ -408,11 +408,6 @@ impl Body {
         }
         map
     }
-
-    /// The body as one line of JSON.
-    pub fn to_json(&self) -> Value {
-        Value::Object(self.to_map())
-    }
 }
 
 /// Takes field `name` out of `map` if `typed` reads it; leaves it there otherwise.
