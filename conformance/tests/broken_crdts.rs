@@ -262,17 +262,34 @@ impl Escrow {
     }
 }
 
+/// A bounded counter with one bug, named `name`: `may_spend` guards its decrements and
+/// transfers, and its deltas are whole states if `whole`, else the changed total alone. The two
+/// below share everything else.
+struct BrokenEscrow {
+    name: &'static str,
+    may_spend: fn(&Escrow, usize, u64) -> bool,
+    whole: bool,
+}
+
 /// A bounded counter that grants a decrement when the *value* it sees covers it, instead of the
 /// rights the replica holds: two replicas that both see the last unit both withdraw it, and
 /// once they merge the value is below zero. Its deltas are whole states, so the join and deltas
 /// are lawful and the guard is the only bug.
-struct GlobalCheckCounter;
+const GLOBAL_CHECK: BrokenEscrow = BrokenEscrow {
+    name: "global-check bounded",
+    may_spend: |s, _, k| s.value() >= i128::from(k),
+    whole: true,
+};
 
 /// A bounded counter with the right guard whose spend deltas carry only the changed total, not
 /// the credit that paid for it: a decrement's delta that reaches a replica before the increment
 /// it spent reads below zero there. Reads on causally closed states are right, so only the
 /// bound law, which reads every state, can catch it.
-struct BareDeltaCounter;
+const BARE_DELTA: BrokenEscrow = BrokenEscrow {
+    name: "bare-delta bounded",
+    may_spend: |s, r, k| s.rights(r) >= i128::from(k),
+    whole: false,
+};
 
 /// Runs `op` at `r` on an [`Escrow`] with `may_spend` as the decrement guard; returns the new
 /// state's delta: the whole state if `whole`, else the changed total alone.
@@ -305,10 +322,10 @@ fn escrow_apply(
     if whole { state.clone() } else { delta }
 }
 
-impl Subject for GlobalCheckCounter {
+impl Subject for BrokenEscrow {
     type State = Escrow;
     fn name(&self) -> String {
-        "global-check bounded".into()
+        self.name.into()
     }
     fn kind(&self) -> Kind {
         Kind::BoundedCounter
@@ -323,34 +340,7 @@ impl Subject for GlobalCheckCounter {
         true
     }
     fn apply(&self, state: &mut Self::State, replica: ReplicaIdx, op: &Op) -> Option<Self::State> {
-        let global = |s: &Escrow, _: usize, k: u64| s.value() >= i128::from(k);
-        Some(escrow_apply(state, replica, op, global, true))
-    }
-    fn read(&self, state: &Self::State) -> Observation {
-        Observation::Count(state.value())
-    }
-}
-
-impl Subject for BareDeltaCounter {
-    type State = Escrow;
-    fn name(&self) -> String {
-        "bare-delta bounded".into()
-    }
-    fn kind(&self) -> Kind {
-        Kind::BoundedCounter
-    }
-    fn bottom(&self) -> Self::State {
-        Escrow::default()
-    }
-    fn join(&self, into: &mut Self::State, other: &Self::State) {
-        into.join(other);
-    }
-    fn has_deltas(&self) -> bool {
-        true
-    }
-    fn apply(&self, state: &mut Self::State, replica: ReplicaIdx, op: &Op) -> Option<Self::State> {
-        let local = |s: &Escrow, r: usize, k: u64| s.rights(r) >= i128::from(k);
-        Some(escrow_apply(state, replica, op, local, false))
+        Some(escrow_apply(state, replica, op, self.may_spend, self.whole))
     }
     fn read(&self, state: &Self::State) -> Observation {
         Observation::Count(state.value())
@@ -394,8 +384,8 @@ fn every_broken_crdt_is_caught_by_the_law_its_bug_breaks() {
         row(&RemoveWinsSet),
         row(&LwwWithoutTiebreak),
         row(&MvKeepsOne),
-        row(&GlobalCheckCounter),
-        row(&BareDeltaCounter),
+        row(&GLOBAL_CHECK),
+        row(&BARE_DELTA),
     ];
     assert!(
         fails(&rows[0], Law::Idempotent),
@@ -485,7 +475,7 @@ fn two_replicas_withdrawing_the_last_unit_break_the_bound() {
         trace.describe(Kind::BoundedCounter),
         "2 replicas\n    0  r0: Inc(1)  (op #0)\n    1  r0 -> r1: whole state\n    2  r0: Dec(1)  (op #1)\n    3  r1: Dec(1)  (op #2)\n    4  r1 -> r0: whole state\n  picks a,b,c = [0, 0, 0]"
     );
-    let err = laws::check_trace(&GlobalCheckCounter, Law::Bound, &trace).unwrap_err();
+    let err = laws::check_trace(&GLOBAL_CHECK, Law::Bound, &trace).unwrap_err();
     assert!(
         err.starts_with("r0 reads -1, below the BoundedCounter bound 0"),
         "{err}"
@@ -493,7 +483,7 @@ fn two_replicas_withdrawing_the_last_unit_break_the_bound() {
     // The specification refuses the second withdrawal (r1 holds no rights), which the semantics
     // law reports at the step that granted it. `tests/laws.rs` runs this trace against the
     // reference bounded counter, which passes it.
-    let err = laws::check_trace(&GlobalCheckCounter, Law::Semantics, &trace).unwrap_err();
+    let err = laws::check_trace(&GLOBAL_CHECK, Law::Semantics, &trace).unwrap_err();
     assert!(
         err.starts_with("r1 reads Count(0) but the BoundedCounter specification"),
         "{err}"
