@@ -514,7 +514,11 @@ fn to_request(body: &Body) -> Option<ClientRequest> {
             key: key(k)?,
             value: value.as_i64()?,
         },
-        Kind::Cas { .. } => ClientOp::Cas,
+        Kind::Cas(cas) => ClientOp::Cas {
+            key: key(&Some(cas.key.clone()))?,
+            from: cas.from.as_i64()?,
+            to: cas.to.as_i64()?,
+        },
         _ => return None,
     };
     let token = match body.token.as_deref() {
@@ -549,6 +553,7 @@ fn to_body(reply: ClientReply) -> Body {
         ReplyKind::RemoveOk => Kind::RemoveOk,
         ReplyKind::BroadcastOk => Kind::BroadcastOk,
         ReplyKind::WriteOk => Kind::WriteOk,
+        ReplyKind::CasOk => Kind::CasOk,
         ReplyKind::ReadOk {
             field: ReadField::Value,
             value,

@@ -2,13 +2,17 @@
 //! [`DurableDelta`] at a time.
 //!
 //! # Layout
-//! One database file, `<dir>/durable.redb`, with three tables:
+//! One database file, `<dir>/durable.redb`, with four tables:
 //! - `keys`: key bytes → the key's state, [`KeyState::encode`]d. A delta's key replaces the
 //!   stored state whole (the replica hands out the joined state, not a δ).
 //! - `oplog`: `(origin, seq)` → the entry, [`Entry::encode`]d. The tuple key orders the table by
 //!   origin then sequence number, so each origin's log is one contiguous range: truncation is a
 //!   range delete and recovery reads entries in the order [`Replica::recover`] wants them.
-//! - `meta`: `"meta"` → the [`DurableMeta`] (HLC, last sequence number, frontier, horizon), and
+//! - `strong`: key bytes → the consensus acceptor's record of that key (decision, promise,
+//!   accepted proposal), [`encode_record`]ed; replaced whole. A lost promise could let two values
+//!   be chosen, so it is written in the same transaction as the rest of the delta.
+//! - `meta`: `"meta"` → the [`DurableMeta`] (HLC, last sequence number, frontier, horizon, the
+//!   consensus round mark), and
 //!   `"format"` → this layout's version. The meta is stored as a [`Durable::encode`] image with no
 //!   keys and no entries, so it reuses the core's versioned, validated codec rather than a second
 //!   encoding of the same clocks that could drift from it.
@@ -37,7 +41,8 @@
 
 use converge_core::ReplicaId;
 use converge_core::replica::{
-    DecodeError, Durable, DurableDelta, DurableMeta, Entry, Key, KeyState,
+    DecodeError, Durable, DurableDelta, DurableMeta, Entry, Key, KeyState, decode_record,
+    encode_record,
 };
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
@@ -47,6 +52,8 @@ use std::path::{Path, PathBuf};
 const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
 /// `(origin, seq)` → encoded [`Entry`].
 const OPLOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("oplog");
+/// Key bytes → encoded consensus record.
+const STRONG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("strong");
 /// `"meta"` → the meta as a [`Durable::encode`] image; `"format"` → [`FORMAT`].
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const META_KEY: &str = "meta";
@@ -154,6 +161,8 @@ impl Store {
         {
             tx.open_table(KEYS).map_err(|e| self.db_err(e))?;
             tx.open_table(OPLOG).map_err(|e| self.db_err(e))?;
+            // Created here for a database written before consensus existed, too.
+            tx.open_table(STRONG).map_err(|e| self.db_err(e))?;
             let mut meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
             let format = meta
                 .get(FORMAT_KEY)
@@ -221,14 +230,35 @@ impl Store {
             }
             oplog.push(entry);
         }
+        let strong_table = tx.open_table(STRONG).map_err(|e| self.db_err(e))?;
+        let mut strong = BTreeMap::new();
+        for row in strong_table.iter().map_err(|e| self.db_err(e))? {
+            let (k, v) = row.map_err(|e| self.db_err(e))?;
+            let key: Key = k.value().into();
+            let record = decode_record(v.value()).map_err(|source| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: format!(
+                    "the consensus record of key {:?}",
+                    String::from_utf8_lossy(&key)
+                ),
+                source,
+            })?;
+            strong.insert(key, record);
+        }
         match meta {
-            Some(meta) => Ok(Some(Durable { meta, keys, oplog })),
+            Some(meta) => Ok(Some(Durable {
+                meta,
+                keys,
+                oplog,
+                strong,
+            })),
             // Every delta carries the meta, so keys or entries without one were not written by
             // this module; recovering from them would restart the clocks under live data.
-            None if !keys.is_empty() || !oplog.is_empty() => {
-                Err(self
-                    .inconsistent("keys or oplog entries are stored but no meta is".to_string()))
-            }
+            None if !keys.is_empty() || !oplog.is_empty() || !strong.is_empty() => Err(self
+                .inconsistent(
+                    "keys, oplog entries or consensus records are stored but no meta is"
+                        .to_string(),
+                )),
             None => Ok(None),
         }
     }
@@ -292,6 +322,12 @@ impl Store {
                     .retain_in((origin.0, 0)..(origin.0, first), |_, _| false)
                     .map_err(|e| self.db_err(e))?;
             }
+            let mut strong = tx.open_table(STRONG).map_err(|e| self.db_err(e))?;
+            for (k, r) in &delta.strong {
+                strong
+                    .insert(&**k, encode_record(r).as_slice())
+                    .map_err(|e| self.db_err(e))?;
+            }
             let mut meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
             meta.insert(META_KEY, encode_meta(&delta.meta).as_slice())
                 .map_err(|e| self.db_err(e))?;
@@ -305,7 +341,7 @@ impl Store {
             what: "the meta".to_string(),
             source,
         })?;
-        if !image.keys.is_empty() || !image.oplog.is_empty() {
+        if !image.keys.is_empty() || !image.oplog.is_empty() || !image.strong.is_empty() {
             return Err(self.inconsistent("the meta carries keys or entries".to_string()));
         }
         Ok(image.meta)
@@ -376,6 +412,7 @@ fn encode_meta(meta: &DurableMeta) -> Vec<u8> {
         meta: meta.clone(),
         keys: BTreeMap::new(),
         oplog: Vec::new(),
+        strong: BTreeMap::new(),
     }
     .encode()
 }
@@ -385,6 +422,7 @@ mod tests {
     use super::*;
     use crate::maelstrom::{Face, FaceConfig, Workload};
     use converge_core::HlcTimestamp;
+    use converge_core::consensus::{Ballot, KeyRecord};
     use converge_core::replica::KeyKind;
     use serde_json::{Value as Json, json};
 
@@ -601,6 +639,11 @@ mod tests {
                 )],
                 appended: appended.iter().map(|&(o, s)| entry(o, s)).collect(),
                 truncated: truncated.iter().map(|&(o, s)| (ReplicaId(o), s)).collect(),
+                // One consensus record per step, and the first one's replaced at the last.
+                strong: vec![(
+                    format!("seat{}", step % 4).into_bytes().into_boxed_slice(),
+                    promised(step as u64 + 1),
+                )],
             };
             store.apply(&delta).expect("persists");
             mem.apply(delta);
@@ -630,9 +673,21 @@ mod tests {
                 )],
                 appended: vec![entry(1, 1)],
                 truncated: vec![],
+                strong: vec![(b"seat".to_vec().into_boxed_slice(), promised(3))],
             })
             .expect("persists");
         dir
+    }
+
+    /// A consensus record that promised round `round` and decided nothing.
+    fn promised(round: u64) -> KeyRecord {
+        KeyRecord {
+            promised: Ballot {
+                round,
+                proposer: ReplicaId(1),
+            },
+            ..KeyRecord::default()
+        }
     }
 
     /// Overwrites one stored value behind the store's back.
@@ -669,6 +724,14 @@ mod tests {
         });
         let e = load_error(dir.path());
         assert!(e.contains("oplog entry (n1, 1)"), "{e}");
+
+        let dir = filled();
+        tamper(dir.path(), |tx| {
+            let mut t = tx.open_table(STRONG).expect("table");
+            t.insert(b"seat".as_slice(), garbage).expect("insert");
+        });
+        let e = load_error(dir.path());
+        assert!(e.contains("consensus record of key \"seat\""), "{e}");
 
         let dir = filled();
         tamper(dir.path(), |tx| {

@@ -81,7 +81,7 @@ mod proposer;
 pub use acceptor::{Acceptor, AcceptorDelta, AcceptorDurable, Bug, KeyRecord};
 pub use msg::{Ballot, Decision, Msg, Proposal, ProposalId};
 pub use proposer::{
-    Cas, CasError, CasOk, OpId, Outcome, Proposer, ProposerConfig, ProposerDurable, Refused,
+    Cas, CasError, CasOk, OpId, Outcome, Proposer, ProposerConfig, ProposerDurable, Refused, Want,
 };
 
 /// The smallest majority of `n` acceptors.

@@ -102,6 +102,36 @@ pub struct Cas {
     pub base: Option<Decision>,
 }
 
+/// What an operation asks of its key. A compare-and-set, an unconditional set and a read all
+/// run through the same phases; they differ only in what the proposer does once a majority has
+/// shown the key's current value (the `base`, with nothing accepted beyond it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Want {
+    /// Set `to` if the key holds `from` (`None`: if the key is absent); else fail definitely.
+    Cas {
+        /// The value the key must hold.
+        from: Option<Scalar>,
+        /// The new value.
+        to: Scalar,
+    },
+    /// Set the value whatever the key holds: a write that is ordered with every
+    /// compare-and-set of the key, which a plain replicated write is not.
+    Set(Scalar),
+    /// Learn the current value through a majority, proposing nothing: a linearizable read.
+    /// A majority promised for instance `n` with nothing accepted there means nothing is chosen
+    /// at `n` yet, so `n - 1`'s decision is current at some moment between the read's start and
+    /// its reply; a proposal found accepted is finished first (chosen and committed), and the
+    /// read moves on to the instance after it.
+    Read,
+}
+
+impl Want {
+    /// Whether the operation proposes a value (a read never does, so it is never indefinite).
+    pub fn writes(&self) -> bool {
+        !matches!(self, Want::Read)
+    }
+}
+
 /// An operation's handle, in the order operations were submitted.
 pub type OpId = u64;
 
@@ -125,9 +155,10 @@ pub enum Refused {
 /// A successful compare-and-set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CasOk {
-    /// The instance the operation's proposal decided.
+    /// The instance the operation's proposal decided; for a [`Want::Read`], the instance whose
+    /// decision it read.
     pub instance: u64,
-    /// The value it replaced (what `from` matched).
+    /// The value it replaced (what `from` matched); for a read, the value read.
     pub previous: Option<Scalar>,
 }
 
@@ -191,8 +222,7 @@ enum Phase {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Op {
     key: Key,
-    from: Option<Scalar>,
-    to: Scalar,
+    want: Want,
     attempts: u32,
     /// The instance worked on, and the decision of the one before.
     instance: u64,
@@ -322,22 +352,38 @@ impl Proposer {
     /// Input: starts a compare-and-set. Refused at once, with nothing sent, beyond
     /// `in_flight_max` operations.
     pub fn cas(&mut self, now_ms: u64, cas: Cas) -> Result<OpId, Refused> {
+        let want = Want::Cas {
+            from: cas.from,
+            to: cas.to,
+        };
+        self.submit(now_ms, cas.key, want, cas.base)
+    }
+
+    /// Input: starts any operation on `key` (see [`Want`]), building on `base` if the caller
+    /// knows a decision (its own acceptor's). Refused at once, with nothing sent, beyond
+    /// `in_flight_max` operations or with a malformed `base`.
+    pub fn submit(
+        &mut self,
+        now_ms: u64,
+        key: Key,
+        want: Want,
+        base: Option<Decision>,
+    ) -> Result<OpId, Refused> {
         self.advance(now_ms);
         if self.ops.len() >= self.config.in_flight_max {
             return Err(Refused::Busy {
                 in_flight_max: self.config.in_flight_max,
             });
         }
-        let base = cas.base.unwrap_or_default();
+        let base = base.unwrap_or_default();
         if !base.is_valid() {
             return Err(Refused::InvalidBase);
         }
         let id = self.next_op;
         self.next_op += 1;
         let mut op = Op {
-            key: cas.key,
-            from: cas.from,
-            to: cas.to,
+            key,
+            want,
             attempts: 0,
             instance: base.instance + 1,
             base,
@@ -582,20 +628,28 @@ impl Op {
             (None, None) => {
                 // A majority promised with nothing accepted: nothing is chosen at this instance
                 // yet, so `base` is the current value, learned through a quorum.
-                if self.from != self.base.value {
-                    cx.outcomes.push_back(Outcome {
-                        op: id,
-                        key: self.key.clone(),
-                        result: Err(CasError::PreconditionFailed {
-                            current: self.base.value.clone(),
-                        }),
-                        proposals: std::mem::take(&mut self.proposals),
-                    });
-                    return Step::Done;
-                }
+                let to = match &self.want {
+                    Want::Read => {
+                        let result = Ok(CasOk {
+                            instance: self.base.instance,
+                            previous: self.base.value.clone(),
+                        });
+                        return self.finish(cx, id, result);
+                    }
+                    Want::Set(to) => to.clone(),
+                    Want::Cas { from, to } => {
+                        if *from != self.base.value {
+                            let result = Err(CasError::PreconditionFailed {
+                                current: self.base.value.clone(),
+                            });
+                            return self.finish(cx, id, result);
+                        }
+                        to.clone()
+                    }
+                };
                 let p = Proposal {
                     id: self.ballot,
-                    value: self.to.clone(),
+                    value: to,
                 };
                 self.pending = Some((self.instance, p.clone()));
                 self.proposals.push((self.instance, p.id));

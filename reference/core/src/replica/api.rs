@@ -109,13 +109,31 @@ pub enum Op {
         /// What the client had read.
         seen: CausalContext,
     },
+    /// Compare-and-set of a consensus register: set `to` if the register holds `from` (`None`:
+    /// if it is absent — the seat reservation). Always decided by a majority of replicas
+    /// through consensus, whatever the request's level (a weaker level cannot make it safe);
+    /// see `replica::strong`.
+    Cas {
+        /// The value the register must hold.
+        from: Option<Scalar>,
+        /// The new value.
+        to: Scalar,
+    },
+    /// Sets a consensus register whatever it holds, through consensus, so that the write is
+    /// ordered with every compare-and-set of the register.
+    StrongSet(Scalar),
+    /// Reads a consensus register. At `GlobalQuorum` through a majority (linearizable with the
+    /// register's sets and compare-and-sets); at a weaker level, the last decision this replica
+    /// has learned, which may be stale.
+    StrongGet,
 }
 
 impl Op {
-    /// The key type this operation needs, or `None` for [`Op::Get`], which reads any type.
+    /// The CRDT key type this operation needs, or `None` for [`Op::Get`], which reads any
+    /// type, and for the operations on consensus registers, which are not CRDT keys.
     pub fn kind(&self) -> Option<KeyKind> {
         match self {
-            Op::Get => None,
+            Op::Get | Op::Cas { .. } | Op::StrongSet(_) | Op::StrongGet => None,
             Op::Incr(_) => Some(KeyKind::Counter),
             Op::PnAdd(_) => Some(KeyKind::PnCounter),
             Op::SetAdd(_) | Op::SetRemove(_) => Some(KeyKind::Set),
@@ -126,7 +144,12 @@ impl Op {
 
     /// Whether the operation changes its key.
     pub fn is_write(&self) -> bool {
-        !matches!(self, Op::Get)
+        !matches!(self, Op::Get | Op::StrongGet)
+    }
+
+    /// Whether the operation is on a consensus register (decided by consensus, not merged).
+    pub fn is_strong(&self) -> bool {
+        matches!(self, Op::Cas { .. } | Op::StrongSet(_) | Op::StrongGet)
     }
 }
 
@@ -253,10 +276,11 @@ pub struct Done {
     pub token: SessionToken,
 }
 
-/// Why a request failed. Every failure is definite: the request had no effect
-/// ([`WrongType`](ClientError::WrongType), [`Overloaded`](ClientError::Overloaded), ...), or —
-/// for [`Unavailable`](ClientError::Unavailable) on a write — it may have been applied locally
-/// and will replicate, but the level asked for was not confirmed.
+/// Why a request failed. Every failure is definite — the request had no effect
+/// ([`WrongType`](ClientError::WrongType), [`Overloaded`](ClientError::Overloaded), ...) —
+/// except two: [`Unavailable`](ClientError::Unavailable) on a CRDT write (it may have been
+/// applied locally and will replicate, but the level asked for was not confirmed; on a
+/// consensus operation it is definite), and [`Indefinite`](ClientError::Indefinite).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ClientError {
     /// The key holds another type (Redis's `WRONGTYPE`).
@@ -287,6 +311,25 @@ pub enum ClientError {
     /// A counter would overflow.
     #[error("counter overflow")]
     Overflow,
+    /// A compare-and-set found the register holding another value than its `from`, as decided
+    /// by a majority (never a local copy). Definite: nothing was set.
+    #[error("precondition failed: the register holds {current:?}")]
+    PreconditionFailed {
+        /// The register's value (`None`: absent).
+        current: Option<Scalar>,
+    },
+    /// A set or compare-and-set of a consensus register may or may not have been applied: one
+    /// of its proposals reached the accept phase and its fate was not learned before the
+    /// attempts ran out. Indefinite: retrying may apply it twice.
+    #[error("the outcome is unknown: the set may have been applied")]
+    Indefinite,
+    /// The key is a consensus register (this replica has seen it decided or voted on it): it is
+    /// read and written only through [`Op::StrongGet`], [`Op::StrongSet`] and [`Op::Cas`].
+    #[error("WRONGTYPE the key is a consensus register; use CAS operations")]
+    ConsensusKey,
+    /// A consensus operation on a key that holds a CRDT of this kind.
+    #[error("WRONGTYPE key holds a {0:?}, not a consensus register")]
+    NotConsensusKey(KeyKind),
     /// The register's current value is stamped further in the future than the drift bound, or
     /// the clock's logical counter ran out; stamping above it would drag this replica's clock.
     #[error("register stamped beyond the clock drift bound")]

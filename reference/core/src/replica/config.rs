@@ -49,14 +49,19 @@ pub enum Bug {
     /// Anti-entropy drops the last differing subtree at every level yet still completes the
     /// round and claims the peer's frontier: a frontier claim the state does not back.
     AeSkipsSubtree,
+    /// A compare-and-set "fast path": compared against the local acceptor's last decision and,
+    /// if it matches, the next instance is declared decided and its commit broadcast — no
+    /// promise, no majority. Two regions that both hold `from` both succeed.
+    CasDecidedLocally,
 }
 
 impl Bug {
     /// Every seeded bug, in the order the command line lists them.
-    pub const ALL: [Bug; 3] = [
+    pub const ALL: [Bug; 4] = [
         Bug::ApplyWithoutDedup,
         Bug::ReadIgnoresToken,
         Bug::AeSkipsSubtree,
+        Bug::CasDecidedLocally,
     ];
 
     /// The bug's one spelling, used wherever it is chosen or printed (`converge sim --bug`, the
@@ -66,6 +71,7 @@ impl Bug {
             Bug::ApplyWithoutDedup => "apply-without-dedup",
             Bug::ReadIgnoresToken => "read-ignores-token",
             Bug::AeSkipsSubtree => "ae-skips-subtree",
+            Bug::CasDecidedLocally => "cas-decided-locally",
         }
     }
 }

@@ -3,7 +3,9 @@
 //! # What must survive a crash
 //! The keyspace, the oplog (each entry with its dependencies, which the children it is forwarded
 //! to after a restart must still wait for), the HLC, the frontier and horizon, and the last
-//! sequence number issued. Everything else — peers' cursors and acknowledgements, what is known
+//! sequence number issued. For the consensus registers (see `strong`): the acceptor's record of
+//! every key (decision, promise, accepted proposal — a forgotten promise lets two values be
+//! chosen) and the proposer's round high-water mark (a reused ballot does the same). Everything else — peers' cursors and acknowledgements, what is known
 //! of other replicas' frontiers, pending requests, anti-entropy rounds, entries parked for their
 //! dependencies, the running join of dependencies already sent, metrics — is soft state, rebuilt
 //! from the first messages after a restart: a peer that restarts is resent entries from the start
@@ -26,11 +28,14 @@ use super::codec::{
 use super::config::ConfigError;
 use super::oplog::Entry;
 use super::state::{KeyState, put_state, read_state};
+use super::strong_codec::{put_record, read_record};
+use crate::consensus::KeyRecord;
 use crate::{HlcTimestamp, ReplicaId, VectorClock};
 use std::collections::BTreeMap;
 
-/// The version byte of [`Durable::encode`].
-const DURABLE_VERSION: u8 = 2;
+/// The version byte of [`Durable::encode`]. Version 3 added the consensus state; a version-2
+/// image (written before consensus existed) decodes with none, which is what it had.
+const DURABLE_VERSION: u8 = 3;
 
 /// The scalar part of the durable state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -43,6 +48,9 @@ pub struct DurableMeta {
     pub frontier: VectorClock,
     /// The horizon (see `session`).
     pub horizon: VectorClock,
+    /// The consensus proposer's round high-water mark: every ballot it issued has a round
+    /// below it, so a restarted proposer never issues one twice.
+    pub rounds_below: u64,
 }
 
 /// Everything a replica needs to restart: what [`Replica::recover`](super::Replica::recover)
@@ -55,6 +63,8 @@ pub struct Durable {
     pub keys: BTreeMap<Key, KeyState>,
     /// The retained oplog, by origin then sequence number.
     pub oplog: Vec<Entry>,
+    /// The consensus acceptor's record of every key it has voted on or learned.
+    pub strong: BTreeMap<Key, KeyRecord>,
 }
 
 /// What changed since the last [`Replica::take_durable`](super::Replica::take_durable): apply it
@@ -70,6 +80,8 @@ pub struct DurableDelta {
     /// Per origin, the first sequence number still retained: delete the origin's entries below
     /// it. Applied after `appended`.
     pub truncated: Vec<(ReplicaId, u64)>,
+    /// Consensus records that changed, with their new value (replace).
+    pub strong: Vec<(Key, KeyRecord)>,
 }
 
 impl Durable {
@@ -96,6 +108,9 @@ impl Durable {
         self.meta = delta.meta;
         for (k, s) in delta.keys {
             self.keys.insert(k, s);
+        }
+        for (k, r) in delta.strong {
+            self.strong.insert(k, r);
         }
         // `appended` is in the order the replica logged it: per origin, increasing sequence
         // numbers. Take it one origin's stretch at a time.
@@ -171,6 +186,12 @@ impl Durable {
         for e in &self.oplog {
             e.encode_into(&mut out);
         }
+        put_varint(&mut out, self.meta.rounds_below);
+        put_varint(&mut out, self.strong.len() as u64);
+        for (k, r) in &self.strong {
+            put_key(&mut out, k);
+            put_record(&mut out, r);
+        }
         out
     }
 
@@ -179,14 +200,15 @@ impl Durable {
     pub fn decode(bytes: &[u8]) -> Result<Durable, DecodeError> {
         super::codec::decode_all(bytes, |r: &mut Reader<'_>| {
             let v = r.u8()?;
-            if v != DURABLE_VERSION {
+            if v != DURABLE_VERSION && v != 2 {
                 return Err(DecodeError::UnsupportedVersion(v));
             }
-            let meta = DurableMeta {
+            let mut meta = DurableMeta {
                 hlc: read_stamp(r)?,
                 last_seq: r.varint()?,
                 frontier: read_vv(r)?,
                 horizon: read_vv(r)?,
+                rounds_below: 0,
             };
             let n = r.count(2)?;
             let mut keys = BTreeMap::new();
@@ -199,9 +221,40 @@ impl Durable {
             for _ in 0..n {
                 oplog.push(Entry::read(r)?);
             }
-            Ok(Durable { meta, keys, oplog })
+            let mut strong = BTreeMap::new();
+            if v >= 3 {
+                meta.rounds_below = r.varint()?;
+                let n = r.count(4)?;
+                for _ in 0..n {
+                    let k = read_key(r)?;
+                    let record = read_record(r)?;
+                    if strong.insert(k, record).is_some() {
+                        return Err(DecodeError::Invalid("a consensus key stored twice"));
+                    }
+                }
+            }
+            Ok(Durable {
+                meta,
+                keys,
+                oplog,
+                strong,
+            })
         })
     }
+}
+
+/// The encoding of one consensus record, for shells that store each key's record as its own
+/// value (the node's redb table).
+pub fn encode_record(record: &KeyRecord) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_record(&mut out, record);
+    out
+}
+
+/// Decodes what [`encode_record`] wrote; never panics, refuses trailing bytes and a record whose
+/// accepted ballot is above its promise.
+pub fn decode_record(bytes: &[u8]) -> Result<KeyRecord, DecodeError> {
+    super::codec::decode_all(bytes, read_record)
 }
 
 /// A durable state that cannot be recovered from.
@@ -237,6 +290,7 @@ mod tests {
         for (k, s) in delta.keys {
             d.keys.insert(k, s);
         }
+        d.strong.extend(delta.strong);
         d.oplog.extend(delta.appended);
         if !delta.truncated.is_empty() {
             let firsts: BTreeMap<ReplicaId, u64> = delta.truncated.into_iter().collect();

@@ -7,7 +7,7 @@
 //! deterministic simulator on virtual time, and wrapped by the tokio node with redb persistence.
 //!
 //! # Parts
-//! `Replica` is a dispatcher over four parts, each owning its state and checking its own
+//! `Replica` is a dispatcher over five parts, each owning its state and checking its own
 //! invariants where that state lives (quinn-proto's `Connection` over its spaces and streams).
 //! A part never calls back into the replica: a step returns what happened — an entry logged, the
 //! frontier advanced, an ack taught a frontier, a claim made — and the dispatcher in this module
@@ -21,6 +21,7 @@
 //! | `links` | per-neighbour cursors, acks, retransmission timers and backoff; parked entries; frontiers known of others; flush timer; batch scratch | parked runs gap-free from `F[origin] + 1`, head not ready, at most `parked_entries_max`; an owed ack always has a flush armed |
 //! | `requests` | session waits, coverage waits, quorum queries, their deadlines and re-sends | at most `pending_max` wait; each ends by its deadline |
 //! | `anti_entropy` | the puller's rounds, the jitter RNG | a round ends (completed, abandoned or timed out) by `ae_timeout_ms`; a claim is made only by a completed round |
+//! | `strong` | the consensus acceptor and proposer, the requests in consensus, their journal | records journaled before the messages of the same step are queued; one waiting request per proposer operation; at most `pending_max` in consensus |
 //!
 //! # Map
 //! - [`api`](Request): requests, replies, values, errors — what the shells speak.
@@ -68,6 +69,8 @@ mod shared;
 mod state;
 mod stats;
 mod store;
+mod strong;
+mod strong_codec;
 
 pub use api::{
     ClientError, Consistency, Done, Key, KeyKind, Op, Reply, Request, Scalar, Transmit,
@@ -75,7 +78,7 @@ pub use api::{
 };
 pub use codec::{DecodeError, KEY_BYTES_MAX};
 pub use config::{Bug, Config, ConfigError, RegionId, Topology, UnknownBug};
-pub use durable::{Durable, DurableDelta, DurableMeta, RecoverError};
+pub use durable::{Durable, DurableDelta, DurableMeta, RecoverError, decode_record, encode_record};
 pub use msg::{
     Ack, AeClaim, AeDiff, AeKeys, AeProbe, DEFAULT_MESSAGE_BYTES_MAX, MSG_MAGIC, MSG_VERSION,
     PeerMsg, Routed, RoutedBody,
@@ -94,6 +97,7 @@ use stats::Metrics;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use store::Store;
+use strong::Strong;
 
 /// One replica of the store, as a deterministic state machine.
 ///
@@ -151,6 +155,9 @@ pub struct Replica {
     ae: AntiEntropy,
     /// Client requests waiting for a token, a quorum of acks or a quorum of answers.
     requests: Requests,
+    /// The consensus registers: this replica's acceptor and proposer, and the requests in
+    /// consensus.
+    strong: Strong,
     /// Outputs not yet polled; the parts push to them through `shared::Ctx`.
     transmits: VecDeque<Transmit>,
     replies: VecDeque<Reply>,
@@ -174,8 +181,10 @@ impl Replica {
     pub fn new(config: Config, now_ms: u64) -> Result<Replica, ConfigError> {
         let shared = Arc::new(Shared::new(config)?);
         let c = &shared.config;
+        let strong = Strong::new(&shared, now_ms).map_err(|_| ConfigError::Limit("consensus"))?;
         let mut replica = Replica {
             now_ms,
+            strong,
             store: Store::new(&shared),
             links: Links::new(&shared),
             ae: AntiEntropy::new(c.seed ^ c.me.0.rotate_left(32)),
@@ -194,6 +203,11 @@ impl Replica {
     /// by the ordering rule, so none is lost.
     pub fn recover(config: Config, durable: Durable, now_ms: u64) -> Result<Replica, RecoverError> {
         let mut r = Replica::new(config, now_ms)?;
+        let rounds = crate::consensus::ProposerDurable {
+            rounds_below: durable.meta.rounds_below,
+        };
+        r.strong = Strong::recover(&r.shared, durable.strong.clone(), rounds, now_ms)
+            .map_err(|_| ConfigError::Limit("consensus"))?;
         r.store.recover(durable, &r.shared)?;
         // Entries not yet acknowledged by the children are sent again from the start of the
         // retained log; the first ack of each child moves its cursor on.
@@ -253,7 +267,7 @@ impl Replica {
             counters: self.metrics.0.clone(),
             oplog_len: self.store.oplog().len(),
             keys: self.store.keys().len(),
-            pending: self.requests.len(),
+            pending: self.requests.len() + self.strong.len(),
             parked: self.links.parked(),
             peer_lag: self.links.peer_lag(&self.store, &self.shared),
         }
@@ -261,7 +275,17 @@ impl Replica {
 
     /// The whole durable state, as [`recover`](Self::recover) takes it.
     pub fn durable(&self) -> Durable {
-        self.store.durable()
+        let mut d = self.store.durable();
+        d.meta.rounds_below = self.strong.rounds_below();
+        d.strong = self.strong.records().clone();
+        d
+    }
+
+    /// This replica's acceptor record of consensus register `key`: the last decision it has
+    /// learned, its promise and what it accepted (defaults if it has none). For tests and
+    /// inspection; clients read registers with [`Op::StrongGet`].
+    pub fn consensus_record(&self, key: &[u8]) -> crate::consensus::KeyRecord {
+        self.strong.record(key)
     }
 
     // ----- inputs -----
@@ -270,8 +294,20 @@ impl Replica {
     /// or after a wait (quorum, session token), always by its deadline.
     pub fn handle_request(&mut self, now_ms: u64, request: Request) {
         self.advance(now_ms);
-        let (store, links, requests, _, mut cx) = self.split();
-        requests.on_request(store, links, &mut cx, request);
+        if request.op.is_strong() {
+            let (store, mut cx, strong) = self.split_strong();
+            strong.on_request(store, &mut cx, request);
+        } else if request.op.is_write() && self.strong.knows(&request.key) {
+            // A CRDT write under a consensus register's name: refused here, where the replica
+            // can tell (see `strong` § What a consensus register means).
+            self.replies.push_back(Reply {
+                id: request.id,
+                result: Err(ClientError::ConsensusKey),
+            });
+        } else {
+            let (store, links, requests, _, mut cx) = self.split();
+            requests.on_request(store, links, &mut cx, request);
+        }
         self.after_input();
     }
 
@@ -299,6 +335,19 @@ impl Replica {
             PeerMsg::Batch(entries) => self.on_batch(from, entries),
             PeerMsg::Ack(ack) => self.on_ack(from, ack),
             PeerMsg::AckedBatch { ack, entries } => self.on_acked_batch(from, ack, entries),
+            PeerMsg::Routed(Routed {
+                src,
+                dst,
+                body: RoutedBody::Consensus(m),
+                ..
+            }) if dst == self.id() => {
+                if src == dst || !self.shared.members.contains(&src) {
+                    self.metrics.0.invalid_messages += 1;
+                } else {
+                    let (store, mut cx, strong) = self.split_strong();
+                    strong.on_message(store, &mut cx, src, m);
+                }
+            }
             PeerMsg::Routed(m) => {
                 let (store, links, requests, _, mut cx) = self.split();
                 requests.on_routed(store, links, &mut cx, from, m);
@@ -336,6 +385,8 @@ impl Replica {
         requests.resend_queries(&mut cx);
         ae.timers(store, &mut cx);
         requests.expire_pending(&mut cx);
+        let (store, mut cx, strong) = self.split_strong();
+        strong.on_timeout(store, &mut cx);
         self.after_input();
     }
 
@@ -356,7 +407,23 @@ impl Replica {
     /// if [`Config::track_durable`] is off). Persist it before sending or releasing anything
     /// the same input produced.
     pub fn take_durable(&mut self) -> Option<DurableDelta> {
-        self.store.take_durable()
+        if !self.shared.config.track_durable {
+            return None;
+        }
+        let store = self.store.take_durable();
+        let strong = self.strong.take_durable();
+        if store.is_none() && strong.is_none() {
+            return None;
+        }
+        let mut delta = store.unwrap_or_else(|| DurableDelta {
+            meta: self.store.durable_meta(),
+            ..DurableDelta::default()
+        });
+        delta.meta.rounds_below = self.strong.rounds_below();
+        if let Some((records, _)) = strong {
+            delta.strong = records;
+        }
+        Some(delta)
     }
 
     /// Output: the next message to send.
@@ -393,6 +460,7 @@ impl Replica {
             self.links.next_deadline(),
             self.ae.next_deadline(),
             self.requests.next_deadline(),
+            self.strong.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -440,6 +508,18 @@ impl Replica {
             &mut self.ae,
             cx,
         )
+    }
+
+    /// Lends the store, a context and the consensus part, for one call into `strong`.
+    fn split_strong(&mut self) -> (&Store, Ctx<'_>, &mut Strong) {
+        let cx = Ctx {
+            shared: &self.shared,
+            now_ms: self.now_ms,
+            m: &mut self.metrics.0,
+            out: &mut self.transmits,
+            replies: &mut self.replies,
+        };
+        (&self.store, cx, &mut self.strong)
     }
 
     /// An anti-entropy claim moved the frontier (see `anti_entropy` § The frontier claim).
@@ -518,6 +598,7 @@ impl Replica {
         self.store.debug_check(self.id());
         self.links.debug_check(&self.store, &self.shared);
         self.requests.debug_check(&self.shared);
+        self.strong.debug_check(&self.shared);
         let neighbours = !self.shared.neighbours.is_empty();
         self.ae
             .debug_check(self.now_ms, &self.shared.config, neighbours);

@@ -50,6 +50,9 @@ const TAG_ACKED_BATCH: u8 = 7;
 
 const ROUTED_QUERY: u8 = 0;
 const ROUTED_QUERY_REPLY: u8 = 1;
+/// A consensus message (see `strong`); a peer of a build without consensus refuses the tag
+/// rather than misreading it.
+const ROUTED_CONSENSUS: u8 = 5;
 
 /// One message between neighbouring replicas.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -101,7 +104,7 @@ pub struct Routed {
     pub body: RoutedBody,
 }
 
-/// What a routed message carries: the two halves of a quorum query.
+/// What a routed message carries: the two halves of a quorum query, or a consensus message.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RoutedBody {
     /// "Send me your state of `key`" for quorum operation `op` of the source.
@@ -120,6 +123,8 @@ pub enum RoutedBody {
         /// The responder's horizon: its state is built from entries at or below it.
         horizon: VectorClock,
     },
+    /// A message between a proposer and an acceptor of the consensus registers.
+    Consensus(crate::consensus::Msg),
 }
 
 /// The puller's hashes of nodes at one level of the Merkle tree.
@@ -209,6 +214,10 @@ impl PeerMsg {
                             }
                         }
                         put_vv(&mut out, horizon);
+                    }
+                    RoutedBody::Consensus(msg) => {
+                        out.push(ROUTED_CONSENSUS);
+                        super::strong_codec::put_msg(&mut out, msg);
                     }
                 }
             }
@@ -302,6 +311,9 @@ impl PeerMsg {
                             state,
                             horizon: read_vv(&mut r)?,
                         }
+                    }
+                    ROUTED_CONSENSUS => {
+                        RoutedBody::Consensus(super::strong_codec::read_msg(&mut r)?)
                     }
                     t => return Err(DecodeError::UnknownTag(t)),
                 };

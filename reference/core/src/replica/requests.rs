@@ -520,7 +520,7 @@ impl Requests {
     }
 
     /// Sends a routed message towards `dst` through the next hop.
-    fn send_routed(cx: &mut Ctx<'_>, dst: ReplicaId, body: RoutedBody) {
+    pub(crate) fn send_routed(cx: &mut Ctx<'_>, dst: ReplicaId, body: RoutedBody) {
         let me = cx.shared.config.me;
         let Some(hop) = cx.shared.routes.next_hop(me, dst) else {
             return;
@@ -572,6 +572,9 @@ impl Requests {
                 let horizon = store.horizon().clone();
                 Self::send_routed(cx, m.src, RoutedBody::QueryReply { op, state, horizon });
             }
+            // The dispatcher hands consensus messages for this replica to `strong` before this;
+            // one that gets here was not for a replica (it names this one as its source).
+            RoutedBody::Consensus(_) => cx.m.invalid_messages += 1,
             RoutedBody::QueryReply { op, state, horizon } => {
                 if !store.plausible(&horizon, cx.shared) {
                     cx.m.invalid_messages += 1;

@@ -92,7 +92,9 @@ impl Store {
         durable: Durable,
         shared: &Shared,
     ) -> Result<(), RecoverError> {
-        let Durable { meta, keys, oplog } = durable;
+        let Durable {
+            meta, keys, oplog, ..
+        } = durable;
         let me = shared.config.me;
         if !meta
             .frontier
@@ -219,15 +221,19 @@ impl Store {
                 .map(|(k, s)| (k.clone(), s.clone()))
                 .collect(),
             oplog: self.oplog.iter().cloned().collect(),
+            // The consensus records are the `strong` part's; the replica adds them.
+            strong: Default::default(),
         }
     }
 
-    fn durable_meta(&self) -> DurableMeta {
+    /// The meta as the store knows it; the replica adds the consensus round mark.
+    pub(crate) fn durable_meta(&self) -> DurableMeta {
         DurableMeta {
             hlc: self.hlc.last(),
             last_seq: self.last_seq,
             frontier: self.frontier.clone(),
             horizon: self.horizon.clone(),
+            rounds_below: 0,
         }
     }
 
@@ -252,6 +258,7 @@ impl Store {
             keys,
             appended: j.appended,
             truncated: j.truncated.into_iter().collect(),
+            strong: Vec::new(),
         })
     }
 

@@ -12,3 +12,4 @@
 mod properties;
 mod pump;
 mod scenarios;
+mod strong;

@@ -97,8 +97,12 @@ impl Face {
             (Workload::LwwRegister | Workload::MvRegister, ClientOp::Read { .. }) => {
                 Ok((Op::Get, "r", Shape::Read(ReadField::Value), None))
             }
+            // lin-kv's registers are consensus registers: reads, writes and compare-and-sets
+            // all go through a majority (see `converge_core::replica::strong`), so the three are
+            // linearizable together. (Registers written by ABD at GLOBAL_QUORUM would make reads
+            // and writes linearizable, but not a compare-and-set beside them.)
             (Workload::LinKv, ClientOp::Read { key: Some(k) }) => Ok((
-                Op::Get,
+                Op::StrongGet,
                 "",
                 Shape::Read(ReadField::Value),
                 Some(k.to_string().into_bytes()),
@@ -110,26 +114,33 @@ impl Face {
                     value,
                 },
             ) => Ok((
-                Op::Put(Scalar::Int(value)),
+                Op::StrongSet(Scalar::Int(value)),
                 "",
                 Shape::Plain(ReplyKind::WriteOk),
                 Some(k.to_string().into_bytes()),
             )),
-            (Workload::LinKv, ClientOp::Read { key: None } | ClientOp::Write { key: None, .. }) => {
-                Err("lin-kv requests need an integer key")
-            }
-            (Workload::LinKv, ClientOp::Cas) => {
-                // Compare-and-set needs consensus; the replica offers registers that are
-                // linearizable for reads and writes (ABD at GLOBAL_QUORUM), not CAS.
-                self.stats.refused += 1;
-                return self.error(
-                    src,
-                    msg_id,
-                    error_code::NOT_SUPPORTED,
-                    "cas needs consensus; this replica offers linearizable reads and writes only"
-                        .into(),
-                );
-            }
+            (
+                Workload::LinKv,
+                ClientOp::Cas {
+                    key: Some(k),
+                    from,
+                    to,
+                },
+            ) => Ok((
+                Op::Cas {
+                    from: Some(Scalar::Int(from)),
+                    to: Scalar::Int(to),
+                },
+                "",
+                Shape::Plain(ReplyKind::CasOk),
+                Some(k.to_string().into_bytes()),
+            )),
+            (
+                Workload::LinKv,
+                ClientOp::Read { key: None }
+                | ClientOp::Write { key: None, .. }
+                | ClientOp::Cas { key: None, .. },
+            ) => Err("lin-kv requests need an integer key"),
             (_, op) => {
                 self.stats.refused += 1;
                 let text = format!("{} is not part of the {} workload", op.name(), w.name());
@@ -169,7 +180,9 @@ impl Face {
         };
         let id = self.next_request;
         self.next_request += 1;
-        let is_write = op.is_write();
+        // Whether an `Unavailable` may still take effect: a CRDT write may (it is applied
+        // locally and replicates), a consensus operation's is definite (see `error_code`).
+        let is_write = op.is_write() && !op.is_strong();
         self.waiting.insert(
             id,
             Waiting {
@@ -241,6 +254,19 @@ impl Face {
                         .then(|| B64.encode(done.token.encode()));
                     (kind, token)
                 }
+                // Maelstrom's lin-kv answers a compare-and-set of a key never written with
+                // `key-does-not-exist`, not `precondition-failed`; both are definite.
+                Err(ClientError::PreconditionFailed { current: None })
+                    if self.config.workload == Workload::LinKv =>
+                {
+                    (
+                        ReplyKind::Error {
+                            code: error_code::KEY_DOES_NOT_EXIST,
+                            text: "key does not exist".into(),
+                        },
+                        None,
+                    )
+                }
                 Err(e) => (
                     ReplyKind::Error {
                         code: error_code(&e, w.is_write),
@@ -284,17 +310,24 @@ impl Face {
     }
 }
 
-/// The Maelstrom error code for a replica's refusal. A write refused for its consistency level
-/// may already be applied locally and will replicate, so it is *indefinite* (code 0): a
-/// definite code would promise the write never happened. Everything else had no effect.
+/// The Maelstrom error code for a replica's refusal. A CRDT write refused for its consistency
+/// level may already be applied locally and will replicate, so it is *indefinite* (code 0): a
+/// definite code would promise the write never happened; a consensus operation's `Unavailable`
+/// is definite (the replica reports it only when none of its proposals can be chosen), and its
+/// `Indefinite` is code 0. Everything else had no effect.
 fn error_code(e: &ClientError, is_write: bool) -> u32 {
     match e {
         ClientError::Unavailable { .. } if is_write => error_code::TIMEOUT,
+        ClientError::Indefinite => error_code::TIMEOUT,
+        ClientError::PreconditionFailed { .. } => error_code::PRECONDITION_FAILED,
         ClientError::Unavailable { .. }
         | ClientError::SessionTimeout
         | ClientError::Overloaded
         | ClientError::ClockDrift => error_code::TEMPORARILY_UNAVAILABLE,
-        ClientError::WrongType { .. } | ClientError::BadToken => error_code::MALFORMED_REQUEST,
+        ClientError::WrongType { .. }
+        | ClientError::BadToken
+        | ClientError::ConsensusKey
+        | ClientError::NotConsensusKey(_) => error_code::MALFORMED_REQUEST,
         ClientError::Overflow => error_code::ABORT,
     }
 }
@@ -322,6 +355,10 @@ mod tests {
             (wrong_type, 12),
             (ClientError::BadToken, 12),
             (ClientError::Overflow, 14),
+            (ClientError::PreconditionFailed { current: None }, 22),
+            (ClientError::Indefinite, 0),
+            (ClientError::ConsensusKey, 12),
+            (ClientError::NotConsensusKey(KeyKind::Set), 12),
         ] {
             assert_eq!(error_code(&e, true), code, "{e:?}");
             assert_eq!(error_code(&e, false), code, "{e:?}");

@@ -56,6 +56,8 @@ mod error_code {
     pub(super) const ABORT: u32 = 14;
     /// A `lin-kv` read of a key never written.
     pub(super) const KEY_DOES_NOT_EXIST: u32 = 20;
+    /// A `cas` whose `from` is not the value, decided by a majority: nothing was set.
+    pub(super) const PRECONDITION_FAILED: u32 = 22;
 }
 
 pub use request::{ClientOp, ClientReply, ClientRequest, ReadField, Refused, ReplyKind};
@@ -578,16 +580,31 @@ mod tests {
     }
 
     #[test]
-    fn lin_kv_refuses_cas_definitely_and_reports_missing_keys() {
+    fn lin_kv_serves_cas_by_consensus_and_reports_missing_keys() {
         let mut face = Face::new(FaceConfig::new(Workload::LinKv), None);
         init(&mut face, "n0", 1);
+        let body = |out: &[Json]| out[0]["body"].clone();
+        let out = request(&mut face, 1, json!({"type": "read", "msg_id": 1, "key": 1}));
+        assert_eq!(body(&out)["code"], 20, "{out:?}");
+        // A compare-and-set of an absent key fails definitely, as Maelstrom's lin-kv says it.
+        let cas =
+            |id, from, to| json!({"type": "cas", "msg_id": id, "key": 1, "from": from, "to": to});
+        let out = request(&mut face, 1, cas(2, 0, 1));
+        assert_eq!(body(&out)["code"], 20, "{out:?}");
         let out = request(
             &mut face,
             1,
-            json!({"type": "cas", "msg_id": 2, "key": 1, "from": 0, "to": 1}),
+            json!({"type": "write", "msg_id": 3, "key": 1, "value": 0}),
         );
-        assert_eq!(out[0]["body"]["code"], 10);
-        let out = request(&mut face, 1, json!({"type": "read", "msg_id": 3, "key": 1}));
-        assert_eq!(out[0]["body"]["code"], 20);
+        assert_eq!(body(&out)["type"], "write_ok", "{out:?}");
+        let out = request(&mut face, 1, cas(4, 0, 1));
+        assert_eq!(body(&out)["type"], "cas_ok", "{out:?}");
+        let out = request(&mut face, 1, cas(5, 0, 2));
+        assert_eq!(body(&out)["code"], 22, "{out:?}");
+        let out = request(&mut face, 1, json!({"type": "read", "msg_id": 6, "key": 1}));
+        assert_eq!(body(&out)["value"], 1, "{out:?}");
+        // A cas without its fields is malformed, not a precondition failure.
+        let out = request(&mut face, 1, json!({"type": "cas", "msg_id": 7, "key": 1}));
+        assert_eq!(body(&out)["code"], 12, "{out:?}");
     }
 }

@@ -73,8 +73,15 @@ pub enum ClientOp {
         /// `value`.
         value: i64,
     },
-    /// `cas`.
-    Cas,
+    /// `cas`: set `key` to `to` if it holds `from`.
+    Cas {
+        /// `key`, if it is an integer.
+        key: Option<i64>,
+        /// `from`.
+        from: i64,
+        /// `to`.
+        to: i64,
+    },
     /// A request type this face has no mapping for.
     Unknown(String),
 }
@@ -91,7 +98,7 @@ impl ClientOp {
             ClientOp::Broadcast { .. } => "broadcast",
             ClientOp::Read { .. } => "read",
             ClientOp::Write { .. } => "write",
-            ClientOp::Cas => "cas",
+            ClientOp::Cas { .. } => "cas",
             ClientOp::Unknown(name) => name,
         }
     }
@@ -148,7 +155,11 @@ impl ClientRequest {
                 key: int("key"),
                 value: int("value").ok_or_else(|| refuse("write needs an integer value"))?,
             },
-            "cas" => ClientOp::Cas,
+            "cas" => ClientOp::Cas {
+                key: int("key"),
+                from: int("from").ok_or_else(|| refuse("cas needs an integer from"))?,
+                to: int("to").ok_or_else(|| refuse("cas needs an integer to"))?,
+            },
             other => ClientOp::Unknown(other.to_string()),
         };
         let consistency = match body.get("consistency") {
@@ -200,6 +211,8 @@ pub enum ReplyKind {
     BroadcastOk,
     /// `write_ok`.
     WriteOk,
+    /// `cas_ok`.
+    CasOk,
     /// `read_ok`.
     ReadOk {
         /// The field the value goes in.
@@ -227,6 +240,7 @@ impl ReplyKind {
             ReplyKind::RemoveOk => "remove_ok",
             ReplyKind::BroadcastOk => "broadcast_ok",
             ReplyKind::WriteOk => "write_ok",
+            ReplyKind::CasOk => "cas_ok",
             ReplyKind::ReadOk { .. } => "read_ok",
             ReplyKind::Error { .. } => "error",
         }
@@ -275,7 +289,8 @@ impl ClientReply {
             | ReplyKind::AddOk
             | ReplyKind::RemoveOk
             | ReplyKind::BroadcastOk
-            | ReplyKind::WriteOk => {}
+            | ReplyKind::WriteOk
+            | ReplyKind::CasOk => {}
         }
         Json::Object(body)
     }

@@ -20,7 +20,8 @@ pub enum Workload {
     GSet,
     /// `broadcast`: messages in a set at key `messages`.
     Broadcast,
-    /// `lin-kv`: integer keys holding LWW registers, read and written at GLOBAL_QUORUM.
+    /// `lin-kv`: integer keys holding consensus registers: reads, writes and compare-and-sets
+    /// decided by a majority.
     LinKv,
     /// `or-set`: an add-wins set at key `set`.
     OrSet,

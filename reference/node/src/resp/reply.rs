@@ -37,6 +37,18 @@ pub fn client_error(e: &ClientError) -> Resp {
         ClientError::Overloaded => Resp::Error("BUSY too many pending requests".into()),
         ClientError::Overflow => Resp::err("increment or decrement would overflow"),
         ClientError::ClockDrift => Resp::err("register stamped beyond the clock drift bound"),
+        ClientError::PreconditionFailed { .. } => {
+            Resp::Error("CASFAILED the register does not hold the expected value".into())
+        }
+        ClientError::Indefinite => Resp::Error(
+            "TIMEOUT outcome unknown: the set may have been applied; read before retrying".into(),
+        ),
+        ClientError::ConsensusKey => Resp::Error(
+            "WRONGTYPE the key is a consensus register; use CAS, CAS.SET or CAS.GET".into(),
+        ),
+        ClientError::NotConsensusKey(_) => Resp::Error(
+            "WRONGTYPE the key holds a replicated value, not a consensus register".into(),
+        ),
     }
 }
 
