@@ -1,9 +1,9 @@
 //! `converge node`: its arguments, and one reference replica run over TCP ([`run_tcp`]) or on
 //! stdin and stdout ([`run_stdio`]).
 
-use super::shared::consistency_arg;
+use super::shared::{consistency_arg, names_arg};
 use converge_conformance::harness::workload;
-use converge_core::replica::Consistency;
+use converge_core::replica::{Bug, Consistency};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,6 +22,11 @@ pub(crate) struct NodeArgs {
     /// Consistency of requests (stdio) or connections (TCP) that name none [default: LOCAL_ONE].
     #[arg(long, value_parser = consistency_arg())]
     consistency: Option<Consistency>,
+    /// (--stdio) Run a deliberately broken replica, to see `converge certify` catch it: e.g.
+    /// `converge certify --workload lin-kv --bin converge -- node --stdio --workload lin-kv
+    /// --bug cas-decided-locally`. For testing the testers only.
+    #[arg(long, requires = "stdio", value_parser = names_arg(Bug::ALL, Bug::name))]
+    bug: Option<Bug>,
     /// Keep the replica's durable state in a redb database under DIR (with --stdio, in
     /// DIR/<node_id>/) and recover from it on restart, so an acknowledged write survives kill -9.
     /// Without it the node is in memory.
@@ -95,6 +100,7 @@ pub(crate) fn run_stdio(args: NodeArgs) -> ExitCode {
     let mut config = FaceConfig::new(workload);
     config.replicas_per_region = args.replicas_per_region;
     config.default_consistency = args.consistency.unwrap_or(Consistency::LocalOne);
+    config.bug = args.bug;
     match converge_node::stdio::run(config, args.data_dir.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
