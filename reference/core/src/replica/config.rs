@@ -49,14 +49,20 @@ pub enum Bug {
     /// Anti-entropy drops the last differing subtree at every level yet still completes the
     /// round and claims the peer's frontier: a frontier claim the state does not back.
     AeSkipsSubtree,
+    /// A bounded-counter withdrawal is allowed when the replica's local view of the counter's
+    /// value covers it, without the rights: the missing rights are taken from the replicas that
+    /// hold them in the local view, as if they had transferred them. Two regions can then both
+    /// withdraw the last unit, and the counter reads below zero once they merge.
+    EscrowLocalCheck,
 }
 
 impl Bug {
     /// Every seeded bug, in the order the command line lists them.
-    pub const ALL: [Bug; 3] = [
+    pub const ALL: [Bug; 4] = [
         Bug::ApplyWithoutDedup,
         Bug::ReadIgnoresToken,
         Bug::AeSkipsSubtree,
+        Bug::EscrowLocalCheck,
     ];
 
     /// The bug's one spelling, used wherever it is chosen or printed (`converge sim --bug`, the
@@ -66,6 +72,7 @@ impl Bug {
             Bug::ApplyWithoutDedup => "apply-without-dedup",
             Bug::ReadIgnoresToken => "read-ignores-token",
             Bug::AeSkipsSubtree => "ae-skips-subtree",
+            Bug::EscrowLocalCheck => "escrow-local-check",
         }
     }
 }

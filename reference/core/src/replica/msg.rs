@@ -50,6 +50,7 @@ const TAG_ACKED_BATCH: u8 = 7;
 
 const ROUTED_QUERY: u8 = 0;
 const ROUTED_QUERY_REPLY: u8 = 1;
+const ROUTED_RIGHTS_ASK: u8 = 2;
 
 /// One message between neighbouring replicas.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -101,7 +102,8 @@ pub struct Routed {
     pub body: RoutedBody,
 }
 
-/// What a routed message carries: the two halves of a quorum query.
+/// What a routed message carries: the two halves of a quorum query, or a bounded counter's ask
+/// for rights.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RoutedBody {
     /// "Send me your state of `key`" for quorum operation `op` of the source.
@@ -119,6 +121,20 @@ pub enum RoutedBody {
         state: Option<KeyState>,
         /// The responder's horizon: its state is built from entries at or below it.
         horizon: VectorClock,
+    },
+    /// "Transfer me rights on bounded counter `key`": the source waits to withdraw and lacks
+    /// `amount` rights (at least 1). The destination answers, if it has spare rights, with a
+    /// transfer: an ordinary logged write that reaches the source through replication (see
+    /// `requests::escrow`).
+    RightsAsk {
+        /// The bounded counter.
+        key: Key,
+        /// The rights the source lacks; never 0.
+        amount: u64,
+        /// The rights the destination had transferred to the source so far, as the source's
+        /// state shows them: a destination whose own total is higher has a grant on its way and
+        /// does not grant again.
+        seen: u64,
     },
 }
 
@@ -209,6 +225,12 @@ impl PeerMsg {
                             }
                         }
                         put_vv(&mut out, horizon);
+                    }
+                    RoutedBody::RightsAsk { key, amount, seen } => {
+                        out.push(ROUTED_RIGHTS_ASK);
+                        put_key(&mut out, key);
+                        put_varint(&mut out, *amount);
+                        put_varint(&mut out, *seen);
                     }
                 }
             }
@@ -301,6 +323,18 @@ impl PeerMsg {
                             op,
                             state,
                             horizon: read_vv(&mut r)?,
+                        }
+                    }
+                    ROUTED_RIGHTS_ASK => {
+                        let key = read_key(&mut r)?;
+                        let amount = r.varint()?;
+                        if amount == 0 {
+                            return Err(DecodeError::Invalid("rights ask for nothing"));
+                        }
+                        RoutedBody::RightsAsk {
+                            key,
+                            amount,
+                            seen: r.varint()?,
                         }
                     }
                     t => return Err(DecodeError::UnknownTag(t)),
