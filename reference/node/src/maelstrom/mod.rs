@@ -56,6 +56,9 @@ mod error_code {
     pub(super) const ABORT: u32 = 14;
     /// A `lin-kv` read of a key never written.
     pub(super) const KEY_DOES_NOT_EXIST: u32 = 20;
+    /// Refused without effect because a precondition does not hold (a bounded counter's value
+    /// is below the withdrawal).
+    pub(super) const PRECONDITION_FAILED: u32 = 22;
 }
 
 pub use request::{ClientOp, ClientReply, ClientRequest, ReadField, Refused, ReplyKind};

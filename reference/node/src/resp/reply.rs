@@ -37,6 +37,12 @@ pub fn client_error(e: &ClientError) -> Resp {
         ClientError::Overloaded => Resp::Error("BUSY too many pending requests".into()),
         ClientError::Overflow => Resp::err("increment or decrement would overflow"),
         ClientError::ClockDrift => Resp::err("register stamped beyond the clock drift bound"),
+        ClientError::InsufficientRights {
+            short_balance: true,
+        } => Resp::err("the counter's value does not cover the withdrawal"),
+        ClientError::InsufficientRights {
+            short_balance: false,
+        } => Resp::Error("TRYAGAIN the region's rights do not cover the withdrawal".into()),
     }
 }
 
