@@ -497,3 +497,25 @@ fn an_acked_batch_with_a_forged_ack_is_refused_whole() {
         "its valid entries were not applied"
     );
 }
+
+#[test]
+fn a_rights_ask_round_trips_and_one_for_nothing_is_refused() {
+    use converge_core::replica::{Routed, RoutedBody};
+    let ask = |amount| {
+        PeerMsg::Routed(Routed {
+            src: ReplicaId(1),
+            dst: ReplicaId(0),
+            ttl: 3,
+            body: RoutedBody::RightsAsk {
+                key: b"stock".as_slice().into(),
+                amount,
+                seen: 7,
+            },
+        })
+    };
+    assert_eq!(PeerMsg::decode(&ask(3).encode()), Ok(ask(3)));
+    assert!(matches!(
+        PeerMsg::decode(&ask(0).encode()),
+        Err(converge_core::replica::DecodeError::Invalid(_))
+    ));
+}

@@ -360,4 +360,48 @@ mod tests {
             assert_eq!(decode_all(&out, read_scalar), Ok(s));
         }
     }
+
+    #[test]
+    fn bounded_counters_round_trip_and_impossible_ones_are_refused() {
+        let (a, b) = (ReplicaId(0), ReplicaId(1));
+        let mut c = BoundedCounter::new();
+        c.increment(a, 5).unwrap();
+        c.transfer(a, b, 2).unwrap();
+        c.decrement(b, 1).unwrap();
+        let state = KeyState::Bounded(c);
+        assert_eq!(KeyState::decode(&state.encode()), Ok(state.clone()));
+        assert_eq!(state.value(), Value::Counter(4));
+        // Hand-built bodies: P, N, then the transfer rows.
+        let body = |p: &[(u64, u64)], n: &[(u64, u64)], t: &[(u64, &[(u64, u64)])]| {
+            let vv = |e: &[(u64, u64)]| e.iter().map(|&(r, c)| (ReplicaId(r), c)).collect();
+            let mut out = vec![TAG_BOUNDED];
+            put_vv(&mut out, &vv(p));
+            put_vv(&mut out, &vv(n));
+            put_varint(&mut out, t.len() as u64);
+            for &(giver, row) in t {
+                put_replica(&mut out, ReplicaId(giver));
+                put_vv(&mut out, &vv(row));
+            }
+            out
+        };
+        assert!(KeyState::decode(&body(&[(0, 5)], &[], &[(0, &[(1, 2)])])).is_ok());
+        for (bytes, why) in [
+            (body(&[(0, 1)], &[(0, 2)], &[]), "spent more than it had"),
+            (
+                body(&[(0, 1)], &[], &[(0, &[(1, 2)])]),
+                "gave more than it had",
+            ),
+            (body(&[(0, 5)], &[], &[(0, &[(0, 1)])]), "gave to itself"),
+            (body(&[(0, 5)], &[], &[(0, &[])]), "an empty row"),
+            (
+                body(&[(0, 5), (1, 5)], &[], &[(1, &[(0, 1)]), (0, &[(1, 1)])]),
+                "givers out of order",
+            ),
+        ] {
+            assert!(
+                matches!(KeyState::decode(&bytes), Err(DecodeError::Invalid(_))),
+                "{why}"
+            );
+        }
+    }
 }
