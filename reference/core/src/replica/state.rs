@@ -369,6 +369,9 @@ mod tests {
         c.transfer(a, b, 2).unwrap();
         c.decrement(b, 1).unwrap();
         let state = KeyState::Bounded(c);
+        // Pinned: tag, P {r0: 5}, N {r1: 1}, one row: r0 gave r1 2 (each clock a count, then
+        // replica and total pairs).
+        assert_eq!(state.encode(), [5, 1, 0, 5, 1, 1, 1, 1, 0, 1, 1, 2]);
         assert_eq!(KeyState::decode(&state.encode()), Ok(state.clone()));
         assert_eq!(state.value(), Value::Counter(4));
         // Hand-built bodies: P, N, then the transfer rows.
