@@ -2,8 +2,8 @@
 //! stdin and stdout ([`run_stdio`]).
 
 use super::shared::{consistency_arg, names_arg};
-use converge_conformance::harness::workload;
 use converge_core::replica::{Bug, Consistency};
+use converge_node::maelstrom::Workload;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,7 +14,9 @@ pub(crate) struct NodeArgs {
     #[arg(long, conflicts_with_all = ["config", "id", "region", "peer", "listen", "peer_listen", "metrics_listen"])]
     pub(crate) stdio: bool,
     /// (--stdio) Which workload's messages to serve.
-    #[arg(long, requires = "stdio", value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
+    // The node's own table of the workloads its face serves, not the harness's: a workload the
+    // node serves before the harness generates it (or the reverse) is then named truthfully.
+    #[arg(long, requires = "stdio", value_parser = clap::builder::PossibleValuesParser::new(Workload::ALL.map(|(name, _)| name)))]
     workload: Option<String>,
     /// (--stdio) Replicas per region: node nK belongs to region K / R.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -88,7 +90,7 @@ pub(crate) fn run_tcp(args: NodeArgs) -> ExitCode {
 /// Runs a replica speaking Maelstrom's protocol on stdin and stdout (`--stdio`) until its input
 /// ends.
 pub(crate) fn run_stdio(args: NodeArgs) -> ExitCode {
-    use converge_node::maelstrom::{FaceConfig, Workload};
+    use converge_node::maelstrom::FaceConfig;
     let Some(name) = args.workload.as_deref() else {
         eprintln!("error: --stdio needs --workload");
         return ExitCode::from(2);

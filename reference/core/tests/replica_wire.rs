@@ -33,6 +33,7 @@ fn real_messages() -> Vec<Vec<u8>> {
             value: Scalar::Int(1),
             seen: Default::default(),
         },
+        Op::BoundedAdd(4),
     ];
     let mut id = 0;
     for round in 0..4u64 {
@@ -80,6 +81,20 @@ fn real_messages() -> Vec<Vec<u8>> {
     nodes[0].start_anti_entropy(5, ReplicaId(1));
     let mut seen = Vec::new();
     for t in 6..60 {
+        if t == 20 {
+            // Both replicas deposited 8 on key7 and know the total of 16: withdrawing 12 at
+            // replica 1 needs rights from replica 0, asked for and transferred.
+            nodes[1].handle_request(
+                t,
+                Request {
+                    id: 100,
+                    key: b"key7".as_slice().into(),
+                    op: Op::BoundedAdd(-12),
+                    consistency: Consistency::LocalOne,
+                    token: None,
+                },
+            );
+        }
         for n in &mut nodes {
             n.handle_timeout(t);
         }
@@ -109,6 +124,16 @@ fn real_messages_round_trip() {
     assert!(
         kinds.len() >= 6,
         "batches, acks, acked batches, routed and AE messages were all seen: {kinds:?}"
+    );
+    assert!(
+        msgs.iter().any(|b| matches!(
+            PeerMsg::decode(b),
+            Ok(PeerMsg::Routed(converge_core::replica::Routed {
+                body: converge_core::replica::RoutedBody::RightsAsk { .. },
+                ..
+            }))
+        )),
+        "a withdrawal beyond its rights asked for some"
     );
     assert!(
         kinds.contains(&7),
@@ -254,7 +279,7 @@ fn tokens_and_durable_images_round_trip() {
 /// Reachable key states: a few random operations at three replicas, some states joined.
 fn state() -> impl Strategy<Value = KeyState> {
     let op = (0u8..3, 0u8..4, 0i64..4);
-    (0u8..5, proptest::collection::vec(op, 0..8)).prop_map(|(kind, ops)| {
+    (0u8..6, proptest::collection::vec(op, 0..8)).prop_map(|(kind, ops)| {
         let mut states: Vec<KeyState> = (0..3)
             .map(|_| KeyState::empty(converge_core::replica::KeyKind::ALL[kind as usize]))
             .collect();
@@ -284,6 +309,16 @@ fn state() -> impl Strategy<Value = KeyState> {
                 }
                 KeyState::Mv(m) => {
                     m.write(r, Scalar::Int(x));
+                }
+                KeyState::Bounded(c) => {
+                    // Deposits, withdrawals and transfers to the next replica; the refused ones
+                    // (too few rights) change nothing, which is part of what is reachable.
+                    let next = ReplicaId((u64::from(at) + 1) % 3);
+                    let _ = match what {
+                        0 | 1 => c.increment(r, x as u64),
+                        2 => c.decrement(r, x as u64),
+                        _ => c.transfer(r, next, x as u64),
+                    };
                 }
             }
             if what == 3 {
@@ -461,4 +496,26 @@ fn an_acked_batch_with_a_forged_ack_is_refused_whole() {
         0,
         "its valid entries were not applied"
     );
+}
+
+#[test]
+fn a_rights_ask_round_trips_and_one_for_nothing_is_refused() {
+    use converge_core::replica::{Routed, RoutedBody};
+    let ask = |amount| {
+        PeerMsg::Routed(Routed {
+            src: ReplicaId(1),
+            dst: ReplicaId(0),
+            ttl: 3,
+            body: RoutedBody::RightsAsk {
+                key: b"stock".as_slice().into(),
+                amount,
+                seen: 7,
+            },
+        })
+    };
+    assert_eq!(PeerMsg::decode(&ask(3).encode()), Ok(ask(3)));
+    assert!(matches!(
+        PeerMsg::decode(&ask(0).encode()),
+        Err(converge_core::replica::DecodeError::Invalid(_))
+    ));
 }

@@ -145,6 +145,41 @@ impl BoundedCounter {
         self.transfers.get(&from).map_or(0, |row| row.get(to))
     }
 
+    /// Builds a counter from its three components (`P`, `N`, `T`), refusing what no sequence of
+    /// operations produces (see [`TryFrom`]'s rules below): the checked constructor decoders use.
+    pub fn from_parts(
+        increments: VectorClock,
+        decrements: VectorClock,
+        transfers: BTreeMap<ReplicaId, VectorClock>,
+    ) -> Result<Self, String> {
+        BoundedCounter::try_from(Raw {
+            p: increments,
+            n: decrements,
+            t: transfers,
+        })
+    }
+
+    /// `P`: each replica's increments.
+    pub fn increments(&self) -> &VectorClock {
+        &self.increments
+    }
+
+    /// `N`: each replica's decrements.
+    pub fn decrements(&self) -> &VectorClock {
+        &self.decrements
+    }
+
+    /// `T`: for each giver, the running totals it has given to each receiver (no row empty).
+    pub fn transfers(&self) -> &BTreeMap<ReplicaId, VectorClock> {
+        &self.transfers
+    }
+
+    /// Every replica that holds rights in this state (more than zero), in id order.
+    pub fn holders(&self) -> Vec<ReplicaId> {
+        let named: BTreeSet<ReplicaId> = self.replicas().collect();
+        named.into_iter().filter(|&r| self.rights(r) > 0).collect()
+    }
+
     /// The total of `replica`'s increments.
     pub fn increments_of(&self, replica: ReplicaId) -> u64 {
         self.increments.get(replica)
@@ -323,10 +358,26 @@ impl TryFrom<Raw> for BoundedCounter {
             decrements: raw.n,
             transfers: raw.t,
         };
-        if let Some(r) = counter.replicas().find(|&r| counter.rights(r) < 0) {
+        // Every replica's rights from one pass over the components, so that validating a state
+        // costs O(n log n) in its size (a decoder's input is untrusted; `rights` per replica
+        // would cost a pass over every transfer row for each replica named).
+        let mut rights: BTreeMap<ReplicaId, i128> = BTreeMap::new();
+        let mut add = |r: ReplicaId, n: i128| *rights.entry(r).or_default() += n;
+        for (r, n) in counter.increments.iter() {
+            add(r, i128::from(n));
+        }
+        for (r, n) in counter.decrements.iter() {
+            add(r, -i128::from(n));
+        }
+        for (&giver, row) in &counter.transfers {
+            for (r, n) in row.iter() {
+                add(r, i128::from(n));
+                add(giver, -i128::from(n));
+            }
+        }
+        if let Some((r, held)) = rights.into_iter().find(|&(_, held)| held < 0) {
             return Err(format!(
-                "bounded counter: {r} holds {} rights, below zero: it spent what it never had",
-                counter.rights(r)
+                "bounded counter: {r} holds {held} rights, below zero: it spent what it never had"
             ));
         }
         Ok(counter)

@@ -72,16 +72,22 @@ pub enum KeyKind {
     Lww,
     /// A multi-value register ([`MvRegister`](crate::MvRegister)).
     Mv,
+    /// A bounded (escrow) counter that never reads below zero
+    /// ([`BoundedCounter`](crate::BoundedCounter)). Last because it came last: new kinds are
+    /// appended, so the conflict order among the older kinds never changes and replicas built
+    /// before a kind existed resolve every conflict they can see the same way as newer ones.
+    Bounded,
 }
 
 impl KeyKind {
     /// Every kind, in conflict order.
-    pub const ALL: [KeyKind; 5] = [
+    pub const ALL: [KeyKind; 6] = [
         KeyKind::Counter,
         KeyKind::PnCounter,
         KeyKind::Set,
         KeyKind::Lww,
         KeyKind::Mv,
+        KeyKind::Bounded,
     ];
 }
 
@@ -126,6 +132,11 @@ pub enum Op {
     /// register's sets and compare-and-sets); at a weaker level, the last decision this replica
     /// has learned, which may be stale.
     StrongGet,
+    /// Adds a signed amount to a bounded counter. A deposit (`≥ 0`) always applies and gives
+    /// this replica the rights to it; a withdrawal (`< 0`) applies only with rights this replica
+    /// holds, waiting (bounded) for peers to transfer the missing ones, or fails with
+    /// [`ClientError::InsufficientRights`] and no effect (see `replica::requests::escrow`).
+    BoundedAdd(i64),
 }
 
 impl Op {
@@ -139,6 +150,7 @@ impl Op {
             Op::SetAdd(_) | Op::SetRemove(_) => Some(KeyKind::Set),
             Op::Put(_) => Some(KeyKind::Lww),
             Op::MvPut { .. } => Some(KeyKind::Mv),
+            Op::BoundedAdd(_) => Some(KeyKind::Bounded),
         }
     }
 
@@ -246,7 +258,7 @@ pub struct Request {
 pub enum Value {
     /// A read of a key no write has reached.
     Absent,
-    /// A counter's value: the read of a counter or pn-counter, or the value right after an
+    /// A counter's value: the read of a counter, pn-counter or bounded counter, or the value right after an
     /// increment at this replica (as Redis `INCRBY` replies).
     Counter(i128),
     /// A set's elements, sorted.
@@ -334,6 +346,16 @@ pub enum ClientError {
     /// the clock's logical counter ran out; stamping above it would drag this replica's clock.
     #[error("register stamped beyond the clock drift bound")]
     ClockDrift,
+    /// The region's rights do not cover the withdrawal from a bounded counter: definite, the
+    /// withdrawal had no effect. Either the counter's value is itself below the amount, or the
+    /// rights to spend it are held by other replicas and did not reach this one by the deadline.
+    #[error("the region's rights do not cover the withdrawal")]
+    InsufficientRights {
+        /// Whether the counter's value, as this replica knew it when it refused, was below the
+        /// amount: no transfer could have helped. `false` when the value covered it but the
+        /// rights were elsewhere and did not arrive in time (it may succeed later).
+        short_balance: bool,
+    },
 }
 
 /// One reply, released by [`Replica::poll_reply`](super::Replica::poll_reply).

@@ -53,15 +53,21 @@ pub enum Bug {
     /// if it matches, the next instance is declared decided and its commit broadcast — no
     /// promise, no majority. Two regions that both hold `from` both succeed.
     CasDecidedLocally,
+    /// A bounded-counter withdrawal is allowed when the replica's local view of the counter's
+    /// value covers it, without the rights: the missing rights are taken from the replicas that
+    /// hold them in the local view, as if they had transferred them. Two regions can then both
+    /// withdraw the last unit, and the counter reads below zero once they merge.
+    EscrowLocalCheck,
 }
 
 impl Bug {
     /// Every seeded bug, in the order the command line lists them.
-    pub const ALL: [Bug; 4] = [
+    pub const ALL: [Bug; 5] = [
         Bug::ApplyWithoutDedup,
         Bug::ReadIgnoresToken,
         Bug::AeSkipsSubtree,
         Bug::CasDecidedLocally,
+        Bug::EscrowLocalCheck,
     ];
 
     /// The bug's one spelling, used wherever it is chosen or printed (`converge sim --bug`, the
@@ -72,6 +78,7 @@ impl Bug {
             Bug::ReadIgnoresToken => "read-ignores-token",
             Bug::AeSkipsSubtree => "ae-skips-subtree",
             Bug::CasDecidedLocally => "cas-decided-locally",
+            Bug::EscrowLocalCheck => "escrow-local-check",
         }
     }
 }

@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | `store` | keyspace, oplog, `F`, `V`, `last_seq`, HLC, `deps_sent`, durable journal | `F ⊑ V`, `F[me] = V[me] = last_seq`; `F` causally closed; retained entries and their dependencies `≤ F`, gap-free per origin; `deps_sent ⊑ F`; Merkle tree current. The only writer of durable state. |
 //! | `links` | per-neighbour cursors, acks, retransmission timers and backoff; parked entries; frontiers known of others; flush timer; batch scratch | parked runs gap-free from `F[origin] + 1`, head not ready, at most `parked_entries_max`; an owed ack always has a flush armed |
-//! | `requests` | session waits, coverage waits, quorum queries, their deadlines and re-sends | at most `pending_max` wait; each ends by its deadline |
+//! | `requests` | session waits, coverage waits, quorum queries, bounded-counter withdrawals waiting for rights (`requests::escrow`), their deadlines and re-sends | at most `pending_max` wait; each ends by its deadline; no bounded counter reads below zero |
 //! | `anti_entropy` | the puller's rounds, the jitter RNG | a round ends (completed, abandoned or timed out) by `ae_timeout_ms`; a claim is made only by a completed round |
 //! | `strong` | the consensus acceptor and proposer, the requests in consensus, their journal | records journaled before the messages of the same step are queued; one waiting request per proposer operation; at most `pending_max` in consensus |
 //!
@@ -384,6 +384,7 @@ impl Replica {
         links.retransmit_due(store, &mut cx);
         requests.resend_queries(&mut cx);
         ae.timers(store, &mut cx);
+        requests.escrow_timers(store, &mut cx);
         requests.expire_pending(&mut cx);
         let (store, mut cx, strong) = self.split_strong();
         strong.on_timeout(store, &mut cx);
@@ -477,6 +478,12 @@ impl Replica {
     }
 
     fn after_input(&mut self) {
+        if self.requests.waits_for_rights() {
+            // Rights may have arrived by any path (a batch, anti-entropy, a quorum read, a local
+            // deposit): the withdrawals they now cover run (see `requests::escrow`).
+            let (store, links, requests, _, mut cx) = self.split();
+            requests.on_rights_changed(store, links, &mut cx);
+        }
         if self.links.batch_ready(&self.shared) {
             self.flush();
         }
@@ -599,6 +606,7 @@ impl Replica {
         self.links.debug_check(&self.store, &self.shared);
         self.requests.debug_check(&self.shared);
         self.strong.debug_check(&self.shared);
+        Requests::debug_check_escrow(&self.store, &self.shared);
         let neighbours = !self.shared.neighbours.is_empty();
         self.ae
             .debug_check(self.now_ms, &self.shared.config, neighbours);

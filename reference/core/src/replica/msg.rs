@@ -53,6 +53,7 @@ const ROUTED_QUERY_REPLY: u8 = 1;
 /// A consensus message (see `strong`); a peer of a build without consensus refuses the tag
 /// rather than misreading it.
 const ROUTED_CONSENSUS: u8 = 5;
+const ROUTED_RIGHTS_ASK: u8 = 2;
 
 /// One message between neighbouring replicas.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -104,7 +105,8 @@ pub struct Routed {
     pub body: RoutedBody,
 }
 
-/// What a routed message carries: the two halves of a quorum query, or a consensus message.
+/// What a routed message carries: the two halves of a quorum query, a bounded counter's ask
+/// for rights, or a consensus message.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RoutedBody {
     /// "Send me your state of `key`" for quorum operation `op` of the source.
@@ -125,6 +127,20 @@ pub enum RoutedBody {
     },
     /// A message between a proposer and an acceptor of the consensus registers.
     Consensus(crate::consensus::Msg),
+    /// "Transfer me rights on bounded counter `key`": the source waits to withdraw and lacks
+    /// `amount` rights (at least 1). The destination answers, if it has spare rights, with a
+    /// transfer: an ordinary logged write that reaches the source through replication (see
+    /// `requests::escrow`).
+    RightsAsk {
+        /// The bounded counter.
+        key: Key,
+        /// The rights the source lacks; never 0.
+        amount: u64,
+        /// The rights the destination had transferred to the source so far, as the source's
+        /// state shows them: a destination whose own total is higher has a grant on its way and
+        /// does not grant again.
+        seen: u64,
+    },
 }
 
 /// The puller's hashes of nodes at one level of the Merkle tree.
@@ -218,6 +234,12 @@ impl PeerMsg {
                     RoutedBody::Consensus(msg) => {
                         out.push(ROUTED_CONSENSUS);
                         super::strong_codec::put_msg(&mut out, msg);
+                    }
+                    RoutedBody::RightsAsk { key, amount, seen } => {
+                        out.push(ROUTED_RIGHTS_ASK);
+                        put_key(&mut out, key);
+                        put_varint(&mut out, *amount);
+                        put_varint(&mut out, *seen);
                     }
                 }
             }
@@ -314,6 +336,18 @@ impl PeerMsg {
                     }
                     ROUTED_CONSENSUS => {
                         RoutedBody::Consensus(super::strong_codec::read_msg(&mut r)?)
+                    }
+                    ROUTED_RIGHTS_ASK => {
+                        let key = read_key(&mut r)?;
+                        let amount = r.varint()?;
+                        if amount == 0 {
+                            return Err(DecodeError::Invalid("rights ask for nothing"));
+                        }
+                        RoutedBody::RightsAsk {
+                            key,
+                            amount,
+                            seen: r.varint()?,
+                        }
                     }
                     t => return Err(DecodeError::UnknownTag(t)),
                 };

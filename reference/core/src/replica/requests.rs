@@ -11,7 +11,8 @@
 //! # Invariants (checked by [`Requests::debug_check`])
 //! - At most `pending_max` requests wait, and every one has a deadline in the index: each wait
 //!   ends by its deadline, with a reply or a definite error.
-//! - `sessions` counts the session waits, so a frontier advance with none costs nothing.
+//! - `sessions` counts the session waits, so a frontier advance with none costs nothing;
+//!   `rights` counts the waits for bounded-counter rights, so an input with none costs nothing.
 //!
 //! # Levels
 //! - `LocalOne`: apply locally, reply. Reads answer from local state.
@@ -48,6 +49,12 @@
 //!
 //! A level not met by the deadline (`quorum_timeout_ms`) fails with `Unavailable`: never a
 //! downgrade. At most `pending_max` requests wait; beyond that, `Overloaded`.
+//!
+//! # Bounded counters
+//! A withdrawal this replica's rights do not cover waits for peers to transfer rights
+//! ([`Wait::Rights`]); `escrow` (a child module adding methods to [`Requests`]) asks, grants,
+//! re-asks and expires those waits. They count against `pending_max` and sit in the deadline
+//! index like every other wait.
 
 use super::api::Transmit;
 use super::api::{ClientError, Consistency, Done, Key, KeyKind, Op, Reply, Request, Scalar, Value};
@@ -62,6 +69,8 @@ use super::store::{Issued, Store};
 use crate::{ReplicaId, VectorClock};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod escrow;
+
 /// Requests waiting, with an index of their deadlines; see the module documentation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Requests {
@@ -71,6 +80,10 @@ pub(crate) struct Requests {
     resends: BTreeSet<(u64, u64)>,
     next_id: u64,
     sessions: usize,
+    /// When to ask peers for rights again for a withdrawal that waits: `(time, op)`.
+    asks: BTreeSet<(u64, u64)>,
+    /// How many waits are [`Wait::Rights`], so that an input with none costs nothing.
+    rights: usize,
 }
 
 /// One waiting request.
@@ -96,6 +109,9 @@ enum Wait {
     },
     /// A quorum of answers to a query.
     Query(Query),
+    /// Rights to cover a bounded-counter withdrawal (the request, its op a negative
+    /// [`Op::BoundedAdd`]); see `escrow`.
+    Rights(Request),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -133,6 +149,12 @@ impl Requests {
                 .filter(|op| matches!(op.wait, Wait::Session(_)))
                 .count();
             debug_assert_eq!(self.sessions, sessions, "session waits miscounted");
+            let rights = self
+                .ops
+                .values()
+                .filter(|op| matches!(op.wait, Wait::Rights(_)))
+                .count();
+            debug_assert_eq!(self.rights, rights, "rights waits miscounted");
         }
     }
 
@@ -140,10 +162,8 @@ impl Requests {
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         let deadline = self.deadlines.first().map(|&(t, _)| t);
         let resend = self.resends.first().map(|&(t, _)| t);
-        match (deadline, resend) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let ask = self.asks.first().map(|&(t, _)| t);
+        [deadline, resend, ask].into_iter().flatten().min()
     }
 
     fn insert(&mut self, op: PendingOp) -> u64 {
@@ -152,6 +172,9 @@ impl Requests {
         self.deadlines.insert((op.deadline_ms, id));
         if matches!(op.wait, Wait::Session(_)) {
             self.sessions += 1;
+        }
+        if matches!(op.wait, Wait::Rights(_)) {
+            self.rights += 1;
         }
         self.ops.insert(id, op);
         id
@@ -162,6 +185,9 @@ impl Requests {
         self.deadlines.remove(&(op.deadline_ms, id));
         if matches!(op.wait, Wait::Session(_)) {
             self.sessions -= 1;
+        }
+        if matches!(op.wait, Wait::Rights(_)) {
+            self.rights -= 1;
         }
         Some(op)
     }
@@ -245,6 +271,18 @@ impl Requests {
                 if let Some(op) = self.start_query(cx, id, token, key, consistency, Some(v)) {
                     self.check_query(store, links, cx, op);
                 }
+            }
+            Op::BoundedAdd(n)
+                if n < 0 && Self::must_wait_for_rights(store, cx, &key, n.unsigned_abs()) =>
+            {
+                let request = Request {
+                    id,
+                    key,
+                    op: Op::BoundedAdd(n),
+                    consistency,
+                    token: None,
+                };
+                self.withdraw(store, cx, request, token);
             }
             op => {
                 if consistency != Consistency::LocalOne && self.pending_full(cx) {
@@ -430,6 +468,11 @@ impl Requests {
                     cx.m.quorum_timeouts += 1;
                     ClientError::Unavailable { level: q.level }
                 }
+                // `escrow_timers` expires these first, with what the value shows; should one
+                // remain, the rights did not arrive in time.
+                Wait::Rights(_) => ClientError::InsufficientRights {
+                    short_balance: false,
+                },
             };
             Self::reply_err(cx, op.request_id, err);
         }
@@ -583,6 +626,9 @@ impl Requests {
                 if self.record_answer(cx, m.src, op, state, horizon) {
                     self.check_query(store, links, cx, op);
                 }
+            }
+            RoutedBody::RightsAsk { key, amount, seen } => {
+                self.on_rights_ask(store, links, cx, m.src, &key, amount, seen);
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The state of one key ([`KeyState`]): the five CRDTs as one join-semilattice, and its
+//! The state of one key ([`KeyState`]): the six CRDTs as one join-semilattice, and its
 //! canonical binary encoding — the bytes peers exchange and the Merkle tree hashes.
 //!
 //! # Invariants
@@ -15,13 +15,14 @@ use super::codec::{
 };
 use crate::crdt::{LwwEntry, Sibling};
 use crate::{
-    CausalContext, Dot, Dvv, GCounter, Lattice, LwwRegister, MvRegister, OrSet, PnCounter,
+    BoundedCounter, CausalContext, Dot, Dvv, GCounter, Lattice, LwwRegister, MvRegister, OrSet,
+    PnCounter, ReplicaId, VectorClock,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// The state of one key: one of the five CRDTs.
+/// The state of one key: one of the six CRDTs.
 ///
-/// `KeyState` is itself a join-semilattice: the *ordinal sum* of the five, in [`KeyKind`] order.
+/// `KeyState` is itself a join-semilattice: the *ordinal sum* of the six, in [`KeyKind`] order.
 /// Two states of one kind join as that kind does; of two kinds, the later kind's state wins and
 /// the other is dropped. That only happens when two replicas concurrently create a key with
 /// different types (each replica refuses a mismatched write with `WrongType`); it loses the
@@ -40,6 +41,8 @@ pub enum KeyState {
     Lww(LwwRegister<Scalar>),
     /// A multi-value register.
     Mv(MvRegister<Scalar>),
+    /// A bounded (escrow) counter.
+    Bounded(BoundedCounter),
 }
 
 impl KeyState {
@@ -51,6 +54,7 @@ impl KeyState {
             KeyKind::Set => KeyState::Set(OrSet::new()),
             KeyKind::Lww => KeyState::Lww(LwwRegister::new()),
             KeyKind::Mv => KeyState::Mv(MvRegister::new()),
+            KeyKind::Bounded => KeyState::Bounded(BoundedCounter::new()),
         }
     }
 
@@ -62,6 +66,7 @@ impl KeyState {
             KeyState::Set(_) => KeyKind::Set,
             KeyState::Lww(_) => KeyKind::Lww,
             KeyState::Mv(_) => KeyKind::Mv,
+            KeyState::Bounded(_) => KeyKind::Bounded,
         }
     }
 
@@ -79,6 +84,7 @@ impl KeyState {
                 values: m.values().cloned().collect(),
                 context: m.read_context(),
             },
+            KeyState::Bounded(c) => Value::Counter(c.value()),
         }
     }
 
@@ -107,6 +113,7 @@ impl Lattice for KeyState {
             (KeyState::Set(a), KeyState::Set(b)) => a.join(b),
             (KeyState::Lww(a), KeyState::Lww(b)) => a.join(b),
             (KeyState::Mv(a), KeyState::Mv(b)) => a.join(b),
+            (KeyState::Bounded(a), KeyState::Bounded(b)) => a.join(b),
             (this, other) => {
                 if other.kind() > this.kind() {
                     *this = other;
@@ -122,6 +129,7 @@ impl Lattice for KeyState {
             (KeyState::Set(a), KeyState::Set(b)) => a.leq(b),
             (KeyState::Lww(a), KeyState::Lww(b)) => a.leq(b),
             (KeyState::Mv(a), KeyState::Mv(b)) => a.leq(b),
+            (KeyState::Bounded(a), KeyState::Bounded(b)) => a.leq(b),
             (a, b) => a.kind() < b.kind(),
         }
     }
@@ -199,6 +207,7 @@ const TAG_PN: u8 = 1;
 const TAG_SET: u8 = 2;
 const TAG_LWW: u8 = 3;
 const TAG_MV: u8 = 4;
+const TAG_BOUNDED: u8 = 5;
 
 /// Appends the canonical encoding of a key state.
 pub(crate) fn put_state(out: &mut Vec<u8>, state: &KeyState) {
@@ -245,6 +254,17 @@ pub(crate) fn put_state(out: &mut Vec<u8>, state: &KeyState) {
                 put_scalar(out, &s.value);
             }
             put_context(out, m.context());
+        }
+        KeyState::Bounded(c) => {
+            // `P`, `N`, then the transfer rows by giver (increasing), each a clock of receivers.
+            out.push(TAG_BOUNDED);
+            put_vv(out, c.increments());
+            put_vv(out, c.decrements());
+            put_varint(out, c.transfers().len() as u64);
+            for (&giver, row) in c.transfers() {
+                put_replica(out, giver);
+                put_vv(out, row);
+            }
         }
     }
 }
@@ -297,8 +317,29 @@ pub(crate) fn read_state(r: &mut Reader<'_>) -> Result<KeyState, DecodeError> {
             let ctx = read_context(r)?;
             KeyState::Mv(MvRegister::from_parts(siblings, ctx).map_err(DecodeError::Invalid)?)
         }
+        TAG_BOUNDED => KeyState::Bounded(read_bounded(r)?),
         t => return Err(DecodeError::UnknownTag(t)),
     })
+}
+
+/// A bounded counter's `P`, `N` and transfer rows (givers strictly increasing), validated by
+/// [`BoundedCounter::from_parts`]: no transfer to oneself, no empty row, no replica below zero
+/// rights.
+fn read_bounded(r: &mut Reader<'_>) -> Result<BoundedCounter, DecodeError> {
+    let increments = read_vv(r)?;
+    let decrements = read_vv(r)?;
+    // A row is at least a giver and an empty clock: two bytes.
+    let n = r.count(2)?;
+    let mut transfers: BTreeMap<ReplicaId, VectorClock> = BTreeMap::new();
+    for _ in 0..n {
+        let giver = read_replica(r)?;
+        if transfers.last_key_value().is_some_and(|(&l, _)| l >= giver) {
+            return Err(DecodeError::Invalid("transfer givers not increasing"));
+        }
+        transfers.insert(giver, read_vv(r)?);
+    }
+    BoundedCounter::from_parts(increments, decrements, transfers)
+        .map_err(|_| DecodeError::Invalid("bounded counter breaks its invariants"))
 }
 
 #[cfg(test)]
@@ -317,6 +358,53 @@ mod tests {
             let mut out = Vec::new();
             put_scalar(&mut out, &s);
             assert_eq!(decode_all(&out, read_scalar), Ok(s));
+        }
+    }
+
+    #[test]
+    fn bounded_counters_round_trip_and_impossible_ones_are_refused() {
+        let (a, b) = (ReplicaId(0), ReplicaId(1));
+        let mut c = BoundedCounter::new();
+        c.increment(a, 5).unwrap();
+        c.transfer(a, b, 2).unwrap();
+        c.decrement(b, 1).unwrap();
+        let state = KeyState::Bounded(c);
+        // Pinned: tag, P {r0: 5}, N {r1: 1}, one row: r0 gave r1 2 (each clock a count, then
+        // replica and total pairs).
+        assert_eq!(state.encode(), [5, 1, 0, 5, 1, 1, 1, 1, 0, 1, 1, 2]);
+        assert_eq!(KeyState::decode(&state.encode()), Ok(state.clone()));
+        assert_eq!(state.value(), Value::Counter(4));
+        // Hand-built bodies: P, N, then the transfer rows.
+        let body = |p: &[(u64, u64)], n: &[(u64, u64)], t: &[(u64, &[(u64, u64)])]| {
+            let vv = |e: &[(u64, u64)]| e.iter().map(|&(r, c)| (ReplicaId(r), c)).collect();
+            let mut out = vec![TAG_BOUNDED];
+            put_vv(&mut out, &vv(p));
+            put_vv(&mut out, &vv(n));
+            put_varint(&mut out, t.len() as u64);
+            for &(giver, row) in t {
+                put_replica(&mut out, ReplicaId(giver));
+                put_vv(&mut out, &vv(row));
+            }
+            out
+        };
+        assert!(KeyState::decode(&body(&[(0, 5)], &[], &[(0, &[(1, 2)])])).is_ok());
+        for (bytes, why) in [
+            (body(&[(0, 1)], &[(0, 2)], &[]), "spent more than it had"),
+            (
+                body(&[(0, 1)], &[], &[(0, &[(1, 2)])]),
+                "gave more than it had",
+            ),
+            (body(&[(0, 5)], &[], &[(0, &[(0, 1)])]), "gave to itself"),
+            (body(&[(0, 5)], &[], &[(0, &[])]), "an empty row"),
+            (
+                body(&[(0, 5), (1, 5)], &[], &[(1, &[(0, 1)]), (0, &[(1, 1)])]),
+                "givers out of order",
+            ),
+        ] {
+            assert!(
+                matches!(KeyState::decode(&bytes), Err(DecodeError::Invalid(_))),
+                "{why}"
+            );
         }
     }
 }

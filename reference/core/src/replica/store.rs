@@ -33,13 +33,14 @@
 
 use super::api::{ClientError, Key, KeyKind, Op, Value};
 use super::codec::KEY_BYTES_MAX;
+use super::config::Bug;
 use super::durable::{Durable, DurableDelta, DurableMeta, Journal, RecoverError};
 use super::keyspace::{Keyspace, Merkle};
 use super::oplog::{Entry, Oplog};
 use super::shared::Shared;
 use super::state::KeyState;
 use super::stats::Counters;
-use crate::{Hlc, HlcTimestamp, ReplicaId, VectorClock};
+use crate::{BoundedCounter, BoundedError, Hlc, HlcTimestamp, Lattice, ReplicaId, VectorClock};
 
 /// The durable state of a replica; see the module documentation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -293,9 +294,10 @@ impl Store {
             _ => self.hlc.now(now_ms).map_err(|_| ClientError::ClockDrift)?,
         };
         let me = shared.config.me;
+        let forge = shared.config.bug == Some(Bug::EscrowLocalCheck);
         let (result, changed) = self.keys.modify(&key, |slot| {
             let state = slot.get_or_insert_with(|| KeyState::empty(kind));
-            mutate(state, me, stamp, op)
+            mutate(state, me, stamp, op, forge)
         });
         let (delta, value) = result?;
         if changed {
@@ -303,6 +305,45 @@ impl Store {
         }
         let issued = self.issue(key, stamp, delta, token, shared, m);
         Ok((issued, value))
+    }
+
+    /// Transfers `by` of this replica's rights on bounded counter `key` to `to`, as an ordinary
+    /// logged write of this replica (its δ reaches `to` through replication like any other).
+    /// `None`, with nothing changed, if the key is not a bounded counter, this replica holds
+    /// fewer than `by` rights, or the clock refuses a stamp. The entry depends on nothing: a
+    /// bounded counter's spend δ carries its own backing (see `crdt::bounded`).
+    pub(crate) fn transfer_rights(
+        &mut self,
+        key: &[u8],
+        to: ReplicaId,
+        by: u64,
+        now_ms: u64,
+        shared: &Shared,
+        m: &mut Counters,
+    ) -> Option<Issued> {
+        let me = shared.config.me;
+        if !matches!(self.keys.get(key), Some(KeyState::Bounded(c)) if c.rights(me) >= i128::from(by))
+        {
+            return None;
+        }
+        let stamp = self.hlc.now(now_ms).ok()?;
+        let (delta, changed) = self.keys.modify(key, |slot| match slot {
+            Some(KeyState::Bounded(c)) => c.transfer(me, to, by).ok(),
+            _ => None,
+        });
+        let delta = delta?;
+        if changed {
+            self.journal_key(key);
+        }
+        let token = VectorClock::new();
+        Some(self.issue(
+            key.into(),
+            stamp,
+            KeyState::Bounded(delta),
+            &token,
+            shared,
+            m,
+        ))
     }
 
     /// A global-quorum read's write-back (ABD's second phase): `state`, which the keyspace
@@ -612,11 +653,13 @@ impl Store {
 }
 
 /// Runs `op`'s δ-mutator on `state` (of the right kind); returns the delta and the reply value.
+/// `forge` is [`Bug::EscrowLocalCheck`].
 fn mutate(
     state: &mut KeyState,
     me: ReplicaId,
     stamp: HlcTimestamp,
     op: Op,
+    forge: bool,
 ) -> Result<(KeyState, Value), ClientError> {
     Ok(match (state, op) {
         (KeyState::Counter(c), Op::Incr(by)) => {
@@ -647,6 +690,27 @@ fn mutate(
         (KeyState::Mv(m), Op::MvPut { value, seen }) => {
             (KeyState::Mv(m.write_seen(me, value, &seen)), Value::Written)
         }
+        (KeyState::Bounded(c), Op::BoundedAdd(n)) => {
+            let by = n.unsigned_abs();
+            let d = if n >= 0 {
+                c.increment(me, by)
+            } else if forge {
+                forged_decrement(c, me, by)
+            } else {
+                c.decrement(me, by)
+            }
+            .map_err(|e| match e {
+                BoundedError::InsufficientRights { .. } => ClientError::InsufficientRights {
+                    short_balance: c.value() < i128::from(by),
+                },
+                BoundedError::Overflow { .. } | BoundedError::SelfTransfer { .. } => {
+                    ClientError::Overflow
+                }
+            })?;
+            // A replica never spends rights it does not hold (unless deliberately broken).
+            debug_assert!(forge || c.rights(me) >= 0, "spent rights not held");
+            (KeyState::Bounded(d), Value::Counter(c.value()))
+        }
         (state, op) => {
             // The caller checked the kind; this is unreachable, and harmless if reached.
             return Err(ClientError::WrongType {
@@ -655,4 +719,47 @@ fn mutate(
             });
         }
     })
+}
+
+/// [`Bug::EscrowLocalCheck`]: withdraws `by` if the local view of the value covers it, taking
+/// whatever rights `me` lacks from the replicas that hold them in that view, as transfers they
+/// never made. Refused with no effect only if the value itself is short.
+fn forged_decrement(
+    c: &mut BoundedCounter,
+    me: ReplicaId,
+    by: u64,
+) -> Result<BoundedCounter, BoundedError> {
+    let held = c.rights(me);
+    if held >= i128::from(by) || c.value() < i128::from(by) {
+        return c.decrement(me, by);
+    }
+    let before = c.clone();
+    let mut delta = BoundedCounter::new();
+    let mut missing = i128::from(by) - held;
+    for holder in c.holders().into_iter().filter(|&h| h != me) {
+        if missing <= 0 {
+            break;
+        }
+        let take = u64::try_from(c.rights(holder).min(missing)).unwrap_or(0);
+        match c.transfer(holder, me, take) {
+            Ok(d) => {
+                delta.join(d);
+                missing -= i128::from(take);
+            }
+            Err(e) => {
+                *c = before;
+                return Err(e);
+            }
+        }
+    }
+    match c.decrement(me, by) {
+        Ok(d) => {
+            delta.join(d);
+            Ok(delta)
+        }
+        Err(e) => {
+            *c = before;
+            Err(e)
+        }
+    }
 }

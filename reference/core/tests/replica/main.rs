@@ -7,8 +7,10 @@
 //! in the documented order: durable delta first (applied to the replica's `Durable`), then
 //! transmits, then replies.
 //!
-//! `pump` is that pump, `scenarios` the hand-written cases, `properties` the randomized ones.
+//! `pump` is that pump, `scenarios` the hand-written cases, `properties` the randomized ones,
+//! `escrow` the bounded counters (hand-written cases and a seeded randomized run).
 
+mod escrow;
 mod properties;
 mod pump;
 mod scenarios;

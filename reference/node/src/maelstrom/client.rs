@@ -9,6 +9,8 @@
 //!   a reply for an id the face does not know is logged, never answered.
 //! - A write refused for its consistency level is answered *indefinitely* (code 0), since it may
 //!   already be applied and replicating; every other refusal had no effect (see [`error_code`]).
+//!   A bounded-counter withdrawal refused for want of rights is definite: code 22 when the value
+//!   is below the amount, 11 when the rights did not arrive in time.
 //! - Transmits leave before replies, in the order the replica produced them.
 
 use super::request::{ClientOp, ClientReply, ClientRequest, ReadField, ReplyKind};
@@ -56,9 +58,16 @@ impl Face {
                 plain(Op::PnAdd(delta), "counter", ReplyKind::AddOk)
             }
             (Workload::PnCounter, ClientOp::AddElement { .. }) => Err("add needs an integer delta"),
-            (Workload::GCounter | Workload::PnCounter, ClientOp::Read { .. }) => {
-                Ok((Op::Get, "counter", Shape::Read(ReadField::Value), None))
+            (Workload::BoundedCounter, ClientOp::Add { delta }) => {
+                plain(Op::BoundedAdd(delta), "counter", ReplyKind::AddOk)
             }
+            (Workload::BoundedCounter, ClientOp::AddElement { .. }) => {
+                Err("add needs an integer delta")
+            }
+            (
+                Workload::GCounter | Workload::PnCounter | Workload::BoundedCounter,
+                ClientOp::Read { .. },
+            ) => Ok((Op::Get, "counter", Shape::Read(ReadField::Value), None)),
             (
                 Workload::GSet | Workload::OrSet | Workload::Session,
                 ClientOp::AddElement { element },
@@ -294,7 +303,7 @@ impl Face {
         };
         match v {
             Value::Absent => match self.config.workload {
-                Workload::GCounter | Workload::PnCounter => json!(0),
+                Workload::GCounter | Workload::PnCounter | Workload::BoundedCounter => json!(0),
                 Workload::LwwRegister => Json::Null,
                 _ => json!([]),
             },
@@ -315,6 +324,11 @@ impl Face {
 /// definite code would promise the write never happened; a consensus operation's `Unavailable`
 /// is definite (the replica reports it only when none of its proposals can be chosen), and its
 /// `Indefinite` is code 0. Everything else had no effect.
+///
+/// A bounded-counter withdrawal the rights do not cover had no effect either way: code 22
+/// (precondition failed) when the value this replica knew was below the amount, so that no
+/// transfer could have helped; code 11 (temporarily unavailable) when the value covered it but
+/// the rights were elsewhere and did not arrive by the deadline, since it may succeed later.
 fn error_code(e: &ClientError, is_write: bool) -> u32 {
     match e {
         ClientError::Unavailable { .. } if is_write => error_code::TIMEOUT,
@@ -329,11 +343,18 @@ fn error_code(e: &ClientError, is_write: bool) -> u32 {
         | ClientError::ConsensusKey
         | ClientError::NotConsensusKey(_) => error_code::MALFORMED_REQUEST,
         ClientError::Overflow => error_code::ABORT,
+        ClientError::InsufficientRights {
+            short_balance: true,
+        } => error_code::PRECONDITION_FAILED,
+        ClientError::InsufficientRights {
+            short_balance: false,
+        } => error_code::TEMPORARILY_UNAVAILABLE,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::FaceConfig;
     use super::*;
     use converge_core::replica::KeyKind;
 
@@ -359,9 +380,145 @@ mod tests {
             (ClientError::Indefinite, 0),
             (ClientError::ConsensusKey, 12),
             (ClientError::NotConsensusKey(KeyKind::Set), 12),
+            (
+                ClientError::InsufficientRights {
+                    short_balance: true,
+                },
+                22,
+            ),
+            (
+                ClientError::InsufficientRights {
+                    short_balance: false,
+                },
+                11,
+            ),
         ] {
             assert_eq!(error_code(&e, true), code, "{e:?}");
             assert_eq!(error_code(&e, false), code, "{e:?}");
         }
+    }
+
+    /// Two faces of a bounded counter, pumped by hand: peer lines go to the other face unless
+    /// the link is cut; client replies are collected.
+    struct Pair {
+        faces: [Face; 2],
+        now: u64,
+        cut: bool,
+        replies: Vec<Json>,
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            let mut faces =
+                [0, 1].map(|_| Face::new(FaceConfig::new(Workload::BoundedCounter), None));
+            for (i, face) in faces.iter_mut().enumerate() {
+                let init = json!({"src": "c-init", "dest": format!("n{i}"), "body": {
+                    "type": "init", "msg_id": 1, "node_id": format!("n{i}"), "node_ids": ["n0", "n1"]}});
+                face.handle_line(0, &init.to_string());
+                assert!(face.poll_line().is_some_and(|l| l.contains("init_ok")));
+            }
+            Pair {
+                faces,
+                now: 0,
+                cut: false,
+                replies: Vec::new(),
+            }
+        }
+
+        /// Routes every line written so far; returns whether any was.
+        fn route(&mut self) -> bool {
+            let mut any = false;
+            for i in 0..2 {
+                while let Some(line) = self.faces[i].poll_line() {
+                    any = true;
+                    let msg: Json = serde_json::from_str(&line).expect("the face writes JSON");
+                    match msg["dest"].as_str() {
+                        Some("n0") | Some("n1") if self.cut => {}
+                        Some("n0") => self.faces[0].handle_line(self.now, &line),
+                        Some("n1") => self.faces[1].handle_line(self.now, &line),
+                        _ => self.replies.push(msg["body"].clone()),
+                    }
+                }
+            }
+            any
+        }
+
+        /// Runs timers and deliveries until `ms` more have passed.
+        fn run_for(&mut self, ms: u64) {
+            let until = self.now + ms;
+            loop {
+                while self.route() {}
+                let next = self.faces.iter().filter_map(Face::poll_timeout).min();
+                match next {
+                    Some(t) if t <= until => {
+                        self.now = self.now.max(t);
+                        for face in &mut self.faces {
+                            face.handle_timeout(self.now);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            self.now = until;
+        }
+
+        /// Sends `body` to node `i` and returns its reply, waiting at most `ms`.
+        fn ask(&mut self, i: usize, body: Json, ms: u64) -> Json {
+            let line = json!({"src": "c1", "dest": format!("n{i}"), "body": body});
+            self.faces[i].handle_line(self.now, &line.to_string());
+            let start = self.now;
+            while self.route() {}
+            while self.replies.is_empty() && self.now < start + ms {
+                self.run_for(10);
+            }
+            assert_eq!(self.replies.len(), 1, "one reply: {:?}", self.replies);
+            self.replies.remove(0)
+        }
+    }
+
+    #[test]
+    fn the_bounded_counter_workload_speaks_the_protocol() {
+        let mut pair = Pair::new();
+        let add = |id: u64, delta: i64| json!({"type": "add", "msg_id": id, "delta": delta});
+        assert_eq!(
+            pair.ask(0, add(2, 10), 0),
+            json!({"type": "add_ok", "in_reply_to": 2})
+        );
+        // Before replication n1 knows a value of 0: a withdrawal is refused at once, code 22.
+        let refused = pair.ask(1, add(3, -4), 0);
+        assert_eq!(
+            (refused["type"].as_str(), refused["code"].as_u64()),
+            (Some("error"), Some(22))
+        );
+        pair.run_for(500);
+        // n1 now knows 10 but holds no rights: it gathers them from n0 and withdraws.
+        assert_eq!(
+            pair.ask(1, add(4, -4), 1_000),
+            json!({"type": "add_ok", "in_reply_to": 4})
+        );
+        pair.run_for(500);
+        let read = pair.ask(0, json!({"type": "read", "msg_id": 5}), 0);
+        assert_eq!(
+            read,
+            json!({"type": "read_ok", "in_reply_to": 5, "value": 6})
+        );
+        // More than the value: 22 at once, whatever the rights.
+        let refused = pair.ask(0, add(6, -7), 0);
+        assert_eq!(refused["code"], 22);
+        // Cut off from n0, which holds the rights n1 lacks: 11 by the deadline, no effect.
+        pair.cut = true;
+        let timed_out = pair.ask(1, add(7, -5), 10_000);
+        assert_eq!(
+            (timed_out["type"].as_str(), timed_out["code"].as_u64()),
+            (Some("error"), Some(11))
+        );
+        pair.cut = false;
+        pair.run_for(3_000);
+        for i in 0..2 {
+            let read = pair.ask(i, json!({"type": "read", "msg_id": 8}), 0);
+            assert_eq!(read["value"], 6, "n{i}");
+        }
+        // Deposits never wait and never fail.
+        assert_eq!(pair.ask(1, add(9, 0), 0)["type"], "add_ok");
     }
 }

@@ -56,7 +56,8 @@ mod error_code {
     pub(super) const ABORT: u32 = 14;
     /// A `lin-kv` read of a key never written.
     pub(super) const KEY_DOES_NOT_EXIST: u32 = 20;
-    /// A `cas` whose `from` is not the value, decided by a majority: nothing was set.
+    /// Refused without effect because a precondition does not hold: a `cas` whose `from` is not
+    /// the value a majority decided, or a bounded counter's value below the withdrawal.
     pub(super) const PRECONDITION_FAILED: u32 = 22;
 }
 

@@ -31,11 +31,14 @@ pub enum Workload {
     MvRegister,
     /// `session`: a set at key `set`, with session tokens and consistency levels.
     Session,
+    /// `bounded-counter`: a bounded (escrow) counter at key `counter` that never reads below
+    /// zero; withdrawals (negative adds) need rights, gathered from peers when short.
+    BoundedCounter,
 }
 
 impl Workload {
     /// Every workload, with its name on the command line.
-    pub const ALL: [(&'static str, Workload); 10] = [
+    pub const ALL: [(&'static str, Workload); 11] = [
         ("echo", Workload::Echo),
         ("g-counter", Workload::GCounter),
         ("pn-counter", Workload::PnCounter),
@@ -46,6 +49,7 @@ impl Workload {
         ("lww-register", Workload::LwwRegister),
         ("mv-register", Workload::MvRegister),
         ("session", Workload::Session),
+        ("bounded-counter", Workload::BoundedCounter),
     ];
 
     /// The workload called `name`.

@@ -49,6 +49,12 @@ pub fn client_error(e: &ClientError) -> Resp {
         ClientError::NotConsensusKey(_) => Resp::Error(
             "WRONGTYPE the key holds a replicated value, not a consensus register".into(),
         ),
+        ClientError::InsufficientRights {
+            short_balance: true,
+        } => Resp::err("the counter's value does not cover the withdrawal"),
+        ClientError::InsufficientRights {
+            short_balance: false,
+        } => Resp::Error("TRYAGAIN the region's rights do not cover the withdrawal".into()),
     }
 }
 
