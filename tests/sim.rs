@@ -118,6 +118,33 @@ fn applying_without_dedup_over_counts_under_duplication() {
 }
 
 #[test]
+fn a_compare_and_set_decided_locally_is_not_linearizable() {
+    // The "fast path" commits a compare-and-set that matches the local copy without asking a
+    // majority; concurrent clients of two replicas then both succeed from one value.
+    let broken = plan(
+        &["lin-kv"],
+        &[Fault::Partition],
+        false,
+        Some(Bug::CasDecidedLocally),
+    );
+    for seed in 1..=3 {
+        let o = run_seed(&broken, seed);
+        assert!(
+            failed_checks(&o).contains(&"linearizable".to_string()),
+            "seed {seed}: {}\n{}",
+            o.summary(),
+            o.details()
+        );
+    }
+    // The correct replica passes the very same seeds.
+    let correct = plan(&["lin-kv"], &[Fault::Partition], false, None);
+    for seed in 1..=3 {
+        let o = run_seed(&correct, seed);
+        assert!(o.passed(), "seed {seed}: {}\n{}", o.summary(), o.details());
+    }
+}
+
+#[test]
 fn reading_without_waiting_for_the_token_breaks_read_your_writes() {
     let plan = plan(
         &["session"],

@@ -291,3 +291,98 @@ fn rounds_are_persisted_before_use_and_a_restart_resumes_above_them() {
         m => panic!("expected a prepare, got {m:?}"),
     }
 }
+
+#[test]
+fn a_read_learns_the_value_from_a_majority_without_proposing() {
+    let mut accs = acceptors();
+    let mut p = proposer(9);
+    p.cas(0, seat(1)).expect("room");
+    let msgs = sent(&mut p);
+    pump(&mut p, &mut accs, msgs, |_| true);
+    assert!(p.poll_outcome().is_some_and(|o| o.result.is_ok()));
+    // A reader that knows nothing starts at the absent key and is taught the decision.
+    let mut q = proposer(8);
+    q.submit(0, KEY.into(), Want::Read, None).expect("room");
+    let msgs = sent(&mut q);
+    pump(&mut q, &mut accs, msgs, |a| a.0 != 0);
+    let o = q.poll_outcome().expect("ended");
+    assert_eq!(
+        o.result,
+        Ok(CasOk {
+            instance: 1,
+            previous: Some(Scalar::Int(1))
+        })
+    );
+    assert!(o.proposals.is_empty(), "a read proposes nothing");
+    for a in &accs {
+        assert_eq!(
+            a.record(KEY).accepted,
+            None,
+            "nothing was accepted for the read"
+        );
+    }
+}
+
+#[test]
+fn a_read_that_finds_an_accepted_proposal_finishes_it_first() {
+    let mut accs = acceptors();
+    let mut p = proposer(9);
+    p.cas(0, seat(1)).expect("room");
+    // The writer's accepts reach two acceptors and it hears nothing back: its value may be
+    // chosen, so a read must not answer "absent" from a majority that includes one of them.
+    let accepts = through_phase_1(&mut p, &mut accs);
+    for (to, m) in accepts.into_iter().filter(|(to, _)| to.0 != 2) {
+        let _ = ask(&mut accs, 9, to, m);
+    }
+    let mut q = proposer(8);
+    q.submit(0, KEY.into(), Want::Read, None).expect("room");
+    let msgs = sent(&mut q);
+    pump(&mut q, &mut accs, msgs, |a| a.0 != 0);
+    // The writer's ballot is above the reader's first one: the reader backs off and retries.
+    let o = loop {
+        if let Some(o) = q.poll_outcome() {
+            break o;
+        }
+        let t = q.poll_timeout().expect("the read is still running");
+        q.handle_timeout(t);
+        let msgs = sent(&mut q);
+        pump(&mut q, &mut accs, msgs, |a| a.0 != 0);
+    };
+    assert_eq!(
+        o.result,
+        Ok(CasOk {
+            instance: 1,
+            previous: Some(Scalar::Int(1))
+        })
+    );
+    assert_eq!(
+        accs[1].record(KEY).decided.value,
+        Some(Scalar::Int(1)),
+        "the writer's proposal was chosen on the way"
+    );
+}
+
+#[test]
+fn a_set_replaces_whatever_the_key_holds() {
+    let mut accs = acceptors();
+    let mut p = proposer(9);
+    p.cas(0, seat(1)).expect("room");
+    let msgs = sent(&mut p);
+    pump(&mut p, &mut accs, msgs, |_| true);
+    assert!(p.poll_outcome().is_some_and(|o| o.result.is_ok()));
+    let mut q = proposer(8);
+    let base = Some(accs[0].record(KEY).decided);
+    q.submit(0, KEY.into(), Want::Set(Scalar::Int(5)), base)
+        .expect("room");
+    let msgs = sent(&mut q);
+    pump(&mut q, &mut accs, msgs, |_| true);
+    let o = q.poll_outcome().expect("ended");
+    assert_eq!(
+        o.result,
+        Ok(CasOk {
+            instance: 2,
+            previous: Some(Scalar::Int(1))
+        })
+    );
+    assert_eq!(accs[1].record(KEY).decided.value, Some(Scalar::Int(5)));
+}
