@@ -289,7 +289,12 @@ impl Requests {
                     Self::reply_err(cx, id, ClientError::Overloaded);
                     return;
                 }
-                match self.local_write(store, links, cx, key, op, &token) {
+                let withdrawal = matches!(op, Op::BoundedAdd(n) if n < 0);
+                let written = self.local_write(store, links, cx, key, op, &token);
+                if withdrawal && written.is_ok() {
+                    cx.m.withdrawals_applied += 1;
+                }
+                match written {
                     Err(e) => Self::reply_err(cx, id, e),
                     Ok((_, value)) if consistency == Consistency::LocalOne => {
                         Self::reply_ok(store, cx, id, value, &token)

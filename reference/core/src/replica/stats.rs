@@ -83,6 +83,25 @@ pub struct Counters {
     pub relayed: u64,
     /// Quorum replies for an operation that was no longer waiting.
     pub stale_replies: u64,
+    /// Consensus-register operations (set, compare-and-set, read through a majority) that
+    /// succeeded.
+    pub consensus_ok: u64,
+    /// Compare-and-sets that found another value (definite).
+    pub consensus_precondition_failed: u64,
+    /// Consensus operations with no majority in time (definite).
+    pub consensus_unavailable: u64,
+    /// Consensus operations whose outcome is unknown (indefinite).
+    pub consensus_indefinite: u64,
+    /// Bounded-counter withdrawals applied (with rights held at once, or after a wait).
+    pub withdrawals_applied: u64,
+    /// Withdrawals that waited for rights from peers (each wait once).
+    pub withdrawals_waited: u64,
+    /// Waiting withdrawals the rights arriving from peers then covered.
+    pub withdrawals_covered_by_transfer: u64,
+    /// Withdrawals refused for want of rights (at once or at the deadline).
+    pub withdrawals_refused: u64,
+    /// Transfers of rights this replica granted to a peer that asked.
+    pub rights_granted: u64,
 }
 
 /// A snapshot of a replica's metrics.

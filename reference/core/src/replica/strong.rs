@@ -308,6 +308,13 @@ impl Strong {
             debug_assert!(false, "an operation finished that no request waits for");
             return;
         };
+        let m = &mut *cx.m;
+        match &outcome.result {
+            Ok(_) => m.consensus_ok += 1,
+            Err(CasError::PreconditionFailed { .. }) => m.consensus_precondition_failed += 1,
+            Err(CasError::Unavailable { .. }) => m.consensus_unavailable += 1,
+            Err(CasError::Indefinite { .. }) => m.consensus_indefinite += 1,
+        }
         let result = match outcome.result {
             Ok(ok) if w.read => Ok(ok.previous.map_or(Value::Absent, Value::Register)),
             Ok(_) => Ok(Value::Written),

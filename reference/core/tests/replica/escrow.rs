@@ -60,6 +60,19 @@ fn a_withdrawal_beyond_the_local_rights_completes_with_rights_a_peer_transfers()
     let again = sim.now;
     assert_eq!(add(&mut sim, 1, -2), Ok(Value::Counter(5)));
     assert_eq!(sim.now, again);
+    // What /metrics shows: two withdrawals applied, one of them after waiting for a transfer
+    // that replica 0 granted.
+    let k = sim.node(1).stats().counters;
+    assert_eq!(
+        (k.withdrawals_applied, k.withdrawals_waited),
+        (2, 1),
+        "{k:?}"
+    );
+    assert_eq!(
+        (k.withdrawals_covered_by_transfer, k.withdrawals_refused),
+        (1, 0)
+    );
+    assert_eq!(sim.node(0).stats().counters.rights_granted, 1);
     sim.settle(5_000);
     for i in 0..3 {
         assert_eq!(value(&sim, i, KEY), Value::Counter(5));

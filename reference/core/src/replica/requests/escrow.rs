@@ -122,6 +122,7 @@ impl Requests {
         let wanted = amount(&request);
         let short_balance = value(store, &request.key) < i128::from(wanted);
         if short_balance || cx.shared.members.len() < 2 {
+            cx.m.withdrawals_refused += 1;
             Self::reply_err(
                 cx,
                 request.id,
@@ -139,6 +140,7 @@ impl Requests {
             deadline_ms: cx.now_ms + cx.shared.config.quorum_timeout_ms,
             wait: Wait::Rights(request),
         });
+        cx.m.withdrawals_waited += 1;
         self.ask_for_rights(store, cx, op);
     }
 
@@ -226,6 +228,7 @@ impl Requests {
             if let Some(op) = self.remove(id)
                 && let Wait::Rights(request) = op.wait
             {
+                cx.m.withdrawals_covered_by_transfer += 1;
                 self.execute(store, links, cx, request, op.token);
             }
         }
@@ -258,6 +261,7 @@ impl Requests {
                 && let Wait::Rights(request) = op.wait
             {
                 let short_balance = value(store, &request.key) < i128::from(amount(&request));
+                cx.m.withdrawals_refused += 1;
                 Self::reply_err(
                     cx,
                     op.request_id,
@@ -312,6 +316,7 @@ impl Requests {
             return;
         };
         if let Some(issued) = store.transfer_rights(key, src, grant, cx.now_ms, cx.shared, cx.m) {
+            cx.m.rights_granted += 1;
             links.logged(cx, issued.logged);
         }
     }
