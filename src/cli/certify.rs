@@ -197,6 +197,13 @@ pub(crate) fn run(mut args: CertifyArgs) -> ExitCode {
     let Some((program, reference)) = node_program(&args) else {
         return ExitCode::from(2);
     };
+    if reference && !converge::certify::reference_serves(&workload) {
+        eprintln!(
+            "error: {}; certify another node with --bin",
+            converge::certify::reference_lacks(&workload)
+        );
+        return ExitCode::from(2);
+    }
     let seed = args.seed.unwrap_or_else(clock_seed);
     let request = build_request(&args, program, reference, workload, Timing::DEFAULT, seed);
     say!("timing: {}", Timing::of(&request.config).describe());
@@ -498,13 +505,28 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
     } else {
         args.nemesis.0.clone()
     };
-    let workloads = if args.workload.is_empty() {
-        workload::WORKLOADS.iter().map(|w| w.to_string()).collect()
+    let workloads: Vec<String> = if args.workload.is_empty() {
+        workload::WORKLOADS
+            .iter()
+            .filter(|w| !reference || converge::certify::reference_serves(w))
+            .map(|w| w.to_string())
+            .collect()
     } else {
         let mut chosen = args.workload.clone();
         chosen.dedup();
         chosen
     };
+    if reference
+        && let Some(w) = workloads
+            .iter()
+            .find(|w| !converge::certify::reference_serves(w))
+    {
+        eprintln!(
+            "error: {}; certify another node with --bin",
+            converge::certify::reference_lacks(w)
+        );
+        return ExitCode::from(2);
+    }
     let suite = suite::Suite {
         template,
         workloads,

@@ -53,15 +53,23 @@ pub(crate) struct SimArgs {
 pub(crate) fn run(args: SimArgs) -> ExitCode {
     use converge::simulator::{self, Plan};
     let first = args.seed.unwrap_or_else(clock_seed);
+    // The simulator runs the reference node's face, so it draws only what the reference serves.
     let workloads: Vec<String> = if args.workload.is_empty() {
         workload::WORKLOADS
             .iter()
-            .filter(|w| **w != "echo")
+            .filter(|w| **w != "echo" && converge::certify::reference_serves(w))
             .map(|w| w.to_string())
             .collect()
     } else {
         args.workload
     };
+    if let Some(w) = workloads
+        .iter()
+        .find(|w| !converge::certify::reference_serves(w))
+    {
+        eprintln!("error: {}", converge::certify::reference_lacks(w));
+        return ExitCode::from(2);
+    }
     let plan = Plan {
         workloads,
         faults: args
