@@ -789,3 +789,29 @@ pub fn parse_faults(list: &str) -> Result<Vec<Fault>, String> {
     faults.sort();
     Ok(faults)
 }
+
+#[cfg(test)]
+mod reference_tests {
+    use super::*;
+
+    /// The list names exactly the harness's workloads that the reference's face lacks. When the
+    /// reference gains one (issue 14 adds `bounded-counter` to it), this fails until the list
+    /// loses it, so that the suite and the simulator start running it on the reference.
+    #[test]
+    fn not_yet_in_reference_names_exactly_the_workloads_the_reference_face_lacks() {
+        use converge_node::maelstrom::Workload;
+        for w in workload::WORKLOADS {
+            assert_eq!(
+                reference_serves(w),
+                Workload::from_name(w).is_some(),
+                "{w}: NOT_YET_IN_REFERENCE disagrees with the reference's face"
+            );
+        }
+        for w in NOT_YET_IN_REFERENCE {
+            assert!(
+                workload::WORKLOADS.contains(w),
+                "{w} is no harness workload"
+            );
+        }
+    }
+}

@@ -26,7 +26,7 @@ pub(crate) struct CertifyArgs {
     #[arg(long = "bin", value_name = "PATH")]
     program: Option<PathBuf>,
     /// The workload [default: g-counter]. With --suite, repeatable, and every workload when
-    /// absent.
+    /// absent (on the reference node, every workload it serves).
     #[arg(short = 'w', long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
     workload: Vec<String>,
     /// Run every workload (or those given) under no fault, each fault of --nemesis alone (every

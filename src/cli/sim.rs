@@ -21,7 +21,8 @@ pub(crate) struct SimArgs {
     /// First seed. Default: drawn from the clock and printed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Workloads to draw from (repeatable) [default: every workload but echo].
+    /// Workloads to draw from (repeatable) [default: every workload the reference node serves
+    /// but echo].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
     workload: Vec<String>,
     /// Faults to draw from, comma-separated [default: every fault but clock].

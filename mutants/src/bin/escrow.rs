@@ -42,9 +42,9 @@
 //! Bug `local-check`: the same replication, but a withdrawal is applied whenever this node's
 //! view of the whole value covers it, without rights: the check every first version of a bounded
 //! counter makes. Two replicas that withdraw within one gossip round, or on two sides of a
-//! partition, both spend the same balance, and once their states merge the value is below 0,
-//! which `bound` catches (and `accounting` does not: every withdrawal that was acknowledged did
-//! happen).
+//! partition, both spend the same balance: their acknowledged withdrawals exceed the deposits,
+//! and once their states merge the value reads below 0. `bound` catches both (`accounting` does
+//! not: every withdrawal that was acknowledged did happen).
 
 use converge_mutants::{ErrorCode, Handler, Message, Node, args_from_env, incarnation, run};
 use serde_json::{Map, Value, json};
