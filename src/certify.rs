@@ -224,23 +224,6 @@ pub fn certify(
     Ok(Certification { runs, merge_order })
 }
 
-/// The harness's workloads that converge's own reference node does not serve yet: the one place
-/// that says so. `converge certify --suite` on the reference, and `converge sim` (which runs the
-/// reference's face in process), leave them out of their defaults and refuse them by name, rather
-/// than fail a node for a workload it was never given. The reference gains `bounded-counter` in
-/// issue 14; then this list loses it, and nothing else changes.
-pub const NOT_YET_IN_REFERENCE: &[&str] = &["bounded-counter"];
-
-/// Whether the reference node serves `workload` (see [`NOT_YET_IN_REFERENCE`]).
-pub fn reference_serves(workload: &str) -> bool {
-    !NOT_YET_IN_REFERENCE.contains(&workload)
-}
-
-/// Why the reference cannot run `workload`, for the command line's error.
-pub fn reference_lacks(workload: &str) -> String {
-    format!("converge's reference node does not serve the {workload} workload yet")
-}
-
 /// The reference node's arguments for `workload`, storing its data under `data`.
 pub fn reference_args(workload: &str, data: &std::path::Path) -> Vec<String> {
     vec![
@@ -788,30 +771,4 @@ pub fn parse_faults(list: &str) -> Result<Vec<Fault>, String> {
     }
     faults.sort();
     Ok(faults)
-}
-
-#[cfg(test)]
-mod reference_tests {
-    use super::*;
-
-    /// The list names exactly the harness's workloads that the reference's face lacks. When the
-    /// reference gains one (issue 14 adds `bounded-counter` to it), this fails until the list
-    /// loses it, so that the suite and the simulator start running it on the reference.
-    #[test]
-    fn not_yet_in_reference_names_exactly_the_workloads_the_reference_face_lacks() {
-        use converge_node::maelstrom::Workload;
-        for w in workload::WORKLOADS {
-            assert_eq!(
-                reference_serves(w),
-                Workload::from_name(w).is_some(),
-                "{w}: NOT_YET_IN_REFERENCE disagrees with the reference's face"
-            );
-        }
-        for w in NOT_YET_IN_REFERENCE {
-            assert!(
-                workload::WORKLOADS.contains(w),
-                "{w} is no harness workload"
-            );
-        }
-    }
 }

@@ -41,7 +41,7 @@
 //!   only in that gossip. Run here also with `--gossip-ms 1500`, where most transfers come too
 //!   late and withdrawals are refused with 11: slow but correct, and it must pass.
 //!   `--bug local-check` withdraws whenever the node's view of the value covers it, so two
-//!   nodes spend the same balance; `bound` catches the negative reads.
+//!   nodes spend the same balance; `bound` catches the overdraft.
 //!
 //! The nodes are another package's binaries, which `env!` cannot name from here, so the first
 //! test to need them builds them with cargo, in this test binary's profile, and finds them next

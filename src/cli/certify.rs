@@ -197,10 +197,10 @@ pub(crate) fn run(mut args: CertifyArgs) -> ExitCode {
     let Some((program, reference)) = node_program(&args) else {
         return ExitCode::from(2);
     };
-    if reference && !converge::certify::reference_serves(&workload) {
+    if reference && !converge::reference::serves(&workload) {
         eprintln!(
             "error: {}; certify another node with --bin",
-            converge::certify::reference_lacks(&workload)
+            converge::reference::lacks(&workload)
         );
         return ExitCode::from(2);
     }
@@ -508,7 +508,7 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
     let workloads: Vec<String> = if args.workload.is_empty() {
         workload::WORKLOADS
             .iter()
-            .filter(|w| !reference || converge::certify::reference_serves(w))
+            .filter(|w| !reference || converge::reference::serves(w))
             .map(|w| w.to_string())
             .collect()
     } else {
@@ -516,14 +516,10 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
         chosen.dedup();
         chosen
     };
-    if reference
-        && let Some(w) = workloads
-            .iter()
-            .find(|w| !converge::certify::reference_serves(w))
-    {
+    if reference && let Some(w) = workloads.iter().find(|w| !converge::reference::serves(w)) {
         eprintln!(
             "error: {}; certify another node with --bin",
-            converge::certify::reference_lacks(w)
+            converge::reference::lacks(w)
         );
         return ExitCode::from(2);
     }

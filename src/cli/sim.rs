@@ -58,17 +58,14 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
     let workloads: Vec<String> = if args.workload.is_empty() {
         workload::WORKLOADS
             .iter()
-            .filter(|w| **w != "echo" && converge::certify::reference_serves(w))
+            .filter(|w| **w != "echo" && converge::reference::serves(w))
             .map(|w| w.to_string())
             .collect()
     } else {
         args.workload
     };
-    if let Some(w) = workloads
-        .iter()
-        .find(|w| !converge::certify::reference_serves(w))
-    {
-        eprintln!("error: {}", converge::certify::reference_lacks(w));
+    if let Some(w) = workloads.iter().find(|w| !converge::reference::serves(w)) {
+        eprintln!("error: {}", converge::reference::lacks(w));
         return ExitCode::from(2);
     }
     let plan = Plan {
