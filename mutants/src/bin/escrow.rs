@@ -32,7 +32,8 @@
 //! - States travel whole. Any state a node holds is the join of whole states, each of which held
 //!   the rights behind every withdrawal in it, so no node ever reads a negative value, however
 //!   stale its view.
-//! - Once every peer confirmed the whole state, the node sends nothing: the cluster goes quiet.
+//! - Once every peer confirmed the whole state and no withdrawal waits, the node sends nothing:
+//!   the cluster goes quiet.
 //! - A withdrawal is answered within [`WAIT`] plus a housekeeping tick, well inside the harness's
 //!   one-second request timeout, so refusals are definite rather than timeouts.
 //! - An add is acknowledged before any peer has it, and peers' confirmations are not forgotten
@@ -40,8 +41,8 @@
 //!   reordering and pauses, not kills.
 //!
 //! Bug `local-check`: the same replication, but a withdrawal is applied whenever this node's
-//! view of the whole value covers it, without rights: the check every first version of a bounded
-//! counter makes. Two replicas that withdraw within one gossip round, or on two sides of a
+//! view of the whole value covers it, without rights: the check a first version of a bounded
+//! counter often makes. Two replicas that withdraw within one gossip round, or on two sides of a
 //! partition, both spend the same balance: their acknowledged withdrawals exceed the deposits,
 //! and once their states merge the value reads below 0. `bound` catches both (`accounting` does
 //! not: every withdrawal that was acknowledged did happen).
