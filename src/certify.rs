@@ -609,6 +609,9 @@ pub fn render(report: &RunReport) -> String {
             .collect();
         let _ = writeln!(out, "services: {}", used.join(", "));
     }
+    for line in &report.figures {
+        let _ = writeln!(out, "{line}");
+    }
     for p in &report.problems {
         let _ = writeln!(
             out,

@@ -11,10 +11,12 @@
 //! - [`fuzzing`]: the bodies of the fuzz targets, shared by `cargo fuzz` and the stable replay
 //!   of their corpora.
 //! - [`laws`]: the `converge laws` command.
+//! - [`reference`]: which of the harness's workloads the reference node serves.
 
 pub mod adapters;
 pub mod certify;
 pub mod fuzzing;
 pub mod laws;
+pub mod reference;
 pub mod simulator;
 pub mod suite;

@@ -35,6 +35,13 @@
 //! - `gossip_broadcast` (`broadcast`): correct only; every `--gossip-ms` (1500) each grid
 //!   neighbour is sent the messages it has not acknowledged, so a message needs about one period
 //!   per hop after heal.
+//! - `escrow` (`bounded-counter`): an escrow counter whose replicas spend only the rights they
+//!   hold, asking peers for more and waiting 600 ms for them; its whole state goes every
+//!   `--gossip-ms` (300) to each peer that has not confirmed it, and transferred rights travel
+//!   only in that gossip. Run here also with `--gossip-ms 1500`, where most transfers come too
+//!   late and withdrawals are refused with 11: slow but correct, and it must pass.
+//!   `--bug local-check` withdraws whenever the node's view of the value covers it, so two
+//!   nodes spend the same balance; `bound` catches the overdraft.
 //!
 //! The nodes are another package's binaries, which `env!` cannot name from here, so the first
 //! test to need them builds them with cargo, in this test binary's profile, and finds them next
@@ -111,6 +118,13 @@ cases! {
          Caught(&["counter-bounds"]));
     gossip_broadcast_passes:
         ("gossip_broadcast", &[], "broadcast", ALL_BUT_KILL, Pass);
+    escrow_passes_bounded_counter:
+        ("escrow", &[], "bounded-counter", ALL_BUT_KILL, Pass);
+    escrow_with_slow_gossip_passes_bounded_counter:
+        ("escrow", &["--gossip-ms", "1500"], "bounded-counter", ALL_BUT_KILL, Pass);
+    escrow_that_checks_only_its_local_view_is_caught:
+        ("escrow", &["--bug", "local-check"], "bounded-counter", "partition",
+         Caught(&["bound"]));
 }
 
 /// Runs `case` once per seed and asserts its expected outcome on each.

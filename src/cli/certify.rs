@@ -26,7 +26,7 @@ pub(crate) struct CertifyArgs {
     #[arg(long = "bin", value_name = "PATH")]
     program: Option<PathBuf>,
     /// The workload [default: g-counter]. With --suite, repeatable, and every workload when
-    /// absent.
+    /// absent (on the reference node, every workload it serves).
     #[arg(short = 'w', long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
     workload: Vec<String>,
     /// Run every workload (or those given) under no fault, each fault of --nemesis alone (every
@@ -197,6 +197,13 @@ pub(crate) fn run(mut args: CertifyArgs) -> ExitCode {
     let Some((program, reference)) = node_program(&args) else {
         return ExitCode::from(2);
     };
+    if reference && !converge::reference::serves(&workload) {
+        eprintln!(
+            "error: {}; certify another node with --bin",
+            converge::reference::lacks(&workload)
+        );
+        return ExitCode::from(2);
+    }
     let seed = args.seed.unwrap_or_else(clock_seed);
     let request = build_request(&args, program, reference, workload, Timing::DEFAULT, seed);
     say!("timing: {}", Timing::of(&request.config).describe());
@@ -498,13 +505,24 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
     } else {
         args.nemesis.0.clone()
     };
-    let workloads = if args.workload.is_empty() {
-        workload::WORKLOADS.iter().map(|w| w.to_string()).collect()
+    let workloads: Vec<String> = if args.workload.is_empty() {
+        workload::WORKLOADS
+            .iter()
+            .filter(|w| !reference || converge::reference::serves(w))
+            .map(|w| w.to_string())
+            .collect()
     } else {
         let mut chosen = args.workload.clone();
         chosen.dedup();
         chosen
     };
+    if reference && let Some(w) = workloads.iter().find(|w| !converge::reference::serves(w)) {
+        eprintln!(
+            "error: {}; certify another node with --bin",
+            converge::reference::lacks(w)
+        );
+        return ExitCode::from(2);
+    }
     let suite = suite::Suite {
         template,
         workloads,

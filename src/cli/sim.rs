@@ -21,7 +21,8 @@ pub(crate) struct SimArgs {
     /// First seed. Default: drawn from the clock and printed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Workloads to draw from (repeatable) [default: every workload but echo].
+    /// Workloads to draw from (repeatable) [default: every workload the reference node serves
+    /// but echo].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
     workload: Vec<String>,
     /// Faults to draw from, comma-separated [default: every fault but clock].
@@ -53,15 +54,20 @@ pub(crate) struct SimArgs {
 pub(crate) fn run(args: SimArgs) -> ExitCode {
     use converge::simulator::{self, Plan};
     let first = args.seed.unwrap_or_else(clock_seed);
+    // The simulator runs the reference node's face, so it draws only what the reference serves.
     let workloads: Vec<String> = if args.workload.is_empty() {
         workload::WORKLOADS
             .iter()
-            .filter(|w| **w != "echo")
+            .filter(|w| **w != "echo" && converge::reference::serves(w))
             .map(|w| w.to_string())
             .collect()
     } else {
         args.workload
     };
+    if let Some(w) = workloads.iter().find(|w| !converge::reference::serves(w)) {
+        eprintln!("error: {}", converge::reference::lacks(w));
+        return ExitCode::from(2);
+    }
     let plan = Plan {
         workloads,
         faults: args

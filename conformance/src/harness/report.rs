@@ -128,6 +128,9 @@ pub struct RunReport {
     pub services: BTreeMap<String, super::services::ServiceStats>,
     /// The workload's checks.
     pub checks: Vec<Check>,
+    /// What the workload measured without judging it, one line each (see
+    /// [`Workload::figures`](super::workload::Workload::figures)).
+    pub figures: Vec<String>,
     /// Whether the workload's final state depends only on which operations took effect, so that
     /// runs under different schedules must end equal.
     pub order_independent: bool,

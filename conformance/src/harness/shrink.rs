@@ -719,6 +719,7 @@ mod tests {
             final_values: Default::default(),
             services: Default::default(),
             checks,
+            figures: Vec::new(),
             order_independent: true,
             history: Default::default(),
         };

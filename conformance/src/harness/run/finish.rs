@@ -199,6 +199,11 @@ impl Loop<'_> {
             ));
         }
         checks.retain(|c| self.config.profile == Profile::Strict || c.maelstrom);
+        let figures = if started {
+            self.workload.figures(&self.history)
+        } else {
+            Vec::new()
+        };
         let ops = main.len() as u64;
         let mut final_values = BTreeMap::new();
         for e in self.history.phase(Phase::Final) {
@@ -239,6 +244,7 @@ impl Loop<'_> {
                 .map(|(service, stats)| (service.name().to_string(), stats))
                 .collect(),
             checks,
+            figures,
             order_independent,
             history: self.history,
         }

@@ -3,6 +3,7 @@
 //! A workload generates request bodies, names the read that ends a run, and checks the history.
 //! It knows nothing of processes or time sources: both backends drive the same workloads.
 
+mod bounded_counter;
 mod broadcast;
 mod counter;
 mod echo;
@@ -121,6 +122,13 @@ pub trait Workload {
     }
     /// Checks the history.
     fn check(&self, history: &History, nodes: usize) -> Vec<Check>;
+    /// What the workload measured of the history without judging it, one line each, for the
+    /// report (e.g. `bounded-counter`'s withdrawal availability): figures that depend on the
+    /// workload's meaning, which the harness's own availability line cannot know.
+    fn figures(&self, history: &History) -> Vec<String> {
+        let _ = history;
+        Vec::new()
+    }
     /// After every node agreed on the final value `from`, a node read `to`: why no write could
     /// explain that, or `None` if one could (or the workload cannot tell from outside). The
     /// harness then waits for a new agreement either way; a reason is a `stability` violation.
@@ -136,7 +144,7 @@ type MakeWorkload = fn() -> Box<dyn Workload>;
 /// Every workload this build has, in the order the command line lists them: its name and how to
 /// make a fresh one. It is the one place a workload's name is spelled; [`WORKLOADS`] and
 /// [`by_name`] both read it.
-const TABLE: [(&str, MakeWorkload); 10] = [
+const TABLE: [(&str, MakeWorkload); 11] = [
     ("echo", || Box::new(echo::Echo::default())),
     ("g-counter", || Box::new(counter::Counter::new(false))),
     ("pn-counter", || Box::new(counter::Counter::new(true))),
@@ -150,6 +158,9 @@ const TABLE: [(&str, MakeWorkload); 10] = [
     }),
     ("mv-register", || {
         Box::new(register::Register::new(register::Flavor::Mv))
+    }),
+    ("bounded-counter", || {
+        Box::new(bounded_counter::BoundedCounter)
     }),
 ];
 
