@@ -7,9 +7,9 @@
 
 /// The harness's workloads that the reference node does not serve yet. `converge certify
 /// --suite` on the reference, and `converge sim`, leave them out of their defaults and refuse them
-/// by name, rather than fail the reference for a workload it was never given. The reference gains
-/// `bounded-counter` in issue 14; then this list loses it, and nothing else changes.
-pub const NOT_YET_IN_REFERENCE: &[&str] = &["bounded-counter"];
+/// by name, rather than fail the reference for a workload it was never given. Empty since the
+/// reference gained `bounded-counter` (issue 14): it serves every workload the harness has.
+pub const NOT_YET_IN_REFERENCE: &[&str] = &[];
 
 /// Whether the reference node serves `workload` (see [`NOT_YET_IN_REFERENCE`]).
 pub fn serves(workload: &str) -> bool {
@@ -27,8 +27,8 @@ mod tests {
     use converge_conformance::harness::workload::WORKLOADS;
 
     /// The list names exactly the harness's workloads that the reference's face lacks. When the
-    /// reference gains one (issue 14 adds `bounded-counter` to it), this fails until the list
-    /// loses it, so that the suite and the simulator start running it on the reference.
+    /// harness gains a workload the reference does not serve, this fails until the list names
+    /// it; when the reference gains it, until the list loses it.
     #[test]
     fn not_yet_in_reference_names_exactly_the_workloads_the_reference_face_lacks() {
         use converge_node::maelstrom::Workload;

@@ -69,36 +69,3 @@ fn bad_input_is_a_usage_error_with_exit_code_2() {
     let (code, _, _) = converge(&["laws", "--cases", "0"]);
     assert_eq!(code, 2);
 }
-
-#[test]
-fn the_reference_refuses_a_workload_it_does_not_serve_yet_before_any_run() {
-    // The reference gains `bounded-counter` in issue 14; until then certify and sim say so and
-    // exit 2, rather than fail the reference for a workload it was never given.
-    for args in [
-        &["certify", "--workload", "bounded-counter", "--seed", "1"][..],
-        &[
-            "certify",
-            "--suite",
-            "--workload",
-            "bounded-counter",
-            "--seed",
-            "1",
-        ][..],
-        &[
-            "sim",
-            "--workload",
-            "bounded-counter",
-            "--seeds",
-            "1",
-            "--seed",
-            "1",
-        ][..],
-    ] {
-        let (code, stdout, stderr) = converge(args);
-        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
-        assert!(
-            stderr.contains("does not serve the bounded-counter workload yet"),
-            "{args:?}: {stderr}"
-        );
-    }
-}

@@ -145,6 +145,28 @@ fn a_compare_and_set_decided_locally_is_not_linearizable() {
 }
 
 #[test]
+fn a_withdrawal_checked_against_the_local_value_overdraws_the_escrow_counter() {
+    let broken = plan(
+        &["bounded-counter"],
+        &[Fault::Partition],
+        false,
+        Some(Bug::EscrowLocalCheck),
+    );
+    let correct = plan(&["bounded-counter"], &[Fault::Partition], false, None);
+    for seed in 1..=3 {
+        let o = run_seed(&broken, seed);
+        assert!(
+            failed_checks(&o).contains(&"bound".to_string()),
+            "seed {seed}: {}\n{}",
+            o.summary(),
+            o.details()
+        );
+        let o = run_seed(&correct, seed);
+        assert!(o.passed(), "seed {seed}: {}\n{}", o.summary(), o.details());
+    }
+}
+
+#[test]
 fn reading_without_waiting_for_the_token_breaks_read_your_writes() {
     let plan = plan(
         &["session"],

@@ -41,7 +41,8 @@ pub(crate) struct SimArgs {
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     skew_ms: u64,
     /// Run a deliberately broken replica, to see the simulator catch it: apply-without-dedup,
-    /// read-ignores-token, ae-skips-subtree or cas-decided-locally (lin-kv).
+    /// read-ignores-token, ae-skips-subtree, cas-decided-locally (lin-kv) or escrow-local-check
+    /// (bounded-counter).
     #[arg(long, value_parser = names_arg(Bug::ALL, Bug::name))]
     bug: Option<Bug>,
     /// Inject every fault of --nemesis in every seed, instead of the subset each seed draws
