@@ -8,6 +8,8 @@
 //!   never a panic and never a request.
 //! - Only `WITH`, `CONSISTENCY` and `TOKEN` change the session here (its level and token); a
 //!   command's level is fixed when it is parsed and kept by every later step of it.
+//! - The consensus writes (`CAS`, `CAS.SETNX`, `CAS.SET`) always request `GLOBAL_QUORUM`, the
+//!   level the replica runs them at whatever is asked; `CAS.GET` takes the command's level.
 //! - Level names are [`Consistency`]'s own (`FromStr`, any ASCII case; `name()` to show one).
 
 use super::encode::Resp;
