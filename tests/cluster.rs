@@ -16,8 +16,9 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_converge");
@@ -541,6 +542,35 @@ fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// One of two racers' side of a rendezvous: both leave [`Starter::together`] at about the same
+/// moment. Unlike a `Barrier`, the wait is bounded and ends at once if the other racer died (its
+/// side is dropped), so a failing racer cannot leave the other, and the test, waiting forever.
+struct Starter {
+    tx: Sender<usize>,
+    rx: Receiver<usize>,
+}
+
+impl Starter {
+    fn pair() -> (Starter, Starter) {
+        let (a_tx, b_rx) = channel();
+        let (b_tx, a_rx) = channel();
+        (
+            Starter { tx: a_tx, rx: a_rx },
+            Starter { tx: b_tx, rx: b_rx },
+        )
+    }
+
+    /// Waits until the other racer reached round `round` too.
+    fn together(&self, round: usize) {
+        // The other side may be gone already; its absence is reported by the receive below.
+        let _ = self.tx.send(round);
+        match self.rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(r) => assert_eq!(r, round, "the racers fell out of step"),
+            Err(e) => panic!("the other racer did not reach round {round}: {e}"),
+        }
+    }
+}
+
 /// The ids of every region's replica but `region`'s, as `CLUSTER.LINKS CUT` takes them.
 fn other_ids(cluster: &Cluster, region: &str) -> Vec<String> {
     cluster.state["nodes"]
@@ -582,12 +612,11 @@ fn two_regions_racing_for_a_seat_never_both_get_it() {
         assert_eq!(read.as_deref(), Some("alice"));
     }
 
-    // The race: one thread per region, released together by a barrier for every seat.
-    let start = Arc::new(Barrier::new(2));
-    let racers: Vec<_> = [("east", east_port), ("eu", eu_port)]
+    // The race: one thread per region, released together for every seat.
+    let (a, b) = Starter::pair();
+    let racers: Vec<_> = [("east", east_port, a), ("eu", eu_port, b)]
         .into_iter()
-        .map(|(name, port)| {
-            let start = start.clone();
+        .map(|(name, port, start)| {
             std::thread::spawn(move || {
                 let mut c = Conn::open(port);
                 assert_eq!(
@@ -596,7 +625,7 @@ fn two_regions_racing_for_a_seat_never_both_get_it() {
                 );
                 (0..SEATS)
                     .map(|seat| {
-                        start.wait();
+                        start.together(seat);
                         c.ok(&["CAS.SETNX", &format!("seat:{seat}"), name])
                     })
                     .collect::<Vec<R>>()
@@ -641,14 +670,13 @@ fn two_regions_racing_for_a_seat_never_both_get_it() {
     let ids = other_ids(&cluster, "apac");
     cut.extend(ids.iter().map(String::as_str));
     assert_eq!(apac.ok(&cut), R::Simple("OK".into()));
-    let start = Arc::new(Barrier::new(2));
-    let racers: Vec<_> = [("apac", apac_port), ("east", east_port)]
+    let (a, b) = Starter::pair();
+    let racers: Vec<_> = [("apac", apac_port, a), ("east", east_port, b)]
         .into_iter()
-        .map(|(name, port)| {
-            let start = start.clone();
+        .map(|(name, port, start)| {
             std::thread::spawn(move || {
                 let mut c = Conn::open(port);
-                start.wait();
+                start.together(0);
                 c.ok(&["CAS.SETNX", "seat:cut", name])
             })
         })
