@@ -55,6 +55,10 @@ bench-redis REQUESTS="100000":
 bench-cluster *ARGS:
     bash scripts/bench-cluster.sh {{ARGS}}
 
+# Consensus registers (CAS.SET, CAS.GET, contended CAS) vs a LOCAL_ONE SET on three regions (docs/perf.md).
+bench-cas *ARGS:
+    bash scripts/bench-cas.sh {{ARGS}}
+
 # libFuzzer on a target (merge_laws, decode, replica_msg, resp, peer_frame) for SECONDS; needs the nightly toolchain.
 fuzz TARGET SECONDS="60":
     bash scripts/fuzz.sh {{TARGET}} {{SECONDS}}

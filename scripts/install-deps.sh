@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests need, and only those missing; safe to run again.
 #
-#   faketime   libfaketime, which `converge certify --nemesis clock` preloads into process
-#              nodes to move their wall clocks (tests/clock.rs).
+#   faketime     libfaketime, which `converge certify --nemesis clock` preloads into process
+#                nodes to move their wall clocks (tests/clock.rs).
+#   redis-tools  redis-cli: tests/cluster.rs reserves a seat with it on a real cluster (an
+#                ordinary Redis client, not only the test's own RESP code, must be able to),
+#                and scripts/bench-cas.sh drives the cluster with it.
 #
 # Runs as root without a terminal (CI); as another user it uses sudo when there is one.
 set -euo pipefail
 
-packages=(faketime)
+packages=(faketime redis-tools)
 
 missing=()
 for p in "${packages[@]}"; do

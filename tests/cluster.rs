@@ -1,5 +1,10 @@
 //! End-to-end tests of the TCP reference node through `converge cluster`: real processes on
-//! loopback, spoken to in RESP over std `TcpStream` (no redis-cli needed).
+//! loopback, spoken to in RESP over std `TcpStream`, and once with `redis-cli` (the seat race:
+//! an ordinary Redis client must be able to reserve a seat).
+//!
+//! `redis-cli` comes from the Debian package `redis-tools`, which `scripts/install-deps.sh`
+//! installs and CI runs first. Without it the redis-cli step is skipped with a notice, except
+//! under CI (`CI` set), where a missing redis-cli fails the test instead of skipping unseen.
 //!
 //! Each test runs its own cluster in its own directory on its own ports (a slot of 300 ports per
 //! cluster, picked from the process id and the test, with a retry on another slot if a port is
@@ -13,6 +18,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_converge");
@@ -21,6 +27,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const LOADERS: usize = 4;
 const KILLS: usize = 3;
 const PIPELINE: usize = 8;
+/// The seat race: seats, each raced by two clients in two regions.
+const SEATS: usize = 50;
 
 /// A running cluster; dropping it tears it down.
 struct Cluster {
@@ -494,4 +502,223 @@ fn http_get(port: u16, path: &str) -> String {
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
+}
+
+/// Runs `redis-cli -p PORT args...` and returns its output (one line per reply, no type
+/// decoration when not on a terminal), or `None` if redis-cli is not installed (a notice, or a
+/// failure under CI). Bounded: redis-cli has no reply timeout of its own, so one that has not
+/// exited within 10 s is killed and the test fails.
+fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
+    let spawned = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "redis-cli is missing under CI, where scripts/install-deps.sh should have \
+                 installed redis-tools"
+            );
+            eprintln!("redis-cli is not installed (Debian package redis-tools): step skipped");
+            return None;
+        }
+        Err(e) => panic!("redis-cli: {e}"),
+    };
+    let exited = eventually(Duration::from_secs(10), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-cli {args:?} did not exit within 10 s");
+    }
+    let out = child.wait_with_output().expect("redis-cli output");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// One of two racers' side of a rendezvous: both leave [`Starter::together`] at about the same
+/// moment. Unlike a `Barrier`, the wait is bounded and ends at once if the other racer died (its
+/// side is dropped), so a failing racer cannot leave the other, and the test, waiting forever.
+struct Starter {
+    tx: Sender<usize>,
+    rx: Receiver<usize>,
+}
+
+impl Starter {
+    fn pair() -> (Starter, Starter) {
+        let (a_tx, b_rx) = channel();
+        let (b_tx, a_rx) = channel();
+        (
+            Starter { tx: a_tx, rx: a_rx },
+            Starter { tx: b_tx, rx: b_rx },
+        )
+    }
+
+    /// Waits until the other racer reached round `round` too.
+    fn together(&self, round: usize) {
+        // The other side may be gone already; its absence is reported by the receive below.
+        let _ = self.tx.send(round);
+        match self.rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(r) => assert_eq!(r, round, "the racers fell out of step"),
+            Err(e) => panic!("the other racer did not reach round {round}: {e}"),
+        }
+    }
+}
+
+/// The ids of every region's replica but `region`'s, as `CLUSTER.LINKS CUT` takes them.
+fn other_ids(cluster: &Cluster, region: &str) -> Vec<String> {
+    cluster.state["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["region"] != region)
+        .map(|n| n["id"].as_u64().expect("id").to_string())
+        .collect()
+}
+
+/// Two clients in two regions race `CAS.SETNX` for each of [`SEATS`] seats at the same moment;
+/// consensus gives every seat to exactly one of them, and the third region reads the winner.
+/// Then one region is cut off: its reservation fails definitely (`UNAVAILABLE`), while the two
+/// regions that still form a majority keep reserving.
+#[test]
+fn two_regions_racing_for_a_seat_never_both_get_it() {
+    let cluster = Cluster::up(5, "us-east,eu-west,apac");
+    let (east_port, eu_port, apac_port) = (
+        cluster.port("us-east"),
+        cluster.port("eu-west"),
+        cluster.port("apac"),
+    );
+
+    // An ordinary Redis client reserves a seat at GLOBAL_QUORUM, and a second reservation from
+    // another region is refused.
+    if let Some(got) = redis_cli(
+        east_port,
+        &["WITH", "GLOBAL_QUORUM", "CAS.SETNX", "seat:cli", "alice"],
+    ) {
+        assert_eq!(got, "1", "redis-cli's reservation");
+        let again = redis_cli(eu_port, &["CAS.SETNX", "seat:cli", "bob"]);
+        assert_eq!(
+            again.as_deref(),
+            Some("0"),
+            "a second reservation of seat:cli"
+        );
+        let read = redis_cli(apac_port, &["WITH", "GLOBAL_QUORUM", "CAS.GET", "seat:cli"]);
+        assert_eq!(read.as_deref(), Some("alice"));
+    }
+
+    // The race: one thread per region, released together for every seat.
+    let (a, b) = Starter::pair();
+    let racers: Vec<_> = [("east", east_port, a), ("eu", eu_port, b)]
+        .into_iter()
+        .map(|(name, port, start)| {
+            std::thread::spawn(move || {
+                let mut c = Conn::open(port);
+                assert_eq!(
+                    c.ok(&["CONSISTENCY", "GLOBAL_QUORUM"]),
+                    R::Simple("OK".into())
+                );
+                (0..SEATS)
+                    .map(|seat| {
+                        start.together(seat);
+                        c.ok(&["CAS.SETNX", &format!("seat:{seat}"), name])
+                    })
+                    .collect::<Vec<R>>()
+            })
+        })
+        .collect();
+    let results: Vec<Vec<R>> = racers
+        .into_iter()
+        .map(|r| r.join().expect("racer"))
+        .collect();
+    let mut apac = Conn::open(apac_port);
+    for (seat, (east, eu)) in results[0].iter().zip(&results[1]).enumerate() {
+        let winner = match (east, eu) {
+            (R::Int(1), R::Int(0)) => "east",
+            (R::Int(0), R::Int(1)) => "eu",
+            _ => panic!("seat:{seat}: us-east got {east:?}, eu-west got {eu:?}: not exactly one"),
+        };
+        let read = apac.ok(&["WITH", "GLOBAL_QUORUM", "CAS.GET", &format!("seat:{seat}")]);
+        assert_eq!(read, bulk(winner), "seat:{seat} read from apac");
+    }
+    // The decisions reach the third region's own replica too (the commit leaves with the
+    // reply), so a LOCAL_ONE read there soon shows the winner without asking anyone.
+    let last = format!("seat:{}", SEATS - 1);
+    let winner = apac.ok(&["WITH", "GLOBAL_QUORUM", "CAS.GET", &last]);
+    let learned = eventually(Duration::from_secs(5), || {
+        apac.ok(&["WITH", "LOCAL_ONE", "CAS.GET", &last]) == winner
+    });
+    assert!(
+        learned.is_some(),
+        "apac never learned the decision of {last}"
+    );
+    // A consensus register is not a CRDT key: a CRDT write of it is refused where the replica
+    // knows the register, and a CRDT read finds nothing in the CRDT keyspace.
+    assert!(matches!(
+        apac.ok(&["SET", &last, "x"]),
+        R::Err(e) if e.starts_with("WRONGTYPE")
+    ));
+    assert_eq!(apac.ok(&["GET", &last]), R::Bulk(None));
+
+    // A fault: apac is cut off from both other regions (both directions, by its own switch).
+    let mut cut = vec!["CLUSTER.LINKS", "CUT"];
+    let ids = other_ids(&cluster, "apac");
+    cut.extend(ids.iter().map(String::as_str));
+    assert_eq!(apac.ok(&cut), R::Simple("OK".into()));
+    let (a, b) = Starter::pair();
+    let racers: Vec<_> = [("apac", apac_port, a), ("east", east_port, b)]
+        .into_iter()
+        .map(|(name, port, start)| {
+            std::thread::spawn(move || {
+                let mut c = Conn::open(port);
+                start.together(0);
+                c.ok(&["CAS.SETNX", "seat:cut", name])
+            })
+        })
+        .collect();
+    let results: Vec<R> = racers
+        .into_iter()
+        .map(|r| r.join().expect("racer"))
+        .collect();
+    // The minority cannot reach a majority of acceptors: its prepares go unanswered, so no
+    // proposal of its reservation reached the accept phase and the refusal is definite.
+    assert!(
+        matches!(&results[0], R::Err(e) if e.starts_with("UNAVAILABLE")),
+        "the cut-off region's reservation: {:?}",
+        results[0]
+    );
+    assert_eq!(results[1], R::Int(1), "the majority side's reservation");
+    let mut eu = Conn::open(eu_port);
+    assert_eq!(
+        eu.ok(&["WITH", "GLOBAL_QUORUM", "CAS.GET", "seat:cut"]),
+        bulk("east")
+    );
+    // The minority cannot read linearizably either, but it may read what it learned locally.
+    assert!(matches!(
+        apac.ok(&["WITH", "GLOBAL_QUORUM", "CAS.GET", "seat:cut"]),
+        R::Err(e) if e.starts_with("UNAVAILABLE")
+    ));
+    assert_eq!(
+        apac.ok(&["WITH", "LOCAL_ONE", "CAS.GET", "seat:cut"]),
+        R::Bulk(None)
+    );
+    // After the heal the cut-off region takes part again: its reservation finds the seat taken.
+    assert_eq!(apac.ok(&["CLUSTER.LINKS", "HEAL"]), R::Simple("OK".into()));
+    let healed = eventually(Duration::from_secs(15), || {
+        apac.cmd(&["CAS.SETNX", "seat:cut", "apac"])
+            .is_ok_and(|r| r == R::Int(0))
+    });
+    assert!(
+        healed.is_some(),
+        "apac did not rejoin the majority after the heal"
+    );
+    assert_eq!(
+        apac.ok(&["WITH", "GLOBAL_QUORUM", "CAS.GET", "seat:cut"]),
+        bulk("east")
+    );
 }

@@ -8,6 +8,8 @@
 //!   never a panic and never a request.
 //! - Only `WITH`, `CONSISTENCY` and `TOKEN` change the session here (its level and token); a
 //!   command's level is fixed when it is parsed and kept by every later step of it.
+//! - The consensus writes (`CAS`, `CAS.SETNX`, `CAS.SET`) always request `GLOBAL_QUORUM`, the
+//!   level the replica runs them at whatever is asked; `CAS.GET` takes the command's level.
 //! - Level names are [`Consistency`]'s own (`FromStr`, any ASCII case; `name()` to show one).
 
 use super::encode::Resp;
@@ -264,6 +266,47 @@ impl Session {
                 self.submit(&first, Op::Get, level, kind)
             }
             "DEL" | "UNLINK" => wrong_args(name),
+            // The consensus registers. The writes name `GLOBAL_QUORUM` whatever the connection's
+            // level, because that is what they run at: the replica decides every one of them
+            // through a majority (a weaker level cannot make a compare-and-set safe), and the
+            // request says so rather than carrying a level it does not honour.
+            "CAS" => match args {
+                [k, from, to] => {
+                    let op = Op::Cas {
+                        from: Some(Scalar::bytes(from)),
+                        to: Scalar::bytes(to),
+                    };
+                    self.submit(k, op, Consistency::GlobalQuorum, Kind::Swapped)
+                }
+                _ => wrong_args(name),
+            },
+            // Set-if-absent: the seat reservation. `CAS` never matches an absent register, so
+            // this is the only way to claim one.
+            "CAS.SETNX" => match args {
+                [k, v] => {
+                    let op = Op::Cas {
+                        from: None,
+                        to: Scalar::bytes(v),
+                    };
+                    self.submit(k, op, Consistency::GlobalQuorum, Kind::Swapped)
+                }
+                _ => wrong_args(name),
+            },
+            "CAS.SET" => match args {
+                [k, v] => self.submit(
+                    k,
+                    Op::StrongSet(Scalar::bytes(v)),
+                    Consistency::GlobalQuorum,
+                    Kind::Ok,
+                ),
+                _ => wrong_args(name),
+            },
+            // The read honours the level: linearizable through a majority at `GLOBAL_QUORUM`,
+            // the local replica's last learned decision below it.
+            "CAS.GET" => match args {
+                [k] => self.submit(k, Op::StrongGet, level, Kind::StrongGet),
+                _ => wrong_args(name),
+            },
             _ => reply(Resp::err(format!(
                 "unknown command '{}'",
                 name.to_ascii_lowercase()
@@ -306,6 +349,99 @@ mod tests {
             replied(s.command(&args(&["NOPE"]))),
             Resp::Error(e) if e.starts_with("ERR unknown command")
         ));
+    }
+
+    #[test]
+    fn consensus_register_commands_map_to_their_ops_in_any_case() {
+        let bytes = Scalar::bytes;
+        let mut s = Session::new(Consistency::LocalOne);
+        let (r, _) = submit(&mut s, &["cas", "seat", "alice", "bob"]);
+        let cas = Op::Cas {
+            from: Some(bytes("alice")),
+            to: bytes("bob"),
+        };
+        assert_eq!((&*r.key, r.op), (&b"seat"[..], cas));
+        let (r, _) = submit(&mut s, &["Cas.SetNx", "seat", "alice"]);
+        let setnx = Op::Cas {
+            from: None,
+            to: bytes("alice"),
+        };
+        assert_eq!((&*r.key, r.op), (&b"seat"[..], setnx));
+        let (r, _) = submit(&mut s, &["CAS.SET", "seat", "carol"]);
+        assert_eq!(r.op, Op::StrongSet(bytes("carol")));
+        let (r, _) = submit(&mut s, &["cas.get", "seat"]);
+        assert_eq!(r.op, Op::StrongGet);
+        // Values are binary-safe byte strings, as for SET: a number stays bytes.
+        let (r, _) = submit(&mut s, &["CAS.SET", "n", "5"]);
+        assert_eq!(r.op, Op::StrongSet(bytes("5")));
+    }
+
+    #[test]
+    fn consensus_writes_run_at_global_quorum_and_the_read_at_the_level_asked() {
+        for level in Consistency::ALL {
+            let mut s = Session::new(level);
+            for cmd in [
+                &["CAS", "k", "a", "b"][..],
+                &["CAS.SETNX", "k", "a"],
+                &["CAS.SET", "k", "a"],
+            ] {
+                let (r, _) = submit(&mut s, cmd);
+                assert_eq!(r.consistency, Consistency::GlobalQuorum, "{cmd:?}");
+                let with: Vec<&str> = ["WITH", "LOCAL_ONE"].iter().chain(cmd).copied().collect();
+                let (r, _) = submit(&mut s, &with);
+                assert_eq!(r.consistency, Consistency::GlobalQuorum, "{with:?}");
+            }
+            let (r, _) = submit(&mut s, &["CAS.GET", "k"]);
+            assert_eq!(r.consistency, level);
+            let (r, _) = submit(&mut s, &["WITH", "global_quorum", "CAS.GET", "k"]);
+            assert_eq!(r.consistency, Consistency::GlobalQuorum);
+            let (r, _) = submit(&mut s, &["WITH", "LOCAL_ONE", "CAS.GET", "k"]);
+            assert_eq!(r.consistency, Consistency::LocalOne);
+        }
+    }
+
+    #[test]
+    fn consensus_register_commands_refuse_a_wrong_argument_count() {
+        let mut s = Session::new(Consistency::LocalOne);
+        for (cmd, name) in [
+            (&["CAS"][..], "cas"),
+            (&["CAS", "k"], "cas"),
+            (&["CAS", "k", "a"], "cas"),
+            (&["cas", "k", "a", "b", "c"], "cas"),
+            (&["CAS.SETNX"], "cas.setnx"),
+            (&["CAS.SETNX", "k"], "cas.setnx"),
+            (&["cas.setnx", "k", "a", "b"], "cas.setnx"),
+            (&["CAS.SET", "k"], "cas.set"),
+            (&["CAS.SET", "k", "a", "NX"], "cas.set"),
+            (&["CAS.GET"], "cas.get"),
+            (&["CAS.GET", "k", "j"], "cas.get"),
+            (&["WITH", "GLOBAL_QUORUM", "CAS.GET"], "cas.get"),
+        ] {
+            assert_eq!(
+                replied(s.command(&args(cmd))),
+                Resp::Error(format!(
+                    "ERR wrong number of arguments for '{name}' command"
+                )),
+                "{cmd:?}"
+            );
+        }
+        assert_eq!(
+            replied(s.command(&args(&["WITH", "STRONG", "CAS.GET", "k"]))),
+            Resp::Error("ERR WITH takes LOCAL_ONE, LOCAL_QUORUM or GLOBAL_QUORUM".into())
+        );
+        assert!(matches!(
+            replied(s.command(&args(&["CAS.INCR", "k"]))),
+            Resp::Error(e) if e == "ERR unknown command 'cas.incr'"
+        ));
+        // None of them needs an earlier reply: each is one request.
+        for cmd in [
+            &["CAS", "k", "a", "b"][..],
+            &["CAS.SETNX", "k", "a"],
+            &["CAS.SET", "k", "a"],
+            &["CAS.GET", "k"],
+        ] {
+            assert!(!is_barrier(&args(cmd)), "{cmd:?}");
+        }
     }
 
     #[test]

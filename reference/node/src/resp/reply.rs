@@ -7,6 +7,8 @@
 //!   the next request carries it whatever this reply becomes.
 //! - A reply of the wrong shape for its command (a set for `GET`, a counter for `SMEMBERS`) is
 //!   `-WRONGTYPE`, as Redis answers an operation on a key of another type.
+//! - A compare-and-set (`CAS`, `CAS.SETNX`) whose precondition failed is `:0`, not an error: a
+//!   majority definitely showed another value, which answers the client's question.
 //! - The multi-step commands (`SADD`/`SREM` with several members, `DEL`) send one request at a
 //!   time, each at the command's level, and answer once, when the last one is answered.
 //! - `DEL` writes only what makes a key read as deleted: a register gets [`TOMBSTONE`] (which
@@ -83,9 +85,14 @@ impl Session {
     /// Takes the replica's reply to a submitted request: the RESP reply, or the next request of
     /// a multi-step command.
     pub fn reply(&mut self, pending: Pending, reply: Reply) -> Step {
-        let done = match reply.result {
-            Ok(done) => done,
-            Err(e) => return Step::Reply(client_error(&e)),
+        let done = match (reply.result, &pending.kind) {
+            (Ok(done), _) => done,
+            // A compare-and-set whose precondition failed answers the client's question ("was
+            // it set?"), definitely, so it is `:0`, not an error.
+            (Err(ClientError::PreconditionFailed { .. }), Kind::Swapped) => {
+                return Step::Reply(Resp::Int(0));
+            }
+            (Err(e), _) => return Step::Reply(client_error(&e)),
         };
         let Done { value, token } = done;
         self.token.merge(&token);
@@ -96,6 +103,11 @@ impl Session {
             (Kind::Get, Value::Register(s)) => Resp::Bulk(scalar_bytes(&s)),
             (Kind::Get, Value::Counter(c)) => Resp::Bulk(c.to_string().into_bytes()),
             (Kind::Ok, Value::Written) => Resp::Simple("OK"),
+            (Kind::Swapped, Value::Written) => Resp::Int(1),
+            (Kind::StrongGet, Value::Absent) => Resp::Nil,
+            // No tombstone here: a consensus register is never deleted, and its values are
+            // whatever the client set.
+            (Kind::StrongGet, Value::Register(s)) => Resp::Bulk(scalar_bytes(&s)),
             (Kind::Counter, Value::Counter(c)) => counter_int(c),
             (
                 Kind::SetChange {
@@ -281,6 +293,107 @@ mod tests {
             replied(s.reply(p, done(Value::Register(TOMBSTONE)))),
             Resp::Nil
         );
+    }
+
+    fn failed(e: ClientError) -> Reply {
+        Reply {
+            id: 0,
+            result: Err(e),
+        }
+    }
+
+    #[test]
+    fn a_compare_and_set_answers_one_if_set_and_zero_if_the_register_held_another_value() {
+        let mut s = Session::new(Consistency::LocalOne);
+        for cmd in [&["CAS", "k", "a", "b"][..], &["CAS.SETNX", "k", "b"]] {
+            let (_, p) = submit(&mut s, cmd);
+            assert_eq!(replied(s.reply(p, done(Value::Written))), Resp::Int(1));
+            let (_, p) = submit(&mut s, cmd);
+            let held = ClientError::PreconditionFailed {
+                current: Some(Scalar::bytes("z")),
+            };
+            assert_eq!(replied(s.reply(p, failed(held))), Resp::Int(0));
+            // An absent register fails `CAS`'s precondition too: still `:0`.
+            let (_, p) = submit(&mut s, cmd);
+            let absent = ClientError::PreconditionFailed { current: None };
+            assert_eq!(replied(s.reply(p, failed(absent))), Resp::Int(0));
+        }
+        let (_, p) = submit(&mut s, &["CAS.SET", "k", "c"]);
+        assert_eq!(
+            replied(s.reply(p, done(Value::Written))),
+            Resp::Simple("OK")
+        );
+    }
+
+    #[test]
+    fn a_consensus_read_is_the_value_or_nil() {
+        let mut s = Session::new(Consistency::GlobalQuorum);
+        let (_, p) = submit(&mut s, &["CAS.GET", "k"]);
+        assert_eq!(replied(s.reply(p, done(Value::Absent))), Resp::Nil);
+        let (_, p) = submit(&mut s, &["CAS.GET", "k"]);
+        assert_eq!(
+            replied(s.reply(p, done(Value::Register(Scalar::bytes("alice"))))),
+            Resp::Bulk(b"alice".to_vec())
+        );
+        // The integer 0 is the CRDT registers' tombstone, not a consensus register's: shown.
+        let (_, p) = submit(&mut s, &["CAS.GET", "k"]);
+        assert_eq!(
+            replied(s.reply(p, done(Value::Register(Scalar::Int(0))))),
+            Resp::Bulk(b"0".to_vec())
+        );
+        // A reply of another shape is a type clash.
+        let (_, p) = submit(&mut s, &["CAS.GET", "k"]);
+        assert!(matches!(
+            replied(s.reply(p, done(Value::Counter(1)))),
+            Resp::Error(e) if e.starts_with("WRONGTYPE")
+        ));
+    }
+
+    #[test]
+    fn consensus_failures_are_errors_that_say_whether_they_are_definite() {
+        let cases = [
+            (
+                ClientError::Unavailable {
+                    level: Consistency::GlobalQuorum,
+                },
+                "UNAVAILABLE consistency level GLOBAL_QUORUM not met before the deadline",
+            ),
+            (
+                ClientError::Indefinite,
+                "TIMEOUT outcome unknown: the set may have been applied; read before retrying",
+            ),
+            (
+                ClientError::ConsensusKey,
+                "WRONGTYPE the key is a consensus register; use CAS, CAS.SET or CAS.GET",
+            ),
+            (
+                ClientError::NotConsensusKey(KeyKind::Set),
+                "WRONGTYPE the key holds a replicated value, not a consensus register",
+            ),
+            (ClientError::Overloaded, "BUSY too many pending requests"),
+        ];
+        let mut s = Session::new(Consistency::LocalOne);
+        for (e, text) in cases {
+            for cmd in [
+                &["CAS", "k", "a", "b"][..],
+                &["CAS.SETNX", "k", "a"],
+                &["CAS.SET", "k", "a"],
+                &["CAS.GET", "k"],
+            ] {
+                let (_, p) = submit(&mut s, cmd);
+                assert_eq!(
+                    replied(s.reply(p, failed(e.clone()))),
+                    Resp::Error(text.into()),
+                    "{cmd:?} {e:?}"
+                );
+            }
+        }
+        // A CRDT command on a consensus register is refused by the replica with the same error.
+        let (_, p) = submit(&mut s, &["GET", "k"]);
+        assert!(matches!(
+            replied(s.reply(p, failed(ClientError::ConsensusKey))),
+            Resp::Error(e) if e.starts_with("WRONGTYPE the key is a consensus register")
+        ));
     }
 
     #[test]

@@ -61,8 +61,13 @@ pub struct Pending {
 pub(super) enum Kind {
     /// GET: a register's value, or a counter's as decimal text.
     Get,
-    /// SET, MVSET: `+OK`.
+    /// SET, MVSET, CAS.SET: `+OK`.
     Ok,
+    /// CAS, CAS.SETNX: `:1` if the register was set, `:0` if a majority showed it holding
+    /// another value (the replica's `PreconditionFailed`, an answer rather than an error).
+    Swapped,
+    /// CAS.GET: a consensus register's value, or nil if it was never set.
+    StrongGet,
     /// INCRBY and friends: the counter after the increment.
     Counter,
     /// SADD/SREM with members still to send, counting changes.
