@@ -12,11 +12,14 @@
 //! and `tests/models.rs` both go through it, so the CLI and the tests agree by construction.
 
 pub mod anti_entropy;
+pub mod bounded_counter;
+pub mod cas;
 pub mod clock_skew;
 pub mod consensus;
 pub mod counter3;
 pub mod global_quorum;
 pub mod replication;
+pub mod seat_consensus;
 pub mod seat_reservation;
 pub mod sessions;
 pub mod sessions_actor;
@@ -175,7 +178,7 @@ pub fn find(name: &str) -> Option<&'static Entry> {
     CATALOGUE.iter().find(|e| e.name == name)
 }
 
-static CATALOGUE: [Entry; 20] = [
+static CATALOGUE: [Entry; 26] = [
     Entry {
         name: "counter3",
         about: "MODEL-1 (CLK-2): three regions' G-counters {A:5,B:3,C:2} {A:4,B:6,C:2} {A:4,B:3,C:7} end at 18",
@@ -344,8 +347,48 @@ static CATALOGUE: [Entry; 20] = [
         },
     },
     Entry {
+        name: "seat-consensus",
+        about: "MODEL-4: two set-if-absent CAS through three real Replicas (duplicating network) give seat 5A to at most one client",
+        default_depth: Some(seat_consensus::DEPTH),
+        run: |name, depth| {
+            check(
+                name,
+                seat_consensus::model(seat_consensus::Variant::Consensus),
+                depth,
+                &[],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                seat_consensus::model(seat_consensus::Variant::Consensus),
+                addr,
+                depth,
+            )
+        },
+    },
+    Entry {
+        name: "seat-consensus-local-one",
+        about: "MODEL-4: reserved by a LocalOne read then LWW write on real Replicas, both clients get seat 5A (expected counterexample)",
+        default_depth: Some(seat_consensus::DEPTH_LOCAL_ONE),
+        run: |name, depth| {
+            check(
+                name,
+                seat_consensus::model(seat_consensus::Variant::LocalOne),
+                depth,
+                &[seat_consensus::AT_MOST_ONE_RESERVES],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                seat_consensus::model(seat_consensus::Variant::LocalOne),
+                addr,
+                depth,
+            )
+        },
+    },
+    Entry {
         name: "seat-reservation-write-local",
-        about: "MODEL-4: under write-local two regions both reserve seat 5A (expected counterexample)",
+        about: "MODEL-4 (abstract design argument): under write-local two regions both reserve seat 5A (expected counterexample)",
         default_depth: None,
         run: |name, depth| {
             check(
@@ -365,7 +408,7 @@ static CATALOGUE: [Entry; 20] = [
     },
     Entry {
         name: "seat-reservation-global-quorum",
-        about: "MODEL-4: a majority-of-regions conditional write gives seat 5A to at most one client",
+        about: "MODEL-4 (abstract design argument): a majority-of-regions conditional write gives seat 5A to at most one client",
         default_depth: None,
         run: |name, depth| {
             check(
@@ -540,6 +583,67 @@ static CATALOGUE: [Entry; 20] = [
         explore: |addr, depth| {
             serve(
                 consensus::model(consensus::Variant::ForgetsPromise),
+                addr,
+                depth,
+            )
+        },
+    },
+    Entry {
+        name: "cas-linearizable",
+        about: "MODEL-10: CAS and linearizable reads of a consensus register on three real Replicas (duplication, reordering, a restart) are linearizable",
+        default_depth: Some(cas::DEPTH),
+        run: |name, depth| check(name, cas::model(cas::Variant::Correct), depth, &[]),
+        explore: |addr, depth| serve(cas::model(cas::Variant::Correct), addr, depth),
+    },
+    Entry {
+        name: "cas-linearizable-decided-locally",
+        about: "MODEL-10: Bug::CasDecidedLocally lets both set-if-absent CAS succeed: not linearizable (expected counterexample)",
+        default_depth: Some(cas::DEPTH_DECIDED_LOCALLY),
+        run: |name, depth| {
+            check(
+                name,
+                cas::model(cas::Variant::DecidedLocally),
+                depth,
+                &[cas::LINEARIZABLE],
+            )
+        },
+        explore: |addr, depth| serve(cas::model(cas::Variant::DecidedLocally), addr, depth),
+    },
+    Entry {
+        name: "bounded-counter",
+        about: "MODEL-11: three replicas of the real BoundedCounter (increments, rights transfers, decrements within rights; lossy duplicating network) never read below 0",
+        default_depth: None,
+        run: |name, depth| {
+            check(
+                name,
+                bounded_counter::model(bounded_counter::Variant::Rights),
+                depth,
+                &[],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                bounded_counter::model(bounded_counter::Variant::Rights),
+                addr,
+                depth,
+            )
+        },
+    },
+    Entry {
+        name: "bounded-counter-value-check",
+        about: "MODEL-11: decrements checked against the local value instead of rights read below 0 (expected counterexample)",
+        default_depth: None,
+        run: |name, depth| {
+            check(
+                name,
+                bounded_counter::model(bounded_counter::Variant::ValueCheck),
+                depth,
+                &[bounded_counter::NEVER_BELOW_ZERO],
+            )
+        },
+        explore: |addr, depth| {
+            serve(
+                bounded_counter::model(bounded_counter::Variant::ValueCheck),
                 addr,
                 depth,
             )

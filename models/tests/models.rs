@@ -3,11 +3,11 @@
 //! example, every `always` property that holds has a named `sometimes` companion that shows the
 //! states it speaks about are reached, and the state counts are pinned so that a change to a
 //! model or to the code it wraps that changes the explored space is noticed. Spec IDs MODEL-1 to
-//! MODEL-7 and MODEL-9.
+//! MODEL-7 and MODEL-9 to MODEL-11.
 
 use converge_models::{
-    Expect, Report, anti_entropy, clock_skew, consensus, counter3, find, global_quorum,
-    replication, seat_reservation, sessions,
+    Expect, Report, anti_entropy, bounded_counter, cas, clock_skew, consensus, counter3, find,
+    global_quorum, replication, seat_consensus, seat_reservation, sessions,
 };
 
 fn check(name: &str) -> Report {
@@ -17,6 +17,16 @@ fn check(name: &str) -> Report {
         assert!(p.ok(), "{name}: {}: {}\n{:?}", p.name, p.verdict(), p.path);
     }
     report
+}
+
+/// The discovered path of `property`, as the report prints it.
+fn path(report: &Report, property: &str) -> String {
+    report
+        .properties
+        .iter()
+        .find(|p| p.name == property)
+        .and_then(|p| p.path.clone())
+        .unwrap_or_default()
 }
 
 fn discovered(report: &Report, property: &str) -> bool {
@@ -218,10 +228,73 @@ fn consensus_seat_an_acceptor_that_forgets_its_promise_on_restart_lets_two_value
     assert_eq!(report.unique_states, 33_667);
 }
 
+#[test]
+fn seat_consensus_two_set_if_absent_cas_through_real_replicas_give_the_seat_to_one_client() {
+    let report = check("seat-consensus");
+    assert!(!discovered(&report, seat_consensus::AT_MOST_ONE_RESERVES));
+    assert!(discovered(&report, seat_consensus::ONE_RESERVES));
+    assert_eq!(report.unique_states, 79_179);
+}
+
+#[test]
+fn seat_consensus_a_local_one_read_then_write_gives_the_seat_to_both_clients() {
+    let report = check("seat-consensus-local-one");
+    assert!(discovered(&report, seat_consensus::AT_MOST_ONE_RESERVES));
+    let path = path(&report, seat_consensus::AT_MOST_ONE_RESERVES);
+    // Both clients read the seat absent at their own region, and both write it.
+    assert_eq!(path.matches("Read(None)").count(), 2, "{path}");
+    assert_eq!(path.matches("LocalPut").count(), 2, "{path}");
+}
+
+#[test]
+fn cas_linearizable_compare_and_set_through_real_replicas_is_linearizable_across_a_restart() {
+    let report = check("cas-linearizable");
+    assert!(!discovered(&report, cas::LINEARIZABLE));
+    assert!(!discovered(&report, cas::RECOVERS));
+    assert!(discovered(&report, cas::CAS_SUCCEEDS));
+    assert!(discovered(&report, cas::CAS_FAILS));
+    assert!(discovered(&report, cas::OK_AFTER_RESTART));
+    assert_eq!(report.unique_states, 36_537);
+}
+
+#[test]
+fn cas_linearizable_a_compare_and_set_decided_locally_is_not_linearizable() {
+    let report = check("cas-linearizable-decided-locally");
+    assert!(discovered(&report, cas::LINEARIZABLE));
+    let path = path(&report, cas::LINEARIZABLE);
+    // Two set-if-absent compare-and-sets succeed, one after the other returned.
+    assert_eq!(path.matches("Ret(CasOk)").count(), 2, "{path}");
+}
+
+#[test]
+fn bounded_counter_replicas_spending_only_their_rights_never_read_below_zero() {
+    let report = check("bounded-counter");
+    assert!(!discovered(&report, bounded_counter::NEVER_BELOW_ZERO));
+    assert!(!discovered(
+        &report,
+        bounded_counter::RIGHTS_NEVER_BELOW_ZERO
+    ));
+    assert!(discovered(&report, bounded_counter::DECREMENTED));
+    assert!(discovered(
+        &report,
+        bounded_counter::DECREMENT_AFTER_TRANSFER
+    ));
+    assert_eq!(report.unique_states, 18_269);
+}
+
+#[test]
+fn bounded_counter_decrements_checked_against_the_value_read_below_zero() {
+    let report = check("bounded-counter-value-check");
+    assert!(discovered(&report, bounded_counter::NEVER_BELOW_ZERO));
+    let path = path(&report, bounded_counter::NEVER_BELOW_ZERO);
+    // Two replicas spend the one unit.
+    assert_eq!(path.matches("Op(Decrement)").count(), 2, "{path}");
+}
+
 /// Each `always` property with the `sometimes` property that shows the states it speaks about are
 /// reached, so that it cannot hold only because they are not: its premise, or the state where
 /// it is tightest. A `sometimes` may stand for several `always` properties of its model.
-const COMPANIONS: [(&str, &str); 14] = [
+const COMPANIONS: [(&str, &str); 19] = [
     // An all-merged state is reached, so the implication is tested.
     (counter3::ALL_MERGED_IS_18, counter3::ALL_MERGED),
     // Every region reads 18 once all have merged (by the property above): the bound is reached,
@@ -274,6 +347,28 @@ const COMPANIONS: [(&str, &str); 14] = [
     // A client is told it holds the seat: the premise of both client properties.
     (consensus::AT_MOST_ONE_HOLDS, consensus::SOME_CLIENT_HOLDS),
     (consensus::TOLD_OK_HOLDS, consensus::SOME_CLIENT_HOLDS),
+    // A client reserves the seat through the real Replica, so "at most one" is not met by
+    // "none".
+    (
+        seat_consensus::AT_MOST_ONE_RESERVES,
+        seat_consensus::ONE_RESERVES,
+    ),
+    // A compare-and-set succeeds, so the history has a write a wrong read or a second success
+    // would contradict.
+    (cas::LINEARIZABLE, cas::CAS_SUCCEEDS),
+    // The restart happens and an operation succeeds after it, so recovery is exercised and
+    // what it rebuilt is used.
+    (cas::RECOVERS, cas::OK_AFTER_RESTART),
+    // A decrement spends a transferred right: the tightest case of the bound (the one unit
+    // spent away from where it was made).
+    (
+        bounded_counter::NEVER_BELOW_ZERO,
+        bounded_counter::DECREMENT_AFTER_TRANSFER,
+    ),
+    (
+        bounded_counter::RIGHTS_NEVER_BELOW_ZERO,
+        bounded_counter::DECREMENT_AFTER_TRANSFER,
+    ),
 ];
 
 /// `always` properties that hold in a model without a `sometimes` companion there, each with
