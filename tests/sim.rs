@@ -136,11 +136,19 @@ fn a_compare_and_set_decided_locally_is_not_linearizable() {
             o.details()
         );
     }
-    // The correct replica passes the very same seeds.
+    // The correct replica passes the very same seeds, serving compare-and-sets (not refusing
+    // them) and failing some of them on their precondition, as contention makes it.
     let correct = plan(&["lin-kv"], &[Fault::Partition], false, None);
     for seed in 1..=3 {
         let o = run_seed(&correct, seed);
         assert!(o.passed(), "seed {seed}: {}\n{}", o.summary(), o.details());
+        let f = o.figures;
+        assert!(
+            f.consensus_ok > 0 && f.consensus_precondition_failed > 0,
+            "seed {seed}: {}",
+            o.summary()
+        );
+        assert!(o.summary().contains("; consensus "), "{}", o.summary());
     }
 }
 
@@ -163,6 +171,15 @@ fn a_withdrawal_checked_against_the_local_value_overdraws_the_escrow_counter() {
         );
         let o = run_seed(&correct, seed);
         assert!(o.passed(), "seed {seed}: {}\n{}", o.summary(), o.details());
+        // Some withdrawals were served from rights held, some only after a peer's transfer.
+        let f = o.figures;
+        assert!(
+            f.withdrawals_applied > f.withdrawals_covered_by_transfer
+                && f.withdrawals_covered_by_transfer > 0
+                && f.rights_granted > 0,
+            "seed {seed}: {}",
+            o.summary()
+        );
     }
 }
 

@@ -53,8 +53,18 @@ impl Store {
                 self.counter += int("delta");
                 json!({"type": "add_ok"})
             }
-            ("g-counter" | "pn-counter", "read") => {
+            ("g-counter" | "pn-counter" | "bounded-counter", "read") => {
                 json!({"type": "read_ok", "value": self.counter})
+            }
+            // An escrow counter refuses a withdrawal the balance does not cover, definitely.
+            ("bounded-counter", "add") if self.counter + int("delta") < 0 => {
+                return Outcome::Fail {
+                    code: ErrorCode::PreconditionFailed.code(),
+                };
+            }
+            ("bounded-counter", "add") => {
+                self.counter += int("delta");
+                json!({"type": "add_ok"})
             }
             (_, "add") => {
                 self.set.insert(int("element"));
@@ -208,6 +218,7 @@ fn checker_memory_per_operation_does_not_grow_with_the_run() {
         ("mv-register", 1500),
         ("g-counter", 1500),
         ("pn-counter", 1500),
+        ("bounded-counter", 1500),
         ("lin-kv", 1500),
         ("or-set", 500),
         ("echo", 1500),

@@ -141,6 +141,8 @@ pub struct SimBackend {
     dice: SeededDice,
     /// Virtual ms spent, for the report.
     pub steps: u64,
+    /// The counts of replicas that were killed or shut down (see [`SimBackend::figures`]).
+    gone: super::ReplicaFigures,
 }
 
 impl SimBackend {
@@ -175,12 +177,23 @@ impl SimBackend {
             order: 0,
             dice,
             steps: 0,
+            gone: super::ReplicaFigures::default(),
         }
     }
 
     /// Each replica's clock offset in ms, for the run's printout.
     pub fn skews(&self) -> Vec<i64> {
         self.nodes.iter().map(|n| n.skew).collect()
+    }
+
+    /// What the replicas counted of consensus operations and escrow withdrawals, summed over
+    /// every incarnation (a killed replica's counts are kept when it dies).
+    pub fn figures(&self) -> super::ReplicaFigures {
+        let mut f = self.gone;
+        for face in self.nodes.iter().filter_map(|n| n.face.as_ref()) {
+            absorb(&mut f, face);
+        }
+        f
     }
 
     /// The replica's reading of the clock: virtual time plus its skew and the clock nemesis's
@@ -433,7 +446,8 @@ impl Backend for SimBackend {
             n.disk.apply(delta);
         }
         n.unwritten = 0;
-        if n.face.take().is_some() {
+        if let Some(face) = n.face.take() {
+            absorb(&mut self.gone, &face);
             let incarnation = n.incarnation - 1;
             n.inbox.clear();
             // Lines already written by the dead replica stay in flight, as a process's would.
@@ -470,9 +484,26 @@ impl Backend for SimBackend {
 
     fn shutdown(&mut self) {
         for n in &mut self.nodes {
-            n.face = None;
+            if let Some(face) = n.face.take() {
+                absorb(&mut self.gone, &face);
+            }
         }
     }
+}
+
+/// Adds what `face`'s replica counted to `f`.
+fn absorb(f: &mut super::ReplicaFigures, face: &Face) {
+    let Some(k) = face.replica().map(|r| r.stats().counters) else {
+        return;
+    };
+    f.consensus_ok += k.consensus_ok;
+    f.consensus_precondition_failed += k.consensus_precondition_failed;
+    f.consensus_unavailable += k.consensus_unavailable;
+    f.consensus_indefinite += k.consensus_indefinite;
+    f.withdrawals_applied += k.withdrawals_applied;
+    f.withdrawals_covered_by_transfer += k.withdrawals_covered_by_transfer;
+    f.withdrawals_refused += k.withdrawals_refused;
+    f.rights_granted += k.rights_granted;
 }
 
 /// Gives `face` the harness's message: a request the face understands as its typed request,

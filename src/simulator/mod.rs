@@ -60,6 +60,65 @@ pub struct SeedReport {
     pub report: RunReport,
     /// The command that replays this seed.
     pub reproduce: String,
+    /// What the replicas counted of the operations CRDTs cannot do.
+    pub figures: ReplicaFigures,
+}
+
+/// Replica-side counts of consensus operations and escrow withdrawals: what a black-box check
+/// cannot see (was a withdrawal served from rights held, or after a transfer?).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaFigures {
+    /// Consensus-register operations that succeeded.
+    pub consensus_ok: u64,
+    /// Compare-and-sets that found another value.
+    pub consensus_precondition_failed: u64,
+    /// Consensus operations with no majority in time.
+    pub consensus_unavailable: u64,
+    /// Consensus operations whose outcome is unknown.
+    pub consensus_indefinite: u64,
+    /// Withdrawals applied, from rights held or after a transfer.
+    pub withdrawals_applied: u64,
+    /// Of those, the ones applied after waiting for a transfer.
+    pub withdrawals_covered_by_transfer: u64,
+    /// Withdrawals refused for want of rights.
+    pub withdrawals_refused: u64,
+    /// Transfers of rights granted.
+    pub rights_granted: u64,
+}
+
+impl std::fmt::Display for ReplicaFigures {
+    /// The non-empty parts, e.g. `; consensus 120 ok, 30 precondition failed, 2 unavailable,
+    /// 0 indefinite; withdrawals 80 applied (61 from rights held, 19 after a transfer), 12
+    /// refused, 20 grants`, or nothing.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let consensus = self.consensus_ok
+            + self.consensus_precondition_failed
+            + self.consensus_unavailable
+            + self.consensus_indefinite;
+        if consensus > 0 {
+            write!(
+                f,
+                "; consensus {} ok, {} precondition failed, {} unavailable, {} indefinite",
+                self.consensus_ok,
+                self.consensus_precondition_failed,
+                self.consensus_unavailable,
+                self.consensus_indefinite
+            )?;
+        }
+        if self.withdrawals_applied + self.withdrawals_refused > 0 {
+            write!(
+                f,
+                "; withdrawals {} applied ({} from rights held, {} after a transfer), {} refused, {} grants",
+                self.withdrawals_applied,
+                self.withdrawals_applied
+                    .saturating_sub(self.withdrawals_covered_by_transfer),
+                self.withdrawals_covered_by_transfer,
+                self.withdrawals_refused,
+                self.rights_granted
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl SeedReport {
@@ -80,13 +139,14 @@ impl SeedReport {
             .oplog_cap
             .map_or(String::new(), |c| format!(" oplog {c}"));
         format!(
-            "seed {} {} faults [{}] skews {:?} ms{cap}: {} ops in {:.1} virtual s, {verdict}",
+            "seed {} {} faults [{}] skews {:?} ms{cap}: {} ops in {:.1} virtual s, {verdict}{}",
             self.seed,
             self.workload,
             faults.join(","),
             self.skews,
             self.ops,
-            self.virtual_ms as f64 / 1000.0
+            self.virtual_ms as f64 / 1000.0,
+            self.figures
         )
     }
 
@@ -164,6 +224,7 @@ pub fn run_seed(plan: &Plan, seed: u64) -> SeedReport {
     };
     let mut w = workload::by_name(&workload).expect("plans name built-in workloads");
     let report = run(w.as_mut(), &mut backend, &config, &mut |_| {});
+    let figures = backend.figures();
     let mut reproduce = format!(
         "converge sim --seeds 1 --seed {seed} --workload {workload} --regions {} --replicas-per-region {} --ops {} --skew-ms {} --every-fault",
         plan.regions, plan.replicas_per_region, plan.ops, plan.skew_ms
@@ -187,5 +248,6 @@ pub fn run_seed(plan: &Plan, seed: u64) -> SeedReport {
         virtual_ms: report.elapsed_ms,
         report,
         reproduce,
+        figures,
     }
 }
