@@ -43,7 +43,7 @@
 //!   request; the proposer ends each operation within its attempts, so every wait ends.
 //! - At most `pending_max` operations are in consensus.
 
-use super::api::{ClientError, Consistency, Done, Key, Op, Reply, Request, Scalar, Value};
+use super::api::{ClientError, Consistency, Done, Key, KeyKind, Op, Reply, Request, Scalar, Value};
 use super::config::Bug;
 use super::msg::RoutedBody;
 use super::requests::Requests;
@@ -194,9 +194,13 @@ impl Strong {
                 return self.cas_decided_locally(store, cx, id, key, from, to, &token);
             }
             Op::Cas { from, to } => Want::Cas { from, to },
-            _ => {
+            other => {
+                // The dispatcher sends only consensus operations here; should another arrive,
+                // it is still answered, since every request gets a reply.
                 debug_assert!(false, "a CRDT operation reached the consensus part");
-                return;
+                let kind = other.kind().unwrap_or(KeyKind::Counter);
+                let e = ClientError::NotConsensusKey(kind);
+                return reply(store, cx, id, Err(e), &token);
             }
         };
         let read = !want.writes();
