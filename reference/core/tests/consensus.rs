@@ -16,12 +16,16 @@
 //!   replaced is the one chosen at `n - 1`;
 //! - a definite failure left no trace: none of the operation's proposals is chosen at the end
 //!   of the run, once every message has been delivered or lost;
-//! - a "precondition failed" reports a value that was chosen for the key.
+//! - a "precondition failed" reports a value that was chosen for the key;
+//! - a read (`Want::Read`) proposes nothing and reports the value chosen at the instance it
+//!   names, at or beyond every instance a set or compare-and-set on the key was reported `Ok`
+//!   at before the read began (it never goes back in real time); a set (`Want::Set`) is checked
+//!   as a compare-and-set is.
 
 use converge_core::ReplicaId;
 use converge_core::consensus::{
-    Acceptor, AcceptorDurable, Ballot, Bug, Cas, CasError, Msg, Outcome, ProposalId, Proposer,
-    ProposerConfig, ProposerDurable, majority,
+    Acceptor, AcceptorDurable, Ballot, Bug, CasError, Msg, OpId, Outcome, ProposalId, Proposer,
+    ProposerConfig, ProposerDurable, Want, majority,
 };
 use converge_core::replica::{Key, Scalar};
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,6 +58,8 @@ struct Plan {
     /// comes back at once from its round high-water mark.
     proposer_restarts: u64,
     bug: Option<Bug>,
+    /// Whether clients also read and set (one operation in six each), or only compare-and-set.
+    mixed: bool,
 }
 
 /// The ghost's view of one (key, instance).
@@ -80,8 +86,13 @@ struct Sim {
     /// Messages in flight: (delivery time, sequence) → (from, to, message).
     flight: BTreeMap<(u64, u64), (u64, u64, Msg)>,
     seq: u64,
-    /// Client operations not yet submitted: (time, proposer, cas).
-    clients: Vec<(u64, usize, Cas)>,
+    /// Client operations not yet submitted: (time, proposer, key, what).
+    clients: Vec<(u64, usize, Key, Want)>,
+    /// Operations submitted and not yet ended: (proposer, op) → (what, when submitted). An op
+    /// lost in a proposer restart stays until a later op of the restarted proposer reuses its id.
+    submitted: BTreeMap<(usize, OpId), (Want, u64)>,
+    /// Per ended operation (in `outcomes`' order): what it was, when submitted and when ended.
+    ended: Vec<(Want, u64, u64)>,
     /// Acceptor crashes: (time, acceptor, down for ms).
     crashes: Vec<(u64, usize, u64)>,
     recoveries: Vec<(u64, usize)>,
@@ -122,16 +133,13 @@ impl Sim {
                         Some(Scalar::Int((q as i64 + 1) * 1000 + k as i64))
                     }
                 };
-                clients.push((
-                    at,
-                    p,
-                    Cas {
-                        key,
-                        from,
-                        to,
-                        base: None,
-                    },
-                ));
+                // Mixed: one operation in six is a read, one a set, the rest compare-and-sets.
+                let want = match plan.mixed.then(|| splitmix64(&mut rng) % 6) {
+                    Some(0) => Want::Read,
+                    Some(1) => Want::Set(to),
+                    _ => Want::Cas { from, to },
+                };
+                clients.push((at, p, key, want));
             }
         }
         let mut crashes = Vec::new();
@@ -167,6 +175,8 @@ impl Sim {
             flight: BTreeMap::new(),
             seq: 0,
             clients,
+            submitted: BTreeMap::new(),
+            ended: Vec::new(),
             crashes,
             recoveries: Vec::new(),
             slots: BTreeMap::new(),
@@ -229,6 +239,11 @@ impl Sim {
             out.push(t);
         }
         while let Some(o) = prop.poll_outcome() {
+            let (want, at) = self
+                .submitted
+                .remove(&(p, o.op))
+                .expect("an outcome of a submitted operation");
+            self.ended.push((want, at, self.now));
             self.outcomes.push(o);
         }
         for (to, msg) in out {
@@ -311,10 +326,11 @@ impl Sim {
             let now = self.now;
             // Clients, crashes and recoveries due now, then timers, then one message.
             if let Some(i) = self.clients.iter().position(|c| c.0 <= now) {
-                let (_, p, cas) = self.clients.swap_remove(i);
-                self.proposers[p]
-                    .cas(now, cas)
-                    .map_err(|e| format!("a cas was refused: {e}"))?;
+                let (_, p, key, want) = self.clients.swap_remove(i);
+                let op = self.proposers[p]
+                    .submit(now, key, want.clone(), None)
+                    .map_err(|e| format!("an operation was refused: {e}"))?;
+                self.submitted.insert((p, op), (want, now));
                 self.drain_proposer(p);
                 continue;
             }
@@ -376,8 +392,36 @@ impl Sim {
                 self.lost
             ));
         }
-        for o in &self.outcomes {
+        for (o, (want, began, _)) in self.outcomes.iter().zip(&self.ended) {
             match &o.result {
+                Ok(ok) if *want == Want::Read => {
+                    if !o.proposals.is_empty() {
+                        return Err(format!("read op {} proposed {:?}", o.op, o.proposals));
+                    }
+                    let value = self.chosen_value(&o.key, ok.instance);
+                    if value != ok.previous {
+                        return Err(format!(
+                            "read op {} returned {:?} at instance {} where {value:?} was chosen",
+                            o.op, ok.previous, ok.instance
+                        ));
+                    }
+                    let newest_before = self
+                        .outcomes
+                        .iter()
+                        .zip(&self.ended)
+                        .filter(|(w, (kind, _, ended))| {
+                            w.key == o.key && *kind != Want::Read && ended < began
+                        })
+                        .filter_map(|(w, _)| w.result.as_ref().ok().map(|ok| ok.instance))
+                        .max();
+                    if newest_before.is_some_and(|n| n > ok.instance) {
+                        return Err(format!(
+                            "read op {} (begun at {began} ms) read instance {}, older than \
+                             instance {newest_before:?} reported Ok before it began",
+                            o.op, ok.instance
+                        ));
+                    }
+                }
                 Ok(ok) => {
                     let last = o.proposals.last().map(|(_, id)| *id);
                     let chosen = self.chosen(&o.key, ok.instance);
@@ -456,6 +500,7 @@ fn plan(seed: u64, acceptors: u64, bug: Option<Bug>) -> Plan {
         crashes: splitmix64(&mut rng) % 4,
         proposer_restarts: splitmix64(&mut rng) % 3,
         bug,
+        mixed: true,
     }
 }
 
@@ -550,6 +595,8 @@ fn an_acceptor_that_forgets_its_promise_on_restart_lets_two_values_be_chosen() {
         p.ops_per_proposer = 4;
         p.crashes = 12;
         p.proposer_restarts = 0;
+        // Compare-and-sets only: the contention the bug needs (reads and sets thin it out).
+        p.mixed = false;
         Sim::new(seed, p).run().err().map(|e| (seed, e))
     });
     let Some((seed, e)) = found else {
