@@ -421,7 +421,7 @@ impl Replica {
             ..DurableDelta::default()
         });
         delta.meta.rounds_below = self.strong.rounds_below();
-        if let Some((records, _)) = strong {
+        if let Some(records) = strong {
             delta.strong = records;
         }
         Some(delta)

@@ -144,13 +144,14 @@ impl Strong {
         self.waiting.len()
     }
 
-    /// Takes the records changed and whether the round mark moved since the last call.
-    pub(crate) fn take_durable(&mut self) -> Option<(Vec<(Key, KeyRecord)>, bool)> {
-        if self.journal.is_empty() && !self.rounds_moved {
+    /// Takes the records changed since the last call; `Some` (perhaps empty) also when only the
+    /// round mark moved, which the replica reads from [`Strong::rounds_below`].
+    pub(crate) fn take_durable(&mut self) -> Option<Vec<(Key, KeyRecord)>> {
+        if self.journal.is_empty() && !std::mem::take(&mut self.rounds_moved) {
             return None;
         }
-        let records = std::mem::take(&mut self.journal).into_iter().collect();
-        Some((records, std::mem::take(&mut self.rounds_moved)))
+        self.rounds_moved = false;
+        Some(std::mem::take(&mut self.journal).into_iter().collect())
     }
 
     /// When the proposer next needs `on_timeout`.
