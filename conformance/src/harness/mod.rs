@@ -22,6 +22,7 @@ pub mod body;
 pub mod cadence;
 pub mod check;
 mod config;
+pub mod containment;
 pub mod diagram;
 pub mod history;
 pub mod message;
