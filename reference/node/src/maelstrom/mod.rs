@@ -182,6 +182,13 @@ impl Face {
         self.handle_message(now_ms, src, body);
     }
 
+    /// Input: a line the shell could not read (not UTF-8, or over its length limit), refused as
+    /// malformed like a line that is not JSON: counted and logged with `why`, and answered with
+    /// nothing, since no message id could be read from it.
+    pub fn refuse_line(&mut self, why: String) {
+        self.malformed(why);
+    }
+
     /// Input: one message's `body` object from `src`: a client's request, or a neighbour's
     /// `repl` carrying base64 as on stdin. [`Face::handle_line`] calls it with what it parsed.
     pub fn handle_message(&mut self, now_ms: u64, src: &str, body: &Map<String, Json>) {
