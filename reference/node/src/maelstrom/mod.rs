@@ -457,6 +457,39 @@ mod tests {
     }
 
     #[test]
+    fn an_add_past_the_64_bit_range_is_a_definite_error_with_no_effect() {
+        for workload in [
+            Workload::PnCounter,
+            Workload::GCounter,
+            Workload::BoundedCounter,
+        ] {
+            let mut face = Face::new(FaceConfig::new(workload), None);
+            init(&mut face, "n0", 1);
+            let add = |face: &mut Face, id: u64, delta: i64| {
+                let out = request(
+                    face,
+                    1,
+                    json!({"type": "add", "msg_id": id, "delta": delta}),
+                );
+                out[0]["body"].clone()
+            };
+            assert_eq!(
+                add(&mut face, 2, i64::MAX)["type"],
+                "add_ok",
+                "{workload:?}"
+            );
+            let refused = add(&mut face, 3, 1);
+            // Abort (14) is definite: the add did not happen, so a client may retry it.
+            assert_eq!(refused["code"], 14, "{workload:?}: {refused}");
+            let out = request(&mut face, 2, json!({"type": "read", "msg_id": 4}));
+            assert_eq!(out[0]["body"]["value"], i64::MAX, "{workload:?}");
+            // Nothing was logged: a replica that applied the add would have a second entry.
+            let frontier = face.replica().map(|r| r.frontier().get(ReplicaId(0)));
+            assert_eq!(frontier, Some(1), "{workload:?}");
+        }
+    }
+
+    #[test]
     fn bad_requests_get_error_12_and_never_reach_the_replica() {
         let mut face = Face::new(FaceConfig::new(Workload::GCounter), None);
         init(&mut face, "n0", 1);
