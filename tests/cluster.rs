@@ -88,6 +88,13 @@ impl Cluster {
         self.node(region)["client_port"].as_u64().expect("port") as u16
     }
 
+    /// The admin password `cluster up` generated, which `CLUSTER.LINKS` needs.
+    fn admin_password(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.join("admin.password")).expect("admin.password");
+        text.trim_end().to_string()
+    }
+
     fn converge(&self, args: &[&str]) {
         let out = Command::new(BIN)
             .args(args)
@@ -665,7 +672,13 @@ fn two_regions_racing_for_a_seat_never_both_get_it() {
     ));
     assert_eq!(apac.ok(&["GET", &last]), R::Bulk(None));
 
-    // A fault: apac is cut off from both other regions (both directions, by its own switch).
+    // A fault: apac is cut off from both other regions (both directions, by its own switch,
+    // which only the admin may use).
+    let password = cluster.admin_password();
+    assert_eq!(
+        apac.ok(&["AUTH", "admin", &password]),
+        R::Simple("OK".into())
+    );
     let mut cut = vec!["CLUSTER.LINKS", "CUT"];
     let ids = other_ids(&cluster, "apac");
     cut.extend(ids.iter().map(String::as_str));
@@ -721,4 +734,52 @@ fn two_regions_racing_for_a_seat_never_both_get_it() {
         apac.ok(&["WITH", "GLOBAL_QUORUM", "CAS.GET", "seat:cut"]),
         bulk("east")
     );
+}
+
+#[test]
+fn only_the_admin_that_cluster_up_made_can_cut_links() {
+    let cluster = Cluster::up(12, "us-east,eu-west");
+    let path = cluster.dir.join("admin.password");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path)
+            .expect("admin.password")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the admin password is readable by others"
+        );
+    }
+    let mut c = Conn::open(cluster.port("us-east"));
+    let ids = other_ids(&cluster, "us-east");
+    // Anyone on the client port may read and write data, but not split the cluster.
+    assert_eq!(c.ok(&["SET", "k", "v"]), R::Simple("OK".into()));
+    assert!(
+        matches!(c.ok(&["CLUSTER.LINKS", "CUT", &ids[0]]), R::Err(e) if e.starts_with("NOPERM")),
+        "CLUSTER.LINKS ran without the admin password"
+    );
+    assert!(matches!(
+        c.ok(&["AUTH", "admin", "guess"]),
+        R::Err(e) if e.starts_with("WRONGPASS")
+    ));
+    // The CLI authenticates with the generated password.
+    cluster.converge(&["cluster", "partition", "eu-west"]);
+    assert_eq!(
+        c.ok(&["AUTH", "admin", &cluster.admin_password()]),
+        R::Simple("OK".into())
+    );
+    let R::Array(links) = c.ok(&["CLUSTER.LINKS"]) else {
+        panic!("CLUSTER.LINKS lists the links");
+    };
+    assert!(
+        links
+            .iter()
+            .all(|l| matches!(l, R::Bulk(Some(b)) if String::from_utf8_lossy(b).contains(" cut "))),
+        "{links:?}"
+    );
+    cluster.converge(&["cluster", "heal"]);
+    cluster.converge(&["cluster", "status"]);
 }

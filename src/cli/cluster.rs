@@ -5,7 +5,10 @@
 //! process group, with its data and log under `DIR/<region>/`, waits (bounded) until every one
 //! answers `PING`, and records the cluster in `DIR/cluster.json`. Every other subcommand reads
 //! that file. `partition` and `heal` use the nodes' `CLUSTER.LINKS` admin command (a
-//! fault-injection switch on the client port, see `converge_node::server`).
+//! fault-injection switch on the client port, see `converge_node::server`), which a node runs only
+//! for a connection authenticated as `admin`: `up` generates a random admin password into
+//! `DIR/admin.password` (mode 0600, so only its owner can split the cluster), gives every node the
+//! file, and `status`, `partition` and `heal` send `AUTH admin <password>` before the command.
 //!
 //! Ports: region `i` (in the order given) listens for clients on `base + i`, for peers on
 //! `base + 100 + i` and for `/metrics` on `base + 200 + i`. Replica ids are `0..n` in that order.
@@ -30,6 +33,8 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 /// Timeout of one admin command over RESP.
 const RESP_TIMEOUT: Duration = Duration::from_secs(2);
 const STATE_FILE: &str = "cluster.json";
+/// The admin password's file in the cluster directory.
+const ADMIN_PASSWORD_FILE: &str = "admin.password";
 
 /// `converge cluster` subcommands.
 #[derive(clap::Subcommand)]
@@ -167,6 +172,8 @@ fn up(a: &UpArgs) -> Result<(), String> {
             dir.display()
         ));
     }
+    let admin_password = dir.join(ADMIN_PASSWORD_FILE);
+    write_admin_password(&admin_password)?;
     let port = |offset: u16, i: u16| {
         a.base_port
             .checked_add(offset + i)
@@ -217,6 +224,8 @@ fn up(a: &UpArgs) -> Result<(), String> {
             node.data_dir.display().to_string(),
             "--consistency".into(),
             a.consistency.to_string(),
+            "--admin-password-file".into(),
+            admin_password.display().to_string(),
         ];
         for (j, p) in peers.iter().enumerate() {
             if j != i {
@@ -277,6 +286,38 @@ fn up(a: &UpArgs) -> Result<(), String> {
         dir.display()
     );
     Ok(())
+}
+
+/// Writes a fresh random admin password (128 bits, hex) to `path`, readable by its owner only.
+fn write_admin_password(path: &Path) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot generate the admin password from /dev/urandom: {e}"))?;
+    let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // Removed first, so a file left by an earlier cluster (perhaps with looser permissions) is
+    // never reused: the new one is created with mode 0600 from the start.
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(password.as_bytes()))
+        .map_err(err)
+}
+
+/// The cluster's admin password, as `up` wrote it.
+fn admin_password(dir: &Path) -> Result<String, String> {
+    let path = dir.join(ADMIN_PASSWORD_FILE);
+    std::fs::read_to_string(&path)
+        .map(|p| p.trim_end().to_string())
+        .map_err(|e| format!("cannot read the admin password {}: {e}", path.display()))
 }
 
 fn save(dir: &Path, state: &ClusterState) -> Result<(), String> {
@@ -394,6 +435,7 @@ fn down(dir: &Path) -> Result<(), String> {
 
 fn status(dir: &Path) -> Result<(), String> {
     let state = load(dir)?;
+    let password = admin_password(dir)?;
     println!(
         "{:<12} {:>3} {:>8} {:>6} {:>6} {:>6}  state",
         "region", "id", "pid", "resp", "peer", "metric"
@@ -412,7 +454,8 @@ fn status(dir: &Path) -> Result<(), String> {
             n.region, n.id, n.pid, n.client_port, n.peer_port, n.metrics_port
         );
         if st == "up"
-            && let Ok(Reply::Array(links)) = command(n.client_port, &["CLUSTER.LINKS"])
+            && let Ok(Reply::Array(links)) =
+                command(n.client_port, Some(&password), &["CLUSTER.LINKS"])
         {
             for l in links {
                 println!("{:<12}   link {l}", "");
@@ -428,6 +471,7 @@ fn status(dir: &Path) -> Result<(), String> {
 
 fn partition(dir: &Path, cut: &[String]) -> Result<(), String> {
     let state = load(dir)?;
+    let password = admin_password(dir)?;
     for r in cut {
         if !state.nodes.iter().any(|n| &n.region == r) {
             return Err(format!("no region {r} in this cluster"));
@@ -443,7 +487,7 @@ fn partition(dir: &Path, cut: &[String]) -> Result<(), String> {
         for n in side.iter() {
             let mut args = vec!["CLUSTER.LINKS", "CUT"];
             args.extend(ids.iter().map(String::as_str));
-            expect_ok(n, &args)?;
+            expect_ok(n, &password, &args)?;
         }
     }
     println!(
@@ -464,15 +508,17 @@ fn partition(dir: &Path, cut: &[String]) -> Result<(), String> {
 
 fn heal(dir: &Path) -> Result<(), String> {
     let state = load(dir)?;
+    let password = admin_password(dir)?;
     for n in &state.nodes {
-        expect_ok(n, &["CLUSTER.LINKS", "HEAL"])?;
+        expect_ok(n, &password, &["CLUSTER.LINKS", "HEAL"])?;
     }
     println!("healed: every peer link is open again");
     Ok(())
 }
 
-fn expect_ok(n: &RegionNode, args: &[&str]) -> Result<(), String> {
-    match command(n.client_port, args) {
+/// Runs the admin command `args` on `n` and expects `+OK`.
+fn expect_ok(n: &RegionNode, password: &str, args: &[&str]) -> Result<(), String> {
+    match command(n.client_port, Some(password), args) {
         Ok(Reply::Simple(s)) if s == "OK" => Ok(()),
         Ok(other) => Err(format!("{}: unexpected reply {other}", n.region)),
         Err(e) => Err(format!("{}: {e}", n.region)),
@@ -480,7 +526,7 @@ fn expect_ok(n: &RegionNode, args: &[&str]) -> Result<(), String> {
 }
 
 fn ping(port: u16) -> Result<(), String> {
-    match command(port, &["PING"])? {
+    match command(port, None, &["PING"])? {
         Reply::Simple(s) if s == "PONG" => Ok(()),
         other => Err(format!("unexpected reply {other}")),
     }
@@ -512,19 +558,34 @@ impl std::fmt::Display for Reply {
     }
 }
 
-/// Sends one command to the node on `port` and reads its reply (bounded by [`RESP_TIMEOUT`]).
-fn command(port: u16, args: &[&str]) -> Result<Reply, String> {
+/// Sends one command to the node on `port` and reads its reply (bounded by [`RESP_TIMEOUT`]);
+/// with `admin`, first authenticates as `admin` with that password on the same connection.
+fn command(port: u16, admin: Option<&str>, args: &[&str]) -> Result<Reply, String> {
     let mut s = TcpStream::connect_timeout(&loopback(port), RESP_TIMEOUT)
         .map_err(|e| format!("cannot connect to port {port}: {e}"))?;
     s.set_read_timeout(Some(RESP_TIMEOUT))
         .and_then(|()| s.set_write_timeout(Some(RESP_TIMEOUT)))
         .map_err(|e| e.to_string())?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    let mut req = String::new();
+    let mut encode = |args: &[&str]| {
+        req.push_str(&format!("*{}\r\n", args.len()));
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+    };
+    if let Some(password) = admin {
+        encode(&["AUTH", "admin", password]);
     }
+    encode(args);
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    read_reply(&mut BufReader::new(s), 0)
+    let mut r = BufReader::new(s);
+    if admin.is_some() {
+        match read_reply(&mut r, 0)? {
+            Reply::Simple(ok) if ok == "OK" => {}
+            other => return Err(format!("AUTH admin refused: {other}")),
+        }
+    }
+    read_reply(&mut r, 0)
 }
 
 fn read_reply(r: &mut BufReader<TcpStream>, depth: usize) -> Result<Reply, String> {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub(crate) struct NodeArgs {
     /// Speak Maelstrom's JSON-lines protocol on stdin/stdout, logs on stderr (instead of TCP).
-    #[arg(long, conflicts_with_all = ["config", "id", "region", "peer", "listen", "peer_listen", "metrics_listen"])]
+    #[arg(long, conflicts_with_all = ["config", "id", "region", "peer", "listen", "peer_listen", "metrics_listen", "password_file", "admin_password_file"])]
     pub(crate) stdio: bool,
     /// (--stdio) Which workload's messages to serve.
     // The node's own table of the workloads its face serves, not the harness's: a workload the
@@ -55,6 +55,15 @@ pub(crate) struct NodeArgs {
     /// (TCP) Prometheus /metrics HTTP address.
     #[arg(long, value_name = "IP:PORT")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// (TCP) Require clients to `AUTH` with the password in this file (or in the
+    /// CONVERGE_PASSWORD environment variable, or the config file's [auth]).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// (TCP) The `admin` user's password, in this file (or CONVERGE_ADMIN_PASSWORD, or the
+    /// config file's [auth]): `AUTH admin <password>` allows CLUSTER.LINKS, which is disabled
+    /// without one.
+    #[arg(long, value_name = "FILE")]
+    admin_password_file: Option<PathBuf>,
 }
 
 /// Runs a replica over TCP (without `--stdio`) until SIGTERM or Ctrl-C stops it.
@@ -70,6 +79,11 @@ pub(crate) fn run_tcp(args: NodeArgs) -> ExitCode {
         metrics_listen: args.metrics_listen,
         data_dir: args.data_dir,
         consistency: args.consistency.map(|c| c.to_string()),
+        password_file: args.password_file,
+        admin_password_file: args.admin_password_file,
+        // From the environment rather than flags, so they do not show in `ps`.
+        password: std::env::var("CONVERGE_PASSWORD").ok(),
+        admin_password: std::env::var("CONVERGE_ADMIN_PASSWORD").ok(),
     };
     let config = match NodeConfig::resolve(flags) {
         Ok(c) => c,

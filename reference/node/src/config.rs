@@ -16,14 +16,24 @@
 //!
 //! [limits]                              # every field optional
 //! connections_max = 1024
+//!
+//! [auth]                                # optional; see `crate::resp::Auth`
+//! password_file = "/etc/converge/client.password"  # or `password = "..."` inline
+//! admin_password_file = "/etc/converge/admin.password"  # enables CLUSTER.LINKS
 //! ```
+//!
+//! A password comes, first found wins, from `--password-file`/`--admin-password-file`, the
+//! `CONVERGE_PASSWORD`/`CONVERGE_ADMIN_PASSWORD` environment variables (which the CLI reads into
+//! [`Flags`]), `[auth]`'s `*_file`, then `[auth]`'s inline value, so a password need appear
+//! neither in `ps` nor in a world-readable file. A password file holds the password alone; one
+//! trailing line break is not part of it. An empty password is an error, not "no password".
 //!
 //! Every node of a cluster must list the same members (itself plus its peers, with the same
 //! regions): region ids are assigned by sorting region names, and the [`NodeConfig::fingerprint`]
 //! of the member list is checked on every peer link, so a node with a different view is refused
 //! with a log line instead of silently mis-replicating.
 
-use crate::resp;
+use crate::resp::{self, Passwords, Secret};
 use converge_core::ReplicaId;
 use converge_core::replica::{Config as ReplicaConfig, Consistency, RegionId, UnknownConsistency};
 use serde::Deserialize;
@@ -130,6 +140,15 @@ pub struct Limits {
     /// Commands of one connection in flight at once (a pipeline deeper than this is read in
     /// chunks).
     pub pipeline_max: usize,
+    /// A client connection that sends nothing for this long is closed.
+    pub client_idle_timeout_ms: u64,
+    /// A client connection must have authenticated (with a client password) or sent one
+    /// complete command (without) this long after it was accepted, or it is closed: a
+    /// connection that only holds a slot, or drips bytes, does not keep it for the idle timeout.
+    pub client_first_command_timeout_ms: u64,
+    /// Bytes of unparsed client input (partial commands) held over all connections at once; the
+    /// connection whose read would go beyond it is closed with an error.
+    pub partial_commands_bytes_max: usize,
 }
 
 impl Default for Limits {
@@ -149,6 +168,9 @@ impl Default for Limits {
             resp_line_bytes_max: r.line_bytes_max,
             resp_command_bytes_max: r.command_bytes_max,
             pipeline_max: 256,
+            client_idle_timeout_ms: 300_000,
+            client_first_command_timeout_ms: 10_000,
+            partial_commands_bytes_max: 256 << 20,
         }
     }
 }
@@ -180,6 +202,18 @@ struct FileConfig {
     peers: Vec<PeerSpec>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    auth: FileAuth,
+}
+
+/// The file's `[auth]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    admin_password: Option<String>,
+    admin_password_file: Option<PathBuf>,
 }
 
 /// The flags of `converge node` (TCP mode); each set one overrides the file.
@@ -203,6 +237,14 @@ pub struct Flags {
     pub data_dir: Option<PathBuf>,
     /// `--consistency`.
     pub consistency: Option<String>,
+    /// `--password-file`.
+    pub password_file: Option<PathBuf>,
+    /// `--admin-password-file`.
+    pub admin_password_file: Option<PathBuf>,
+    /// `CONVERGE_PASSWORD`, read by the CLI.
+    pub password: Option<String>,
+    /// `CONVERGE_ADMIN_PASSWORD`, read by the CLI.
+    pub admin_password: Option<String>,
 }
 
 /// The resolved configuration of one TCP node.
@@ -226,6 +268,8 @@ pub struct NodeConfig {
     pub consistency: Consistency,
     /// Bounds.
     pub limits: Limits,
+    /// The client and admin passwords.
+    pub passwords: Passwords,
 }
 
 impl NodeConfig {
@@ -264,6 +308,22 @@ impl NodeConfig {
                 .parse()
                 .map_err(|e: UnknownConsistency| bad("consistency", e.to_string()))?,
             limits: file.limits,
+            passwords: Passwords {
+                client: password(
+                    "password",
+                    flags.password_file,
+                    flags.password,
+                    file.auth.password_file,
+                    file.auth.password,
+                )?,
+                admin: password(
+                    "admin_password",
+                    flags.admin_password_file,
+                    flags.admin_password,
+                    file.auth.admin_password_file,
+                    file.auth.admin_password,
+                )?,
+            },
         };
         config.check()?;
         Ok(config)
@@ -301,8 +361,25 @@ impl NodeConfig {
                 return Err(bad(field, "must be at least 1"));
             }
         }
-        if l.request_timeout_ms == 0 {
-            return Err(bad("limits.request_timeout_ms", "must be at least 1"));
+        for (field, v) in [
+            ("limits.request_timeout_ms", l.request_timeout_ms),
+            ("limits.client_idle_timeout_ms", l.client_idle_timeout_ms),
+            (
+                "limits.client_first_command_timeout_ms",
+                l.client_first_command_timeout_ms,
+            ),
+        ] {
+            if v == 0 {
+                return Err(bad(field, "must be at least 1"));
+            }
+        }
+        // One command must fit the budget, or a client sending one legitimately large command
+        // would always be closed.
+        if l.partial_commands_bytes_max < l.resp_command_bytes_max {
+            return Err(bad(
+                "limits.partial_commands_bytes_max",
+                "must be at least limits.resp_command_bytes_max",
+            ));
         }
         // Building a replica is how the core validates a configuration (cheap: nothing runs).
         converge_core::replica::Replica::new(self.replica_config(), 0)
@@ -355,6 +432,29 @@ impl NodeConfig {
         }
         h
     }
+}
+
+/// A password from the first of its sources given (see the module documentation).
+fn password(
+    field: &'static str,
+    flag_file: Option<PathBuf>,
+    env: Option<String>,
+    file_file: Option<PathBuf>,
+    inline: Option<String>,
+) -> Result<Option<Secret>, ConfigError> {
+    let text = match (flag_file, env, file_file, inline) {
+        (Some(path), ..) | (None, None, Some(path), _) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| ConfigError::Read { path, source })?;
+            let line = text.strip_suffix('\n').unwrap_or(&text);
+            line.strip_suffix('\r').unwrap_or(line).to_string()
+        }
+        (None, Some(text), ..) | (None, None, None, Some(text)) => text,
+        (None, None, None, None) => return Ok(None),
+    };
+    Secret::new(text)
+        .map(Some)
+        .ok_or_else(|| bad(field, "empty (leave it out for no password)"))
 }
 
 fn load(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -427,6 +527,71 @@ mod tests {
         });
         assert!(matches!(e, Err(ConfigError::Missing("region"))), "{e:?}");
         assert!("1=a@nowhere".parse::<PeerSpec>().is_err());
+    }
+
+    #[test]
+    fn passwords_come_from_flags_env_or_file_in_that_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let admin = dir.path().join("admin.password");
+        std::fs::write(&admin, "from-admin-file\n").unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                "[auth]\npassword = \"inline\"\nadmin_password_file = {:?}\n",
+                admin.display().to_string()
+            ),
+        )
+        .unwrap();
+        let from_file = NodeConfig::resolve(Flags {
+            config: Some(path.clone()),
+            ..flags()
+        })
+        .unwrap();
+        assert!(from_file.passwords.client.unwrap().matches(b"inline"));
+        assert!(
+            from_file
+                .passwords
+                .admin
+                .unwrap()
+                .matches(b"from-admin-file")
+        );
+        let flag_file = dir.path().join("flag.password");
+        std::fs::write(&flag_file, "from-flag-file\r\n").unwrap();
+        let from_flags = NodeConfig::resolve(Flags {
+            config: Some(path),
+            password: Some("from-env".into()),
+            admin_password: Some("admin-env".into()),
+            admin_password_file: Some(flag_file),
+            ..flags()
+        })
+        .unwrap();
+        assert!(from_flags.passwords.client.unwrap().matches(b"from-env"));
+        assert!(
+            from_flags
+                .passwords
+                .admin
+                .unwrap()
+                .matches(b"from-flag-file")
+        );
+        assert_eq!(
+            NodeConfig::resolve(flags()).unwrap().passwords,
+            Passwords::default()
+        );
+        let e = NodeConfig::resolve(Flags {
+            password: Some(String::new()),
+            ..flags()
+        });
+        assert!(
+            matches!(
+                e,
+                Err(ConfigError::Bad {
+                    field: "password",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

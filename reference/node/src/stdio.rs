@@ -5,6 +5,13 @@
 //! epoch: the hybrid logical clocks of different nodes must share an origin, and a replica
 //! clamps a clock that steps backwards. The loop ends when stdin closes.
 //!
+//! # Bad lines
+//! Lines are bounded **while read** ([`read_line_bounded`]): the reader keeps at most
+//! [`LINE_MAX`] bytes of a line plus one buffer of stdin, and discards the rest of a longer one
+//! as it arrives, so a 300 MB line costs no more memory than a 1 MiB one. A line that is too
+//! long or not UTF-8 is a malformed request like a line that is not JSON: the face counts and
+//! logs it ([`Face::refuse_line`]), and the node goes on with the next line.
+//!
 //! # Durability (`--data-dir`)
 //! With a data directory the node keeps its replica's durable state in a [`Store`] at
 //! `<data-dir>/<node_id>/`, so several nodes can share one directory (the harness passes every
@@ -22,7 +29,7 @@
 
 use crate::maelstrom::{Face, FaceConfig, parse_node};
 use crate::store::{Store, StoreError};
-use std::io::BufRead as _;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,7 +39,7 @@ const INBOX_MAX: usize = 4_096;
 /// The longest sleep between checks, so a timer the face adds late is never missed by much.
 const TICK_MAX: Duration = Duration::from_millis(50);
 /// The longest input line accepted (as in `docs/protocol.md`); longer lines are dropped whole.
-const LINE_MAX: usize = 1 << 20;
+pub const LINE_MAX: usize = 1 << 20;
 
 /// Why the node stopped before stdin closed.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +63,74 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What the reader thread hands the loop.
+enum Input {
+    /// A line, without its line break.
+    Line(String),
+    /// A line the face cannot read, and why.
+    Malformed(String),
+}
+
+/// What [`read_line_bounded`] read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineRead {
+    /// The input ended before another byte.
+    Eof,
+    /// A line (in the caller's buffer, without its `\n`).
+    Line,
+    /// A line longer than the limit, of this many bytes (without its `\n`); nothing of it is
+    /// kept.
+    TooLong(usize),
+}
+
+/// Reads one line into `line` (cleared first), keeping at most `max` bytes: the rest of a longer
+/// line is read and discarded as it arrives, so memory stays within `max` plus `reader`'s own
+/// buffer whatever the input. The last line may end without `\n`.
+pub fn read_line_bounded(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<LineRead> {
+    line.clear();
+    let mut len = 0usize;
+    let mut over = false;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(match (len, over) {
+                (0, _) => LineRead::Eof,
+                (_, false) => LineRead::Line,
+                (len, true) => LineRead::TooLong(len),
+            });
+        }
+        let (part, used, ends) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        len = len.saturating_add(part.len());
+        if !over && line.len() + part.len() > max {
+            over = true;
+            // What the line grew to so far is given back at once, not when the line ends.
+            *line = Vec::new();
+        }
+        if !over {
+            line.extend_from_slice(part);
+        }
+        reader.consume(used);
+        if ends {
+            return Ok(if over {
+                LineRead::TooLong(len)
+            } else {
+                LineRead::Line
+            });
+        }
+    }
 }
 
 /// The face and, with a data directory, the store it persists to.
@@ -104,6 +179,17 @@ impl Shell {
         Ok(())
     }
 
+    /// Hands one input to the face: a line, or a line it cannot read, refused as malformed.
+    fn handle_input(&mut self, input: Input) -> Result<(), NodeError> {
+        match input {
+            Input::Line(line) => self.handle_line(now_ms(), &line),
+            Input::Malformed(why) => {
+                self.face.refuse_line(why);
+                Ok(())
+            }
+        }
+    }
+
     /// Persists what changed, then writes the lines: the ordering rule.
     fn flush(&mut self, out: &mut impl std::io::Write) -> Result<(), NodeError> {
         if let Some(delta) = self.face.take_durable() {
@@ -149,23 +235,29 @@ pub fn run(mut config: FaceConfig, data_dir: Option<&Path>) -> Result<(), NodeEr
         // be nothing to persist.
         config.track_durable = true;
     }
-    let (tx, rx) = mpsc::sync_channel::<String>(INBOX_MAX);
+    let (tx, rx) = mpsc::sync_channel::<Input>(INBOX_MAX);
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut reader = stdin.lock();
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) if line.len() > LINE_MAX => {
-                    eprintln!("dropped an input line of {} bytes", line.len());
+            let input = match read_line_bounded(&mut reader, &mut line, LINE_MAX) {
+                Ok(LineRead::Eof) => return,
+                Err(e) => {
+                    // Ending the input ends the node, as when stdin closes; say why first.
+                    eprintln!("cannot read stdin: {e}");
+                    return;
                 }
-                Ok(_) => {
-                    if tx.send(line.trim_end().to_string()).is_err() {
-                        return;
-                    }
-                }
+                Ok(LineRead::TooLong(len)) => Input::Malformed(format!(
+                    "a line of {len} bytes, over the limit of {LINE_MAX}"
+                )),
+                Ok(LineRead::Line) => match std::str::from_utf8(&line) {
+                    Ok(text) => Input::Line(text.trim_end().to_string()),
+                    Err(e) => Input::Malformed(format!("a line that is not UTF-8 ({e})")),
+                },
+            };
+            if tx.send(input).is_err() {
+                return;
             }
         }
     });
@@ -182,7 +274,7 @@ pub fn run(mut config: FaceConfig, data_dir: Option<&Path>) -> Result<(), NodeEr
 }
 
 /// The loop itself: input, timers, persist, write.
-fn serve(shell: &mut Shell, rx: &mpsc::Receiver<String>) -> Result<(), NodeError> {
+fn serve(shell: &mut Shell, rx: &mpsc::Receiver<Input>) -> Result<(), NodeError> {
     let stdout = std::io::stdout();
     loop {
         let now = now_ms();
@@ -192,12 +284,12 @@ fn serve(shell: &mut Shell, rx: &mpsc::Receiver<String>) -> Result<(), NodeError
             .map_or(TICK_MAX, |at| Duration::from_millis(at.saturating_sub(now)))
             .min(TICK_MAX);
         match rx.recv_timeout(wait) {
-            Ok(line) => {
-                shell.handle_line(now_ms(), &line)?;
+            Ok(input) => {
+                shell.handle_input(input)?;
                 // Take whatever else is already queued before persisting and writing, so a
                 // burst of input costs one commit and one flush.
-                while let Ok(line) = rx.try_recv() {
-                    shell.handle_line(now_ms(), &line)?;
+                while let Ok(input) = rx.try_recv() {
+                    shell.handle_input(input)?;
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -209,5 +301,54 @@ fn serve(shell: &mut Shell, rx: &mpsc::Receiver<String>) -> Result<(), NodeError
         }
         shell.flush(&mut stdout.lock())?;
         shell.drain_logs();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufReader;
+
+    /// Every line `input` holds, read with `max` through a buffer of `buffer` bytes.
+    fn lines(input: &[u8], max: usize, buffer: usize) -> Vec<(LineRead, Vec<u8>)> {
+        let mut reader = BufReader::with_capacity(buffer, input);
+        let mut line = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            let r = read_line_bounded(&mut reader, &mut line, max).unwrap();
+            if r == LineRead::Eof {
+                return out;
+            }
+            assert!(
+                line.len() <= max,
+                "kept {} bytes over a limit of {max}",
+                line.len()
+            );
+            out.push((r, line.clone()));
+        }
+    }
+
+    #[test]
+    fn lines_over_the_limit_are_skipped_whole_and_the_next_one_is_read() {
+        let input = b"short\nexactly10\nthis one is too long\n\nlast without newline";
+        for buffer in [1, 3, 8, 64] {
+            assert_eq!(
+                lines(input, 10, buffer),
+                vec![
+                    (LineRead::Line, b"short".to_vec()),
+                    (LineRead::Line, b"exactly10".to_vec()),
+                    (LineRead::TooLong(20), vec![]),
+                    (LineRead::Line, vec![]),
+                    (LineRead::TooLong(20), vec![]),
+                ],
+                "buffer {buffer}"
+            );
+        }
+        assert_eq!(lines(b"", 10, 8), vec![]);
+        // Not UTF-8 is the caller's business: the bytes come back as they are.
+        assert_eq!(
+            lines(b"\xff\xfe\n", 10, 8),
+            vec![(LineRead::Line, b"\xff\xfe".to_vec())]
+        );
     }
 }

@@ -289,6 +289,8 @@ impl Store {
                 op: kind,
             });
         }
+        // Before the stamp, so a refused operation leaves no trace, not even a clock tick.
+        check_counter_range(self.keys.get(&key), &op)?;
         let stamp = match &op {
             Op::Put(_) => self.lww_stamp(&key, now_ms, shared.config.max_drift_ms)?,
             _ => self.hlc.now(now_ms).map_err(|_| ClientError::ClockDrift)?,
@@ -649,6 +651,31 @@ impl Store {
         }
         #[cfg(not(debug_assertions))]
         let _ = me;
+    }
+}
+
+/// Refuses with [`ClientError::Overflow`] a counter operation that would carry the value this
+/// replica reads outside `i64`, the integers RESP and Maelstrom's JSON carry: a client told of
+/// an overflow must be able to retry, so the refusal comes before anything is applied, logged
+/// or replicated. Only the local view is checked; concurrent increments in other regions can
+/// still merge into a value beyond `i64`, which reads then report as out of range.
+fn check_counter_range(state: Option<&KeyState>, op: &Op) -> Result<(), ClientError> {
+    let by = match op {
+        Op::Incr(by) => i128::from(*by),
+        Op::PnAdd(n) | Op::BoundedAdd(n) => i128::from(*n),
+        _ => return Ok(()),
+    };
+    let value = match state {
+        // A grow-only counter's u128 sum beyond i128 is certainly beyond i64 too.
+        Some(KeyState::Counter(c)) => i128::try_from(c.value()).unwrap_or(i128::MAX),
+        Some(KeyState::PnCounter(c)) => c.value(),
+        Some(KeyState::Bounded(c)) => c.value(),
+        // Absent, or of another kind (which the caller refuses as WRONGTYPE).
+        _ => 0,
+    };
+    match value.checked_add(by).map(i64::try_from) {
+        Some(Ok(_)) => Ok(()),
+        _ => Err(ClientError::Overflow),
     }
 }
 

@@ -727,3 +727,40 @@ fn same_inputs_give_the_same_outputs() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_counter_operation_past_the_64_bit_range_is_refused_before_it_applies() {
+    let mut sim = Sim::grid(2, 1, 67, CLEAN, |_| {});
+    // Each kind of counter taken to the edge of i64, then one step past it.
+    let cases = [
+        ("g", Op::Incr(i64::MAX as u64), Op::Incr(1)),
+        ("pn", Op::PnAdd(i64::MAX), Op::PnAdd(1)),
+        ("pn-down", Op::PnAdd(-i64::MAX), Op::PnAdd(-2)),
+        ("bounded", Op::BoundedAdd(i64::MAX), Op::BoundedAdd(1)),
+    ];
+    for (key, edge, _) in &cases {
+        assert!(sim.call(0, key, edge.clone(), L1, None).result.is_ok());
+    }
+    sim.settle(2_000);
+    let before: Vec<Value> = cases.iter().map(|(k, ..)| value(&sim, 0, k)).collect();
+    let (root, frontier) = (sim.node(0).root_hash(), sim.node(0).frontier().clone());
+    for (key, _, past) in &cases {
+        let r = sim.call(0, key, past.clone(), L1, None);
+        assert_eq!(
+            r.result.map(|d| d.value),
+            Err(ClientError::Overflow),
+            "{key}"
+        );
+    }
+    // Nothing was applied or logged locally (the frontier counts this replica's own writes),
+    // so nothing can replicate: the peer still reads the values from before.
+    assert_eq!(sim.node(0).root_hash(), root);
+    assert_eq!(sim.node(0).frontier(), &frontier);
+    sim.settle(2_000);
+    for (i, (key, ..)) in cases.iter().enumerate() {
+        assert_eq!(value(&sim, 0, key), before[i], "{key} at the writer");
+        assert_eq!(value(&sim, 1, key), before[i], "{key} at the peer");
+    }
+    // A step back inside the range still applies.
+    assert!(sim.call(0, "pn", Op::PnAdd(-1), L1, None).result.is_ok());
+}

@@ -182,6 +182,13 @@ impl Face {
         self.handle_message(now_ms, src, body);
     }
 
+    /// Input: a line the shell could not read (not UTF-8, or over its length limit), refused as
+    /// malformed like a line that is not JSON: counted and logged with `why`, and answered with
+    /// nothing, since no message id could be read from it.
+    pub fn refuse_line(&mut self, why: String) {
+        self.malformed(why);
+    }
+
     /// Input: one message's `body` object from `src`: a client's request, or a neighbour's
     /// `repl` carrying base64 as on stdin. [`Face::handle_line`] calls it with what it parsed.
     pub fn handle_message(&mut self, now_ms: u64, src: &str, body: &Map<String, Json>) {
@@ -447,6 +454,39 @@ mod tests {
             out[0]["body"],
             json!({"type": "read_ok", "value": 5, "in_reply_to": 3})
         );
+    }
+
+    #[test]
+    fn an_add_past_the_64_bit_range_is_a_definite_error_with_no_effect() {
+        for workload in [
+            Workload::PnCounter,
+            Workload::GCounter,
+            Workload::BoundedCounter,
+        ] {
+            let mut face = Face::new(FaceConfig::new(workload), None);
+            init(&mut face, "n0", 1);
+            let add = |face: &mut Face, id: u64, delta: i64| {
+                let out = request(
+                    face,
+                    1,
+                    json!({"type": "add", "msg_id": id, "delta": delta}),
+                );
+                out[0]["body"].clone()
+            };
+            assert_eq!(
+                add(&mut face, 2, i64::MAX)["type"],
+                "add_ok",
+                "{workload:?}"
+            );
+            let refused = add(&mut face, 3, 1);
+            // Abort (14) is definite: the add did not happen, so a client may retry it.
+            assert_eq!(refused["code"], 14, "{workload:?}: {refused}");
+            let out = request(&mut face, 2, json!({"type": "read", "msg_id": 4}));
+            assert_eq!(out[0]["body"]["value"], i64::MAX, "{workload:?}");
+            // Nothing was logged: a replica that applied the add would have a second entry.
+            let frontier = face.replica().map(|r| r.frontier().get(ReplicaId(0)));
+            assert_eq!(frontier, Some(1), "{workload:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - `command`: the command table, commands to steps, and which commands are barriers.
 //! - `reply`: the replica's replies to RESP, the multi-step commands' next steps, and the
 //!   replica's errors as RESP errors.
+//! - `auth`: `AUTH` and the admin role ([`Auth`]), which the shell asks before the session
+//!   sees a command.
 //!
 //! # Invariants
 //! See each module; together they give the shell these rules:
@@ -23,19 +25,21 @@
 //!   into it, so a connection never reads older than what it wrote or read before.
 //!
 //! # Module layout
-//! `decode` and `encode` import nothing from their siblings;
+//! `decode` and `encode` import nothing from their siblings; `auth` imports only `encode`;
 //! `session` imports only `encode`; `command` and `reply` import `session` and `encode`,
 //! never each other. So the modules have no import cycle.
 //!
 //! [`Request`]: converge_core::replica::Request
 //! [`Reply`]: converge_core::replica::Reply
 
+mod auth;
 mod command;
 mod decode;
 mod encode;
 mod reply;
 mod session;
 
+pub use auth::{AUTH_FAILURES_MAX, Auth, Gate, Outcome, Passwords, Role, Secret};
 pub use command::is_barrier;
 pub use decode::{Command, DecodeError, Limits, decode};
 pub use encode::Resp;

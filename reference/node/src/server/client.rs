@@ -18,21 +18,32 @@
 //! - A barrier command ([`resp::is_barrier`]) runs only once every earlier reply is in hand.
 //! - Malformed RESP is answered `-ERR Protocol error: ...`, counted, and closes the connection
 //!   (RESP cannot be resynchronised).
+//! - **Every command passes the [`Auth`] gate first**: before `AUTH` (with a client password)
+//!   only `AUTH`, `HELLO` and `QUIT` run, and `CLUSTER.LINKS` runs only for the admin.
+//! - **No connection holds a slot for free**: one that has not authenticated (with a client
+//!   password) or sent a complete command (without) within
+//!   `limits.client_first_command_timeout_ms` of its accept is closed, and so is one silent for
+//!   `limits.client_idle_timeout_ms`; so idle connections cannot lock new clients out.
+//! - **Partial commands share one budget**: the unparsed input of every connection together
+//!   stays within `limits.partial_commands_bytes_max` (each connection's share is counted in
+//!   `Counters::partial_bytes` while held, and given back when it parses or the connection
+//!   ends); the connection whose read would exceed it is answered an error and closed.
 //!
 //! # Fault injection
 //! `CLUSTER.LINKS CUT <id>...` cuts this node's links to those replicas (both directions: the
 //! writer stops dialing and discards its outbox, the reader closes and refuses them) until
-//! `CLUSTER.LINKS HEAL`. It is a switch for demos and tests (`converge cluster partition`), not a
-//! security boundary: anyone who can reach the client port can use it. Replication resumes after
-//! a heal by go-back-N retransmission and anti-entropy.
+//! `CLUSTER.LINKS HEAL`. It is a switch for demos and tests (`converge cluster partition`) that
+//! can split the cluster, so it runs only on a connection authenticated as `admin`, and not at
+//! all without an admin password. Replication resumes after a heal by go-back-N retransmission
+//! and anti-entropy.
 
 use super::state::{Input, Node, WRITE_TIMEOUT};
-use crate::resp::{self, Pending, Resp, Session, Step};
+use crate::resp::{self, Auth, Gate, Outcome, Pending, Resp, Session, Step};
 use crate::shared::Waiter;
-use crate::sync::{Arc, Ordering};
+use crate::sync::{Arc, AtomicUsize, Ordering};
 use converge_core::replica::{Reply, Request};
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
@@ -227,22 +238,107 @@ fn admin_links(node: &Node, args: &[Vec<u8>]) -> Resp {
     }
 }
 
+/// This connection's share of the partial-command budget: the unparsed bytes it holds, counted
+/// in the node's total while held and given back when dropped, however the connection ends.
+struct Share<'a> {
+    total: &'a AtomicUsize,
+    held: usize,
+}
+
+impl Share<'_> {
+    /// Takes `n` more bytes if the total stays within `max`; `false`, taking nothing, if not.
+    fn grow(&mut self, n: usize, max: usize) -> bool {
+        let before = self.total.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > max {
+            self.total.fetch_sub(n, Ordering::Relaxed);
+            return false;
+        }
+        self.held += n;
+        true
+    }
+
+    /// Holds `len` bytes now (at most what it held: parsing only ever gives bytes back).
+    fn shrink_to(&mut self, len: usize) {
+        let freed = self.held.saturating_sub(len);
+        self.total.fetch_sub(freed, Ordering::Relaxed);
+        self.held -= freed;
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.held, Ordering::Relaxed);
+    }
+}
+
+/// Counts what the [`Auth`] gate decided.
+fn count_auth(node: &Node, outcome: Option<Outcome>) {
+    let c = &node.counters;
+    let counter = match outcome {
+        None => return,
+        Some(Outcome::Authenticated) => &c.auth_ok,
+        Some(Outcome::Failed) => &c.auth_failed,
+        Some(Outcome::Refused) => &c.auth_refused,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Serves one connection until the client closes it, a write fails or times out, `QUIT`, or
-/// malformed input.
+/// malformed input, too many failed `AUTH`s, a deadline (idle or first command), or the
+/// partial-command budget.
 async fn client(stream: TcpStream, node: &Node) {
     let (mut rd, mut wr) = stream.into_split();
-    let limits = node.config.limits.resp();
-    let pipeline_max = node.config.limits.pipeline_max;
+    let l = &node.config.limits;
+    let limits = l.resp();
+    let pipeline_max = l.pipeline_max;
+    let idle = Duration::from_millis(l.client_idle_timeout_ms);
+    // Measured from the accept, not from the last byte, so dripping bytes does not extend it.
+    let first_deadline = Instant::now() + Duration::from_millis(l.client_first_command_timeout_ms);
+    let mut started = false;
+    let mut auth = Auth::new(&node.config.passwords);
+    let mut share = Share {
+        total: &node.counters.partial_bytes,
+        held: 0,
+    };
     let mut session = Session::new(node.config.consistency);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::new();
     let mut slots: VecDeque<Slot> = VecDeque::new();
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
-        let n = match rd.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        let wait = if started {
+            idle
+        } else {
+            first_deadline
+                .saturating_duration_since(Instant::now())
+                .min(idle)
         };
+        let n = match tokio::time::timeout(wait, rd.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                let c = &node.counters;
+                if started {
+                    c.closed_idle.fetch_add(1, Ordering::Relaxed);
+                    debug!("client idle; closing the connection");
+                } else {
+                    c.closed_first_command.fetch_add(1, Ordering::Relaxed);
+                    debug!("client sent no first command in time; closing the connection");
+                }
+                return;
+            }
+        };
+        if !share.grow(n, l.partial_commands_bytes_max) {
+            node.counters.closed_budget.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                held = share.held,
+                "partial client commands over the node's budget; closing the connection"
+            );
+            let refusal = b"-ERR partial commands over the node's memory budget; closing\r\n";
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(refusal)).await;
+            let _ = wr.shutdown().await;
+            return;
+        }
         buf.extend_from_slice(&chunk[..n]);
         let mut pos = 0;
         let mut close = false;
@@ -254,11 +350,19 @@ async fn client(stream: TcpStream, node: &Node) {
                     if barrier {
                         flush(node, &mut session, &mut slots, &mut out).await;
                     }
-                    let step = if is_admin(&cmd) {
-                        Step::Reply(admin_links(node, &cmd[1..]))
-                    } else {
-                        session.command(&cmd)
+                    let (gate, outcome) = auth.gate(&node.config.passwords, &cmd);
+                    count_auth(node, outcome);
+                    let step = match gate {
+                        Gate::Pass if is_admin(&cmd) => Step::Reply(admin_links(node, &cmd[1..])),
+                        Gate::Pass => session.command(&cmd),
+                        Gate::Reply(r) => Step::Reply(r),
+                        Gate::Close(r) => {
+                            node.counters.closed_auth.fetch_add(1, Ordering::Relaxed);
+                            warn!("too many failed AUTH attempts; closing the connection");
+                            Step::Close(r)
+                        }
                     };
+                    started = auth.is_authenticated();
                     match step {
                         Step::Reply(r) => slots.push_back(Slot::Ready(r)),
                         Step::Submit(req, p) => match submit(node, req).await {
@@ -295,6 +399,12 @@ async fn client(stream: TcpStream, node: &Node) {
             }
         }
         buf.drain(..pos);
+        share.shrink_to(buf.len());
+        // A large command parsed leaves a large allocation behind; give it back, so what a
+        // connection holds follows what it has unparsed.
+        if buf.capacity() > 4 * READ_CHUNK && buf.len() <= READ_CHUNK {
+            buf.shrink_to(READ_CHUNK);
+        }
         flush(node, &mut session, &mut slots, &mut out).await;
         if !out.is_empty() {
             let w = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&out)).await;

@@ -266,6 +266,47 @@ const METRICS: &[Metric] = &[
         source: Source::Shell(|s| one(ld(&s.node.counters.busy))),
     },
     Metric {
+        name: "client_auth_total",
+        kind: Type::Counter,
+        help: "AUTHs that succeeded or failed, and commands refused without authentication or the admin role.",
+        source: Source::Shell(|s| {
+            let c = &s.node.counters;
+            labelled(
+                "result",
+                [
+                    ("ok", ld(&c.auth_ok)),
+                    ("failed", ld(&c.auth_failed)),
+                    ("refused", ld(&c.auth_refused)),
+                ],
+            )
+        }),
+    },
+    Metric {
+        name: "client_closed_total",
+        kind: Type::Counter,
+        help: "Client connections the node closed, by reason.",
+        source: Source::Shell(|s| {
+            let c = &s.node.counters;
+            labelled(
+                "reason",
+                [
+                    ("idle", ld(&c.closed_idle)),
+                    ("first_command", ld(&c.closed_first_command)),
+                    ("auth_failures", ld(&c.closed_auth)),
+                    ("partial_budget", ld(&c.closed_budget)),
+                ],
+            )
+        }),
+    },
+    Metric {
+        name: "partial_command_bytes",
+        kind: Type::Gauge,
+        help: "Unparsed client input held now, over all connections.",
+        source: Source::Shell(
+            |s| one(s.node.counters.partial_bytes.load(Ordering::Relaxed) as u64),
+        ),
+    },
+    Metric {
         name: "waiters",
         kind: Type::Gauge,
         help: "Requests waiting for the replica now.",
@@ -552,10 +593,18 @@ mod tests {
             (&c.commit_micros, 1_234_567),
             (&c.transmits_dropped, 12),
             (&c.clock_drift, 13),
+            (&c.auth_ok, 14),
+            (&c.auth_failed, 15),
+            (&c.auth_refused, 16),
+            (&c.closed_idle, 17),
+            (&c.closed_first_command, 18),
+            (&c.closed_auth, 19),
+            (&c.closed_budget, 20),
         ] {
             counter.store(v, Ordering::Relaxed);
         }
         c.connections_open.store(3, Ordering::Relaxed);
+        c.partial_bytes.store(4_096, Ordering::Relaxed);
         c.bad_input("resp_bad_length");
         c.bad_input("peer_unknown");
         c.bad_input("peer_unknown");

@@ -7,7 +7,8 @@
 //!   `kill -9`.
 //! - **A client task per RESP connection** (`client`) decodes commands, submits the requests
 //!   of a pipeline without waiting, and writes the replies in order; `CLUSTER.LINKS` is the
-//!   fault-injection switch for the peer links.
+//!   fault-injection switch for the peer links, for the `admin` user only. Every command passes
+//!   the `AUTH` gate, and idle, silent or memory-hungry connections are closed.
 //! - **Per peer, a dialer/writer** and, for each accepted link, **a reader** (`peer`). Links
 //!   are one-way: a node sends on the link it dialed and receives on the links it accepted.
 //! - **`/metrics`** (`metrics`): a minimal HTTP/1.1 responder, Prometheus text format.

@@ -100,6 +100,19 @@ pub(super) struct Counters {
     pub(super) commit_micros: AtomicU64,
     pub(super) transmits_dropped: AtomicU64,
     pub(super) clock_drift: AtomicU64,
+    /// `AUTH`s that succeeded and failed, and commands refused for want of authentication or
+    /// of the admin role (`-NOAUTH`, `-NOPERM`, a disabled `CLUSTER.LINKS`).
+    pub(super) auth_ok: AtomicU64,
+    pub(super) auth_failed: AtomicU64,
+    pub(super) auth_refused: AtomicU64,
+    /// Client connections the node closed: idle, past the first-command deadline, after too
+    /// many failed `AUTH`s, and over the partial-command budget.
+    pub(super) closed_idle: AtomicU64,
+    pub(super) closed_first_command: AtomicU64,
+    pub(super) closed_auth: AtomicU64,
+    pub(super) closed_budget: AtomicU64,
+    /// Unparsed client input held now over all connections (`limits.partial_commands_bytes_max`).
+    pub(super) partial_bytes: AtomicUsize,
     /// Malformed inputs by kind: the kinds are a small fixed set of static labels.
     pub(super) bad_inputs: Mutex<BTreeMap<&'static str, u64>>,
     /// The replica's last published stats; `None` until the driver first publishes them.
