@@ -838,6 +838,15 @@ fn a_region_restarted_on_a_lost_data_directory_refuses_to_start() {
     assert!(text.contains("empty file"), "{text}");
 }
 
+/// Where a stored counter's component 1000 has its low byte: as a LEB128 varint (`e8 07`) or a
+/// big-endian integer (`03 e8`), searched from the end.
+fn component_byte(v: &[u8]) -> usize {
+    v.windows(2)
+        .rposition(|w| w == [0xe8, 0x07])
+        .or_else(|| v.windows(2).rposition(|w| w == [0x03, 0xe8]).map(|i| i + 1))
+        .unwrap_or_else(|| panic!("no component 1000 in the stored counter {v:02x?}"))
+}
+
 /// Opens a stopped region's store and lets `f` change its `keys` table.
 fn tamper_keys(data: &std::path::Path, f: impl FnOnce(&mut redb::Table<&[u8], &[u8]>)) {
     let keys: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("keys");
@@ -857,7 +866,9 @@ fn a_flipped_bit_in_a_stored_counter_or_key_refuses_the_restart() {
     let data = PathBuf::from(node_flag(&cluster, victim, "--data-dir"));
     replicated_increment(&cluster, victim, "us-east", "c", 1_000);
     kill_9(&cluster, victim);
-    // One bit of the counter's stored component.
+    // One bit of the counter's stored component: 1000 becomes 1001, a value that still decodes
+    // (and that a node without checksums would serve and merge into every region).
+    let mut at = None;
     tamper_keys(&data, |t| {
         let mut v = t
             .get(b"c".as_slice())
@@ -865,9 +876,12 @@ fn a_flipped_bit_in_a_stored_counter_or_key_refuses_the_restart() {
             .expect("the counter is stored")
             .value()
             .to_vec();
-        *v.last_mut().expect("a value") ^= 1;
+        let i = component_byte(&v);
+        v[i] ^= 1;
+        at = Some(i);
         t.insert(b"c".as_slice(), v.as_slice()).expect("insert");
     });
+    let at = at.expect("tampered");
     let log = restart(&mut cluster, victim, "flipped-value", "");
     let status = exit_status(&mut cluster, Duration::from_secs(10));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -884,7 +898,7 @@ fn a_flipped_bit_in_a_stored_counter_or_key_refuses_the_restart() {
             .expect("stored")
             .value()
             .to_vec();
-        *v.last_mut().expect("a value") ^= 1;
+        v[at] ^= 1;
         t.insert(b"b".as_slice(), v.as_slice()).expect("insert");
     });
     let log = restart(&mut cluster, victim, "flipped-key", "");
@@ -954,6 +968,13 @@ fn the_peer_port_bounds_what_comes_before_a_hello() {
         .map(|_| TcpStream::connect(("127.0.0.1", peer)).expect("peer port"))
         .collect();
     std::thread::sleep(Duration::from_millis(300));
+    // They do not use up the node's descriptors (64 wait for their Hello at most; where /proc
+    // exists, the count is checked: without the bound it reaches the limit of 256).
+    let pid = cluster.children.last().expect("the victim").id();
+    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        let fds = fds.count();
+        assert!(fds <= 160, "the victim holds {fds} descriptors of 256");
+    }
     // Well inside the Hello deadline, clients still connect...
     let mut c = Conn::open(port);
     c.r.get_ref()
