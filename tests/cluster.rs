@@ -829,6 +829,14 @@ fn a_region_restarted_on_a_lost_data_directory_refuses_to_start() {
         );
     }
 
+    // Started again (as a supervisor would), on the store the refused start created: still new,
+    // still refused.
+    let log = restart(&mut cluster, victim, "empty-dir-again", "");
+    let status = exit_status(&mut cluster, Duration::from_secs(20));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}: {text}");
+    assert!(text.contains("knows an earlier life"), "{text}");
+
     // A zero-length durable.redb (a disk that lost the file) is refused at once.
     std::fs::write(data.join("durable.redb"), b"").expect("a zero-length store");
     let log = restart(&mut cluster, victim, "zero-length", "");

@@ -13,8 +13,8 @@
 //!   be chosen, so it is written in the same transaction as the rest of the delta.
 //! - `meta`: `"meta"` → the [`DurableMeta`] (HLC, last sequence number, frontier, horizon, the
 //!   consensus round mark), and
-//!   `"format"` → this layout's version, and `"incarnation"` → the nonce drawn when the store
-//!   was created. The meta is stored as a [`Durable::encode`] image with no
+//!   `"format"` → this layout's version, `"incarnation"` → the nonce drawn when the store
+//!   was created, and `"accepted"` (present once every peer accepted that incarnation). The meta is stored as a [`Durable::encode`] image with no
 //!   keys and no entries, so it reuses the core's versioned, validated codec rather than a second
 //!   encoding of the same clocks that could drift from it.
 //! - `peers`: a member's replica id → the incarnation of it this node first accepted (see
@@ -32,7 +32,11 @@
 //!
 //! # Identity
 //! A store records, when it is created, a random nonce: the **incarnation** of the replica that
-//! runs on it. [`Store::created`] says whether this open created the file. A store never
+//! runs on it. [`Store::created`] says whether this open created the file, and
+//! [`Store::accepted`] whether every peer has accepted the incarnation since (the node marks it
+//! with [`Store::mark_accepted`]): a store that was created but never accepted stays new across
+//! restarts, so a node refused by a peer cannot slip past the check by simply being started
+//! again on the store its refused start created. A store never
 //! recreates itself over an existing file: a zero-length `durable.redb` (a disk that lost it)
 //! is refused, as is any file redb does not open. Peers compare the incarnation with the one
 //! they first accepted (see `server::peer`), so a region that lost its disk cannot come back
@@ -82,6 +86,7 @@ const PEERS: TableDefinition<u64, &[u8]> = TableDefinition::new("peers");
 const META_KEY: &str = "meta";
 const FORMAT_KEY: &str = "format";
 const INCARNATION_KEY: &str = "incarnation";
+const ACCEPTED_KEY: &str = "accepted";
 /// The version of this layout. A later layout bumps it, and an older binary then refuses the
 /// file instead of misreading it. 2 sealed every value (see § checksums) and added the
 /// incarnation and the `peers` table.
@@ -185,6 +190,8 @@ pub struct Store {
     incarnation: u64,
     /// Whether this open created the store.
     created: bool,
+    /// Whether every peer accepted the incarnation (see [`Store::accepted`]).
+    accepted: bool,
 }
 
 impl Store {
@@ -218,6 +225,7 @@ impl Store {
             path,
             incarnation: 0,
             created: false,
+            accepted: false,
         };
         store.init_tables()?;
         Ok(store)
@@ -238,6 +246,27 @@ impl Store {
         self.created
     }
 
+    /// Whether every peer has accepted this store's incarnation ([`Store::mark_accepted`]), as
+    /// it was when the store was opened. `false` for a new store until then, across restarts.
+    pub fn accepted(&self) -> bool {
+        self.accepted
+    }
+
+    /// Records, durably, that every peer accepted this store's incarnation.
+    pub fn mark_accepted(&self) -> Result<(), StoreError> {
+        guarded(&self.path, || {
+            let mut tx = self.db()?.begin_write().map_err(|e| self.db_err(e))?;
+            tx.set_durability(Durability::Immediate);
+            {
+                let mut meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
+                let sealed = seal("meta", ACCEPTED_KEY.as_bytes(), &[1]);
+                meta.insert(ACCEPTED_KEY, sealed.as_slice())
+                    .map_err(|e| self.db_err(e))?;
+            }
+            tx.commit().map_err(|e| self.db_err(e))
+        })
+    }
+
     /// Creates the tables, the layout version and the incarnation if this is a new file;
     /// migrates a file of the unsealed layout; refuses a file written in another layout.
     fn init_tables(&mut self) -> Result<(), StoreError> {
@@ -254,8 +283,8 @@ impl Store {
                 .map_err(|e| self.db_err(e))?
                 .map(|v| v.value().to_vec())
         };
-        let (incarnation, created) = match format.as_deref() {
-            None => (self.new_incarnation(&tx)?, true),
+        let (incarnation, created, accepted) = match format.as_deref() {
+            None => (self.new_incarnation(&tx)?, true, false),
             Some([FORMAT]) => {
                 let meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
                 let sealed = meta
@@ -269,13 +298,28 @@ impl Store {
                 let bytes: [u8; 8] = bytes
                     .try_into()
                     .map_err(|_| self.inconsistent("the incarnation is not 8 bytes".to_string()))?;
-                (u64::from_be_bytes(bytes), false)
+                let accepted = match meta.get(ACCEPTED_KEY).map_err(|e| self.db_err(e))? {
+                    Some(v) => {
+                        let flag =
+                            self.unseal("meta", ACCEPTED_KEY.as_bytes(), v.value(), || {
+                                format!("{ACCEPTED_KEY:?}")
+                            })?;
+                        flag == [1]
+                    }
+                    None => false,
+                };
+                (u64::from_be_bytes(bytes), false, accepted)
             }
-            // A store of the old layout holds an earlier life: it is not created by this start,
-            // and its peers, which ran the old framing, know no incarnation of it yet.
+            // A store of the old layout holds an earlier life: it is not new, and its peers,
+            // which ran the old framing, know no incarnation of it yet.
             Some([FORMAT_UNSEALED]) => {
                 self.migrate_unsealed(&tx)?;
-                (self.new_incarnation(&tx)?, false)
+                let incarnation = self.new_incarnation(&tx)?;
+                let mut meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
+                let sealed = seal("meta", ACCEPTED_KEY.as_bytes(), &[1]);
+                meta.insert(ACCEPTED_KEY, sealed.as_slice())
+                    .map_err(|e| self.db_err(e))?;
+                (incarnation, false, true)
             }
             Some(other) => {
                 return Err(self.inconsistent(format!(
@@ -286,6 +330,7 @@ impl Store {
         tx.commit().map_err(|e| self.db_err(e))?;
         self.incarnation = incarnation;
         self.created = created;
+        self.accepted = accepted;
         Ok(())
     }
 

@@ -42,8 +42,8 @@ pub const STATS_EVERY: Duration = Duration::from_millis(200);
 /// The longest the driver sleeps without checking its timer (a cap, not a poll: inputs wake it).
 const TICK_MAX: Duration = Duration::from_millis(50);
 
-fn handle(replica: &mut Replica, node: &Node, input: Input) {
-    if !node.serving() {
+fn handle(replica: &mut Replica, node: &Node, serving: bool, input: Input) {
+    if !serving {
         // See the module documentation: nothing reaches the replica yet.
         if let Input::Request(r) = input {
             node.waiters.complete(
@@ -136,7 +136,20 @@ pub(super) async fn drive(
     let mut inflight: Option<InFlight> = None;
     // Inputs handled since the last commit started (their outputs wait in the replica).
     let mut group = 0u64;
+    // Whether inputs reach the replica (see the module documentation): a new store is marked
+    // accepted on disk before the first one does, so a crash after it serves cannot make it
+    // look new again, and a restart of a refused node cannot make it look accepted.
+    let mut serving = !node.identity.fresh;
     loop {
+        if !serving && node.serving() {
+            if let Some(store) = &store {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.mark_accepted())
+                    .await
+                    .map_err(|e| ServerError::Commit(e.to_string()))??;
+            }
+            serving = true;
+        }
         let now = now_ms();
         let wait = replica
             .poll_timeout()
@@ -167,7 +180,7 @@ pub(super) async fn drive(
             // A full group waits for the running commit instead of growing the held outputs.
             input = rx.recv(), if group < batch_max => match input {
                 Some(input) => {
-                    handle(&mut replica, &node, input);
+                    handle(&mut replica, &node, serving, input);
                     group += 1;
                 }
                 // Every sender is gone: the node is shutting down.
@@ -179,14 +192,14 @@ pub(super) async fn drive(
         while group < batch_max {
             match rx.try_recv() {
                 Ok(input) => {
-                    handle(&mut replica, &node, input);
+                    handle(&mut replica, &node, serving, input);
                     group += 1;
                 }
                 Err(_) => break,
             }
         }
         let now = now_ms();
-        if node.serving() && replica.poll_timeout().is_some_and(|at| at <= now) {
+        if serving && replica.poll_timeout().is_some_and(|at| at <= now) {
             replica.handle_timeout(now);
         }
         if inflight.is_none() {

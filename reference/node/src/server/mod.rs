@@ -74,13 +74,14 @@ pub async fn run(config: NodeConfig) -> Result<(), ServerError> {
     };
     let identity = match &store {
         Some(s) => {
-            if s.created() {
+            if !s.accepted() {
                 info!(
                     incarnation = format_args!("{:#x}", s.incarnation()),
+                    created = s.created(),
                     "new store: serving once every peer accepts this incarnation"
                 );
             }
-            Identity::new(s.incarnation(), s.created(), s.peers()?, Some(s.clone()))
+            Identity::new(s.incarnation(), !s.accepted(), s.peers()?, Some(s.clone()))
         }
         None => Identity::in_memory(),
     };

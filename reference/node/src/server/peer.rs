@@ -199,8 +199,8 @@ fn refused(node: &Node, link: &Link, known: u64) {
         .map_or_else(|| "(none)".to_string(), |d| d.display().to_string());
     let why = if id.fresh {
         format!(
-            "data directory {dir} was created by this start, but peer r{peer} ({region}) knows an \
-             earlier life of r{me} (incarnation {known:#x}, this one {:#x}): the disk was lost or \
+            "data directory {dir} was created by this start (or by an earlier start no peer \
+             accepted), but peer r{peer} ({region}) knows an earlier life of r{me} (incarnation {known:#x}, this one {:#x}): the disk was lost or \
              not mounted, and this region would reuse sequence numbers its peers hold; restore \
              the data directory (or mount its volume), or bring this region back under a replica \
              id the cluster has never used",

@@ -120,14 +120,14 @@ impl Counters {
 
 /// This node's identity and what it knows of its peers' (see docs/protocol.md § identity).
 ///
-/// A node whose store was created by this very start (`fresh`) may be a region that lost its
-/// disk: it handles no client request and no peer payload until every peer has welcomed its
+/// A node whose store is new (`fresh`: created by this start, or by an earlier one that was never
+/// accepted by every peer) may be a region that lost its disk: it handles no client request and no peer payload until every peer has welcomed its
 /// incarnation, since a peer that knew an earlier life holds sequence numbers and promises this
 /// life forgot. `serving` latches once that is so (at once for a node that is not fresh).
 pub(super) struct Identity {
     /// The incarnation sent in every `Hello`: the store's nonce, 0 without a store.
     pub(super) incarnation: u64,
-    /// The store was created by this start.
+    /// The store is new: not yet accepted by every peer ([`Store::accepted`]).
     pub(super) fresh: bool,
     /// Clients and peer payloads are served (latched; see above).
     pub(super) serving: AtomicBool,

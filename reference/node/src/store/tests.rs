@@ -510,6 +510,13 @@ fn the_incarnation_is_drawn_once_and_kept() {
     let fresh = Store::open(other.path()).expect("opens");
     assert!(fresh.created());
     assert_ne!(fresh.incarnation(), inc);
+    // It stays new, reopened, until it is marked accepted.
+    drop(fresh);
+    let reopened = Store::open(other.path()).expect("reopens");
+    assert!(!reopened.created() && !reopened.accepted());
+    reopened.mark_accepted().expect("marks");
+    drop(reopened);
+    assert!(Store::open(other.path()).expect("reopens").accepted());
 }
 
 #[test]
@@ -566,6 +573,7 @@ fn a_store_of_the_unsealed_layout_is_migrated_once() {
     });
     let store = Store::open(dir.path()).expect("migrates");
     assert!(!store.created(), "a migrated store holds an earlier life");
+    assert!(store.accepted(), "and is not new");
     assert_eq!(store.load().expect("loads"), want);
     let inc = store.incarnation();
     drop(store);
