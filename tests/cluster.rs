@@ -11,6 +11,7 @@
 //! taken), and a [`Cluster`] guard stops it (`cluster down`, then SIGKILL of anything left) and
 //! removes the directory whether the test passed or panicked.
 
+use redb::ReadableTable as _;
 use serde_json::Value as Json;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -782,4 +783,321 @@ fn only_the_admin_that_cluster_up_made_can_cut_links() {
     );
     cluster.converge(&["cluster", "heal"]);
     cluster.converge(&["cluster", "status"]);
+}
+
+/// A region's command line, as `cluster up` started it.
+fn node_args(cluster: &Cluster, region: &str) -> Vec<String> {
+    cluster.node(region)["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_string())
+        .collect()
+}
+
+/// The value following `flag` in a region's command line.
+fn node_flag(cluster: &Cluster, region: &str, flag: &str) -> String {
+    let args = node_args(cluster, region);
+    let at = args.iter().position(|a| a == flag).expect("flag given");
+    args[at + 1].clone()
+}
+
+/// SIGKILLs `region`'s node as `cluster up` started it, and waits until it is gone.
+fn kill_9(cluster: &Cluster, region: &str) {
+    let pid = cluster.node(region)["pid"].as_u64().expect("pid");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let port = cluster.port(region);
+    let gone = eventually(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    assert!(gone.is_some(), "{region} still answers after kill -9");
+}
+
+/// Starts `region`'s node again with its command line, prefixed by `wrap` (a shell snippet run
+/// before `exec`, e.g. a `ulimit`), logging to `name`.log in the cluster's directory.
+fn restart(cluster: &mut Cluster, region: &str, name: &str, wrap: &str) -> PathBuf {
+    let log_path = cluster.dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path).expect("log");
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{wrap} exec \"$0\" \"$@\""))
+        .arg(BIN)
+        .args(node_args(cluster, region))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("restart");
+    cluster.children.push(child);
+    log_path
+}
+
+/// Waits up to `limit` for the last child the test started to exit: its status.
+fn exit_status(cluster: &mut Cluster, limit: Duration) -> Option<std::process::ExitStatus> {
+    let child = cluster.children.last_mut().expect("a child");
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// An acknowledged increment on `region`, replicated to `other`.
+fn replicated_increment(cluster: &Cluster, region: &str, other: &str, key: &str, by: i64) {
+    let mut c = Conn::open(cluster.port(region));
+    assert_eq!(c.ok(&["INCRBY", key, &by.to_string()]), R::Int(by));
+    let mut o = Conn::open(cluster.port(other));
+    let seen = eventually(Duration::from_secs(10), || {
+        o.ok(&["GET", key]) == bulk(&by.to_string())
+    });
+    assert!(seen.is_some(), "{other} did not see the increment");
+}
+
+#[test]
+fn a_region_restarted_on_a_lost_data_directory_refuses_to_start() {
+    let mut cluster = Cluster::up(8, "us-east,eu-west,apac");
+    let victim = "eu-west";
+    let data = PathBuf::from(node_flag(&cluster, victim, "--data-dir"));
+    replicated_increment(&cluster, victim, "us-east", "n", 5);
+    // The disk is lost, or the volume not mounted: the data directory is empty.
+    kill_9(&cluster, victim);
+    std::fs::remove_dir_all(&data).expect("empty the data directory");
+    std::fs::create_dir_all(&data).expect("an empty data directory");
+    let log = restart(&mut cluster, victim, "empty-dir", "");
+    let status = exit_status(&mut cluster, Duration::from_secs(20));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "a region on an empty data directory kept running ({status:?}): {text}"
+    );
+    assert!(
+        text.contains("was created by this start") && text.contains("knows an earlier life"),
+        "{text}"
+    );
+    // It never served: the other regions hold the increment, and no write of the new life.
+    for region in ["us-east", "apac"] {
+        assert_eq!(
+            Conn::open(cluster.port(region)).ok(&["GET", "n"]),
+            bulk("5"),
+            "{region}"
+        );
+    }
+
+    // Started again (as a supervisor would), on the store the refused start created: still new,
+    // still refused.
+    let log = restart(&mut cluster, victim, "empty-dir-again", "");
+    let status = exit_status(&mut cluster, Duration::from_secs(20));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}: {text}");
+    assert!(text.contains("knows an earlier life"), "{text}");
+
+    // A zero-length durable.redb (a disk that lost the file) is refused at once.
+    std::fs::write(data.join("durable.redb"), b"").expect("a zero-length store");
+    let log = restart(&mut cluster, victim, "zero-length", "");
+    let status = exit_status(&mut cluster, Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}: {text}");
+    assert!(text.contains("empty file"), "{text}");
+}
+
+/// Where a stored counter's component 1000 has its low byte: as a LEB128 varint (`e8 07`) or a
+/// big-endian integer (`03 e8`), searched from the end.
+fn component_byte(v: &[u8]) -> usize {
+    v.windows(2)
+        .rposition(|w| w == [0xe8, 0x07])
+        .or_else(|| v.windows(2).rposition(|w| w == [0x03, 0xe8]).map(|i| i + 1))
+        .unwrap_or_else(|| panic!("no component 1000 in the stored counter {v:02x?}"))
+}
+
+/// Opens a stopped region's store and lets `f` change its `keys` table.
+fn tamper_keys(data: &std::path::Path, f: impl FnOnce(&mut redb::Table<&[u8], &[u8]>)) {
+    let keys: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("keys");
+    let db = redb::Database::create(data.join("durable.redb")).expect("the store opens");
+    let tx = db.begin_write().expect("a write transaction");
+    {
+        let mut t = tx.open_table(keys).expect("the keys table");
+        f(&mut t);
+    }
+    tx.commit().expect("commits");
+}
+
+#[test]
+fn a_flipped_bit_in_a_stored_counter_or_key_refuses_the_restart() {
+    let mut cluster = Cluster::up(9, "us-east,eu-west");
+    let victim = "eu-west";
+    let data = PathBuf::from(node_flag(&cluster, victim, "--data-dir"));
+    replicated_increment(&cluster, victim, "us-east", "c", 1_000);
+    kill_9(&cluster, victim);
+    // One bit of the counter's stored component: 1000 becomes 1001, a value that still decodes
+    // (and that a node without checksums would serve and merge into every region).
+    let mut at = None;
+    tamper_keys(&data, |t| {
+        let mut v = t
+            .get(b"c".as_slice())
+            .expect("get")
+            .expect("the counter is stored")
+            .value()
+            .to_vec();
+        let i = component_byte(&v);
+        v[i] ^= 1;
+        at = Some(i);
+        t.insert(b"c".as_slice(), v.as_slice()).expect("insert");
+    });
+    let at = at.expect("tampered");
+    let log = restart(&mut cluster, victim, "flipped-value", "");
+    let status = exit_status(&mut cluster, Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}: {text}");
+    assert!(
+        text.contains("checksum") && text.contains("`keys`") && text.contains("\"c\""),
+        "{text}"
+    );
+    // Undo it, and flip a byte of the key instead: the value now sits under "b".
+    tamper_keys(&data, |t| {
+        let mut v = t
+            .remove(b"c".as_slice())
+            .expect("remove")
+            .expect("stored")
+            .value()
+            .to_vec();
+        v[at] ^= 1;
+        t.insert(b"b".as_slice(), v.as_slice()).expect("insert");
+    });
+    let log = restart(&mut cluster, victim, "flipped-key", "");
+    let status = exit_status(&mut cluster, Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}: {text}");
+    assert!(
+        text.contains("checksum") && text.contains("`keys`") && text.contains("\"b\""),
+        "{text}"
+    );
+    // The other region still reads the true value.
+    assert_eq!(
+        Conn::open(cluster.port("us-east")).ok(&["GET", "c"]),
+        bulk("1000")
+    );
+}
+
+/// Whether the peer closed `s` (a read gives end of file or a reset) within `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let _ = s.set_read_timeout(Some(limit));
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// The victim's `CLUSTER.LINKS` line for replica `id`.
+fn link_line(port: u16, id: u64) -> String {
+    match Conn::open(port).ok(&["CLUSTER.LINKS"]) {
+        R::Array(lines) => lines
+            .into_iter()
+            .find_map(|l| match l {
+                R::Bulk(Some(b)) if b.starts_with(format!("{id} ").as_bytes()) => {
+                    Some(String::from_utf8_lossy(&b).into_owned())
+                }
+                R::Simple(s) if s.starts_with(&format!("{id} ")) => Some(s),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        other => panic!("CLUSTER.LINKS gave {other:?}"),
+    }
+}
+
+#[test]
+fn the_peer_port_bounds_what_comes_before_a_hello() {
+    let mut cluster = Cluster::up(10, "us-east,eu-west");
+    let victim = "eu-west";
+    let port = cluster.port(victim);
+    let peer = cluster.node(victim)["peer_port"].as_u64().expect("port") as u16;
+    let east_id = cluster.node("us-east")["id"].as_u64().expect("id");
+    let east = cluster.port("us-east");
+    // The victim again, with few file descriptors, as a node under an fd limit would run.
+    kill_9(&cluster, victim);
+    restart(&mut cluster, victim, "fd-limited", "ulimit -n 256 &&");
+    let up = eventually(Duration::from_secs(10), || {
+        Conn::try_open(port).is_some_and(|mut c| c.cmd(&["PING"]).is_ok())
+    });
+    assert!(up.is_some(), "the victim did not restart");
+
+    // Many connections that never send a Hello, held open.
+    let idle: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(("127.0.0.1", peer)).expect("peer port"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // They do not use up the node's descriptors (64 wait for their Hello at most; where /proc
+    // exists, the count is checked: without the bound it reaches the limit of 256).
+    let pid = cluster.children.last().expect("the victim").id();
+    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        let fds = fds.count();
+        assert!(fds <= 160, "the victim holds {fds} descriptors of 256");
+    }
+    // Well inside the Hello deadline, clients still connect...
+    let mut c = Conn::open(port);
+    c.r.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    assert_eq!(
+        c.cmd(&["PING"]).ok(),
+        Some(R::Simple("PONG".into())),
+        "a client was locked out"
+    );
+    // ...and a real peer links: us-east drops its link and dials again.
+    let mut e = Conn::open(east);
+    let victim_id = cluster.node(victim)["id"].as_u64().expect("id");
+    assert_eq!(
+        e.ok(&["CLUSTER.LINKS", "CUT", &victim_id.to_string()]),
+        R::Simple("OK".into())
+    );
+    let down = eventually(Duration::from_secs(3), || {
+        link_line(port, east_id).contains("in=0")
+    });
+    assert!(down.is_some(), "{}", link_line(port, east_id));
+    assert_eq!(e.ok(&["CLUSTER.LINKS", "HEAL"]), R::Simple("OK".into()));
+    let relinked = eventually(Duration::from_secs(3), || {
+        link_line(port, east_id).contains("in=1")
+    });
+    assert!(
+        relinked.is_some(),
+        "us-east could not link past the idle connections: {}",
+        link_line(port, east_id)
+    );
+    drop(idle);
+
+    // A 16 MiB announcement before the Hello is refused from its header.
+    let mut s = TcpStream::connect(("127.0.0.1", peer)).expect("peer port");
+    s.write_all(&[1, 0, 0, 0]).expect("write");
+    assert!(
+        closed_within(&mut s, Duration::from_secs(1)),
+        "a 16 MiB announcement was not refused at once"
+    );
+
+    // A Hello dripped one byte per 1.5 s is cut off by the Hello deadline (5 s from accept).
+    let mut s = TcpStream::connect(("127.0.0.1", peer)).expect("peer port");
+    let start = Instant::now();
+    let mut closed = false;
+    while start.elapsed() < Duration::from_secs(12) {
+        if s.write_all(&[0]).is_err() || closed_within(&mut s, Duration::from_millis(1_500)) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a dripping connection was held for 12 s");
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
 }

@@ -19,7 +19,7 @@ use converge_node::frame::{self, Frame};
 use super::split;
 
 /// The frame-size maxima the selector picks from.
-const MAX_FRAME_BYTES: [usize; 4] = [22, 64, 4096, 1 << 20];
+const MAX_FRAME_BYTES: [usize; 4] = [frame::HELLO_FRAME_BYTES, 64, 4096, 1 << 20];
 
 /// Stream bytes looked at, bounding one input's time.
 const STREAM_BYTES_MAX: usize = 8 * 1024;
@@ -54,7 +54,10 @@ pub fn peer_frame(data: &[u8]) {
             Frame::Hello {
                 sender,
                 fingerprint,
-            } => frame::encode_hello(*sender, *fingerprint),
+                incarnation,
+            } => frame::encode_hello(*sender, *fingerprint, *incarnation),
+            Frame::Welcome => frame::encode_welcome(),
+            Frame::Refused { known } => frame::encode_refused(*known),
             Frame::Data { stamp, payload } => match frame::encode_data(*stamp, payload) {
                 Some(bytes) => bytes,
                 None => panic!("a decoded {}-byte payload does not encode", payload.len()),

@@ -3,7 +3,8 @@
 //!
 //! `up` starts one `converge node` process per region (this same binary), detached in its own
 //! process group, with its data and log under `DIR/<region>/`, waits (bounded) until every one
-//! answers `PING`, and records the cluster in `DIR/cluster.json`. Every other subcommand reads
+//! answers `PING` and serves (a node on a new store answers `-LOADING` until every peer has
+//! accepted its identity), and records the cluster in `DIR/cluster.json`. Every other subcommand reads
 //! that file. `partition` and `heal` use the nodes' `CLUSTER.LINKS` admin command (a
 //! fault-injection switch on the client port, see `converge_node::server`), which a node runs only
 //! for a connection authenticated as `admin`: `up` generates a random admin password into
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The longest `up` waits for every node to answer PING.
+/// The longest `up` waits for every node to answer PING and serve.
 const START_WAIT: Duration = Duration::from_secs(15);
 /// The longest `down` waits after SIGTERM before SIGKILL.
 const STOP_WAIT: Duration = Duration::from_secs(5);
@@ -249,7 +250,7 @@ fn up(a: &UpArgs) -> Result<(), String> {
     let deadline = Instant::now() + START_WAIT;
     for node in &state.nodes {
         loop {
-            if ping(node.client_port).is_ok() {
+            if ping(node.client_port).is_ok() && serving(node.client_port) {
                 break;
             }
             let exited = !is_our_node(node.pid);
@@ -259,7 +260,7 @@ fn up(a: &UpArgs) -> Result<(), String> {
                 let what = if exited {
                     "exited".to_string()
                 } else {
-                    format!("did not answer PING within {} s", START_WAIT.as_secs())
+                    format!("did not serve within {} s", START_WAIT.as_secs())
                 };
                 return Err(format!(
                     "region {} {what}; see {}",
@@ -529,6 +530,16 @@ fn ping(port: u16) -> Result<(), String> {
     match command(port, None, &["PING"])? {
         Reply::Simple(s) if s == "PONG" => Ok(()),
         other => Err(format!("unexpected reply {other}")),
+    }
+}
+
+/// Whether the node serves requests: a read that reaches its replica is not answered
+/// `-LOADING` (see the module documentation).
+fn serving(port: u16) -> bool {
+    match command(port, &["GET", "converge:cluster-up"]) {
+        Ok(Reply::Error(e)) => !e.starts_with("LOADING"),
+        Ok(_) => true,
+        Err(_) => false,
     }
 }
 

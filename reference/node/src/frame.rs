@@ -3,9 +3,15 @@
 //! Every frame is a 4-byte big-endian body length, then the body; the body's first byte is its
 //! kind:
 //! - `Hello` (kind 1), the first frame on every link, from the dialer: magic `CVGP`, version,
-//!   the sender's replica id and the cluster fingerprint (a hash of the member list, see
-//!   `config`). A receiver refuses a link whose magic, version, fingerprint or sender it does not
-//!   expect, so a misconfigured peer never feeds it payloads meant for another cluster.
+//!   the sender's replica id, the cluster fingerprint (a hash of the member list, see
+//!   `config`) and the sender's incarnation (the nonce its store drew when it was created; 0 for
+//!   a node without a data directory). A receiver refuses a link whose magic, version,
+//!   fingerprint or sender it does not expect, so a misconfigured peer never feeds it payloads
+//!   meant for another cluster.
+//! - `Welcome` (kind 3) and `Refused` (kind 4), the acceptor's only frames, written back on the
+//!   link once it has checked the `Hello`: `Welcome` when it accepted the sender's incarnation,
+//!   `Refused` with the incarnation it knows when it knows another one (the sender lost its
+//!   disk and must not reuse its identity; see docs/protocol.md § identity).
 //! - `Data` (kind 2): the sender's HLC stamp when it queued the frame (the receiver observes it
 //!   and derives the replication lag in ms from it), then one `Replica` payload, opaque here
 //!   (the replica validates it).
@@ -19,12 +25,20 @@
 
 /// The first bytes of a `Hello`.
 pub const MAGIC: [u8; 4] = *b"CVGP";
-/// The framing version; bumped on any incompatible change.
-pub const VERSION: u8 = 1;
+/// The framing version; bumped on any incompatible change. Version 2 added the incarnation to
+/// the `Hello` and the `Welcome` and `Refused` answers.
+pub const VERSION: u8 = 2;
 
 const KIND_HELLO: u8 = 1;
 const KIND_DATA: u8 = 2;
-const HELLO_LEN: usize = 1 + 4 + 1 + 8 + 8;
+const KIND_WELCOME: u8 = 3;
+const KIND_REFUSED: u8 = 4;
+const HELLO_LEN: usize = 1 + 4 + 1 + 8 + 8 + 8;
+const REFUSED_LEN: usize = 1 + 8;
+/// The largest frame a link may carry before its `Hello` is verified: the `Hello` itself. A
+/// reader passes this as the maximum for the first frame, so a connection that has not said who
+/// it is cannot make the node buffer more than this plus one read.
+pub const HELLO_FRAME_BYTES: usize = HELLO_LEN;
 
 /// One decoded frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +49,16 @@ pub enum Frame {
         sender: u64,
         /// The hash of the cluster description the sender runs with.
         fingerprint: u64,
+        /// The nonce the sender's store drew when it was created; 0: the sender keeps no store.
+        incarnation: u64,
+    },
+    /// The acceptor's answer to a `Hello` it accepted.
+    Welcome,
+    /// The acceptor's answer to a `Hello` whose incarnation is not the one it first accepted
+    /// from that sender: the sender restarted on a store that forgot its earlier life.
+    Refused {
+        /// The incarnation the acceptor knows of the sender.
+        known: u64,
     },
     /// A replication payload.
     Data {
@@ -66,6 +90,9 @@ pub enum FrameError {
     /// A `Data` frame too short to hold its stamp.
     #[error("data frame too short")]
     ShortData,
+    /// A `Welcome` or `Refused` of the wrong size.
+    #[error("malformed answer to a hello")]
+    BadAnswer,
 }
 
 impl FrameError {
@@ -78,12 +105,13 @@ impl FrameError {
             FrameError::BadHello => "frame_bad_hello",
             FrameError::Version(_) => "frame_version",
             FrameError::ShortData => "frame_short_data",
+            FrameError::BadAnswer => "frame_bad_answer",
         }
     }
 }
 
 /// Encodes a `Hello`.
-pub fn encode_hello(sender: u64, fingerprint: u64) -> Vec<u8> {
+pub fn encode_hello(sender: u64, fingerprint: u64, incarnation: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + HELLO_LEN);
     out.extend_from_slice(&(HELLO_LEN as u32).to_be_bytes());
     out.push(KIND_HELLO);
@@ -91,6 +119,22 @@ pub fn encode_hello(sender: u64, fingerprint: u64) -> Vec<u8> {
     out.push(VERSION);
     out.extend_from_slice(&sender.to_be_bytes());
     out.extend_from_slice(&fingerprint.to_be_bytes());
+    out.extend_from_slice(&incarnation.to_be_bytes());
+    out
+}
+
+/// Encodes a `Welcome`.
+pub fn encode_welcome() -> Vec<u8> {
+    let mut out = 1u32.to_be_bytes().to_vec();
+    out.push(KIND_WELCOME);
+    out
+}
+
+/// Encodes a `Refused` naming the incarnation the acceptor knows.
+pub fn encode_refused(known: u64) -> Vec<u8> {
+    let mut out = (REFUSED_LEN as u32).to_be_bytes().to_vec();
+    out.push(KIND_REFUSED);
+    out.extend_from_slice(&known.to_be_bytes());
     out
 }
 
@@ -135,14 +179,21 @@ pub fn decode(buf: &[u8], max_frame_bytes: usize) -> Result<Option<(Frame, usize
             if body[5] != VERSION {
                 return Err(FrameError::Version(body[5]));
             }
-            match (u64_at(body, 6), u64_at(body, 14)) {
-                (Some(sender), Some(fingerprint)) => Frame::Hello {
+            match (u64_at(body, 6), u64_at(body, 14), u64_at(body, 22)) {
+                (Some(sender), Some(fingerprint), Some(incarnation)) => Frame::Hello {
                     sender,
                     fingerprint,
+                    incarnation,
                 },
                 _ => return Err(FrameError::BadHello),
             }
         }
+        Some(&KIND_WELCOME) if body.len() == 1 => Frame::Welcome,
+        Some(&KIND_REFUSED) => match (body.len(), u64_at(body, 1)) {
+            (REFUSED_LEN, Some(known)) => Frame::Refused { known },
+            _ => return Err(FrameError::BadAnswer),
+        },
+        Some(&KIND_WELCOME) => return Err(FrameError::BadAnswer),
         Some(&KIND_DATA) => match u64_at(body, 1) {
             Some(stamp) => Frame::Data {
                 stamp,
@@ -161,13 +212,16 @@ mod tests {
 
     #[test]
     fn frames_round_trip_split_at_every_byte() {
-        let mut wire = encode_hello(7, 0xdead_beef);
+        let mut wire = encode_hello(7, 0xdead_beef, 0x1234_5678_9abc);
         wire.extend(encode_data(42, b"payload").unwrap());
         wire.extend(encode_data(43, b"").unwrap());
+        wire.extend(encode_welcome());
+        wire.extend(encode_refused(99));
         let expect = vec![
             Frame::Hello {
                 sender: 7,
                 fingerprint: 0xdead_beef,
+                incarnation: 0x1234_5678_9abc,
             },
             Frame::Data {
                 stamp: 42,
@@ -177,6 +231,8 @@ mod tests {
                 stamp: 43,
                 payload: Vec::new(),
             },
+            Frame::Welcome,
+            Frame::Refused { known: 99 },
         ];
         for cut in 0..=wire.len() {
             let mut buf = wire[..cut].to_vec();
@@ -205,12 +261,28 @@ mod tests {
             decode(&[0, 0, 0, 3, KIND_DATA, 1, 2], 1024),
             Err(FrameError::ShortData)
         );
-        let mut hello = encode_hello(1, 2);
+        let mut hello = encode_hello(1, 2, 3);
         hello[5] = b'X';
         assert_eq!(decode(&hello, 1024), Err(FrameError::BadHello));
-        let mut hello = encode_hello(1, 2);
+        let mut hello = encode_hello(1, 2, 3);
         hello[9] = 9;
         assert_eq!(decode(&hello, 1024), Err(FrameError::Version(9)));
+        // A version-1 hello (no incarnation) is refused for its version, not misread.
+        let mut old = encode_hello(1, 2, 3);
+        old.truncate(old.len() - 8);
+        old[..4].copy_from_slice(&22u32.to_be_bytes());
+        old[9] = 1;
+        assert_eq!(decode(&old, 1024), Err(FrameError::BadHello));
+        assert_eq!(
+            decode(&[0, 0, 0, 2, KIND_WELCOME, 0], 1024),
+            Err(FrameError::BadAnswer)
+        );
+        assert_eq!(
+            decode(&[0, 0, 0, 2, KIND_REFUSED, 0], 1024),
+            Err(FrameError::BadAnswer)
+        );
+        // A hello is exactly the pre-hello maximum.
+        assert!(decode(&encode_hello(1, 2, 3), HELLO_FRAME_BYTES).is_ok());
         // Every prefix of garbage is either incomplete or an error, never a panic.
         let junk = [
             0u8, 0, 0, 20, 1, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,

@@ -2,7 +2,7 @@
 //! [`DurableDelta`] at a time.
 //!
 //! # Layout
-//! One database file, `<dir>/durable.redb`, with four tables:
+//! One database file, `<dir>/durable.redb`, with five tables:
 //! - `keys`: key bytes → the key's state, [`KeyState::encode`]d. A delta's key replaces the
 //!   stored state whole (the replica hands out the joined state, not a δ).
 //! - `oplog`: `(origin, seq)` → the entry, [`Entry::encode`]d. The tuple key orders the table by
@@ -13,10 +13,34 @@
 //!   be chosen, so it is written in the same transaction as the rest of the delta.
 //! - `meta`: `"meta"` → the [`DurableMeta`] (HLC, last sequence number, frontier, horizon, the
 //!   consensus round mark), and
-//!   `"format"` → this layout's version. The meta is stored as a [`Durable::encode`] image with no
+//!   `"format"` → this layout's version, `"incarnation"` → the nonce drawn when the store
+//!   was created, and `"accepted"` (present once every peer accepted that incarnation). The meta is stored as a [`Durable::encode`] image with no
 //!   keys and no entries, so it reuses the core's versioned, validated codec rather than a second
 //!   encoding of the same clocks that could drift from it.
+//! - `peers`: a member's replica id → the incarnation of it this node first accepted (see
+//!   [`Store::record_peer`]).
 //!
+//! # Checksums
+//! Every stored value but the one-byte layout version is sealed: a CRC-32 of the table's name,
+//! the record's key bytes and the value, then the value. [`Store::load`] checks each seal before
+//! decoding, so a flipped bit in a value (a counter component that decodes fine but wrongly) or
+//! in a key (which would file the value under another key, or drop it) is refused with the
+//! table and key named, never merged into the replica and spread to every region. The version
+//! byte is not sealed: it is read before anything else, and a flipped one is an unknown layout,
+//! refused all the same. A store of layout 1 (no seals) is migrated once, when it is opened,
+//! with a log line: its values are sealed as they are, which is no weaker than before.
+//!
+//! # Identity
+//! A store records, when it is created, a random nonce: the **incarnation** of the replica that
+//! runs on it. [`Store::created`] says whether this open created the file, and
+//! [`Store::accepted`] whether every peer has accepted the incarnation since (the node marks it
+//! with [`Store::mark_accepted`]): a store that was created but never accepted stays new across
+//! restarts, so a node refused by a peer cannot slip past the check by simply being started
+//! again on the store its refused start created. A store never
+//! recreates itself over an existing file: a zero-length `durable.redb` (a disk that lost it)
+//! is refused, as is any file redb does not open. Peers compare the incarnation with the one
+//! they first accepted (see `server::peer`), so a region that lost its disk cannot come back
+//! under its old identity and reuse sequence numbers its peers already hold.
 //! # One transaction per delta: the group commit
 //! [`Store::apply`] writes a whole delta in one redb write transaction committed with
 //! [`Durability::Immediate`] (fsync before `commit` returns), so a crash leaves either all of a
@@ -44,7 +68,7 @@ use converge_core::replica::{
     DecodeError, Durable, DurableDelta, DurableMeta, Entry, Key, KeyState, decode_record,
     encode_record,
 };
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -54,13 +78,23 @@ const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
 const OPLOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("oplog");
 /// Key bytes → encoded consensus record.
 const STRONG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("strong");
-/// `"meta"` → the meta as a [`Durable::encode`] image; `"format"` → [`FORMAT`].
+/// `"meta"` → the meta as a [`Durable::encode`] image; `"format"` → [`FORMAT`];
+/// `"incarnation"` → the nonce, 8 bytes big-endian.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// A member's replica id → the incarnation first accepted from it, 8 bytes big-endian.
+const PEERS: TableDefinition<u64, &[u8]> = TableDefinition::new("peers");
 const META_KEY: &str = "meta";
 const FORMAT_KEY: &str = "format";
+const INCARNATION_KEY: &str = "incarnation";
+const ACCEPTED_KEY: &str = "accepted";
 /// The version of this layout. A later layout bumps it, and an older binary then refuses the
-/// file instead of misreading it.
-const FORMAT: u8 = 1;
+/// file instead of misreading it. 2 sealed every value (see § checksums) and added the
+/// incarnation and the `peers` table.
+const FORMAT: u8 = 2;
+/// The layout without seals, migrated on open.
+const FORMAT_UNSEALED: u8 = 1;
+/// Bytes of a seal in front of every stored value.
+const SEAL_BYTES: usize = 4;
 /// The database file inside the store's directory.
 const FILE_NAME: &str = "durable.redb";
 /// redb's page cache. Its default (1 GiB) is sized for one big database per machine; a node's
@@ -114,6 +148,37 @@ pub enum StoreError {
         /// What does not fit.
         what: String,
     },
+    /// A stored record's seal does not match its table, key and value: the disk changed it.
+    #[error(
+        "the store {path} is corrupt: the record {key} of table `{table}` fails its checksum \
+         (the disk changed it; restore the data directory from a backup or rebuild this region)"
+    )]
+    Checksum {
+        /// The database file.
+        path: PathBuf,
+        /// The table.
+        table: &'static str,
+        /// The record's key, printed.
+        key: String,
+    },
+    /// The database file exists but is empty: the disk lost it. It is never recreated in place,
+    /// since the node would come back under its old identity with its history forgotten.
+    #[error(
+        "the store {path} is an empty file: the disk lost it or the volume is not mounted; \
+         restore it, or remove the file to start this region from nothing"
+    )]
+    EmptyFile {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The OS gave no randomness for a new store's incarnation.
+    #[error("cannot draw the incarnation of the new store {path}: {message}")]
+    Random {
+        /// The database file.
+        path: PathBuf,
+        /// The OS error.
+        message: String,
+    },
 }
 
 /// A replica's durable state on disk: see the module documentation.
@@ -121,6 +186,12 @@ pub struct Store {
     /// Always `Some` until `drop`, which takes it to drop it under `guarded` (see there).
     db: Option<Database>,
     path: PathBuf,
+    /// The nonce drawn when the store was created (never 0).
+    incarnation: u64,
+    /// Whether this open created the store.
+    created: bool,
+    /// Whether every peer accepted the incarnation (see [`Store::accepted`]).
+    accepted: bool,
 }
 
 impl Store {
@@ -137,6 +208,11 @@ impl Store {
             source,
         })?;
         let path = dir.join(FILE_NAME);
+        // redb would format a zero-length file as a new database: refuse it instead (see
+        // `StoreError::EmptyFile`).
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            return Err(StoreError::EmptyFile { path });
+        }
         // The v3 file format is what redb 3 reads natively; creating files in it now means the
         // move to redb 3 (once the workspace's rust-version allows it) needs no upgrade step.
         let db = Database::builder()
@@ -144,7 +220,13 @@ impl Store {
             .create_with_file_format_v3(true)
             .create(&path)
             .map_err(|e| db_error(&path, e))?;
-        let store = Store { db: Some(db), path };
+        let mut store = Store {
+            db: Some(db),
+            path,
+            incarnation: 0,
+            created: false,
+            accepted: false,
+        };
         store.init_tables()?;
         Ok(store)
     }
@@ -154,34 +236,242 @@ impl Store {
         &self.path
     }
 
-    /// Creates the tables and records the layout version if this is a new file; refuses a file
-    /// written in another layout.
-    fn init_tables(&self) -> Result<(), StoreError> {
-        let tx = self.db()?.begin_write().map_err(|e| self.db_err(e))?;
-        {
+    /// The nonce drawn when this store was created: the incarnation of the replica on it.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Whether this very open created the store (no earlier life of the replica is on it).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Whether every peer has accepted this store's incarnation ([`Store::mark_accepted`]), as
+    /// it was when the store was opened. `false` for a new store until then, across restarts.
+    pub fn accepted(&self) -> bool {
+        self.accepted
+    }
+
+    /// Records, durably, that every peer accepted this store's incarnation.
+    pub fn mark_accepted(&self) -> Result<(), StoreError> {
+        guarded(&self.path, || {
+            let mut tx = self.db()?.begin_write().map_err(|e| self.db_err(e))?;
+            tx.set_durability(Durability::Immediate);
+            {
+                let mut meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
+                let sealed = seal("meta", ACCEPTED_KEY.as_bytes(), &[1]);
+                meta.insert(ACCEPTED_KEY, sealed.as_slice())
+                    .map_err(|e| self.db_err(e))?;
+            }
+            tx.commit().map_err(|e| self.db_err(e))
+        })
+    }
+
+    /// Creates the tables, the layout version and the incarnation if this is a new file;
+    /// migrates a file of the unsealed layout; refuses a file written in another layout.
+    fn init_tables(&mut self) -> Result<(), StoreError> {
+        let mut tx = self.db()?.begin_write().map_err(|e| self.db_err(e))?;
+        tx.set_durability(Durability::Immediate);
+        let format = {
             tx.open_table(KEYS).map_err(|e| self.db_err(e))?;
             tx.open_table(OPLOG).map_err(|e| self.db_err(e))?;
             // Created here for a database written before consensus existed, too.
             tx.open_table(STRONG).map_err(|e| self.db_err(e))?;
-            let mut meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
-            let format = meta
-                .get(FORMAT_KEY)
+            tx.open_table(PEERS).map_err(|e| self.db_err(e))?;
+            let meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
+            meta.get(FORMAT_KEY)
                 .map_err(|e| self.db_err(e))?
-                .map(|v| v.value().to_vec());
-            match format.as_deref() {
-                None => {
-                    meta.insert(FORMAT_KEY, [FORMAT].as_slice())
-                        .map_err(|e| self.db_err(e))?;
-                }
-                Some([FORMAT]) => {}
-                Some(other) => {
-                    return Err(self.inconsistent(format!(
-                        "layout version {other:?}, this build reads {FORMAT}"
-                    )));
-                }
+                .map(|v| v.value().to_vec())
+        };
+        let (incarnation, created, accepted) = match format.as_deref() {
+            None => (self.new_incarnation(&tx)?, true, false),
+            Some([FORMAT]) => {
+                let meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
+                let sealed = meta
+                    .get(INCARNATION_KEY)
+                    .map_err(|e| self.db_err(e))?
+                    .map(|v| v.value().to_vec())
+                    .ok_or_else(|| self.inconsistent("no incarnation is stored".to_string()))?;
+                let bytes = self.unseal("meta", INCARNATION_KEY.as_bytes(), &sealed, || {
+                    format!("{INCARNATION_KEY:?}")
+                })?;
+                let bytes: [u8; 8] = bytes
+                    .try_into()
+                    .map_err(|_| self.inconsistent("the incarnation is not 8 bytes".to_string()))?;
+                let accepted = match meta.get(ACCEPTED_KEY).map_err(|e| self.db_err(e))? {
+                    Some(v) => {
+                        let flag =
+                            self.unseal("meta", ACCEPTED_KEY.as_bytes(), v.value(), || {
+                                format!("{ACCEPTED_KEY:?}")
+                            })?;
+                        flag == [1]
+                    }
+                    None => false,
+                };
+                (u64::from_be_bytes(bytes), false, accepted)
             }
+            // A store of the old layout holds an earlier life: it is not new, and its peers,
+            // which ran the old framing, know no incarnation of it yet.
+            Some([FORMAT_UNSEALED]) => {
+                self.migrate_unsealed(&tx)?;
+                let incarnation = self.new_incarnation(&tx)?;
+                let mut meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
+                let sealed = seal("meta", ACCEPTED_KEY.as_bytes(), &[1]);
+                meta.insert(ACCEPTED_KEY, sealed.as_slice())
+                    .map_err(|e| self.db_err(e))?;
+                (incarnation, false, true)
+            }
+            Some(other) => {
+                return Err(self.inconsistent(format!(
+                    "layout version {other:?}, this build reads {FORMAT}"
+                )));
+            }
+        };
+        tx.commit().map_err(|e| self.db_err(e))?;
+        self.incarnation = incarnation;
+        self.created = created;
+        self.accepted = accepted;
+        Ok(())
+    }
+
+    /// Draws and records the incarnation of a new (or newly migrated) store, and the layout.
+    fn new_incarnation(&self, tx: &WriteTransaction) -> Result<u64, StoreError> {
+        // 0 means "no store" in a peer `Hello`, so it is never drawn.
+        let incarnation = getrandom::u64()
+            .map_err(|e| StoreError::Random {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?
+            .max(1);
+        let mut meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
+        meta.insert(FORMAT_KEY, [FORMAT].as_slice())
+            .map_err(|e| self.db_err(e))?;
+        let sealed = seal(
+            "meta",
+            INCARNATION_KEY.as_bytes(),
+            &incarnation.to_be_bytes(),
+        );
+        meta.insert(INCARNATION_KEY, sealed.as_slice())
+            .map_err(|e| self.db_err(e))?;
+        Ok(incarnation)
+    }
+
+    /// Seals every value of a layout-1 store in place (see § checksums). Runs in the open's
+    /// transaction, so a crash leaves the store wholly in one layout or the other.
+    fn migrate_unsealed(&self, tx: &WriteTransaction) -> Result<(), StoreError> {
+        let mut keys = tx.open_table(KEYS).map_err(|e| self.db_err(e))?;
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = keys
+            .iter()
+            .map_err(|e| self.db_err(e))?
+            .map(|r| r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db_err(e))?;
+        let key_rows = rows.len();
+        for (k, v) in rows {
+            keys.insert(k.as_slice(), seal("keys", &k, &v).as_slice())
+                .map_err(|e| self.db_err(e))?;
         }
-        tx.commit().map_err(|e| self.db_err(e))
+        let mut oplog = tx.open_table(OPLOG).map_err(|e| self.db_err(e))?;
+        let rows: Vec<((u64, u64), Vec<u8>)> = oplog
+            .iter()
+            .map_err(|e| self.db_err(e))?
+            .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec())))
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db_err(e))?;
+        let entries = rows.len();
+        for (k, v) in rows {
+            oplog
+                .insert(k, seal("oplog", &oplog_key(k), &v).as_slice())
+                .map_err(|e| self.db_err(e))?;
+        }
+        let mut strong = tx.open_table(STRONG).map_err(|e| self.db_err(e))?;
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = strong
+            .iter()
+            .map_err(|e| self.db_err(e))?
+            .map(|r| r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db_err(e))?;
+        let records = rows.len();
+        for (k, v) in rows {
+            strong
+                .insert(k.as_slice(), seal("strong", &k, &v).as_slice())
+                .map_err(|e| self.db_err(e))?;
+        }
+        let mut meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
+        let old = meta
+            .get(META_KEY)
+            .map_err(|e| self.db_err(e))?
+            .map(|v| v.value().to_vec());
+        if let Some(v) = old {
+            meta.insert(META_KEY, seal("meta", META_KEY.as_bytes(), &v).as_slice())
+                .map_err(|e| self.db_err(e))?;
+        }
+        tracing::warn!(
+            path = %self.path.display(),
+            keys = key_rows,
+            entries,
+            records,
+            "migrated the store from layout {FORMAT_UNSEALED} (no checksums) to {FORMAT}: \
+             every stored value is now sealed"
+        );
+        Ok(())
+    }
+
+    /// The incarnation first accepted from each member (see [`Store::record_peer`]), every
+    /// record's seal checked.
+    pub fn peers(&self) -> Result<BTreeMap<u64, u64>, StoreError> {
+        guarded(&self.path, || {
+            let tx = self.db()?.begin_read().map_err(|e| self.db_err(e))?;
+            let table = tx.open_table(PEERS).map_err(|e| self.db_err(e))?;
+            let mut out = BTreeMap::new();
+            for row in table.iter().map_err(|e| self.db_err(e))? {
+                let (k, v) = row.map_err(|e| self.db_err(e))?;
+                let id = k.value();
+                let bytes =
+                    self.unseal("peers", &id.to_be_bytes(), v.value(), || format!("n{id}"))?;
+                let inc = <[u8; 8]>::try_from(bytes).map_err(|_| {
+                    self.inconsistent(format!("the incarnation of n{id} is not 8 bytes"))
+                })?;
+                out.insert(id, u64::from_be_bytes(inc));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records, durably, that `incarnation` is the life of member `id` this node accepted. The
+    /// peer reader calls it once per member, before it admits the member's first link.
+    pub fn record_peer(&self, id: u64, incarnation: u64) -> Result<(), StoreError> {
+        guarded(&self.path, || {
+            let mut tx = self.db()?.begin_write().map_err(|e| self.db_err(e))?;
+            tx.set_durability(Durability::Immediate);
+            {
+                let mut table = tx.open_table(PEERS).map_err(|e| self.db_err(e))?;
+                let sealed = seal("peers", &id.to_be_bytes(), &incarnation.to_be_bytes());
+                table
+                    .insert(id, sealed.as_slice())
+                    .map_err(|e| self.db_err(e))?;
+            }
+            tx.commit().map_err(|e| self.db_err(e))
+        })
+    }
+
+    /// The value under a record's seal, or [`StoreError::Checksum`] naming `table` and the key
+    /// (`name` prints it).
+    fn unseal<'a>(
+        &self,
+        table: &'static str,
+        key: &[u8],
+        stored: &'a [u8],
+        name: impl FnOnce() -> String,
+    ) -> Result<&'a [u8], StoreError> {
+        match stored.split_at_checked(SEAL_BYTES) {
+            Some((crc, value)) if crc == checksum(table, key, value).to_be_bytes() => Ok(value),
+            _ => Err(StoreError::Checksum {
+                path: self.path.clone(),
+                table,
+                key: name(),
+            }),
+        }
     }
 
     /// The stored state, or `None` if nothing was ever persisted here. Every value is decoded and
@@ -197,7 +487,12 @@ impl Store {
         let tx = self.db()?.begin_read().map_err(|e| self.db_err(e))?;
         let meta_table = tx.open_table(META).map_err(|e| self.db_err(e))?;
         let meta = match meta_table.get(META_KEY).map_err(|e| self.db_err(e))? {
-            Some(v) => Some(self.decode_meta(v.value())?),
+            Some(v) => {
+                let bytes = self.unseal("meta", META_KEY.as_bytes(), v.value(), || {
+                    format!("{META_KEY:?}")
+                })?;
+                Some(self.decode_meta(bytes)?)
+            }
             None => None,
         };
         let keys_table = tx.open_table(KEYS).map_err(|e| self.db_err(e))?;
@@ -205,7 +500,8 @@ impl Store {
         for row in keys_table.iter().map_err(|e| self.db_err(e))? {
             let (k, v) = row.map_err(|e| self.db_err(e))?;
             let key: Key = k.value().into();
-            let state = KeyState::decode(v.value()).map_err(|source| StoreError::Corrupt {
+            let bytes = self.unseal("keys", &key, v.value(), || printed(&key))?;
+            let state = KeyState::decode(bytes).map_err(|source| StoreError::Corrupt {
                 path: self.path.clone(),
                 what: format!("the state of key {:?}", String::from_utf8_lossy(&key)),
                 source,
@@ -217,7 +513,10 @@ impl Store {
         for row in oplog_table.iter().map_err(|e| self.db_err(e))? {
             let (k, v) = row.map_err(|e| self.db_err(e))?;
             let (origin, seq) = k.value();
-            let entry = Entry::decode(v.value()).map_err(|source| StoreError::Corrupt {
+            let bytes = self.unseal("oplog", &oplog_key((origin, seq)), v.value(), || {
+                format!("(n{origin}, {seq})")
+            })?;
+            let entry = Entry::decode(bytes).map_err(|source| StoreError::Corrupt {
                 path: self.path.clone(),
                 what: format!("oplog entry (n{origin}, {seq})"),
                 source,
@@ -235,7 +534,8 @@ impl Store {
         for row in strong_table.iter().map_err(|e| self.db_err(e))? {
             let (k, v) = row.map_err(|e| self.db_err(e))?;
             let key: Key = k.value().into();
-            let record = decode_record(v.value()).map_err(|source| StoreError::Corrupt {
+            let bytes = self.unseal("strong", &key, v.value(), || printed(&key))?;
+            let record = decode_record(bytes).map_err(|source| StoreError::Corrupt {
                 path: self.path.clone(),
                 what: format!(
                     "the consensus record of key {:?}",
@@ -276,14 +576,15 @@ impl Store {
         {
             let mut keys = tx.open_table(KEYS).map_err(|e| self.db_err(e))?;
             for (k, s) in &delta.keys {
-                keys.insert(&**k, s.encode().as_slice())
+                keys.insert(&**k, seal("keys", k, &s.encode()).as_slice())
                     .map_err(|e| self.db_err(e))?;
             }
             let mut oplog = tx.open_table(OPLOG).map_err(|e| self.db_err(e))?;
             let mut appended: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
             for e in &delta.appended {
+                let key = (e.origin.0, e.seq);
                 oplog
-                    .insert((e.origin.0, e.seq), e.encode().as_slice())
+                    .insert(key, seal("oplog", &oplog_key(key), &e.encode()).as_slice())
                     .map_err(|e| self.db_err(e))?;
                 appended.entry(e.origin.0).or_default().push(e.seq);
             }
@@ -325,11 +626,12 @@ impl Store {
             let mut strong = tx.open_table(STRONG).map_err(|e| self.db_err(e))?;
             for (k, r) in &delta.strong {
                 strong
-                    .insert(&**k, encode_record(r).as_slice())
+                    .insert(&**k, seal("strong", k, &encode_record(r)).as_slice())
                     .map_err(|e| self.db_err(e))?;
             }
             let mut meta = tx.open_table(META).map_err(|e| self.db_err(e))?;
-            meta.insert(META_KEY, encode_meta(&delta.meta).as_slice())
+            let sealed = seal("meta", META_KEY.as_bytes(), &encode_meta(&delta.meta));
+            meta.insert(META_KEY, sealed.as_slice())
                 .map_err(|e| self.db_err(e))?;
         }
         tx.commit().map_err(|e| self.db_err(e))
@@ -406,6 +708,39 @@ fn db_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
     }
 }
 
+/// The CRC-32 of a record: its table's name, its key bytes (length-prefixed, so a byte cannot
+/// move between key and value unseen) and its value.
+fn checksum(table: &str, key: &[u8], value: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(table.as_bytes());
+    h.update(&[0]);
+    h.update(&(key.len() as u64).to_be_bytes());
+    h.update(key);
+    h.update(value);
+    h.finalize()
+}
+
+/// A value as stored: its seal, then the value (see § checksums).
+fn seal(table: &str, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SEAL_BYTES + value.len());
+    out.extend_from_slice(&checksum(table, key, value).to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// The bytes an oplog record's seal covers for its `(origin, seq)` key.
+fn oplog_key((origin, seq): (u64, u64)) -> [u8; 16] {
+    let mut out = [0; 16];
+    out[..8].copy_from_slice(&origin.to_be_bytes());
+    out[8..].copy_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// A key as error messages print it.
+fn printed(key: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(key))
+}
+
 /// The meta as a [`Durable::encode`] image without keys or entries (see the module docs).
 fn encode_meta(meta: &DurableMeta) -> Vec<u8> {
     Durable {
@@ -418,379 +753,4 @@ fn encode_meta(meta: &DurableMeta) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::maelstrom::{Face, FaceConfig, Workload};
-    use converge_core::HlcTimestamp;
-    use converge_core::consensus::{Ballot, KeyRecord};
-    use converge_core::replica::KeyKind;
-    use serde_json::{Value as Json, json};
-
-    /// Three faces on virtual time, each persisting to a store and to an in-memory `Durable`
-    /// fed the same deltas, with some peer messages to n2 dropped under load so that
-    /// retransmission and anti-entropy have to repair it (with a capped oplog, its logs then
-    /// restart origins whose frontier jumped).
-    struct Cluster {
-        faces: Vec<Face>,
-        stores: Vec<Store>,
-        mem: Vec<Durable>,
-        dirs: Vec<tempfile::TempDir>,
-        config: FaceConfig,
-        now: u64,
-        sent: u64,
-        /// Drop every third peer message to n2 while set.
-        lossy: bool,
-        deltas: usize,
-    }
-
-    impl Cluster {
-        fn new(config: FaceConfig) -> Cluster {
-            let n = 3;
-            let dirs: Vec<_> = (0..n)
-                .map(|_| tempfile::tempdir().expect("a scratch dir"))
-                .collect();
-            let mut c = Cluster {
-                faces: (0..n).map(|_| Face::new(config.clone(), None)).collect(),
-                stores: dirs
-                    .iter()
-                    .map(|d| Store::open(d.path()).expect("a fresh store opens"))
-                    .collect(),
-                mem: vec![Durable::new(); n],
-                dirs,
-                config,
-                now: 1_000,
-                sent: 0,
-                lossy: true,
-                deltas: 0,
-            };
-            for i in 0..n {
-                c.input(i, &init_line(i, n));
-            }
-            c
-        }
-
-        /// One input to node `i`, then its outputs in the order of the rule: persist, then
-        /// deliver.
-        fn input(&mut self, i: usize, line: &str) {
-            self.faces[i].handle_line(self.now, line);
-            self.outputs(i);
-        }
-
-        fn outputs(&mut self, i: usize) {
-            if let Some(d) = self.faces[i].take_durable() {
-                self.stores[i]
-                    .apply(&d)
-                    .expect("the store persists the delta");
-                self.mem[i].apply(d);
-                self.deltas += 1;
-            }
-            let lines: Vec<String> = std::iter::from_fn(|| self.faces[i].poll_line()).collect();
-            for line in lines {
-                let msg: Json = serde_json::from_str(&line).expect("the face writes JSON");
-                let Some(to) = msg["dest"]
-                    .as_str()
-                    .and_then(|d| d.strip_prefix('n'))
-                    .and_then(|k| k.parse::<usize>().ok())
-                else {
-                    continue;
-                };
-                self.sent += 1;
-                if self.lossy && to == 2 && self.sent.is_multiple_of(3) {
-                    continue;
-                }
-                self.input(to, &line);
-            }
-        }
-
-        /// Advances virtual time by `ms`, firing due timers.
-        fn tick(&mut self, ms: u64) {
-            self.now += ms;
-            for i in 0..self.faces.len() {
-                if self.faces[i]
-                    .poll_timeout()
-                    .is_some_and(|at| at <= self.now)
-                {
-                    self.faces[i].handle_timeout(self.now);
-                    self.outputs(i);
-                }
-            }
-        }
-
-        /// Reopens every store from disk and checks it holds what `Durable::apply` holds.
-        fn check_reopened(&mut self) {
-            // redb locks its file: the old handles close first, as a crashed process's would.
-            self.stores.clear();
-            for i in 0..self.faces.len() {
-                self.stores
-                    .push(Store::open(self.dirs[i].path()).expect("the store reopens"));
-                let loaded = self.stores[i].load().expect("the store loads");
-                assert_eq!(loaded.as_ref(), Some(&self.mem[i]), "node n{i}");
-            }
-        }
-    }
-
-    fn init_line(i: usize, n: usize) -> String {
-        let ids: Vec<String> = (0..n).map(|k| format!("n{k}")).collect();
-        json!({"src": "c0", "dest": format!("n{i}"), "body":
-            {"type": "init", "msg_id": 1, "node_id": format!("n{i}"), "node_ids": ids}})
-        .to_string()
-    }
-
-    fn read(face: &mut Face, now: u64) -> Json {
-        face.handle_line(
-            now,
-            &json!({"src": "c9", "dest": "n0", "body": {"type": "read", "msg_id": 99}}).to_string(),
-        );
-        let _ = face.take_durable();
-        let line = face.poll_line().expect("a read is answered at once");
-        let msg: Json = serde_json::from_str(&line).expect("JSON");
-        msg["body"]["value"].clone()
-    }
-
-    fn run_cluster(config: FaceConfig) {
-        let mut c = Cluster::new(config);
-        for step in 0..240_i64 {
-            let i = (step % 3) as usize;
-            let add = json!({"src": "c1", "dest": format!("n{i}"), "body":
-                {"type": "add", "msg_id": 10 + step, "element": step}});
-            c.input(i, &add.to_string());
-            c.tick(7);
-            if step % 80 == 79 {
-                c.check_reopened();
-            }
-        }
-        c.lossy = false;
-        for _ in 0..2_000 {
-            c.tick(10);
-        }
-        c.check_reopened();
-        let appended: usize = c.mem.iter().map(|d| d.oplog.len()).sum();
-        assert!(c.deltas > 240, "deltas: {}, oplog: {appended}", c.deltas);
-        // A replica recovered from what the store loaded reads what the live one reads.
-        for i in 0..c.faces.len() {
-            let loaded = c.stores[i].load().expect("the store loads");
-            let mut recovered = Face::new(c.config.clone(), loaded);
-            recovered.handle_line(c.now, &init_line(i, c.faces.len()));
-            assert!(recovered.replica().is_some(), "n{i} recovers");
-            let _ = recovered.poll_line();
-            let now = c.now;
-            let want = read(&mut c.faces[i], now);
-            assert_eq!(read(&mut recovered, now), want, "n{i}");
-            assert_eq!(want.as_array().map(Vec::len), Some(240), "n{i} converged");
-        }
-    }
-
-    #[test]
-    fn stored_deltas_reload_as_durable_apply_builds_them() {
-        let mut config = FaceConfig::new(Workload::OrSet);
-        config.track_durable = true;
-        run_cluster(config);
-    }
-
-    #[test]
-    fn stored_deltas_reload_as_durable_apply_builds_them_with_a_capped_oplog() {
-        let mut config = FaceConfig::new(Workload::OrSet);
-        config.track_durable = true;
-        config.oplog_entries_max = Some(4);
-        run_cluster(config);
-    }
-
-    fn entry(origin: u64, seq: u64) -> Entry {
-        Entry {
-            origin: ReplicaId(origin),
-            seq,
-            stamp: HlcTimestamp::new(seq, 0),
-            deps: Default::default(),
-            key: b"k".to_vec().into_boxed_slice(),
-            delta: KeyState::empty(KeyKind::Counter),
-        }
-    }
-
-    #[test]
-    fn restarted_and_truncated_logs_keep_the_shape_durable_apply_gives() {
-        let dir = tempfile::tempdir().expect("a scratch dir");
-        let store = Store::open(dir.path()).expect("opens");
-        assert_eq!(
-            store.load().expect("loads"),
-            None,
-            "a fresh store holds nothing"
-        );
-        let deltas = [
-            (vec![(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)], vec![]),
-            // Origin 1's frontier jumped: its log restarts at 7.
-            (vec![(1, 7)], vec![]),
-            // Origin 2 continues, then jumps inside one delta: only 8, 9 remain.
-            (vec![(2, 3), (2, 4), (2, 8), (2, 9)], vec![]),
-            // Truncation after appending: 7 goes, 8 stays.
-            (vec![(1, 8)], vec![(1, 8)]),
-            // Everything of origin 2 acknowledged; origin 3 starts above 1.
-            (vec![(3, 5), (3, 6)], vec![(2, 10)]),
-        ];
-        let mut mem = Durable::new();
-        for (step, (appended, truncated)) in deltas.into_iter().enumerate() {
-            let delta = DurableDelta {
-                meta: DurableMeta {
-                    last_seq: step as u64,
-                    ..DurableMeta::default()
-                },
-                keys: vec![(
-                    format!("key{step}").into_bytes().into_boxed_slice(),
-                    KeyState::empty(KeyKind::Set),
-                )],
-                appended: appended.iter().map(|&(o, s)| entry(o, s)).collect(),
-                truncated: truncated.iter().map(|&(o, s)| (ReplicaId(o), s)).collect(),
-                // One consensus record per step, and the first one's replaced at the last.
-                strong: vec![(
-                    format!("seat{}", step % 4).into_bytes().into_boxed_slice(),
-                    promised(step as u64 + 1),
-                )],
-            };
-            store.apply(&delta).expect("persists");
-            mem.apply(delta);
-            assert_eq!(
-                store.load().expect("loads"),
-                Some(mem.clone()),
-                "step {step}"
-            );
-        }
-        let seqs: Vec<(u64, u64)> = mem.oplog.iter().map(|e| (e.origin.0, e.seq)).collect();
-        assert_eq!(seqs, [(1, 8), (3, 5), (3, 6)]);
-        drop(store);
-        let store = Store::open(dir.path()).expect("reopens");
-        assert_eq!(store.load().expect("loads"), Some(mem));
-    }
-
-    /// A store holding one key, one entry and a meta, closed.
-    fn filled() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().expect("a scratch dir");
-        let store = Store::open(dir.path()).expect("opens");
-        store
-            .apply(&DurableDelta {
-                meta: DurableMeta::default(),
-                keys: vec![(
-                    b"k".to_vec().into_boxed_slice(),
-                    KeyState::empty(KeyKind::Set),
-                )],
-                appended: vec![entry(1, 1)],
-                truncated: vec![],
-                strong: vec![(b"seat".to_vec().into_boxed_slice(), promised(3))],
-            })
-            .expect("persists");
-        dir
-    }
-
-    /// A consensus record that promised round `round` and decided nothing.
-    fn promised(round: u64) -> KeyRecord {
-        KeyRecord {
-            promised: Ballot {
-                round,
-                proposer: ReplicaId(1),
-            },
-            ..KeyRecord::default()
-        }
-    }
-
-    /// Overwrites one stored value behind the store's back.
-    fn tamper(dir: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
-        let db = Database::create(dir.join(FILE_NAME)).expect("redb opens the file");
-        let tx = db.begin_write().expect("a write transaction");
-        f(&tx);
-        tx.commit().expect("commits");
-    }
-
-    fn load_error(dir: &Path) -> String {
-        let store = Store::open(dir).expect("the file itself is sound");
-        match store.load() {
-            Ok(d) => panic!("a corrupt store loaded: {d:?}"),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn corrupt_values_are_errors_that_name_them() {
-        let garbage: &[u8] = &[0xff, 0x00, 0x13];
-        let dir = filled();
-        tamper(dir.path(), |tx| {
-            let mut t = tx.open_table(KEYS).expect("table");
-            t.insert(b"k".as_slice(), garbage).expect("insert");
-        });
-        let e = load_error(dir.path());
-        assert!(e.contains("corrupt") && e.contains("key \"k\""), "{e}");
-
-        let dir = filled();
-        tamper(dir.path(), |tx| {
-            let mut t = tx.open_table(OPLOG).expect("table");
-            t.insert((1, 1), garbage).expect("insert");
-        });
-        let e = load_error(dir.path());
-        assert!(e.contains("oplog entry (n1, 1)"), "{e}");
-
-        let dir = filled();
-        tamper(dir.path(), |tx| {
-            let mut t = tx.open_table(STRONG).expect("table");
-            t.insert(b"seat".as_slice(), garbage).expect("insert");
-        });
-        let e = load_error(dir.path());
-        assert!(e.contains("consensus record of key \"seat\""), "{e}");
-
-        let dir = filled();
-        tamper(dir.path(), |tx| {
-            let mut t = tx.open_table(OPLOG).expect("table");
-            t.insert((2, 1), entry(1, 1).encode().as_slice())
-                .expect("insert");
-        });
-        let e = load_error(dir.path());
-        assert!(e.contains("inconsistent") && e.contains("(n2, 1)"), "{e}");
-
-        let dir = filled();
-        tamper(dir.path(), |tx| {
-            let mut t = tx.open_table(META).expect("table");
-            t.insert(META_KEY, garbage).expect("insert");
-        });
-        let e = load_error(dir.path());
-        assert!(e.contains("the meta does not decode"), "{e}");
-
-        let dir = filled();
-        tamper(dir.path(), |tx| {
-            let mut t = tx.open_table(META).expect("table");
-            t.remove(META_KEY).expect("remove");
-        });
-        let e = load_error(dir.path());
-        assert!(e.contains("no meta"), "{e}");
-
-        let dir = filled();
-        tamper(dir.path(), |tx| {
-            let mut t = tx.open_table(META).expect("table");
-            t.insert(FORMAT_KEY, [FORMAT + 1].as_slice())
-                .expect("insert");
-        });
-        let e = Store::open(dir.path())
-            .err()
-            .expect("another layout is refused")
-            .to_string();
-        assert!(e.contains("layout version"), "{e}");
-    }
-
-    #[test]
-    fn a_file_that_is_not_a_database_is_an_error_not_a_panic() {
-        let dir = tempfile::tempdir().expect("a scratch dir");
-        std::fs::write(dir.path().join(FILE_NAME), vec![0x5a; 64 << 10]).expect("write");
-        let e = Store::open(dir.path())
-            .err()
-            .expect("garbage is refused")
-            .to_string();
-        assert!(e.contains(FILE_NAME), "{e}");
-
-        // A real store cut short, as a disk that lost its tail would leave it.
-        let dir = filled();
-        let path = dir.path().join(FILE_NAME);
-        let bytes = std::fs::read(&path).expect("read");
-        std::fs::write(&path, &bytes[..bytes.len() / 3]).expect("write");
-        match Store::open(dir.path()) {
-            // redb may repair a short file from its last good commit; whatever it recovers must
-            // load or fail with an error, not panic.
-            Ok(store) => drop(store.load()),
-            Err(e) => assert!(e.to_string().contains("corrupt"), "{e}"),
-        }
-    }
-}
+mod tests;

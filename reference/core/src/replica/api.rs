@@ -346,6 +346,10 @@ pub enum ClientError {
     /// the clock's logical counter ran out; stamping above it would drag this replica's clock.
     #[error("register stamped beyond the clock drift bound")]
     ClockDrift,
+    /// The node does not serve yet: its store is new and not every peer has accepted its
+    /// identity (a shell's answer; the replica never gives it). Definite: nothing was applied.
+    #[error("LOADING the node's store is new; it serves once every peer accepts its identity")]
+    Loading,
     /// The region's rights do not cover the withdrawal from a bounded counter: definite, the
     /// withdrawal had no effect. Either the counter's value is itself below the amount, or the
     /// rights to spend it are held by other replicas and did not reach this one by the deadline.

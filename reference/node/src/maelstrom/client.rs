@@ -337,6 +337,7 @@ fn error_code(e: &ClientError, is_write: bool) -> u32 {
         ClientError::Unavailable { .. }
         | ClientError::SessionTimeout
         | ClientError::Overloaded
+        | ClientError::Loading
         | ClientError::ClockDrift => error_code::TEMPORARILY_UNAVAILABLE,
         ClientError::WrongType { .. }
         | ClientError::BadToken

@@ -37,6 +37,11 @@ pub fn client_error(e: &ClientError) -> Resp {
         }
         ClientError::BadToken => Resp::err("session token names a replica outside this cluster"),
         ClientError::Overloaded => Resp::Error("BUSY too many pending requests".into()),
+        // Redis's code for "not serving yet": clients retry it.
+        ClientError::Loading => Resp::Error(
+            "LOADING the node's store is new; it serves once every peer accepts its identity"
+                .into(),
+        ),
         ClientError::Overflow => Resp::err("increment or decrement would overflow"),
         ClientError::ClockDrift => Resp::err("register stamped beyond the clock drift bound"),
         ClientError::PreconditionFailed { .. } => {

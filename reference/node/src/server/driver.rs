@@ -20,13 +20,19 @@
 //!   cursors.
 //! - A commit that fails stops the node ([`ServerError`]) rather than acknowledge what it could
 //!   not persist.
+//! - A node on a store created by this start (see `state::Identity`) is silent until every peer
+//!   has welcomed its incarnation: client requests are answered [`ClientError::Loading`] (a
+//!   definite error: nothing was applied), peer payloads are dropped (go-back-N re-sends them)
+//!   and the replica's timer does not run, so a region that lost its disk neither acknowledges
+//!   a write under sequence numbers its peers hold nor answers a consensus message with the
+//!   promises it forgot.
 
 use super::error::ServerError;
 use super::state::{Input, Node, now_ms};
 use crate::frame;
 use crate::store::{Store, StoreError};
 use crate::sync::{Arc, Ordering, lock};
-use converge_core::replica::{DurableDelta, Output, Replica, Reply, Stats, Transmit};
+use converge_core::replica::{ClientError, DurableDelta, Output, Replica, Reply, Stats, Transmit};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::error;
@@ -36,7 +42,20 @@ pub const STATS_EVERY: Duration = Duration::from_millis(200);
 /// The longest the driver sleeps without checking its timer (a cap, not a poll: inputs wake it).
 const TICK_MAX: Duration = Duration::from_millis(50);
 
-fn handle(replica: &mut Replica, input: Input) {
+fn handle(replica: &mut Replica, node: &Node, serving: bool, input: Input) {
+    if !serving {
+        // See the module documentation: nothing reaches the replica yet.
+        if let Input::Request(r) = input {
+            node.waiters.complete(
+                r.id,
+                Reply {
+                    id: r.id,
+                    result: Err(ClientError::Loading),
+                },
+            );
+        }
+        return;
+    }
     match input {
         Input::Request(r) => replica.handle_request(now_ms(), r),
         Input::Peer { from, payload } => replica.handle_message(now_ms(), from, &payload),
@@ -117,7 +136,20 @@ pub(super) async fn drive(
     let mut inflight: Option<InFlight> = None;
     // Inputs handled since the last commit started (their outputs wait in the replica).
     let mut group = 0u64;
+    // Whether inputs reach the replica (see the module documentation): a new store is marked
+    // accepted on disk before the first one does, so a crash after it serves cannot make it
+    // look new again, and a restart of a refused node cannot make it look accepted.
+    let mut serving = !node.identity.fresh;
     loop {
+        if !serving && node.serving() {
+            if let Some(store) = &store {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.mark_accepted())
+                    .await
+                    .map_err(|e| ServerError::Commit(e.to_string()))??;
+            }
+            serving = true;
+        }
         let now = now_ms();
         let wait = replica
             .poll_timeout()
@@ -148,7 +180,7 @@ pub(super) async fn drive(
             // A full group waits for the running commit instead of growing the held outputs.
             input = rx.recv(), if group < batch_max => match input {
                 Some(input) => {
-                    handle(&mut replica, input);
+                    handle(&mut replica, &node, serving, input);
                     group += 1;
                 }
                 // Every sender is gone: the node is shutting down.
@@ -160,14 +192,14 @@ pub(super) async fn drive(
         while group < batch_max {
             match rx.try_recv() {
                 Ok(input) => {
-                    handle(&mut replica, input);
+                    handle(&mut replica, &node, serving, input);
                     group += 1;
                 }
                 Err(_) => break,
             }
         }
         let now = now_ms();
-        if replica.poll_timeout().is_some_and(|at| at <= now) {
+        if serving && replica.poll_timeout().is_some_and(|at| at <= now) {
             replica.handle_timeout(now);
         }
         if inflight.is_none() {

@@ -28,6 +28,10 @@ pub enum ServerError {
     /// The runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// A peer knows another incarnation of this replica: the node must not run on this store
+    /// under this identity (see docs/protocol.md § identity).
+    #[error("{0}")]
+    Identity(String),
     /// A blocking commit task died.
     #[error("the commit thread failed: {0}")]
     Commit(String),

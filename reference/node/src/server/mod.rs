@@ -42,7 +42,7 @@ use crate::config::NodeConfig;
 use crate::store::Store;
 use crate::sync::Arc;
 use converge_core::replica::Replica;
-use state::{Node, now_ms};
+use state::{Identity, Node, now_ms};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::info;
@@ -73,6 +73,19 @@ pub async fn run(config: NodeConfig) -> Result<(), ServerError> {
         Some(dir) => Some(Arc::new(Store::open(dir)?)),
         None => None,
     };
+    let identity = match &store {
+        Some(s) => {
+            if !s.accepted() {
+                info!(
+                    incarnation = format_args!("{:#x}", s.incarnation()),
+                    created = s.created(),
+                    "new store: serving once every peer accepts this incarnation"
+                );
+            }
+            Identity::new(s.incarnation(), !s.accepted(), s.peers()?, Some(s.clone()))
+        }
+        None => Identity::in_memory(),
+    };
     let now = now_ms();
     let replica = match store.as_ref().map(|s| s.load()).transpose()?.flatten() {
         Some(durable) => {
@@ -97,7 +110,7 @@ pub async fn run(config: NodeConfig) -> Result<(), ServerError> {
         None => None,
     };
     let (tx, rx) = mpsc::channel(config.limits.inbox_max);
-    let node = Arc::new(Node::new(config, tx));
+    let node = Arc::new(Node::new(config, tx).with_identity(identity));
     info!(
         id = node.config.id,
         region = %node.config.region,
@@ -121,6 +134,11 @@ pub async fn run(config: NodeConfig) -> Result<(), ServerError> {
             Ok(r) => r,
             Err(e) => Err(ServerError::Commit(e.to_string())),
         },
+        () = node.identity.refused_signal.notified() => {
+            let why = crate::sync::lock(&node.identity.refused).take().unwrap_or_default();
+            tracing::error!("{why}");
+            Err(ServerError::Identity(why))
+        }
         () = shutdown_signal() => {
             info!("shutting down (every acknowledged write is already on disk)");
             Ok(())

@@ -20,15 +20,36 @@
 //!   until the heal, readers close, and new connections from the peer are refused.
 //! - Every wait is bounded: connect, `Hello`, writes and idle inbound links time out, and a
 //!   dialer's backoff stays within [`BACKOFF_MIN`]..=[`BACKOFF_MAX`].
+//!
+//! # Before the `Hello`
+//! A connection that has not yet said who it is costs the node as little as possible: at most
+//! [`PRE_HELLO_MAX`] of them are held at once (a new one closes the oldest, counted as
+//! `peer_pre_hello_evicted`: a real peer sends its `Hello` one round trip after connecting, so
+//! only a flood faster than that can evict it, while refusing the newest would let idle
+//! connections lock every peer out until their deadline), everything before the `Hello` is verified (reading it, and whatever
+//! handshake precedes it) must end within [`HELLO_TIMEOUT`] of the accept, and the only frame
+//! read before it is at most a `Hello`'s size ([`frame::HELLO_FRAME_BYTES`]), so a 16 MiB
+//! announcement is refused from its header. After the `Hello`, a frame that has started must
+//! arrive whole within [`FRAME_GRACE`] plus its length at [`FRAME_BYTES_PER_SEC_MIN`]: a peer
+//! dripping bytes cannot hold a link or a buffer for ever.
+//!
+//! # Identity
+//! The acceptor answers every `Hello` it accepts with `Welcome`, after recording (durably, once)
+//! the sender's incarnation if it knew none; a `Hello` carrying another incarnation than the
+//! recorded one is answered `Refused` and the link closed. A dialer that reads `Refused` stops
+//! the node (see `Identity`); one that reads `Welcome` marks its link welcomed, which a node on
+//! a new store waits for from every peer before it serves.
 
 use super::state::{Input, Link, Node, WRITE_TIMEOUT, now_ms};
+use crate::frame::HELLO_FRAME_BYTES;
 use crate::frame::{self, Frame};
 use crate::shared::Stamp;
-use crate::sync::{Arc, Ordering};
+use crate::sync::{Arc, Ordering, lock};
 use converge_core::ReplicaId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 /// Dial backoff: first retry, cap.
@@ -37,8 +58,17 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// A link that stayed up this long counts as healthy: its failure resets the dial backoff.
 const LINK_STABLE: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// A link whose peer sends no `Hello` this long after connecting is closed.
+/// A link whose `Hello` is not verified this long after its accept is closed (and a dialer
+/// waits this long for the answer to its `Hello`).
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most accepted connections waiting for their `Hello` at once; a new one closes the oldest.
+/// Generous for a cluster's members (each holds one link, redialed after a failure), small
+/// enough that idle connections cannot use up the node's file descriptors.
+pub(super) const PRE_HELLO_MAX: usize = 64;
+/// Once a frame's first byte has arrived, the frame must be whole within this...
+const FRAME_GRACE: Duration = Duration::from_secs(5);
+/// ...plus its announced length at this rate (a 16 MiB frame: 16 s more).
+const FRAME_BYTES_PER_SEC_MIN: u64 = 1 << 20;
 /// An inbound link silent this long is closed (anti-entropy keeps healthy links busy every
 /// second; the dialer on the other side reconnects).
 const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -113,12 +143,23 @@ async fn write_link(
     node: &Node,
     batch: &mut Vec<Vec<u8>>,
 ) -> &'static str {
-    let hello = frame::encode_hello(node.config.id, node.fingerprint);
+    let hello = frame::encode_hello(node.config.id, node.fingerprint, node.identity.incarnation);
     if !matches!(
         tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&hello)).await,
         Ok(Ok(()))
     ) {
         return "hello write failed";
+    }
+    // The acceptor's answer: whether it accepts this incarnation.
+    let mut answer = Vec::new();
+    match read_frame(&mut stream, &mut answer, HELLO_FRAME_BYTES, HELLO_TIMEOUT).await {
+        Ok(Frame::Welcome) => link.welcomed.store(true, Ordering::Relaxed),
+        Ok(Frame::Refused { known }) => {
+            refused(node, link, known);
+            return "refused: the peer knows another incarnation";
+        }
+        // A cut link on the other side, or a peer gone, closes without an answer.
+        Ok(_) | Err(_) => return "no answer to hello",
     }
     let mut buf = Vec::new();
     loop {
@@ -146,7 +187,41 @@ async fn write_link(
     }
 }
 
-/// Accepts peer connections for ever, one reader task each.
+/// Stops the node: peer `link` knows incarnation `known` of this replica, not this one.
+fn refused(node: &Node, link: &Link, known: u64) {
+    let id = &node.identity;
+    let me = node.config.id;
+    let (peer, region) = (link.spec.id, &link.spec.region);
+    let dir = node
+        .config
+        .data_dir
+        .as_ref()
+        .map_or_else(|| "(none)".to_string(), |d| d.display().to_string());
+    let why = if id.fresh {
+        format!(
+            "data directory {dir} was created by this start (or by an earlier start no peer \
+             accepted), but peer r{peer} ({region}) knows an earlier life of r{me} (incarnation {known:#x}, this one {:#x}): the disk was lost or \
+             not mounted, and this region would reuse sequence numbers its peers hold; restore \
+             the data directory (or mount its volume), or bring this region back under a replica \
+             id the cluster has never used",
+            id.incarnation
+        )
+    } else {
+        format!(
+            "peer r{peer} ({region}) knows another life of r{me} (incarnation {known:#x}, the \
+             store in {dir} is {:#x}): this data directory is not the one this region ran on",
+            id.incarnation
+        )
+    };
+    let mut slot = lock(&id.refused);
+    if slot.is_none() {
+        *slot = Some(why);
+        id.refused_signal.notify_one();
+    }
+}
+
+/// Accepts peer connections for ever, one reader task each, closing the oldest of those
+/// waiting for their `Hello` when [`PRE_HELLO_MAX`] already wait.
 pub(super) async fn accept_peers(listener: TcpListener, node: Arc<Node>) {
     loop {
         let (stream, addr) = match listener.accept().await {
@@ -157,23 +232,72 @@ pub(super) async fn accept_peers(listener: TcpListener, node: Arc<Node>) {
                 continue;
             }
         };
+        let accepted = Instant::now();
+        let pending = PreHello::enter(&node);
         let node = node.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            if let Err(why) = read_link(stream, &node).await {
+            if let Err(why) = read_link(stream, &node, accepted, pending).await {
                 warn!(%addr, reason = %why, "peer link closed");
             }
         });
     }
 }
 
-/// Reads one frame, with a timeout.
+/// One of the at most [`PRE_HELLO_MAX`] connections waiting for their `Hello`; leaving that
+/// state (or the task ending) frees the place.
+struct PreHello {
+    node: Arc<Node>,
+    id: u64,
+    /// Notified when a newer connection takes this one's place.
+    evicted: Arc<tokio::sync::Notify>,
+}
+
+impl PreHello {
+    /// Takes a place, closing the oldest waiting connection if all are taken.
+    fn enter(node: &Arc<Node>) -> PreHello {
+        let id = node.pre_hello_next.fetch_add(1, Ordering::Relaxed);
+        let evicted = Arc::new(tokio::sync::Notify::new());
+        let oldest = {
+            let mut waiting = lock(&node.pre_hello);
+            let oldest = if waiting.len() >= PRE_HELLO_MAX {
+                waiting.pop_front()
+            } else {
+                None
+            };
+            waiting.push_back((id, evicted.clone()));
+            oldest
+        };
+        if let Some((_, signal)) = oldest {
+            node.counters.bad_input("peer_pre_hello_evicted");
+            // Stored as a permit if its task is not waiting yet, so it cannot be missed.
+            signal.notify_one();
+        }
+        PreHello {
+            node: node.clone(),
+            id,
+            evicted,
+        }
+    }
+}
+
+impl Drop for PreHello {
+    fn drop(&mut self) {
+        lock(&self.node.pre_hello).retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// Reads one frame of at most `max` bytes. `idle` bounds the wait for its first byte; once it
+/// has started, the whole frame must arrive within [`FRAME_GRACE`] plus its length at
+/// [`FRAME_BYTES_PER_SEC_MIN`] (and no read may take longer than `idle`).
 async fn read_frame(
     stream: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
     max: usize,
-    timeout: Duration,
+    idle: Duration,
 ) -> Result<Frame, String> {
+    // Bytes already buffered belong to the frame now starting.
+    let mut started = (!buf.is_empty()).then(Instant::now);
     loop {
         match frame::decode(buf, max) {
             Ok(Some((f, used))) => {
@@ -183,22 +307,69 @@ async fn read_frame(
             Ok(None) => {}
             Err(e) => return Err(format!("bad frame ({}): {e}", e.kind())),
         }
+        let wait = match started {
+            None => idle,
+            Some(t) => {
+                let left = frame_budget(buf)
+                    .checked_sub(t.elapsed())
+                    .ok_or("frame arrived too slowly")?;
+                left.min(idle)
+            }
+        };
         let mut chunk = [0u8; 16 * 1024];
-        match tokio::time::timeout(timeout, stream.read(&mut chunk)).await {
+        match tokio::time::timeout(wait, stream.read(&mut chunk)).await {
             Ok(Ok(0)) => return Err("closed by peer".into()),
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Ok(n)) => {
+                started.get_or_insert_with(Instant::now);
+                buf.extend_from_slice(&chunk[..n]);
+            }
             Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) if started.is_some() => return Err("frame arrived too slowly".into()),
             Err(_) => return Err("timed out".into()),
         }
     }
 }
 
-/// Reads one accepted link: its `Hello`, then its data frames until it fails or is cut.
-async fn read_link(mut stream: TcpStream, node: &Node) -> Result<(), String> {
-    let max = node.config.limits.frame_bytes_max;
+/// How long the frame whose first bytes are in `buf` may take to arrive whole (see
+/// [`read_frame`]); only the grace until its length header is in.
+fn frame_budget(buf: &[u8]) -> Duration {
+    let announced = buf
+        .get(..4)
+        .and_then(|h| <[u8; 4]>::try_from(h).ok())
+        .map_or(0, |h| u64::from(u32::from_be_bytes(h)));
+    FRAME_GRACE + Duration::from_millis(announced.saturating_mul(1000) / FRAME_BYTES_PER_SEC_MIN)
+}
+
+/// Reads one accepted link: its `Hello` (verified and answered within [`HELLO_TIMEOUT`] of
+/// `accepted`), then its data frames until it fails or is cut.
+async fn read_link(
+    mut stream: TcpStream,
+    node: &Node,
+    accepted: Instant,
+    pending: PreHello,
+) -> Result<(), String> {
     let mut buf = Vec::new();
-    let hello = read_frame(&mut stream, &mut buf, max, HELLO_TIMEOUT).await;
-    let link = admit(node, hello)?;
+    let deadline = accepted + HELLO_TIMEOUT;
+    let before_hello = async {
+        let hello = read_frame(&mut stream, &mut buf, HELLO_FRAME_BYTES, HELLO_TIMEOUT).await;
+        let (link, answer) = admit(node, hello).await?;
+        let _ = stream.write_all(&answer).await;
+        link.ok_or_else(|| "refused: another incarnation".to_string())
+    };
+    let evicted = pending.evicted.clone();
+    let link = tokio::select! {
+        admitted = tokio::time::timeout_at(deadline, before_hello) => match admitted {
+            Ok(admitted) => admitted?,
+            Err(_) => {
+                node.counters.bad_input("peer_bad_hello");
+                return Err("no hello within the deadline".into());
+            }
+        },
+        () = evicted.notified() => {
+            return Err("closed for a newer connection: too many waiting for their hello".into());
+        }
+    };
+    drop(pending);
     info!(peer = link.spec.id, "peer link up (in)");
     link.in_up.fetch_add(1, Ordering::Relaxed);
     let result = read_data(&mut stream, &mut buf, link, node).await;
@@ -207,15 +378,21 @@ async fn read_link(mut stream: TcpStream, node: &Node) -> Result<(), String> {
 }
 
 /// Checks a link's first frame (or why there was none): the link of the configured, uncut
-/// peer whose `Hello` it is with this node's fingerprint, or why the link must close. Every
-/// refusal but a cut link is a bad input and counted.
-fn admit(node: &Node, hello: Result<Frame, String>) -> Result<&Arc<Link>, String> {
-    let (sender, fingerprint) = match hello {
+/// peer whose `Hello` it is with this node's fingerprint, with the answer to write back
+/// (`Welcome`; or `Refused` and no link, for another incarnation than the one recorded), or why
+/// the link must close without an answer. Every refusal but a cut link is a bad input and
+/// counted.
+async fn admit(
+    node: &Node,
+    hello: Result<Frame, String>,
+) -> Result<(Option<&Arc<Link>>, Vec<u8>), String> {
+    let (sender, fingerprint, incarnation) = match hello {
         Ok(Frame::Hello {
             sender,
             fingerprint,
-        }) => (sender, fingerprint),
-        Ok(Frame::Data { .. }) => {
+            incarnation,
+        }) => (sender, fingerprint, incarnation),
+        Ok(_) => {
             node.counters.bad_input("peer_no_hello");
             return Err("data before hello".into());
         }
@@ -238,7 +415,54 @@ fn admit(node: &Node, hello: Result<Frame, String>) -> Result<&Arc<Link>, String
     if link.cut.load(Ordering::Relaxed) {
         return Err(format!("link to {sender} is cut"));
     }
-    Ok(link)
+    match check_incarnation(node, sender, incarnation).await? {
+        None => Ok((Some(link), frame::encode_welcome())),
+        Some(known) => {
+            node.counters.bad_input("peer_incarnation");
+            warn!(
+                peer = sender,
+                incarnation = format_args!("{incarnation:#x}"),
+                known = format_args!("{known:#x}"),
+                "refused a peer that lost its data directory: it restarted as another incarnation"
+            );
+            Ok((None, frame::encode_refused(known)))
+        }
+    }
+}
+
+/// Whether `incarnation` is the life of `sender` this node accepts: `None` if so (recording it,
+/// durably, if it is the first one seen), or the incarnation it knows instead. Incarnation 0
+/// (a node without a store) is neither checked nor recorded.
+async fn check_incarnation(
+    node: &Node,
+    sender: u64,
+    incarnation: u64,
+) -> Result<Option<u64>, String> {
+    if incarnation == 0 {
+        return Ok(None);
+    }
+    let id = &node.identity;
+    {
+        let mut known = lock(&id.known);
+        match known.get(&sender) {
+            Some(&k) if k == incarnation => return Ok(None),
+            Some(&k) => return Ok(Some(k)),
+            // Claimed before it is on disk, so two links racing in cannot record two lives.
+            None => known.insert(sender, incarnation),
+        };
+    }
+    let Some(store) = id.store.clone() else {
+        return Ok(None);
+    };
+    let recorded =
+        tokio::task::spawn_blocking(move || store.record_peer(sender, incarnation)).await;
+    let why = match recorded {
+        Ok(Ok(())) => return Ok(None),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    lock(&id.known).remove(&sender);
+    Err(format!("cannot record the incarnation of {sender}: {why}"))
 }
 
 /// Reads data frames from an admitted link and feeds their payloads to the driver.
@@ -317,21 +541,30 @@ mod tests {
         assert_eq!(next_backoff(BACKOFF_MAX), BACKOFF_MAX);
     }
 
-    #[test]
-    fn admit_takes_a_hello_from_a_configured_peer_of_this_cluster() {
+    fn hello(sender: u64, fingerprint: u64, incarnation: u64) -> Result<Frame, String> {
+        Ok(Frame::Hello {
+            sender,
+            fingerprint,
+            incarnation,
+        })
+    }
+
+    /// The id of the admitted link, `None` if refused with an answer, or the error.
+    async fn admitted(node: &Node, frame: Result<Frame, String>) -> Result<Option<u64>, String> {
+        admit(node, frame).await.map(|(l, _)| l.map(|l| l.spec.id))
+    }
+
+    #[tokio::test]
+    async fn admit_takes_a_hello_from_a_configured_peer_of_this_cluster() {
         let (node, _rx) = testing::node(testing::config());
-        let hello = |sender, fingerprint| {
-            Ok(Frame::Hello {
-                sender,
-                fingerprint,
-            })
-        };
         let fp = node.fingerprint;
-        assert_eq!(admit(&node, hello(2, fp)).map(|l| l.spec.id), Ok(2));
+        let (link, answer) = admit(&node, hello(2, fp, 0)).await.expect("admitted");
+        assert_eq!(link.map(|l| l.spec.id), Some(2));
+        assert_eq!(answer, frame::encode_welcome());
         assert!(bad_inputs(&node).is_empty());
         let refused = [
-            (hello(1, fp ^ 1), "peer_fingerprint"),
-            (hello(7, fp), "peer_unknown"),
+            (hello(1, fp ^ 1, 0), "peer_fingerprint"),
+            (hello(7, fp, 0), "peer_unknown"),
             (
                 Ok(Frame::Data {
                     stamp: 0,
@@ -339,25 +572,130 @@ mod tests {
                 }),
                 "peer_no_hello",
             ),
+            (Ok(Frame::Welcome), "peer_no_hello"),
             (Err("timed out".to_string()), "peer_bad_hello"),
         ];
         for (frame, kind) in refused {
             let (node, _rx) = testing::node(testing::config());
-            assert!(admit(&node, frame).is_err(), "{kind}");
+            assert!(admitted(&node, frame).await.is_err(), "{kind}");
             assert_eq!(bad_inputs(&node), [(kind, 1)]);
         }
         // A cut link is refused without counting a bad input: the peer did nothing wrong.
         node.links[&1].cut.store(true, Ordering::Relaxed);
         assert_eq!(
-            admit(&node, hello(1, fp)).map(|l| l.spec.id),
+            admitted(&node, hello(1, fp, 0)).await,
             Err("link to 1 is cut".to_string())
         );
         assert!(bad_inputs(&node).is_empty());
     }
 
     #[tokio::test]
+    async fn a_peer_is_refused_when_it_comes_back_as_another_incarnation() {
+        let dir = tempfile::tempdir().expect("a scratch dir");
+        let store = Arc::new(crate::store::Store::open(dir.path()).expect("a store"));
+        let (node, _rx) = testing::node(testing::config());
+        let node = node.with_identity(super::super::state::Identity::new(
+            store.incarnation(),
+            false,
+            Default::default(),
+            Some(store.clone()),
+        ));
+        let fp = node.fingerprint;
+        // The first life of 1 is accepted and recorded on disk; the same life again too.
+        assert_eq!(admitted(&node, hello(1, fp, 0xaa)).await, Ok(Some(1)));
+        assert_eq!(admitted(&node, hello(1, fp, 0xaa)).await, Ok(Some(1)));
+        assert_eq!(store.peers().expect("peers"), [(1, 0xaa)].into());
+        // Another life is answered `Refused` naming the one known, and counted.
+        let (link, answer) = admit(&node, hello(1, fp, 0xbb)).await.expect("answered");
+        assert!(link.is_none());
+        assert_eq!(answer, frame::encode_refused(0xaa));
+        assert_eq!(bad_inputs(&node), [("peer_incarnation", 1)]);
+        // A node without a store (incarnation 0) is neither checked nor recorded.
+        assert_eq!(admitted(&node, hello(2, fp, 0)).await, Ok(Some(2)));
+        assert_eq!(store.peers().expect("peers"), [(1, 0xaa)].into());
+    }
+
+    #[test]
+    fn a_fresh_node_serves_once_every_peer_welcomed_it() {
+        let (node, _rx) = testing::node(testing::config());
+        let node = node.with_identity(super::super::state::Identity::new(
+            5,
+            true,
+            Default::default(),
+            None,
+        ));
+        assert!(!node.serving());
+        node.links[&1].welcomed.store(true, Ordering::Relaxed);
+        assert!(!node.serving(), "one peer of two is not enough");
+        node.links[&2].welcomed.store(true, Ordering::Relaxed);
+        assert!(node.serving());
+        // Latched: a link going down later does not stop the node serving.
+        node.links[&2].welcomed.store(false, Ordering::Relaxed);
+        assert!(node.serving());
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_beyond_the_cap_closes_the_oldest_waiting_one() {
+        let (node, _rx) = testing::node(testing::config());
+        let node = Arc::new(node);
+        let held: Vec<PreHello> = (0..PRE_HELLO_MAX).map(|_| PreHello::enter(&node)).collect();
+        assert!(bad_inputs(&node).is_empty());
+        let newest = PreHello::enter(&node);
+        assert_eq!(lock(&node.pre_hello).len(), PRE_HELLO_MAX);
+        assert_eq!(bad_inputs(&node), [("peer_pre_hello_evicted", 1)]);
+        // The oldest is told to close; the second oldest is not.
+        let told = |p: &PreHello| {
+            let signal = p.evicted.clone();
+            async move {
+                tokio::time::timeout(Duration::from_millis(50), signal.notified())
+                    .await
+                    .is_ok()
+            }
+        };
+        assert!(told(&held[0]).await);
+        assert!(!told(&held[1]).await);
+        drop(held);
+        drop(newest);
+        assert!(lock(&node.pre_hello).is_empty(), "every place is freed");
+    }
+
+    #[tokio::test]
+    async fn a_dripped_frame_is_cut_off_by_its_arrival_bound() {
+        let (mut tx, mut rx) = tokio::io::duplex(64);
+        // A data frame of 100 bytes announced, then one byte every 1.5 s.
+        let dripper = tokio::spawn(async move {
+            let _ = tx.write_all(&[0, 0, 0, 100]).await;
+            for _ in 0..20 {
+                if tx.write_all(&[2]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+            }
+        });
+        let start = Instant::now();
+        let got = read_frame(&mut rx, &mut Vec::new(), 1024, PEER_IDLE_TIMEOUT).await;
+        let took = start.elapsed();
+        assert_eq!(got, Err("frame arrived too slowly".to_string()));
+        // Each byte came well within the idle timeout: only the frame's own bound stopped it.
+        assert!(
+            took >= FRAME_GRACE && took < FRAME_GRACE + Duration::from_secs(2),
+            "{took:?}"
+        );
+        dripper.abort();
+    }
+
+    #[test]
+    fn a_frame_may_take_its_grace_plus_its_length_at_the_minimum_rate() {
+        assert_eq!(frame_budget(&[0, 0]), FRAME_GRACE);
+        assert_eq!(
+            frame_budget(&[0, 0x10, 0, 0]),
+            FRAME_GRACE + Duration::from_secs(1)
+        );
+    }
+
+    #[tokio::test]
     async fn read_frame_reads_frames_across_reads_until_the_peer_closes() {
-        let mut wire = frame::encode_hello(3, 4);
+        let mut wire = frame::encode_hello(3, 4, 6);
         wire.extend(frame::encode_data(5, b"payload").unwrap());
         let mut stream: &[u8] = &wire;
         let mut buf = Vec::new();
@@ -366,7 +704,8 @@ mod tests {
             read_frame(&mut stream, &mut buf, 1024, second).await,
             Ok(Frame::Hello {
                 sender: 3,
-                fingerprint: 4
+                fingerprint: 4,
+                incarnation: 6
             })
         );
         assert_eq!(
@@ -383,6 +722,15 @@ mod tests {
         // A frame over the maximum is refused from its header alone.
         let mut stream: &[u8] = &[0, 0, 4, 0];
         let got = read_frame(&mut stream, &mut Vec::new(), 1023, second).await;
+        assert!(
+            got.as_ref()
+                .is_err_and(|e| e.starts_with("bad frame (frame_too_long)")),
+            "{got:?}"
+        );
+        // Before the hello, the maximum is a hello's size: a 16 MiB announcement is refused
+        // from its header, before any of its body.
+        let mut stream: &[u8] = &[1, 0, 0, 0];
+        let got = read_frame(&mut stream, &mut Vec::new(), HELLO_FRAME_BYTES, second).await;
         assert!(
             got.as_ref()
                 .is_err_and(|e| e.starts_with("bad frame (frame_too_long)")),

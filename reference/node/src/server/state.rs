@@ -16,10 +16,11 @@
 
 use crate::config::{Limits, NodeConfig, PeerSpec};
 use crate::shared::{HlcClock, LogCursors, Outbox, Waiters};
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, lock};
+use crate::store::Store;
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 use converge_core::ReplicaId;
 use converge_core::replica::{Reply, Request, Stats};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
@@ -67,6 +68,9 @@ pub(super) struct Link {
     pub(super) frames_out: AtomicU64,
     /// Connection attempts to the peer.
     pub(super) dials: AtomicU64,
+    /// The peer has answered this node's `Hello` with a `Welcome` at least once: it accepted
+    /// this incarnation.
+    pub(super) welcomed: AtomicBool,
 }
 
 impl Link {
@@ -82,6 +86,7 @@ impl Link {
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             dials: AtomicU64::new(0),
+            welcomed: AtomicBool::new(false),
         }
     }
 }
@@ -126,6 +131,54 @@ impl Counters {
     }
 }
 
+/// This node's identity and what it knows of its peers' (see docs/protocol.md § identity).
+///
+/// A node whose store is new (`fresh`: created by this start, or by an earlier one that was never
+/// accepted by every peer) may be a region that lost its disk: it handles no client request and no peer payload until every peer has welcomed its
+/// incarnation, since a peer that knew an earlier life holds sequence numbers and promises this
+/// life forgot. `serving` latches once that is so (at once for a node that is not fresh).
+pub(super) struct Identity {
+    /// The incarnation sent in every `Hello`: the store's nonce, 0 without a store.
+    pub(super) incarnation: u64,
+    /// The store is new: not yet accepted by every peer ([`Store::accepted`]).
+    pub(super) fresh: bool,
+    /// Clients and peer payloads are served (latched; see above).
+    pub(super) serving: AtomicBool,
+    /// The incarnation first accepted from each member, as recorded in the store.
+    pub(super) known: Mutex<BTreeMap<u64, u64>>,
+    /// Where `known` is recorded; `None` in memory.
+    pub(super) store: Option<Arc<Store>>,
+    /// Why a peer refused this incarnation; set once, then `refused_signal` stops the node.
+    pub(super) refused: Mutex<Option<String>>,
+    pub(super) refused_signal: tokio::sync::Notify,
+}
+
+impl Identity {
+    /// The identity of a node with no store: incarnation 0, which peers neither check nor
+    /// record, serving at once.
+    pub(super) fn in_memory() -> Identity {
+        Identity::new(0, false, BTreeMap::new(), None)
+    }
+
+    /// An identity of `incarnation`, `fresh` or not, knowing `known` of the peers.
+    pub(super) fn new(
+        incarnation: u64,
+        fresh: bool,
+        known: BTreeMap<u64, u64>,
+        store: Option<Arc<Store>>,
+    ) -> Identity {
+        Identity {
+            incarnation,
+            fresh,
+            serving: AtomicBool::new(!fresh),
+            known: Mutex::new(known),
+            store,
+            refused: Mutex::new(None),
+            refused_signal: tokio::sync::Notify::new(),
+        }
+    }
+}
+
 /// What every task of the node shares.
 pub(super) struct Node {
     pub(super) config: NodeConfig,
@@ -141,6 +194,12 @@ pub(super) struct Node {
     /// One link per configured peer, by replica id.
     pub(super) links: BTreeMap<u64, Arc<Link>>,
     pub(super) counters: Counters,
+    pub(super) identity: Identity,
+    /// Accepted peer connections whose `Hello` is not verified yet, oldest first: an id and the
+    /// signal that closes it (at most `peer::PRE_HELLO_MAX`; see `peer`).
+    pub(super) pre_hello: Mutex<VecDeque<(u64, Arc<tokio::sync::Notify>)>>,
+    /// The next id in `pre_hello`.
+    pub(super) pre_hello_next: AtomicU64,
 }
 
 impl Node {
@@ -162,8 +221,39 @@ impl Node {
             cursors: LogCursors::new(&peer_ids),
             links,
             counters: Counters::default(),
+            identity: Identity::in_memory(),
+            pre_hello: Mutex::new(VecDeque::new()),
+            pre_hello_next: AtomicU64::new(0),
             config,
         }
+    }
+
+    /// The same node with `identity` (set before the node is shared).
+    pub(super) fn with_identity(mut self, identity: Identity) -> Node {
+        self.identity = identity;
+        self
+    }
+
+    /// Whether clients and peer payloads are served: see [`Identity`]. Latches to `true` once
+    /// every peer has welcomed this incarnation.
+    pub(super) fn serving(&self) -> bool {
+        let id = &self.identity;
+        if id.serving.load(Ordering::Relaxed) {
+            return true;
+        }
+        if self
+            .links
+            .values()
+            .all(|l| l.welcomed.load(Ordering::Relaxed))
+        {
+            id.serving.store(true, Ordering::Relaxed);
+            tracing::info!(
+                incarnation = id.incarnation,
+                "every peer accepted this new incarnation: serving"
+            );
+            return true;
+        }
+        false
     }
 }
 
