@@ -536,7 +536,7 @@ fn ping(port: u16) -> Result<(), String> {
 /// Whether the node serves requests: a read that reaches its replica is not answered
 /// `-LOADING` (see the module documentation).
 fn serving(port: u16) -> bool {
-    match command(port, &["GET", "converge:cluster-up"]) {
+    match command(port, None, &["GET", "converge:cluster-up"]) {
         Ok(Reply::Error(e)) => !e.starts_with("LOADING"),
         Ok(_) => true,
         Err(_) => false,
