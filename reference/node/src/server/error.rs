@@ -28,6 +28,9 @@ pub enum ServerError {
     /// The runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A blocking commit task died.
     #[error("the commit thread failed: {0}")]
     Commit(String),
