@@ -7,6 +7,11 @@
 //! that file. `partition` and `heal` use the nodes' `CLUSTER.LINKS` admin command (a
 //! fault-injection switch on the client port, see `converge_node::server`).
 //!
+//! Peer links are mutually authenticated: `up` generates a fresh CA (its key stays in memory and
+//! is dropped) and one certificate per node naming its member (`r<id>.<region>.member.converge`,
+//! see `converge_node::tls`), writes them under `DIR/tls/` and `DIR/<region>/tls/` (keys mode
+//! 0600), and passes them to each node; `--insecure-peers` opts out.
+//!
 //! Ports: region `i` (in the order given) listens for clients on `base + i`, for peers on
 //! `base + 100 + i` and for `/metrics` on `base + 200 + i`. Replica ids are `0..n` in that order.
 //!
@@ -60,6 +65,10 @@ pub struct UpArgs {
     /// Default consistency level of client connections.
     #[arg(long, default_value_t = Consistency::LocalOne, value_parser = super::shared::consistency_arg())]
     consistency: Consistency,
+    /// Run the peer links in plaintext, unauthenticated, instead of mutual TLS with generated
+    /// certificates (anyone reaching a peer port could then pose as a region).
+    #[arg(long)]
+    insecure_peers: bool,
 }
 
 /// The cluster directory.
@@ -199,6 +208,11 @@ fn up(a: &UpArgs) -> Result<(), String> {
         .iter()
         .map(|n| format!("{}={}@{}", n.id, n.region, loopback(n.peer_port)))
         .collect();
+    let security = if a.insecure_peers {
+        vec![vec!["--insecure-peers".to_string()]; nodes.len()]
+    } else {
+        write_certificates(dir, &nodes)?
+    };
     for i in 0..nodes.len() {
         let node = &nodes[i];
         let mut args = vec![
@@ -218,6 +232,7 @@ fn up(a: &UpArgs) -> Result<(), String> {
             "--consistency".into(),
             a.consistency.to_string(),
         ];
+        args.extend(security[i].iter().cloned());
         for (j, p) in peers.iter().enumerate() {
             if j != i {
                 args.push("--peer".into());
@@ -277,6 +292,59 @@ fn up(a: &UpArgs) -> Result<(), String> {
         dir.display()
     );
     Ok(())
+}
+
+/// Generates the cluster's CA and one certificate and key per node, writes them (the CA's
+/// certificate to `DIR/tls/ca.pem`, each node's to `DIR/<region>/tls/`, keys readable by their
+/// owner only), and returns each node's TLS flags. The CA's key is never written: a new `up`
+/// makes a new CA, so a certificate of an older cluster is worthless against this one.
+fn write_certificates(dir: &Path, nodes: &[RegionNode]) -> Result<Vec<Vec<String>>, String> {
+    use converge_node::tls::Ca;
+    let ca = Ca::generate("converge cluster CA").map_err(|e| e.to_string())?;
+    let ca_path = dir.join("tls").join("ca.pem");
+    write_private(&ca_path, ca.cert_pem(), false)?;
+    let mut flags = Vec::new();
+    for n in nodes {
+        // The client port's names too, so the same pair could serve it (`--client-tls-*`).
+        let issued = ca
+            .issue_member(n.id, &n.region, &["localhost", "127.0.0.1"])
+            .map_err(|e| format!("region {}: {e}", n.region))?;
+        let tls = dir.join(&n.region).join("tls");
+        let (cert, key) = (tls.join("node.pem"), tls.join("node.key"));
+        write_private(&cert, &issued.cert_pem, false)?;
+        write_private(&key, &issued.key_pem, true)?;
+        flags.push(vec![
+            "--tls-ca".to_string(),
+            ca_path.display().to_string(),
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ]);
+    }
+    Ok(flags)
+}
+
+/// Writes `text` to `path` (creating its directory); a `secret` is created mode 0600, so the
+/// key is never readable by others, not even for an instant.
+fn write_private(path: &Path, text: &str, secret: bool) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    // A key left by an earlier `up` may have other permissions: start from a new file.
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(text.as_bytes()).map_err(err)
 }
 
 fn save(dir: &Path, state: &ClusterState) -> Result<(), String> {
