@@ -21,6 +21,15 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+/// The runtime a test's body runs on (plain `#[test]`s, so `docs/spec.md` can name them).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// A free loopback port (bound, then released for the node to take).
 fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -184,8 +193,12 @@ async fn bad(target: &Target, kind: &str, want: u64) -> u64 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_process_posing_as_a_region_is_refused_and_a_member_is_admitted() {
+#[test]
+fn a_process_posing_as_a_region_is_refused_and_a_member_is_admitted() {
+    runtime().block_on(a_process_posing_as_a_region_is_refused_and_a_member_is_admitted_body());
+}
+
+async fn a_process_posing_as_a_region_is_refused_and_a_member_is_admitted_body() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = Ca::generate("cluster").expect("ca");
     let target = start(dir.path(), &ca).await;
@@ -253,8 +266,12 @@ async fn a_process_posing_as_a_region_is_refused_and_a_member_is_admitted() {
     assert_eq!(bad(&target, "peer_tls_handshake", 3).await, 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_client_port_speaks_tls_only() {
+#[test]
+fn the_client_port_speaks_tls_only() {
+    runtime().block_on(the_client_port_speaks_tls_only_body());
+}
+
+async fn the_client_port_speaks_tls_only_body() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = Ca::generate("cluster").expect("ca");
     let target = start(dir.path(), &ca).await;
@@ -334,8 +351,13 @@ async fn impostor(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dialer_sends_nothing_to_a_listener_that_is_not_the_member_it_dialed() {
+#[test]
+fn the_dialer_sends_nothing_to_a_listener_that_is_not_the_member_it_dialed() {
+    runtime()
+        .block_on(the_dialer_sends_nothing_to_a_listener_that_is_not_the_member_it_dialed_body());
+}
+
+async fn the_dialer_sends_nothing_to_a_listener_that_is_not_the_member_it_dialed_body() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = Ca::generate("cluster").expect("ca");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
