@@ -66,7 +66,8 @@ wait_ping() {
 start_servers() {
     local mode=$1 redis_args=(--port "$redis_port" --bind 127.0.0.1 --save "" --dir "$work")
     local node_args=(node --id 1 --region bench --listen "127.0.0.1:$node_port"
-        --peer-listen "127.0.0.1:$peer_port" --metrics-listen "127.0.0.1:$metrics_port")
+        --peer-listen "127.0.0.1:$peer_port" --metrics-listen "127.0.0.1:$metrics_port"
+        --insecure-peers)  # a single node: no peer links to secure
     if [[ $mode == durable ]]; then
         redis_args+=(--appendonly yes --appendfsync always)
         rm -rf "$work/node-data"

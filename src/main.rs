@@ -61,7 +61,8 @@ enum Command {
     /// `converge certify` runs when given no --bin).
     ///
     /// TCP mode needs --id, --region, --listen and --peer-listen (from flags or --config; flags
-    /// win) and one --peer per other member. Logs go to stderr, filtered by RUST_LOG (default
+    /// win) and one --peer per other member, and either mutual TLS on peer links (--tls-ca,
+    /// --tls-cert, --tls-key) or an explicit --insecure-peers. Logs go to stderr, filtered by RUST_LOG (default
     /// info). SIGTERM or Ctrl-C stops the node; every acknowledged write is already on disk.
     Node(node::NodeArgs),
     /// Run a local cluster of reference nodes on loopback, one process per region.

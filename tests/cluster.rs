@@ -41,6 +41,11 @@ struct Cluster {
 
 impl Cluster {
     fn up(test: u16, regions: &str) -> Cluster {
+        Cluster::up_with(test, regions, &[])
+    }
+
+    /// `cluster up` with `extra` arguments.
+    fn up_with(test: u16, regions: &str, extra: &[&str]) -> Cluster {
         let dir = std::env::temp_dir().join(format!(
             "converge-cluster-test-{}-{test}",
             std::process::id()
@@ -55,6 +60,7 @@ impl Cluster {
                 .arg(base.to_string())
                 .arg("--dir")
                 .arg(&dir)
+                .args(extra)
                 .output()
                 .expect("run converge cluster up");
             if out.status.success() {
@@ -1100,4 +1106,90 @@ fn the_peer_port_bounds_what_comes_before_a_hello() {
         "{:?}",
         start.elapsed()
     );
+}
+
+/// The lines of `region`'s log.
+fn log_of(cluster: &Cluster, region: &str) -> String {
+    let path = cluster.node(region)["log"].as_str().expect("log path");
+    std::fs::read_to_string(path).expect("node log")
+}
+
+#[test]
+fn cluster_up_links_regions_over_mutual_tls_and_refuses_a_plaintext_impersonator() {
+    let cluster = Cluster::up(6, "us-east,eu-west");
+    // The CA's certificate and each node's certificate and key, the key private to its owner.
+    assert!(cluster.dir.join("tls/ca.pem").is_file());
+    for region in ["us-east", "eu-west"] {
+        let key = cluster.dir.join(region).join("tls/node.key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&key)
+                .expect("node key")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+        }
+        assert!(
+            log_of(&cluster, region).contains("peer_tls=true"),
+            "{region}"
+        );
+    }
+    // The links come up over TLS and replicate.
+    let mut east = Conn::open(cluster.port("us-east"));
+    let mut eu = Conn::open(cluster.port("eu-west"));
+    for c in [&mut east, &mut eu] {
+        // CLUSTER.LINKS, read below, is the admin's.
+        assert_eq!(
+            c.ok(&["AUTH", "admin", &cluster.admin_password()]),
+            R::Simple("OK".into())
+        );
+    }
+    assert_eq!(east.ok(&["INCRBY", "k", "7"]), R::Int(7));
+    let took = eventually(Duration::from_secs(5), || eu.ok(&["GET", "k"]) == bulk("7"));
+    assert!(took.is_some(), "eu-west did not read 7 over the TLS links");
+    let up = |c: &mut Conn| {
+        match c.ok(&["CLUSTER.LINKS"]) {
+        R::Array(links) => links
+            .iter()
+            .all(|l| matches!(l, R::Bulk(Some(b)) if String::from_utf8_lossy(b).ends_with("out=up in=1"))),
+        other => panic!("CLUSTER.LINKS gave {other:?}"),
+    }
+    };
+    assert!(eventually(Duration::from_secs(5), || up(&mut east) && up(&mut eu)).is_some());
+    // A process posing as us-east in plaintext (any Hello: it never gets that far) is refused.
+    let peer_port = cluster.node("eu-west")["peer_port"].as_u64().expect("port") as u16;
+    let mut s = TcpStream::connect(("127.0.0.1", peer_port)).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    let _ = s.write_all(&[
+        0, 0, 0, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let eu_metrics = cluster.node("eu-west")["metrics_port"]
+        .as_u64()
+        .expect("port") as u16;
+    let refused = eventually(Duration::from_secs(5), || {
+        metric(
+            eu_metrics,
+            "converge_bad_inputs_total{kind=\"peer_tls_handshake\"}",
+        )
+        .is_some_and(|n| n >= 1)
+    });
+    assert!(
+        refused.is_some(),
+        "the plaintext impersonator was not refused"
+    );
+}
+
+#[test]
+fn cluster_up_insecure_peers_replicates_in_plaintext_and_says_so() {
+    let cluster = Cluster::up_with(7, "us-east,eu-west", &["--insecure-peers"]);
+    assert!(!cluster.dir.join("tls").exists());
+    assert!(log_of(&cluster, "us-east").contains("INSECURE"));
+    let mut east = Conn::open(cluster.port("us-east"));
+    let mut eu = Conn::open(cluster.port("eu-west"));
+    assert_eq!(east.ok(&["INCRBY", "k", "3"]), R::Int(3));
+    let took = eventually(Duration::from_secs(5), || eu.ok(&["GET", "k"]) == bulk("3"));
+    assert!(took.is_some(), "eu-west did not read 3");
 }

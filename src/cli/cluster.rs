@@ -11,6 +11,11 @@
 //! `DIR/admin.password` (mode 0600, so only its owner can split the cluster), gives every node the
 //! file, and `status`, `partition` and `heal` send `AUTH admin <password>` before the command.
 //!
+//! Peer links are mutually authenticated: `up` generates a fresh CA (its key stays in memory and
+//! is dropped) and one certificate per node naming its member (`r<id>.<region>.member.converge`,
+//! see `converge_node::tls`), writes them under `DIR/tls/` and `DIR/<region>/tls/` (keys mode
+//! 0600), and passes them to each node; `--insecure-peers` opts out.
+//!
 //! Ports: region `i` (in the order given) listens for clients on `base + i`, for peers on
 //! `base + 100 + i` and for `/metrics` on `base + 200 + i`. Replica ids are `0..n` in that order.
 //!
@@ -66,6 +71,10 @@ pub struct UpArgs {
     /// Default consistency level of client connections.
     #[arg(long, default_value_t = Consistency::LocalOne, value_parser = super::shared::consistency_arg())]
     consistency: Consistency,
+    /// Run the peer links in plaintext, unauthenticated, instead of mutual TLS with generated
+    /// certificates (anyone reaching a peer port could then pose as a region).
+    #[arg(long)]
+    insecure_peers: bool,
 }
 
 /// The cluster directory.
@@ -207,6 +216,11 @@ fn up(a: &UpArgs) -> Result<(), String> {
         .iter()
         .map(|n| format!("{}={}@{}", n.id, n.region, loopback(n.peer_port)))
         .collect();
+    let security = if a.insecure_peers {
+        vec![vec!["--insecure-peers".to_string()]; nodes.len()]
+    } else {
+        write_certificates(dir, &nodes)?
+    };
     for i in 0..nodes.len() {
         let node = &nodes[i];
         let mut args = vec![
@@ -228,6 +242,7 @@ fn up(a: &UpArgs) -> Result<(), String> {
             "--admin-password-file".into(),
             admin_password.display().to_string(),
         ];
+        args.extend(security[i].iter().cloned());
         for (j, p) in peers.iter().enumerate() {
             if j != i {
                 args.push("--peer".into());
@@ -291,26 +306,12 @@ fn up(a: &UpArgs) -> Result<(), String> {
 
 /// Writes a fresh random admin password (128 bits, hex) to `path`, readable by its owner only.
 fn write_admin_password(path: &Path) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| format!("cannot generate the admin password from /dev/urandom: {e}"))?;
     let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    // Removed first, so a file left by an earlier cluster (perhaps with looser permissions) is
-    // never reused: the new one is created with mode 0600 from the start.
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
-        _ => {}
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(password.as_bytes()))
-        .map_err(err)
+    write_private(path, &password, true)
 }
 
 /// The cluster's admin password, as `up` wrote it.
@@ -319,6 +320,59 @@ fn admin_password(dir: &Path) -> Result<String, String> {
     std::fs::read_to_string(&path)
         .map(|p| p.trim_end().to_string())
         .map_err(|e| format!("cannot read the admin password {}: {e}", path.display()))
+}
+
+/// Generates the cluster's CA and one certificate and key per node, writes them (the CA's
+/// certificate to `DIR/tls/ca.pem`, each node's to `DIR/<region>/tls/`, keys readable by their
+/// owner only), and returns each node's TLS flags. The CA's key is never written: a new `up`
+/// makes a new CA, so a certificate of an older cluster is worthless against this one.
+fn write_certificates(dir: &Path, nodes: &[RegionNode]) -> Result<Vec<Vec<String>>, String> {
+    use converge_node::tls::Ca;
+    let ca = Ca::generate("converge cluster CA").map_err(|e| e.to_string())?;
+    let ca_path = dir.join("tls").join("ca.pem");
+    write_private(&ca_path, ca.cert_pem(), false)?;
+    let mut flags = Vec::new();
+    for n in nodes {
+        // The client port's names too, so the same pair could serve it (`--client-tls-*`).
+        let issued = ca
+            .issue_member(n.id, &n.region, &["localhost", "127.0.0.1"])
+            .map_err(|e| format!("region {}: {e}", n.region))?;
+        let tls = dir.join(&n.region).join("tls");
+        let (cert, key) = (tls.join("node.pem"), tls.join("node.key"));
+        write_private(&cert, &issued.cert_pem, false)?;
+        write_private(&key, &issued.key_pem, true)?;
+        flags.push(vec![
+            "--tls-ca".to_string(),
+            ca_path.display().to_string(),
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ]);
+    }
+    Ok(flags)
+}
+
+/// Writes `text` to `path` (creating its directory); a `secret` is created mode 0600, so the
+/// key is never readable by others, not even for an instant.
+fn write_private(path: &Path, text: &str, secret: bool) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    // A key left by an earlier `up` may have other permissions: start from a new file.
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(text.as_bytes()).map_err(err)
 }
 
 fn save(dir: &Path, state: &ClusterState) -> Result<(), String> {

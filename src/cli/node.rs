@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub(crate) struct NodeArgs {
     /// Speak Maelstrom's JSON-lines protocol on stdin/stdout, logs on stderr (instead of TCP).
-    #[arg(long, conflicts_with_all = ["config", "id", "region", "peer", "listen", "peer_listen", "metrics_listen", "password_file", "admin_password_file"])]
+    #[arg(long, conflicts_with_all = ["config", "id", "region", "peer", "listen", "peer_listen", "metrics_listen", "password_file", "admin_password_file", "tls_ca", "tls_cert", "tls_key", "insecure_peers", "client_tls_cert", "client_tls_key"])]
     pub(crate) stdio: bool,
     /// (--stdio) Which workload's messages to serve.
     // The node's own table of the workloads its face serves, not the harness's: a workload the
@@ -64,6 +64,25 @@ pub(crate) struct NodeArgs {
     /// without one.
     #[arg(long, value_name = "FILE")]
     admin_password_file: Option<PathBuf>,
+    /// (TCP) The cluster CA's certificate (PEM): peers are trusted only if theirs chains to it.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// (TCP) This node's certificate (PEM), naming its member as r<ID>.<REGION>.member.converge.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// (TCP) This node's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// (TCP) Run peer links in plaintext with no authentication instead of mutual TLS: anyone
+    /// who reaches the peer port can then pose as a region.
+    #[arg(long)]
+    insecure_peers: bool,
+    /// (TCP) Serve the client port over TLS only, with this certificate (PEM).
+    #[arg(long, value_name = "FILE", requires = "client_tls_key")]
+    client_tls_cert: Option<PathBuf>,
+    /// (TCP) The client port certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "client_tls_cert")]
+    client_tls_key: Option<PathBuf>,
 }
 
 /// Runs a replica over TCP (without `--stdio`) until SIGTERM or Ctrl-C stops it.
@@ -84,6 +103,14 @@ pub(crate) fn run_tcp(args: NodeArgs) -> ExitCode {
         // From the environment rather than flags, so they do not show in `ps`.
         password: std::env::var("CONVERGE_PASSWORD").ok(),
         admin_password: std::env::var("CONVERGE_ADMIN_PASSWORD").ok(),
+        tls: converge_node::config::TlsFiles {
+            ca: args.tls_ca,
+            cert: args.tls_cert,
+            key: args.tls_key,
+            client_cert: args.client_tls_cert,
+            client_key: args.client_tls_key,
+        },
+        insecure_peers: args.insecure_peers,
     };
     let config = match NodeConfig::resolve(flags) {
         Ok(c) => c,

@@ -20,6 +20,13 @@
 //! [auth]                                # optional; see `crate::resp::Auth`
 //! password_file = "/etc/converge/client.password"  # or `password = "..."` inline
 //! admin_password_file = "/etc/converge/admin.password"  # enables CLUSTER.LINKS
+//!
+//! [tls]                                 # mutual TLS on peer links (see `crate::tls`)
+//! ca = "ca.pem"                         # the cluster CA, the only one peers are trusted by
+//! cert = "node.pem"                     # names this member: r<id>.<region>.member.converge
+//! key = "node.key"
+//! client_cert = "client-port.pem"       # optional: the client port speaks only TLS
+//! client_key = "client-port.key"
 //! ```
 //!
 //! A password comes, first found wins, from `--password-file`/`--admin-password-file`, the
@@ -27,6 +34,10 @@
 //! [`Flags`]), `[auth]`'s `*_file`, then `[auth]`'s inline value, so a password need appear
 //! neither in `ps` nor in a world-readable file. A password file holds the password alone; one
 //! trailing line break is not part of it. An empty password is an error, not "no password".
+//!
+//! Peer links are mutually authenticated with TLS, or, with `insecure_peers = true`
+//! (`--insecure-peers`), run in plaintext with no authentication; a node given neither refuses
+//! to start, so an unauthenticated cluster is always a choice someone wrote down.
 //!
 //! Every node of a cluster must list the same members (itself plus its peers, with the same
 //! regions): region ids are assigned by sorting region names, and the [`NodeConfig::fingerprint`]
@@ -187,6 +198,47 @@ impl Limits {
     }
 }
 
+/// TLS material, as PEM file paths (the `[tls]` table); each one may also come from a flag.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The cluster CA's certificate: peers are trusted if their certificate chains to it.
+    pub ca: Option<PathBuf>,
+    /// This node's certificate (chain), naming its member.
+    pub cert: Option<PathBuf>,
+    /// This node's private key.
+    pub key: Option<PathBuf>,
+    /// The client port's certificate (chain); with `client_key`, the port speaks only TLS.
+    pub client_cert: Option<PathBuf>,
+    /// The client port's private key.
+    pub client_key: Option<PathBuf>,
+}
+
+/// How peer links are secured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerSecurity {
+    /// Mutual TLS with these PEM files.
+    Tls {
+        /// The cluster CA's certificate.
+        ca: PathBuf,
+        /// This node's certificate.
+        cert: PathBuf,
+        /// This node's key.
+        key: PathBuf,
+    },
+    /// Plaintext, unauthenticated (`--insecure-peers`).
+    Insecure,
+}
+
+/// The client port's certificate and key, when it speaks TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientTls {
+    /// The certificate (chain).
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
 /// The file's schema: everything optional, so flags can supply any of it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +254,10 @@ struct FileConfig {
     peers: Vec<PeerSpec>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    insecure_peers: bool,
+    #[serde(default)]
+    tls: TlsFiles,
     #[serde(default)]
     auth: FileAuth,
 }
@@ -245,6 +301,11 @@ pub struct Flags {
     pub password: Option<String>,
     /// `CONVERGE_ADMIN_PASSWORD`, read by the CLI.
     pub admin_password: Option<String>,
+    /// `--tls-ca`, `--tls-cert`, `--tls-key`, `--client-tls-cert`, `--client-tls-key`; each set
+    /// one overrides the file's.
+    pub tls: TlsFiles,
+    /// `--insecure-peers` (only ever turns it on).
+    pub insecure_peers: bool,
 }
 
 /// The resolved configuration of one TCP node.
@@ -270,6 +331,10 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// The client and admin passwords.
     pub passwords: Passwords,
+    /// Mutual TLS or plaintext on peer links.
+    pub peer_security: PeerSecurity,
+    /// TLS on the client port, if set.
+    pub client_tls: Option<ClientTls>,
 }
 
 impl NodeConfig {
@@ -308,6 +373,25 @@ impl NodeConfig {
                 .parse()
                 .map_err(|e: UnknownConsistency| bad("consistency", e.to_string()))?,
             limits: file.limits,
+            peer_security: peer_security(
+                flags.insecure_peers || file.insecure_peers,
+                flags.tls.ca.or(file.tls.ca),
+                flags.tls.cert.or(file.tls.cert),
+                flags.tls.key.or(file.tls.key),
+            )?,
+            client_tls: match (
+                flags.tls.client_cert.or(file.tls.client_cert),
+                flags.tls.client_key.or(file.tls.client_key),
+            ) {
+                (Some(cert), Some(key)) => Some(ClientTls { cert, key }),
+                (None, None) => None,
+                _ => {
+                    return Err(bad(
+                        "tls",
+                        "the client port's TLS needs both client_cert and client_key (--client-tls-cert, --client-tls-key)",
+                    ));
+                }
+            },
             passwords: Passwords {
                 client: password(
                     "password",
@@ -341,6 +425,12 @@ impl NodeConfig {
         }
         if self.region.is_empty() {
             return Err(bad("region", "empty"));
+        }
+        if matches!(self.peer_security, PeerSecurity::Tls { .. }) {
+            // Certificates name members by region, so every region must fit in a DNS name.
+            for (id, region) in self.members() {
+                crate::tls::member_name(id, region).map_err(|e| bad("region", e.to_string()))?;
+            }
         }
         let l = &self.limits;
         for (field, v) in [
@@ -457,6 +547,32 @@ fn password(
         .ok_or_else(|| bad(field, "empty (leave it out for no password)"))
 }
 
+/// Mutual TLS when all three files are given, plaintext when `insecure` says so alone; anything
+/// else is refused with what to give.
+fn peer_security(
+    insecure: bool,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<PeerSecurity, ConfigError> {
+    match (insecure, ca, cert, key) {
+        (false, Some(ca), Some(cert), Some(key)) => Ok(PeerSecurity::Tls { ca, cert, key }),
+        (true, None, None, None) => Ok(PeerSecurity::Insecure),
+        (true, ..) => Err(bad(
+            "insecure_peers",
+            "--insecure-peers turns peer TLS off: give it or the peer TLS files (--tls-ca, --tls-cert, --tls-key), not both",
+        )),
+        (false, None, None, None) => Err(bad(
+            "tls",
+            "peer links need mutual TLS: give --tls-ca, --tls-cert and --tls-key (or ca, cert and key in the [tls] table of --config), or run them unauthenticated in plaintext with --insecure-peers (insecure_peers = true)",
+        )),
+        (false, ..) => Err(bad(
+            "tls",
+            "peer TLS needs all three of --tls-ca, --tls-cert and --tls-key (ca, cert and key in [tls])",
+        )),
+    }
+}
+
 fn load(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
@@ -479,8 +595,95 @@ mod tests {
             client_listen: Some("127.0.0.1:6380".parse().unwrap()),
             peer_listen: Some("127.0.0.1:7380".parse().unwrap()),
             peers: vec!["1=eu-west@127.0.0.1:7381".parse().unwrap()],
+            insecure_peers: true,
             ..Flags::default()
         }
+    }
+
+    #[test]
+    fn peer_links_need_tls_or_an_explicit_insecure_flag() {
+        let no_security = NodeConfig::resolve(Flags {
+            insecure_peers: false,
+            ..flags()
+        });
+        let message = no_security.unwrap_err().to_string();
+        for option in ["--tls-ca", "--tls-cert", "--tls-key", "--insecure-peers"] {
+            assert!(message.contains(option), "{message}");
+        }
+        assert_eq!(
+            NodeConfig::resolve(flags()).unwrap().peer_security,
+            PeerSecurity::Insecure
+        );
+        let tls = TlsFiles {
+            ca: Some("ca.pem".into()),
+            cert: Some("n.pem".into()),
+            key: Some("n.key".into()),
+            ..TlsFiles::default()
+        };
+        let c = NodeConfig::resolve(Flags {
+            insecure_peers: false,
+            tls: tls.clone(),
+            ..flags()
+        })
+        .unwrap();
+        assert!(matches!(c.peer_security, PeerSecurity::Tls { .. }));
+        assert_eq!(c.client_tls, None);
+        // Both at once, a partial set, a half client-port pair, a region no DNS name can hold.
+        let refused = [
+            Flags {
+                tls: tls.clone(),
+                ..flags()
+            },
+            Flags {
+                insecure_peers: false,
+                tls: TlsFiles {
+                    key: None,
+                    ..tls.clone()
+                },
+                ..flags()
+            },
+            Flags {
+                tls: TlsFiles {
+                    client_cert: Some("c.pem".into()),
+                    ..TlsFiles::default()
+                },
+                ..flags()
+            },
+            Flags {
+                insecure_peers: false,
+                tls: tls.clone(),
+                region: Some("US East".into()),
+                ..flags()
+            },
+        ];
+        for f in refused {
+            let e = NodeConfig::resolve(f.clone());
+            assert!(matches!(e, Err(ConfigError::Bad { .. })), "{f:?}: {e:?}");
+        }
+        // The file's [tls] table and insecure_peers are read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "[tls]\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"\n",
+        )
+        .unwrap();
+        let c = NodeConfig::resolve(Flags {
+            config: Some(path.clone()),
+            insecure_peers: false,
+            ..flags()
+        })
+        .unwrap();
+        assert!(matches!(c.peer_security, PeerSecurity::Tls { .. }));
+        assert_eq!(c.client_tls.map(|t| t.key), Some(PathBuf::from("c.key")));
+        std::fs::write(&path, "insecure_peers = true\n").unwrap();
+        let c = NodeConfig::resolve(Flags {
+            config: Some(path),
+            insecure_peers: false,
+            ..flags()
+        })
+        .unwrap();
+        assert_eq!(c.peer_security, PeerSecurity::Insecure);
     }
 
     #[test]

@@ -18,3 +18,4 @@ pub mod shared;
 pub mod stdio;
 pub mod store;
 pub mod sync;
+pub mod tls;

@@ -16,6 +16,9 @@
 //! - **Every submitted request is answered**: by the replica, or `-TIMEOUT` after
 //!   `limits.request_timeout_ms`; a request the node has no room for is answered `-BUSY` at once.
 //! - A barrier command ([`resp::is_barrier`]) runs only once every earlier reply is in hand.
+//! - With client-port TLS (`client_tls`), a connection is served only after its TLS handshake,
+//!   bounded by [`TLS_HANDSHAKE_TIMEOUT`]; one that fails is counted (`client_tls_handshake`)
+//!   and closed, and no plaintext command is ever read.
 //! - Malformed RESP is answered `-ERR Protocol error: ...`, counted, and closes the connection
 //!   (RESP cannot be resynchronised).
 //! - **Every command passes the [`Auth`] gate first**: before `AUTH` (with a client password)
@@ -44,8 +47,9 @@ use crate::sync::{Arc, AtomicUsize, Ordering};
 use converge_core::replica::{Reply, Request};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 /// Longest a submitter waits for room in the driver's queue before answering `-BUSY`.
@@ -55,8 +59,16 @@ const SUBMIT_WAIT: Duration = Duration::from_secs(1);
 /// requests in flight plus about this many bytes of replies (more only for a single large reply).
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Accepts client connections for ever, one task each, refusing those over the limit.
-pub(super) async fn accept_clients(listener: TcpListener, node: Arc<Node>) {
+/// Longest a client connection may take to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts client connections for ever, one task each, refusing those over the limit; with
+/// `tls`, each connection speaks TLS.
+pub(super) async fn accept_clients(
+    listener: TcpListener,
+    node: Arc<Node>,
+    tls: Option<TlsAcceptor>,
+) {
     loop {
         let (mut stream, addr) = match listener.accept().await {
             Ok(s) => s,
@@ -82,10 +94,32 @@ pub(super) async fn accept_clients(listener: TcpListener, node: Arc<Node>) {
         c.connections_open.fetch_add(1, Ordering::Relaxed);
         c.connections_total.fetch_add(1, Ordering::Relaxed);
         let node = node.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             debug!(%addr, "client connected");
-            client(stream, &node).await;
+            match tls {
+                None => {
+                    let (rd, wr) = stream.into_split();
+                    client(rd, wr, &node).await;
+                }
+                Some(tls) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            let (rd, wr) = tokio::io::split(s);
+                            client(rd, wr, &node).await;
+                        }
+                        failed => {
+                            node.counters.bad_input("client_tls_handshake");
+                            let why = failed.map_or_else(
+                                |_| "timed out".to_string(),
+                                |r| r.err().map(|e| e.to_string()).unwrap_or_default(),
+                            );
+                            debug!(%addr, reason = %why, "client TLS handshake failed");
+                        }
+                    }
+                }
+            }
             node.counters
                 .connections_open
                 .fetch_sub(1, Ordering::Relaxed);
@@ -286,8 +320,7 @@ fn count_auth(node: &Node, outcome: Option<Outcome>) {
 /// Serves one connection until the client closes it, a write fails or times out, `QUIT`, or
 /// malformed input, too many failed `AUTH`s, a deadline (idle or first command), or the
 /// partial-command budget.
-async fn client(stream: TcpStream, node: &Node) {
-    let (mut rd, mut wr) = stream.into_split();
+async fn client(mut rd: impl AsyncRead + Unpin, mut wr: impl AsyncWrite + Unpin, node: &Node) {
     let l = &node.config.limits;
     let limits = l.resp();
     let pipeline_max = l.pipeline_max;
@@ -381,7 +414,8 @@ async fn client(stream: TcpStream, node: &Node) {
                     }
                     // A deep pipeline is answered in parts, so the replies held stay bounded.
                     if slots.is_empty() && out.len() >= READ_CHUNK {
-                        let w = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&out)).await;
+                        let w =
+                            tokio::time::timeout(WRITE_TIMEOUT, write_flushed(&mut wr, &out)).await;
                         if !matches!(w, Ok(Ok(()))) {
                             return;
                         }
@@ -407,7 +441,7 @@ async fn client(stream: TcpStream, node: &Node) {
         }
         flush(node, &mut session, &mut slots, &mut out).await;
         if !out.is_empty() {
-            let w = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&out)).await;
+            let w = tokio::time::timeout(WRITE_TIMEOUT, write_flushed(&mut wr, &out)).await;
             if !matches!(w, Ok(Ok(()))) {
                 return;
             }
@@ -418,6 +452,13 @@ async fn client(stream: TcpStream, node: &Node) {
             return;
         }
     }
+}
+
+/// Writes all of `bytes` and flushes: a TLS stream may keep the tail of a write's ciphertext
+/// until flushed (a plain socket's flush does nothing).
+async fn write_flushed(wr: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
+    wr.write_all(bytes).await?;
+    wr.flush().await
 }
 
 #[cfg(test)]

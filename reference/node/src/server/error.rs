@@ -32,6 +32,9 @@ pub enum ServerError {
     /// under this identity (see docs/protocol.md § identity).
     #[error("{0}")]
     Identity(String),
+    /// The TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A blocking commit task died.
     #[error("the commit thread failed: {0}")]
     Commit(String),

@@ -38,14 +38,14 @@ mod state;
 pub use driver::STATS_EVERY;
 pub use error::ServerError;
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, PeerSecurity};
 use crate::store::Store;
 use crate::sync::Arc;
 use converge_core::replica::Replica;
 use state::{Identity, Node, now_ms};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Builds a runtime and runs the node until SIGTERM or Ctrl-C.
 pub fn run_blocking(config: NodeConfig) -> Result<(), ServerError> {
@@ -98,6 +98,23 @@ pub async fn run(config: NodeConfig) -> Result<(), ServerError> {
         }
         None => Replica::new(rc, now).map_err(|e| ServerError::Config(e.to_string()))?,
     };
+    // TLS material is loaded before anything binds, so a bad file stops the node at once.
+    let peer_tls = match &config.peer_security {
+        PeerSecurity::Tls { ca, cert, key } => {
+            Some(Arc::new(crate::tls::PeerTls::load(ca, cert, key)?))
+        }
+        PeerSecurity::Insecure => {
+            warn!(
+                "INSECURE: peer links are plaintext and unauthenticated (--insecure-peers): \
+                 anyone who reaches the peer port can pose as a region and write into this one"
+            );
+            None
+        }
+    };
+    let client_tls = match &config.client_tls {
+        Some(t) => Some(crate::tls::client_port_acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
     let bind = |addr| async move {
         TcpListener::bind(addr)
             .await
@@ -118,16 +135,18 @@ pub async fn run(config: NodeConfig) -> Result<(), ServerError> {
         peer = %node.config.peer_listen,
         metrics = ?node.config.metrics_listen,
         durable = node.config.data_dir.is_some(),
+        peer_tls = peer_tls.is_some(),
+        client_tls = client_tls.is_some(),
         "node listening"
     );
     let driver = tokio::spawn(driver::drive(replica, store, rx, node.clone()));
-    tokio::spawn(client::accept_clients(clients, node.clone()));
-    tokio::spawn(peer::accept_peers(peers_l, node.clone()));
+    tokio::spawn(client::accept_clients(clients, node.clone(), client_tls));
+    tokio::spawn(peer::accept_peers(peers_l, node.clone(), peer_tls.clone()));
     if let Some(m) = metrics_l {
         tokio::spawn(metrics::serve_metrics(m, node.clone()));
     }
     for link in node.links.values() {
-        tokio::spawn(peer::dial(link.clone(), node.clone()));
+        tokio::spawn(peer::dial(link.clone(), node.clone(), peer_tls.clone()));
     }
     tokio::select! {
         r = driver => match r {

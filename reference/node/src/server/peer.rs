@@ -11,6 +11,13 @@
 //!   cluster fingerprint; anything else (no `Hello`, a bad one, an unknown sender, another
 //!   cluster, a second `Hello`, a bad frame) closes the link and is counted in
 //!   `bad_inputs_total`.
+//! - With peer TLS ([`crate::tls`]), a link is mutually authenticated before its `Hello` is
+//!   read: the dialer checks that the acceptor's certificate chains to the cluster CA and names
+//!   the member it dialed; the acceptor requires a client certificate chained to the CA and
+//!   admits the link only if that certificate names the member (id and region) the `Hello`
+//!   claims. A failed handshake or a mismatch closes the link and is counted in
+//!   `bad_inputs_total` (`peer_tls_handshake`, `peer_cert_mismatch`); the handshake counts
+//!   inside the `Hello` deadline.
 //! - Backpressure, not buffering: a reader awaits room in the driver's bounded inbox, so a slow
 //!   driver slows the peer's link down; a writer's batch is at most [`WRITE_BATCH_BYTES`], or a
 //!   single larger frame.
@@ -45,9 +52,10 @@ use crate::frame::HELLO_FRAME_BYTES;
 use crate::frame::{self, Frame};
 use crate::shared::Stamp;
 use crate::sync::{Arc, Ordering, lock};
+use crate::tls::{self, PeerTls};
 use converge_core::ReplicaId;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -82,9 +90,37 @@ fn next_backoff(backoff: Duration) -> Duration {
     (backoff * 2).min(BACKOFF_MAX)
 }
 
-/// The dialer and writer of one peer link: connect (with backoff), send `Hello`, then write
-/// the outbox's batches until the link fails or is cut.
-pub(super) async fn dial(link: Arc<Link>, node: Arc<Node>) {
+/// A dialed link's stream: plain TCP or TLS over it. Boxed: the writer's calls are per batch,
+/// so the indirection costs nothing measurable. The dialer reads too: the acceptor's answer to
+/// its `Hello`.
+type DialedStream = Box<dyn Duplex>;
+
+/// A stream read and written by one task.
+trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Duplex for T {}
+
+/// Runs the TLS handshake of a dialed link when peer TLS is on: the acceptor must prove it is
+/// the member `link` names. Bounded by [`CONNECT_TIMEOUT`].
+async fn secure(
+    stream: TcpStream,
+    link: &Link,
+    tls: Option<&PeerTls>,
+) -> Result<DialedStream, String> {
+    let Some(tls) = tls else {
+        return Ok(Box::new(stream));
+    };
+    let name = PeerTls::dial_name(link.spec.id, &link.spec.region).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, tls.connector.connect(name, stream)).await {
+        Ok(Ok(s)) => Ok(Box::new(s)),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("TLS handshake timed out".into()),
+    }
+}
+
+/// The dialer and writer of one peer link: connect (with backoff), authenticate (with peer
+/// TLS), send `Hello`, then write the outbox's batches until the link fails or is cut.
+pub(super) async fn dial(link: Arc<Link>, node: Arc<Node>, tls: Option<Arc<PeerTls>>) {
     let mut backoff = BACKOFF_MIN;
     let mut batch: Vec<Vec<u8>> = Vec::new();
     loop {
@@ -114,6 +150,16 @@ pub(super) async fn dial(link: Arc<Link>, node: Arc<Node>) {
                 }
             };
         let _ = stream.set_nodelay(true);
+        let stream = match secure(stream, &link, tls.as_deref()).await {
+            Ok(s) => s,
+            Err(why) => {
+                // Loud: the peer is not the member configured here, or its CA is another one.
+                warn!(peer = link.spec.id, region = %link.spec.region, reason = %why, "peer link refused (out)");
+                tokio::time::sleep(backoff).await;
+                backoff = next_backoff(backoff);
+                continue;
+            }
+        };
         let connected = Instant::now();
         debug!(peer = link.spec.id, region = %link.spec.region, "peer link up (out)");
         link.out_up.store(true, Ordering::Relaxed);
@@ -138,14 +184,14 @@ pub(super) async fn dial(link: Arc<Link>, node: Arc<Node>) {
 
 /// Writes `Hello`, then the outbox's batches, until the link fails or is cut: why it ended.
 async fn write_link(
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     link: &Link,
     node: &Node,
     batch: &mut Vec<Vec<u8>>,
 ) -> &'static str {
     let hello = frame::encode_hello(node.config.id, node.fingerprint, node.identity.incarnation);
     if !matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&hello)).await,
+        tokio::time::timeout(WRITE_TIMEOUT, write_flushed(&mut stream, &hello)).await,
         Ok(Ok(()))
     ) {
         return "hello write failed";
@@ -178,7 +224,7 @@ async fn write_link(
         }
         link.frames_out
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&buf)).await {
+        match tokio::time::timeout(WRITE_TIMEOUT, write_flushed(&mut stream, &buf)).await {
             Ok(Ok(())) => {}
             // The frames of a failed write are lost; go-back-N re-sends their entries.
             Ok(Err(_)) => return "write failed",
@@ -220,9 +266,24 @@ fn refused(node: &Node, link: &Link, known: u64) {
     }
 }
 
+/// Writes all of `bytes` and flushes: a TLS stream may keep the tail of a write's ciphertext
+/// until flushed (a plain socket's flush does nothing).
+async fn write_flushed(
+    stream: &mut (impl AsyncWrite + Unpin),
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
 /// Accepts peer connections for ever, one reader task each, closing the oldest of those
-/// waiting for their `Hello` when [`PRE_HELLO_MAX`] already wait.
-pub(super) async fn accept_peers(listener: TcpListener, node: Arc<Node>) {
+/// waiting for their `Hello` (in their TLS handshake included) when [`PRE_HELLO_MAX`] already
+/// wait.
+pub(super) async fn accept_peers(
+    listener: TcpListener,
+    node: Arc<Node>,
+    tls: Option<Arc<PeerTls>>,
+) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(s) => s,
@@ -235,9 +296,14 @@ pub(super) async fn accept_peers(listener: TcpListener, node: Arc<Node>) {
         let accepted = Instant::now();
         let pending = PreHello::enter(&node);
         let node = node.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            if let Err(why) = read_link(stream, &node, accepted, pending).await {
+            let result = match tls {
+                None => read_link(stream, &node, None, accepted, pending).await,
+                Some(tls) => accept_tls(stream, &node, &tls, accepted, pending).await,
+            };
+            if let Err(why) = result {
                 warn!(%addr, reason = %why, "peer link closed");
             }
         });
@@ -340,11 +406,46 @@ fn frame_budget(buf: &[u8]) -> Duration {
     FRAME_GRACE + Duration::from_millis(announced.saturating_mul(1000) / FRAME_BYTES_PER_SEC_MIN)
 }
 
-/// Reads one accepted link: its `Hello` (verified and answered within [`HELLO_TIMEOUT`] of
-/// `accepted`), then its data frames until it fails or is cut.
-async fn read_link(
-    mut stream: TcpStream,
+/// Runs the TLS handshake of an accepted link (the client certificate chained to the CA is
+/// required) inside the link's pre-`Hello` deadline and eviction, then reads the link with what
+/// the certificate names.
+async fn accept_tls(
+    stream: TcpStream,
     node: &Node,
+    tls: &PeerTls,
+    accepted: Instant,
+    pending: PreHello,
+) -> Result<(), String> {
+    let evicted = pending.evicted.clone();
+    let handshake = tokio::select! {
+        done = tokio::time::timeout_at(accepted + HELLO_TIMEOUT, tls.acceptor.accept(stream)) => done,
+        () = evicted.notified() => {
+            return Err("closed for a newer connection: too many waiting for their hello".into());
+        }
+    };
+    let stream = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            node.counters.bad_input("peer_tls_handshake");
+            return Err(format!("TLS handshake failed: {e}"));
+        }
+        Err(_) => {
+            node.counters.bad_input("peer_tls_handshake");
+            return Err("TLS handshake timed out".into());
+        }
+    };
+    // The verifier required a certificate, so a finished handshake has one.
+    let cert = tls::client_certificate(stream.get_ref().1).unwrap_or_default();
+    read_link(stream, node, Some(&cert), accepted, pending).await
+}
+
+/// Reads one accepted link: its `Hello` (verified, checked against the link's certificate with
+/// peer TLS, and answered within [`HELLO_TIMEOUT`] of `accepted`), then its data frames until it
+/// fails or is cut. With peer TLS, `cert` is the client certificate (DER) the link presented.
+async fn read_link(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    node: &Node,
+    cert: Option<&[u8]>,
     accepted: Instant,
     pending: PreHello,
 ) -> Result<(), String> {
@@ -352,8 +453,8 @@ async fn read_link(
     let deadline = accepted + HELLO_TIMEOUT;
     let before_hello = async {
         let hello = read_frame(&mut stream, &mut buf, HELLO_FRAME_BYTES, HELLO_TIMEOUT).await;
-        let (link, answer) = admit(node, hello).await?;
-        let _ = stream.write_all(&answer).await;
+        let (link, answer) = admit(node, hello, cert).await?;
+        let _ = write_flushed(&mut stream, &answer).await;
         link.ok_or_else(|| "refused: another incarnation".to_string())
     };
     let evicted = pending.evicted.clone();
@@ -378,14 +479,16 @@ async fn read_link(
 }
 
 /// Checks a link's first frame (or why there was none): the link of the configured, uncut
-/// peer whose `Hello` it is with this node's fingerprint, with the answer to write back
+/// peer whose `Hello` it is with this node's fingerprint (and, with peer TLS, whom the link's
+/// certificate `cert` names), with the answer to write back
 /// (`Welcome`; or `Refused` and no link, for another incarnation than the one recorded), or why
 /// the link must close without an answer. Every refusal but a cut link is a bad input and
 /// counted.
-async fn admit(
-    node: &Node,
+async fn admit<'n>(
+    node: &'n Node,
     hello: Result<Frame, String>,
-) -> Result<(Option<&Arc<Link>>, Vec<u8>), String> {
+    cert: Option<&[u8]>,
+) -> Result<(Option<&'n Arc<Link>>, Vec<u8>), String> {
     let (sender, fingerprint, incarnation) = match hello {
         Ok(Frame::Hello {
             sender,
@@ -414,6 +517,11 @@ async fn admit(
     };
     if link.cut.load(Ordering::Relaxed) {
         return Err(format!("link to {sender} is cut"));
+    }
+    // Before the incarnation is recorded: a member's certificate claiming another member must
+    // not get to record a life for it.
+    if let Some(cert) = cert {
+        check_certificate(node, link, cert)?;
     }
     match check_incarnation(node, sender, incarnation).await? {
         None => Ok((Some(link), frame::encode_welcome())),
@@ -465,9 +573,22 @@ async fn check_incarnation(
     Err(format!("cannot record the incarnation of {sender}: {why}"))
 }
 
+/// Accepts an admitted link's certificate only if it names the member the `Hello` claimed, by
+/// id and by the region this node's configuration gives it; otherwise counted and refused.
+fn check_certificate(node: &Node, link: &Link, cert: &[u8]) -> Result<(), String> {
+    if tls::cert_names_member(cert, link.spec.id, &link.spec.region) {
+        return Ok(());
+    }
+    node.counters.bad_input("peer_cert_mismatch");
+    Err(format!(
+        "the certificate does not name replica {} of region {}, which the hello claims",
+        link.spec.id, link.spec.region
+    ))
+}
+
 /// Reads data frames from an admitted link and feeds their payloads to the driver.
 async fn read_data(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
     link: &Link,
     node: &Node,
@@ -518,6 +639,7 @@ mod tests {
     use super::super::state::testing;
     use super::*;
     use crate::sync::lock;
+    use rustls::pki_types::pem::PemObject as _;
 
     fn bad_inputs(node: &Node) -> Vec<(&'static str, u64)> {
         lock(&node.counters.bad_inputs)
@@ -551,14 +673,16 @@ mod tests {
 
     /// The id of the admitted link, `None` if refused with an answer, or the error.
     async fn admitted(node: &Node, frame: Result<Frame, String>) -> Result<Option<u64>, String> {
-        admit(node, frame).await.map(|(l, _)| l.map(|l| l.spec.id))
+        admit(node, frame, None)
+            .await
+            .map(|(l, _)| l.map(|l| l.spec.id))
     }
 
     #[tokio::test]
     async fn admit_takes_a_hello_from_a_configured_peer_of_this_cluster() {
         let (node, _rx) = testing::node(testing::config());
         let fp = node.fingerprint;
-        let (link, answer) = admit(&node, hello(2, fp, 0)).await.expect("admitted");
+        let (link, answer) = admit(&node, hello(2, fp, 0), None).await.expect("admitted");
         assert_eq!(link.map(|l| l.spec.id), Some(2));
         assert_eq!(answer, frame::encode_welcome());
         assert!(bad_inputs(&node).is_empty());
@@ -589,6 +713,19 @@ mod tests {
         assert!(bad_inputs(&node).is_empty());
     }
 
+    #[test]
+    fn a_certificate_must_name_the_member_the_hello_claims() {
+        let (node, _rx) = testing::node(testing::config());
+        let ca = crate::tls::Ca::generate("test").unwrap();
+        let pem = ca.issue_member(1, "eu-west", &[]).unwrap().cert_pem;
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        assert_eq!(check_certificate(&node, &node.links[&1], &der), Ok(()));
+        assert!(bad_inputs(&node).is_empty());
+        // Member 1's certificate on a link whose Hello claims member 2.
+        assert!(check_certificate(&node, &node.links[&2], &der).is_err());
+        assert_eq!(bad_inputs(&node), [("peer_cert_mismatch", 1)]);
+    }
+
     #[tokio::test]
     async fn a_peer_is_refused_when_it_comes_back_as_another_incarnation() {
         let dir = tempfile::tempdir().expect("a scratch dir");
@@ -606,7 +743,9 @@ mod tests {
         assert_eq!(admitted(&node, hello(1, fp, 0xaa)).await, Ok(Some(1)));
         assert_eq!(store.peers().expect("peers"), [(1, 0xaa)].into());
         // Another life is answered `Refused` naming the one known, and counted.
-        let (link, answer) = admit(&node, hello(1, fp, 0xbb)).await.expect("answered");
+        let (link, answer) = admit(&node, hello(1, fp, 0xbb), None)
+            .await
+            .expect("answered");
         assert!(link.is_none());
         assert_eq!(answer, frame::encode_refused(0xaa));
         assert_eq!(bad_inputs(&node), [("peer_incarnation", 1)]);

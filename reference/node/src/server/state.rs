@@ -277,6 +277,8 @@ pub(super) mod testing {
             ],
             client_listen: Some("127.0.0.1:6380".parse().unwrap()),
             peer_listen: Some("127.0.0.1:7380".parse().unwrap()),
+            // The tasks' unit tests run no TLS; `tests/tls.rs` does.
+            insecure_peers: true,
             ..Flags::default()
         })
         .unwrap()
