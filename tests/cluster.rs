@@ -1005,9 +1005,14 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
-/// The victim's `CLUSTER.LINKS` line for replica `id`.
-fn link_line(port: u16, id: u64) -> String {
-    match Conn::open(port).ok(&["CLUSTER.LINKS"]) {
+/// The victim's `CLUSTER.LINKS` line for replica `id` (asked as the cluster's admin).
+fn link_line(cluster: &Cluster, port: u16, id: u64) -> String {
+    let mut c = Conn::open(port);
+    assert_eq!(
+        c.ok(&["AUTH", "admin", &cluster.admin_password()]),
+        R::Simple("OK".into())
+    );
+    match c.ok(&["CLUSTER.LINKS"]) {
         R::Array(lines) => lines
             .into_iter()
             .find_map(|l| match l {
@@ -1024,7 +1029,9 @@ fn link_line(port: u16, id: u64) -> String {
 
 #[test]
 fn the_peer_port_bounds_what_comes_before_a_hello() {
-    let mut cluster = Cluster::up(10, "us-east,eu-west");
+    // Plaintext peer links, so the frames before the Hello are the node's own to bound; with
+    // peer TLS the handshake runs first, inside the same deadline and the same cap.
+    let mut cluster = Cluster::up_with(10, "us-east,eu-west", &["--insecure-peers"]);
     let victim = "eu-west";
     let port = cluster.port(victim);
     let peer = cluster.node(victim)["peer_port"].as_u64().expect("port") as u16;
@@ -1062,23 +1069,27 @@ fn the_peer_port_bounds_what_comes_before_a_hello() {
     );
     // ...and a real peer links: us-east drops its link and dials again.
     let mut e = Conn::open(east);
+    assert_eq!(
+        e.ok(&["AUTH", "admin", &cluster.admin_password()]),
+        R::Simple("OK".into())
+    );
     let victim_id = cluster.node(victim)["id"].as_u64().expect("id");
     assert_eq!(
         e.ok(&["CLUSTER.LINKS", "CUT", &victim_id.to_string()]),
         R::Simple("OK".into())
     );
     let down = eventually(Duration::from_secs(3), || {
-        link_line(port, east_id).contains("in=0")
+        link_line(&cluster, port, east_id).contains("in=0")
     });
-    assert!(down.is_some(), "{}", link_line(port, east_id));
+    assert!(down.is_some(), "{}", link_line(&cluster, port, east_id));
     assert_eq!(e.ok(&["CLUSTER.LINKS", "HEAL"]), R::Simple("OK".into()));
     let relinked = eventually(Duration::from_secs(3), || {
-        link_line(port, east_id).contains("in=1")
+        link_line(&cluster, port, east_id).contains("in=1")
     });
     assert!(
         relinked.is_some(),
         "us-east could not link past the idle connections: {}",
-        link_line(port, east_id)
+        link_line(&cluster, port, east_id)
     );
     drop(idle);
 

@@ -35,6 +35,8 @@ fn start(limits: Limits, passwords: Passwords) -> Ports {
         client_listen: Some(([127, 0, 0, 1], client).into()),
         peer_listen: Some(([127, 0, 0, 1], peer).into()),
         metrics_listen: Some(([127, 0, 0, 1], metrics).into()),
+        // One region: no peer links to secure.
+        insecure_peers: true,
         ..Flags::default()
     })
     .expect("valid flags");
