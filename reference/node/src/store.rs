@@ -603,6 +603,7 @@ mod tests {
             deps: Default::default(),
             key: b"k".to_vec().into_boxed_slice(),
             delta: KeyState::empty(KeyKind::Counter),
+            redacted: false,
         }
     }
 

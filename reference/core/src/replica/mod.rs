@@ -77,7 +77,7 @@ pub use api::{
     UnknownConsistency, Value,
 };
 pub use codec::{DecodeError, KEY_BYTES_MAX};
-pub use config::{Bug, Config, ConfigError, RegionId, Topology, UnknownBug};
+pub use config::{Bug, Config, ConfigError, Pin, RegionId, Topology, UnknownBug};
 pub use durable::{Durable, DurableDelta, DurableMeta, RecoverError, decode_record, encode_record};
 pub use msg::{
     Ack, AeClaim, AeDiff, AeKeys, AeProbe, DEFAULT_MESSAGE_BYTES_MAX, MSG_MAGIC, MSG_VERSION,
@@ -249,6 +249,24 @@ impl Replica {
         self.store.keys().iter()
     }
 
+    /// The keys this replica holds that a residency pin forbids it (see [`Pin`]): in its
+    /// keyspace (hence its Merkle leaves, which are built from it) or in a complete oplog
+    /// entry. Always empty for a correct replica; tests and the simulator assert so.
+    pub fn forbidden_keys(&self) -> Vec<Key> {
+        let me = self.id();
+        let keys = self.store.keys().iter().map(|(k, _)| k);
+        let logged = self
+            .store
+            .oplog()
+            .iter()
+            .filter(|e| !e.redacted)
+            .map(|e| &e.key);
+        keys.chain(logged)
+            .filter(|k| !self.shared.may_hold(me, k))
+            .cloned()
+            .collect()
+    }
+
     /// The Merkle root: equal roots mean equal keyspaces (up to a 64-bit hash collision).
     /// Rehashes the keys written since anti-entropy last read the tree, without storing the
     /// result.
@@ -294,7 +312,12 @@ impl Replica {
     /// or after a wait (quorum, session token), always by its deadline.
     pub fn handle_request(&mut self, now_ms: u64, request: Request) {
         self.advance(now_ms);
-        if request.op.is_strong() {
+        if let Some(err) = self.residency_refusal(&request) {
+            self.replies.push_back(Reply {
+                id: request.id,
+                result: Err(err),
+            });
+        } else if request.op.is_strong() {
             let (store, mut cx, strong) = self.split_strong();
             strong.on_request(store, &mut cx, request);
         } else if request.op.is_write() && self.strong.knows(&request.key) {
@@ -309,6 +332,24 @@ impl Replica {
             requests.on_request(store, links, &mut cx, request);
         }
         self.after_input();
+    }
+
+    /// Why a request on a residency-pinned key is refused here, if it is (see
+    /// [`Pin`]): the key may not live in this region, or the operation would carry it to
+    /// replicas that may not hold it. Consensus registers and bounded counters involve every
+    /// replica (a majority of all of them; rights asked of every peer), and so does a
+    /// `GlobalQuorum` level; refusing them keeps every message naming a pinned key among the
+    /// pin's replicas, which routes between them never leave.
+    fn residency_refusal(&self, request: &Request) -> Option<ClientError> {
+        let config = &self.shared.config;
+        config.pin_of(&request.key)?;
+        if !self.shared.may_hold(config.me, &request.key) {
+            return Some(ClientError::NotResident);
+        }
+        let wide = request.op.is_strong()
+            || request.op.kind() == Some(KeyKind::Bounded)
+            || request.consistency == Consistency::GlobalQuorum;
+        wide.then_some(ClientError::ResidencyScope)
     }
 
     /// Input: an encoded message from neighbour `from`. A message that fails to decode is
