@@ -237,6 +237,14 @@ impl Face {
             });
         }
         while let Some(reply) = self.replica.as_mut().and_then(Replica::poll_reply) {
+            if reply.id & super::DIRECT_ID != 0 {
+                if self.direct.len() >= super::DIRECT_REPLIES_MAX {
+                    self.direct.pop_front();
+                    self.stats.logs_dropped += 1;
+                }
+                self.direct.push_back(reply);
+                continue;
+            }
             let Some(w) = self.waiting.remove(&reply.id) else {
                 self.note(format!("reply to unknown request {}", reply.id));
                 continue;
