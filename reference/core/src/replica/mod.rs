@@ -209,6 +209,13 @@ impl Replica {
         r.strong = Strong::recover(&r.shared, durable.strong.clone(), rounds, now_ms)
             .map_err(|_| ConfigError::Limit("consensus"))?;
         r.store.recover(durable, &r.shared)?;
+        let forbidden = r.forbidden_keys();
+        if let Some(first) = forbidden.first() {
+            return Err(RecoverError::Forbidden {
+                count: forbidden.len(),
+                first: String::from_utf8_lossy(first).into_owned(),
+            });
+        }
         // Entries not yet acknowledged by the children are sent again from the start of the
         // retained log; the first ack of each child moves its cursor on.
         let (_, links, _, _, mut cx) = r.split();

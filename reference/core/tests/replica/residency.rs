@@ -193,3 +193,97 @@ fn requests_for_pinned_keys_are_refused_outside_their_regions() {
     );
     assert_eq!(sim.node(3).frontier(), sim.node(0).frontier());
 }
+
+/// The anti-entropy claim guard. Replica 2 (outside the pin) applied replica 0's pinned write
+/// redacted, so its frontier covers it; replica 1 (inside) has not received it (its link to 0 is
+/// cut). A round 1 ← 2 compares no pinned key, so claiming 2's frontier would make 1 say it
+/// holds a write whose data it never got: a read there with the writer's session token would
+/// answer without the write. The claim is withheld, the read waits (and times out, definitely),
+/// and after the heal it sees the write.
+#[test]
+fn a_claim_that_would_cover_pinned_writes_the_puller_lacks_is_withheld() {
+    let replicas = vec![
+        (ReplicaId(0), RegionId(0)),
+        (ReplicaId(1), RegionId(0)),
+        (ReplicaId(2), RegionId(1)),
+    ];
+    let configs = (0..3)
+        .map(|i| {
+            let mut c = Config::new(ReplicaId(i), replicas.clone());
+            c.ae_interval_ms = 1_000_000_000;
+            c.session_wait_ms = 300;
+            c.residency = vec![Pin {
+                prefix: b"eu:".to_vec(),
+                regions: [RegionId(0)].into_iter().collect(),
+            }];
+            c
+        })
+        .collect();
+    let mut sim = Sim::new(configs, 3, CLEAN);
+    sim.cut_link(0, 1);
+    let wrote = sim.call(0, "eu:x", Op::Incr(5), L1, None);
+    let token = ok(&wrote).1.clone();
+    sim.run_for(100);
+    assert_eq!(
+        sim.node(2).frontier().get(ReplicaId(0)),
+        1,
+        "2 applied it redacted"
+    );
+    assert!(sim.node(2).get(b"eu:x").is_none());
+    let now = sim.now;
+    sim.nodes[1]
+        .as_mut()
+        .expect("up")
+        .start_anti_entropy(now, ReplicaId(2));
+    sim.drain(1);
+    sim.run_for(100);
+    let stats = sim.node(1).stats().counters;
+    assert!(stats.ae_rounds_completed >= 1, "the round completed");
+    let read = sim.call(1, "eu:x", Op::Get, L1, Some(token.clone()));
+    assert_eq!(
+        read.result,
+        Err(ClientError::SessionTimeout),
+        "never a stale read"
+    );
+    assert_eq!(sim.node(1).frontier().get(ReplicaId(0)), 0);
+    assert_eq!(stats.ae_claims_withheld, 1, "the claim was withheld");
+    sim.heal();
+    sim.run_for(1_000);
+    let read = sim.call(1, "eu:x", Op::Get, L1, Some(token));
+    assert_eq!(ok(&read).0, &value(&sim, 0, "eu:x"));
+}
+
+/// A replica whose pins changed since it stored a key they now forbid refuses to recover,
+/// rather than keep serving and replicating data that must not be in its region.
+#[test]
+fn a_store_holding_a_key_the_pins_now_forbid_is_refused_at_recovery() {
+    let unpinned = |i: u64| {
+        let mut c = Config::grid(i, 2, 1);
+        c.track_durable = true;
+        c
+    };
+    let mut sim = Sim::new(vec![unpinned(0), unpinned(1)], 5, CLEAN);
+    assert!(sim.call(1, "eu:x", Op::Incr(2), L1, None).result.is_ok());
+    sim.run_for(100);
+    let mut pinned = unpinned(1);
+    pinned.residency = vec![Pin {
+        prefix: b"eu:".to_vec(),
+        regions: [RegionId(0)].into_iter().collect(),
+    }];
+    let refused = converge_core::replica::Replica::recover(pinned, sim.disks[1].clone(), 200);
+    assert!(
+        matches!(
+            &refused,
+            Err(converge_core::replica::RecoverError::Forbidden { count: 1, first }) if first == "eu:x"
+        ),
+        "{:?}",
+        refused.map(|r| r.id())
+    );
+    // Replica 0 may hold it, and recovers with the pins.
+    let mut zero = unpinned(0);
+    zero.residency = vec![Pin {
+        prefix: b"eu:".to_vec(),
+        regions: [RegionId(0)].into_iter().collect(),
+    }];
+    assert!(converge_core::replica::Replica::recover(zero, sim.disks[0].clone(), 200).is_ok());
+}
