@@ -651,6 +651,17 @@ impl Replica {
     /// Checks every part's invariants (each part's check compiles to nothing in release builds).
     fn debug_check(&self) {
         self.store.debug_check(self.id());
+        // Residency (see `config::Pin`): nothing this replica holds is a key its pins forbid.
+        // Linear in the state, so only on small states, like the store's own checks.
+        #[cfg(debug_assertions)]
+        if !self.shared.config.residency.is_empty()
+            && self.store.keys().len() + self.store.oplog().len() <= 256
+        {
+            debug_assert!(
+                self.forbidden_keys().is_empty(),
+                "a replica holds keys its residency pins forbid"
+            );
+        }
         self.links.debug_check(&self.store, &self.shared);
         self.requests.debug_check(&self.shared);
         self.strong.debug_check(&self.shared);
