@@ -26,6 +26,7 @@ fn plan(workload: &str, faults: &[Fault], ops: u64) -> Plan {
         ops,
         skew_ms: 250,
         bug: None,
+        residency: false,
         cancel: None,
     }
 }

@@ -1204,3 +1204,109 @@ fn cluster_up_insecure_peers_replicates_in_plaintext_and_says_so() {
     let took = eventually(Duration::from_secs(5), || eu.ok(&["GET", "k"]) == bulk("3"));
     assert!(took.is_some(), "eu-west did not read 3");
 }
+
+/// The keys of a stopped node's store (`data_dir` in cluster.json) that start with `prefix`:
+/// in its keyspace, or in a complete (not redacted) oplog entry.
+fn stored_keys(cluster: &Cluster, region: &str, prefix: &str) -> Vec<String> {
+    let dir = cluster.node(region)["data_dir"]
+        .as_str()
+        .expect("data_dir in cluster.json");
+    let store = converge_node::store::Store::open(std::path::Path::new(dir)).expect("open store");
+    let durable = store
+        .load()
+        .expect("load store")
+        .expect("the node wrote its store");
+    let keys = durable.keys.keys();
+    let logged = durable.oplog.iter().filter(|e| !e.redacted).map(|e| &e.key);
+    keys.chain(logged)
+        .filter(|k| k.starts_with(prefix.as_bytes()))
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect()
+}
+
+#[test]
+fn a_pinned_key_never_reaches_the_store_of_a_region_outside_its_pin() {
+    // `eu:` keys may live in eu-west and apac only; us-east must never hold one, through
+    // replication, anti-entropy after a cut, or a request.
+    let cluster = Cluster::up_with(
+        11,
+        "us-east,eu-west,apac",
+        &["--residency", "eu:=eu-west,apac"],
+    );
+    let mut east = Conn::open(cluster.port("us-east"));
+    let mut eu = Conn::open(cluster.port("eu-west"));
+    let mut apac = Conn::open(cluster.port("apac"));
+    assert_eq!(eu.ok(&["SET", "eu:anna", "alice"]), R::Simple("OK".into()));
+    assert_eq!(eu.ok(&["INCRBY", "eu:visits", "3"]), R::Int(3));
+    assert_eq!(eu.ok(&["SADD", "eu:tags", "a", "b"]), R::Int(2));
+    assert_eq!(eu.ok(&["SET", "plain", "1"]), R::Simple("OK".into()));
+    // Refused, definitely, where the key may not live, and where it may if the level would take
+    // it to every region.
+    for args in [
+        &["GET", "eu:anna"][..],
+        &["SET", "eu:anna", "mallory"],
+        &["INCRBY", "eu:visits", "1"],
+    ] {
+        assert!(
+            matches!(east.ok(args), R::Err(e) if e.starts_with("RESIDENCY")),
+            "{args:?} at us-east"
+        );
+    }
+    assert!(matches!(
+        eu.ok(&["WITH", "GLOBAL_QUORUM", "GET", "eu:anna"]),
+        R::Err(e) if e.starts_with("RESIDENCY")
+    ));
+    // The pin's other region gets the data; the region outside gets the plain key.
+    let took = eventually(Duration::from_secs(5), || {
+        apac.ok(&["GET", "eu:anna"]) == bulk("alice") && east.ok(&["GET", "plain"]) == bulk("1")
+    });
+    assert!(took.is_some(), "replication did not reach apac and us-east");
+    // A cut and a heal: anti-entropy repairs us-east, and must not ship it a pinned key.
+    cluster.converge(&["cluster", "partition", "us-east"]);
+    assert_eq!(apac.ok(&["SET", "eu:bob", "bob"]), R::Simple("OK".into()));
+    assert_eq!(apac.ok(&["SADD", "eu:tags", "c"]), R::Int(1));
+    assert_eq!(apac.ok(&["SET", "plain2", "2"]), R::Simple("OK".into()));
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.converge(&["cluster", "heal"]);
+    let took = eventually(Duration::from_secs(10), || {
+        east.ok(&["GET", "plain2"]) == bulk("2") && eu.ok(&["GET", "eu:bob"]) == bulk("bob")
+    });
+    assert!(took.is_some(), "no convergence after the heal");
+    // Let a few anti-entropy rounds (every second) run between every pair.
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert!(matches!(east.ok(&["GET", "eu:bob"]), R::Err(e) if e.starts_with("RESIDENCY")));
+    // Stop the nodes (not `cluster down`, which removes their data) so their stores can be
+    // opened: SIGTERM, then wait for each process to be gone.
+    for region in ["us-east", "eu-west", "apac"] {
+        let pid = cluster.node(region)["pid"]
+            .as_u64()
+            .expect("pid")
+            .to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let gone = eventually(Duration::from_secs(10), || {
+            !Command::new("kill")
+                .args(["-0", &pid])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        assert!(gone.is_some(), "{region} did not stop");
+    }
+    // The stores themselves, read from disk with the nodes stopped.
+    assert_eq!(
+        stored_keys(&cluster, "us-east", "eu:"),
+        Vec::<String>::new(),
+        "us-east stored pinned keys"
+    );
+    assert_eq!(stored_keys(&cluster, "us-east", "plain").len(), 2);
+    for region in ["eu-west", "apac"] {
+        let mut keys = stored_keys(&cluster, region, "eu:");
+        keys.sort();
+        keys.dedup();
+        assert_eq!(
+            keys,
+            ["eu:anna", "eu:bob", "eu:tags", "eu:visits"],
+            "{region} lacks pinned keys"
+        );
+    }
+}

@@ -75,6 +75,10 @@ pub struct UpArgs {
     /// certificates (anyone reaching a peer port could then pose as a region).
     #[arg(long)]
     insecure_peers: bool,
+    /// Pin the keys starting with PREFIX to the named regions (repeatable): written as a
+    /// `[[residency]]` table to DIR/residency.toml, which every node reads with --config.
+    #[arg(long, value_name = "PREFIX=REGION[,REGION...]")]
+    residency: Vec<String>,
 }
 
 /// The cluster directory.
@@ -149,6 +153,45 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Writes the `--residency` pins as the nodes' shared `[[residency]]` file in `dir`, and returns
+/// its path (`None` without pins). Each pin is `PREFIX=REGION[,REGION...]` over the cluster's
+/// `regions`; the nodes check the rest (overlaps) when they start.
+fn residency_file(
+    dir: &Path,
+    regions: &[String],
+    pins: &[String],
+) -> Result<Option<PathBuf>, String> {
+    if pins.is_empty() {
+        return Ok(None);
+    }
+    let mut text = String::from("# Written by `converge cluster up --residency`.\n");
+    for pin in pins {
+        let (prefix, names) = pin
+            .split_once('=')
+            .ok_or_else(|| format!("--residency {pin:?}: expected PREFIX=REGION[,REGION...]"))?;
+        let names: Vec<&str> = names.split(',').filter(|n| !n.is_empty()).collect();
+        if prefix.is_empty() || names.is_empty() {
+            return Err(format!(
+                "--residency {pin:?}: give a non-empty prefix and at least one region"
+            ));
+        }
+        if let Some(n) = names.iter().find(|n| !regions.iter().any(|r| r == *n)) {
+            return Err(format!("--residency {pin:?}: {n} is not one of --regions"));
+        }
+        // JSON string escapes are TOML basic-string escapes.
+        let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let names: Vec<String> = names.iter().map(|n| quote(n)).collect();
+        text.push_str(&format!(
+            "\n[[residency]]\nprefix = {}\nregions = [{}]\n",
+            quote(prefix),
+            names.join(", ")
+        ));
+    }
+    let path = dir.join("residency.toml");
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(path))
+}
+
 fn up(a: &UpArgs) -> Result<(), String> {
     let regions = &a.regions;
     if regions.is_empty() || regions.len() > 64 {
@@ -211,6 +254,7 @@ fn up(a: &UpArgs) -> Result<(), String> {
             args: Vec::new(),
         });
     }
+    let residency = residency_file(dir, regions, &a.residency)?;
     let program = std::env::current_exe().map_err(|e| format!("cannot find converge: {e}"))?;
     let peers: Vec<String> = nodes
         .iter()
@@ -243,6 +287,10 @@ fn up(a: &UpArgs) -> Result<(), String> {
             admin_password.display().to_string(),
         ];
         args.extend(security[i].iter().cloned());
+        if let Some(path) = &residency {
+            args.push("--config".into());
+            args.push(path.display().to_string());
+        }
         for (j, p) in peers.iter().enumerate() {
             if j != i {
                 args.push("--peer".into());

@@ -49,6 +49,11 @@ pub(crate) struct SimArgs {
     /// (swarm testing).
     #[arg(long)]
     every_fault: bool,
+    /// Pin keys to the first regions (region 0, and 1 with three regions or more), write them
+    /// beside the workload, and fail a seed if one reaches a replica outside those regions: in
+    /// any transmit, reply or store.
+    #[arg(long)]
+    residency: bool,
 }
 
 /// Runs `converge sim`: `--seeds` seeds from `--seed`, one after another.
@@ -80,6 +85,7 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         ops: args.ops,
         skew_ms: args.skew_ms,
         bug: args.bug,
+        residency: args.residency,
         cancel: Some(Arc::clone(interrupt_flag())),
     };
     say!(

@@ -27,6 +27,8 @@
 //!   per journal write, not once per input). Between crashes the journal is written every
 //!   `DURABLE_EVERY` inputs, which bounds its size.
 //! - **Pause**: a paused replica neither reads its input nor fires timers; input waits for it.
+//! - **Residency** (when the faces carry pins): traffic of its own on pinned keys, and a check
+//!   of every transmit, every reply to it and every store (see [`super::residency`]).
 //!
 //! # No text on the way
 //! The faces' messages never become JSON here. The harness's requests arrive as its typed
@@ -37,6 +39,7 @@
 //! ([`to_request`], [`to_body`]), field for field. Only the stdio node prints and parses; what it
 //! prints is [`Face::poll_line`] of the same outputs, so both shells run one protocol mapping.
 
+use super::residency::{Residency, ResidencyReport};
 use converge_conformance::harness::backend::{Backend, BackendError, NodeEvent};
 use converge_conformance::harness::body::{Body, Kind, Level};
 use converge_conformance::harness::message::Message;
@@ -143,6 +146,8 @@ pub struct SimBackend {
     pub steps: u64,
     /// The counts of replicas that were killed or shut down (see [`SimBackend::figures`]).
     gone: super::ReplicaFigures,
+    /// The residency traffic and checks, when the faces carry pins.
+    residency: Option<Residency>,
 }
 
 impl SimBackend {
@@ -168,6 +173,7 @@ impl SimBackend {
                 }
             })
             .collect();
+        let residency = (!config.face.residency.is_empty()).then(|| Residency::new(config.seed));
         SimBackend {
             config,
             now: 0,
@@ -178,6 +184,44 @@ impl SimBackend {
             dice,
             steps: 0,
             gone: super::ReplicaFigures::default(),
+            residency,
+        }
+    }
+
+    /// What the residency traffic did and found, if the run had pins.
+    pub fn residency(&self) -> Option<&ResidencyReport> {
+        self.residency.as_ref().map(|r| &r.report)
+    }
+
+    /// Sends a pinned write to `node` beside a client request, if the residency traffic
+    /// draws one.
+    fn pinned_write(&mut self, node: usize) {
+        if self.nodes[node]
+            .face
+            .as_ref()
+            .and_then(Face::replica)
+            .is_none()
+        {
+            return;
+        }
+        let Some(request) = self.residency.as_mut().and_then(Residency::request) else {
+            return;
+        };
+        let local = self.local(node);
+        if let Some(face) = self.nodes[node].face.as_mut() {
+            face.handle_direct(local, request);
+        }
+        self.collect(node);
+    }
+
+    /// Checks replica `node`'s state and disk against its pins (`when`: for the report).
+    fn check_store(&mut self, node: usize, when: &str) {
+        let n = &self.nodes[node];
+        if let (Some(res), Some(replica)) = (
+            self.residency.as_mut(),
+            n.face.as_ref().and_then(Face::replica),
+        ) {
+            res.check_store(replica, &n.disk, when);
         }
     }
 
@@ -241,12 +285,20 @@ impl SimBackend {
                     true,
                 ),
                 Output::Peer { to, payload } => (
-                    NodeEvent::Peer {
-                        node,
-                        // An index that does not fit is out of range either way; the harness
-                        // refuses it as a message to an unknown node.
-                        to: usize::try_from(to.0).unwrap_or(usize::MAX),
-                        payload,
+                    {
+                        if let (Some(res), Some(replica)) = (
+                            self.residency.as_mut(),
+                            n.face.as_ref().and_then(Face::replica),
+                        ) {
+                            res.check_transmit(replica.config(), to, &payload);
+                        }
+                        NodeEvent::Peer {
+                            node,
+                            // An index that does not fit is out of range either way; the harness
+                            // refuses it as a message to an unknown node.
+                            to: usize::try_from(to.0).unwrap_or(usize::MAX),
+                            payload,
+                        }
                     },
                     false,
                 ),
@@ -275,6 +327,11 @@ impl SimBackend {
         if let Some(face) = self.nodes[node].face.as_mut() {
             // Diagnostics are the replica's own business in the simulator; drop them.
             while face.poll_log().is_some() {}
+            while let Some(reply) = face.poll_direct_reply() {
+                if let (Some(res), Some(replica)) = (self.residency.as_mut(), face.replica()) {
+                    res.check_reply(replica.config(), &reply);
+                }
+            }
         }
     }
 
@@ -392,6 +449,7 @@ impl Backend for SimBackend {
                 hand_over(face, local, message);
             }
             self.collect(node);
+            self.pinned_write(node);
             return Ok(());
         }
         self.offer(node, Input::Message(Box::new(message.clone())));
@@ -446,6 +504,8 @@ impl Backend for SimBackend {
             n.disk.apply(delta);
         }
         n.unwritten = 0;
+        self.check_store(node, "when killed");
+        let n = &mut self.nodes[node];
         if let Some(face) = n.face.take() {
             absorb(&mut self.gone, &face);
             let incarnation = n.incarnation - 1;
@@ -483,6 +543,13 @@ impl Backend for SimBackend {
     }
 
     fn shutdown(&mut self) {
+        for node in 0..self.nodes.len() {
+            let n = &mut self.nodes[node];
+            if let Some(delta) = n.face.as_mut().and_then(Face::take_durable) {
+                n.disk.apply(delta);
+            }
+            self.check_store(node, "at the end of the run");
+        }
         for n in &mut self.nodes {
             if let Some(face) = n.face.take() {
                 absorb(&mut self.gone, &face);

@@ -3,6 +3,7 @@
 //! binary's `cli::sim`) runs a series of seeds through [`run_seed`].
 
 pub mod backend;
+pub mod residency;
 
 use crate::certify::verdict_mark;
 use backend::{SimBackend, SimConfig};
@@ -36,6 +37,8 @@ pub struct Plan {
     pub skew_ms: u64,
     /// A deliberately broken replica.
     pub bug: Option<Bug>,
+    /// Pin keys to some regions and check that they never leave them ([`residency`]).
+    pub residency: bool,
     /// Stops a run early (Ctrl-C).
     pub cancel: Option<Arc<AtomicBool>>,
 }
@@ -62,6 +65,8 @@ pub struct SeedReport {
     pub reproduce: String,
     /// What the replicas counted of the operations CRDTs cannot do.
     pub figures: ReplicaFigures,
+    /// What the residency traffic did and found, if the plan asked for it.
+    pub residency: Option<residency::ResidencyReport>,
 }
 
 /// Replica-side counts of consensus operations and escrow withdrawals: what a black-box check
@@ -125,6 +130,10 @@ impl SeedReport {
     /// Whether every check passed.
     pub fn passed(&self) -> bool {
         self.report.verdict() == Verdict::Pass
+            && self
+                .residency
+                .as_ref()
+                .is_none_or(|r| r.violation_count == 0)
     }
 
     /// One line: seed, draws, verdict.
@@ -138,8 +147,14 @@ impl SeedReport {
         let cap = self
             .oplog_cap
             .map_or(String::new(), |c| format!(" oplog {c}"));
+        let residency = self.residency.as_ref().map_or(String::new(), |r| {
+            format!(
+                "; residency {} pinned writes ({} refused outside), {} transmits checked, {} violations",
+                r.writes, r.refused, r.transmits, r.violation_count
+            )
+        });
         format!(
-            "seed {} {} faults [{}] skews {:?} ms{cap}: {} ops in {:.1} virtual s, {verdict}{}",
+            "seed {} {} faults [{}] skews {:?} ms{cap}: {} ops in {:.1} virtual s, {verdict}{}{residency}",
             self.seed,
             self.workload,
             faults.join(","),
@@ -160,6 +175,9 @@ impl SeedReport {
             if let Verdict::Fail { detail } | Verdict::Unknown { reason: detail } = &c.verdict {
                 let _ = writeln!(out, "  {}: {detail}", c.name);
             }
+        }
+        for v in self.residency.iter().flat_map(|r| &r.violations) {
+            let _ = writeln!(out, "  residency: {v}");
         }
         let _ = write!(out, "  reproduce: {}", self.reproduce);
         out
@@ -202,6 +220,9 @@ pub fn run_seed(plan: &Plan, seed: u64) -> SeedReport {
     face.seed = seed;
     face.default_consistency = Consistency::LocalOne;
     face.oplog_entries_max = oplog_cap;
+    if plan.residency {
+        face.residency = residency::pins(plan.regions);
+    }
     let mut backend = SimBackend::new(SimConfig {
         face,
         nodes,
@@ -225,6 +246,7 @@ pub fn run_seed(plan: &Plan, seed: u64) -> SeedReport {
     let mut w = workload::by_name(&workload).expect("plans name built-in workloads");
     let report = run(w.as_mut(), &mut backend, &config, &mut |_| {});
     let figures = backend.figures();
+    let residency = backend.residency().cloned();
     let mut reproduce = format!(
         "converge sim --seeds 1 --seed {seed} --workload {workload} --regions {} --replicas-per-region {} --ops {} --skew-ms {} --every-fault",
         plan.regions, plan.replicas_per_region, plan.ops, plan.skew_ms
@@ -238,6 +260,9 @@ pub fn run_seed(plan: &Plan, seed: u64) -> SeedReport {
     if let Some(bug) = plan.bug {
         let _ = write!(reproduce, " --bug {bug}");
     }
+    if plan.residency {
+        reproduce.push_str(" --residency");
+    }
     SeedReport {
         seed,
         workload,
@@ -249,5 +274,6 @@ pub fn run_seed(plan: &Plan, seed: u64) -> SeedReport {
         report,
         reproduce,
         figures,
+        residency,
     }
 }

@@ -109,6 +109,7 @@ fn entry(origin: u64, seq: u64) -> Entry {
         deps: VectorClock::new(),
         key: b"counter".as_slice().into(),
         delta: KeyState::Counter(delta),
+        redacted: false,
     }
 }
 

@@ -175,6 +175,7 @@ fn entry_encodings_are_pinned() {
             c.increment(ReplicaId(1), 5).expect("small");
             c
         }),
+        redacted: false,
     };
     let mut dependent = plain.clone();
     dependent.seq = 4;
@@ -204,6 +205,7 @@ fn malformed_dependencies_and_old_versions_are_refused() {
         deps: [(ReplicaId(1), 1)].into_iter().collect(),
         key: b"k".as_slice().into(),
         delta: KeyState::Counter(converge_core::GCounter::new()),
+        redacted: false,
     };
     // An entry may not name its own origin: that is implied, and would make two encodings.
     assert!(Entry::decode(&e.encode()).is_err());
@@ -270,6 +272,7 @@ fn tokens_and_durable_images_round_trip() {
         deps: [(ReplicaId(3), 2)].into_iter().collect(),
         key: b"k".as_slice().into(),
         delta: KeyState::Counter(converge_core::GCounter::new()),
+        redacted: false,
     }];
     assert_eq!(Durable::decode(&with_deps.encode()), Ok(with_deps));
     let back = Replica::recover(Config::grid(0, 1, 1), d, 100).unwrap();

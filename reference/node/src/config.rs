@@ -27,6 +27,10 @@
 //! key = "node.key"
 //! client_cert = "client-port.pem"       # optional: the client port speaks only TLS
 //! client_key = "client-port.key"
+//!
+//! [[residency]]                         # keys starting with "eu:" stay in eu-west
+//! prefix = "eu:"
+//! regions = ["eu-west"]
 //! ```
 //!
 //! A password comes, first found wins, from `--password-file`/`--admin-password-file`, the
@@ -46,7 +50,9 @@
 
 use crate::resp::{self, Passwords, Secret};
 use converge_core::ReplicaId;
-use converge_core::replica::{Config as ReplicaConfig, Consistency, RegionId, UnknownConsistency};
+use converge_core::replica::{
+    Config as ReplicaConfig, Consistency, Pin, RegionId, UnknownConsistency,
+};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -117,6 +123,17 @@ impl std::str::FromStr for PeerSpec {
             addr: addr.parse().map_err(|_| err())?,
         })
     }
+}
+
+/// A residency pin as the file gives it (`[[residency]]`): keys starting with `prefix` may be
+/// held only in `regions` (names of member regions). See `converge_core::replica::Pin`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResidencySpec {
+    /// The keys pinned: every key starting with these bytes (UTF-8 in the file).
+    pub prefix: String,
+    /// The regions that may hold them.
+    pub regions: Vec<String>,
 }
 
 /// The bounds of the node; every queue and wait has one.
@@ -255,6 +272,8 @@ struct FileConfig {
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
+    residency: Vec<ResidencySpec>,
+    #[serde(default)]
     insecure_peers: bool,
     #[serde(default)]
     tls: TlsFiles,
@@ -335,6 +354,8 @@ pub struct NodeConfig {
     pub peer_security: PeerSecurity,
     /// TLS on the client port, if set.
     pub client_tls: Option<ClientTls>,
+    /// Residency pins (file only); part of the fingerprint, so every member must agree.
+    pub residency: Vec<ResidencySpec>,
 }
 
 impl NodeConfig {
@@ -408,6 +429,7 @@ impl NodeConfig {
                     file.auth.admin_password,
                 )?,
             },
+            residency: file.residency,
         };
         config.check()?;
         Ok(config)
@@ -471,9 +493,29 @@ impl NodeConfig {
                 "must be at least limits.resp_command_bytes_max",
             ));
         }
+        let regions: BTreeSet<&str> = self.members().into_iter().map(|(_, r)| r).collect();
+        for pin in &self.residency {
+            if let Some(r) = pin.regions.iter().find(|r| !regions.contains(r.as_str())) {
+                return Err(bad(
+                    "residency",
+                    format!(
+                        "pin {:?} names region {r:?}, which no member is in",
+                        pin.prefix
+                    ),
+                ));
+            }
+        }
         // Building a replica is how the core validates a configuration (cheap: nothing runs).
-        converge_core::replica::Replica::new(self.replica_config(), 0)
-            .map_err(|e| bad("peers", e.to_string()))?;
+        converge_core::replica::Replica::new(self.replica_config(), 0).map_err(|e| {
+            use converge_core::replica::ConfigError as Core;
+            let field = match e {
+                Core::PinPrefix { .. } | Core::PinNoRegion { .. } | Core::PinRouteLeaves { .. } => {
+                    "residency"
+                }
+                _ => "peers",
+            };
+            bad(field, e.to_string())
+        })?;
         Ok(())
     }
 
@@ -502,11 +544,21 @@ impl NodeConfig {
         let mut c = ReplicaConfig::new(ReplicaId(self.id), replicas);
         c.seed = self.id;
         c.track_durable = self.data_dir.is_some();
+        c.residency = self
+            .residency
+            .iter()
+            .map(|pin| Pin {
+                prefix: pin.prefix.as_bytes().to_vec(),
+                regions: pin.regions.iter().map(|r| region_id(r)).collect(),
+            })
+            .collect();
         c
     }
 
-    /// FNV-1a over the sorted member list: equal on every node of a correctly configured
-    /// cluster, and checked on every peer link.
+    /// FNV-1a over the sorted member list and the residency pins: equal on every node of a
+    /// correctly configured cluster, and checked on every peer link, so that members that
+    /// disagree on where a key may live never replicate. Without pins it is the member list's
+    /// alone, as it always was.
     pub fn fingerprint(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut eat = |bytes: &[u8]| {
@@ -519,6 +571,19 @@ impl NodeConfig {
             eat(&id.to_be_bytes());
             eat(region.as_bytes());
             eat(&[0]);
+        }
+        // Sorted: the order pins are listed in means nothing (they never overlap).
+        let mut pins: Vec<&ResidencySpec> = self.residency.iter().collect();
+        pins.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        for pin in pins {
+            eat(b"residency\0");
+            eat(pin.prefix.as_bytes());
+            eat(&[0]);
+            let regions: BTreeSet<&str> = pin.regions.iter().map(String::as_str).collect();
+            for r in regions {
+                eat(r.as_bytes());
+                eat(&[0]);
+            }
         }
         h
     }
@@ -704,6 +769,60 @@ mod tests {
         assert_eq!(c.consistency, Consistency::LocalQuorum);
         assert_eq!(c.limits.connections_max, 3);
         assert_eq!(c.members(), vec![(0, "us-east"), (1, "eu-west")]);
+    }
+
+    #[test]
+    fn residency_pins_come_from_the_file_and_enter_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let write = |text: &str| std::fs::write(&path, text).unwrap();
+        let resolve = || {
+            NodeConfig::resolve(Flags {
+                config: Some(path.clone()),
+                ..flags()
+            })
+        };
+        let plain = resolve_without_file();
+        write("[[residency]]\nprefix = \"eu:\"\nregions = [\"eu-west\"]\n");
+        let pinned = resolve().unwrap();
+        assert_eq!(pinned.residency.len(), 1);
+        let rc = pinned.replica_config();
+        assert!(rc.may_hold(ReplicaId(1), b"eu:anna"));
+        assert!(!rc.may_hold(ReplicaId(0), b"eu:anna"));
+        assert!(rc.may_hold(ReplicaId(0), b"us:bob"));
+        // Members that disagree on the pins refuse each other's links.
+        assert_ne!(pinned.fingerprint(), plain.fingerprint());
+        write("[[residency]]\nprefix = \"eu:\"\nregions = [\"mars\"]\n");
+        let e = resolve();
+        assert!(
+            matches!(
+                &e,
+                Err(ConfigError::Bad {
+                    field: "residency",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        write(
+            "[[residency]]\nprefix = \"eu:\"\nregions = [\"eu-west\"]\n\
+             [[residency]]\nprefix = \"eu:x\"\nregions = [\"us-east\"]\n",
+        );
+        let e = resolve();
+        assert!(
+            matches!(
+                &e,
+                Err(ConfigError::Bad {
+                    field: "residency",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+    }
+
+    fn resolve_without_file() -> NodeConfig {
+        NodeConfig::resolve(flags()).unwrap()
     }
 
     #[test]

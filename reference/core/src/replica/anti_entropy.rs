@@ -51,6 +51,24 @@
 //! replica whose missing entries were truncated everywhere: the oplog cannot resend them, and
 //! after the claim neither side needs it to.
 //!
+//! # Residency
+//! Two replicas compare only the keys both may hold: every node hash either side sends or
+//! compares is of the tree less the pins one of them may not hold
+//! (`Keyspace::node_excluding`, with `Shared::excluded_pins`, which both compute alike), and
+//! the responder ships no key outside that set (the puller drops one it should not hold). So no
+//! pinned key's name, state or hash reaches a replica outside its regions.
+//!
+//! The claim then stands on that comparison alone; the responder's frontier also counts the
+//! entries it applied redacted, of keys it may not hold. The puller holds none of those keys
+//! either, except for a pin that allows the puller and not the responder: entries of that
+//! pin's other replicas (`Shared::risky_origins`) may carry its keys, which the round did not
+//! compare. So the claim is made only if, for each of those origins, it covers nothing beyond
+//! the puller's own frontier: it then adds no entry of theirs, and what it adds of other
+//! origins is backed by the comparison as before; the join of two causally closed frontiers is
+//! causally closed. Otherwise the round repairs and claims nothing (`ae_claims_withheld`).
+//! Forbidden replicas receive a pin's origins' entries through its replicas (the routes), so
+//! they are seldom ahead on them, and the pin's replicas claim from one another freely.
+//!
 //! [`Bug::AeSkipsSubtree`] drops one differing subtree per level and still lets the round
 //! complete: the claim then covers keys that were never shipped.
 
@@ -169,10 +187,13 @@ impl AntiEntropy {
             },
         );
         cx.m.ae_rounds += 1;
+        store.refresh_keys();
+        let excluded = cx.shared.excluded_pins(cx.shared.config.me, p);
+        let root = store.keys().node_excluding(0, 0, &excluded).unwrap_or(0);
         let probe = AeProbe {
             round: id,
             level: 0,
-            nodes: vec![(0, store.fresh_tree().root())],
+            nodes: vec![(0, root)],
         };
         Self::send(cx, p, PeerMsg::AeProbe(probe));
     }
@@ -204,10 +225,12 @@ impl AntiEntropy {
             cx.m.invalid_messages += 1;
             return;
         }
+        let excluded = cx.shared.excluded_pins(cx.shared.config.me, from);
+        let keys = store.keys();
         let mut differing: Vec<u32> = probe
             .nodes
             .iter()
-            .filter(|&&(i, h)| tree.node(probe.level, i) != Some(h))
+            .filter(|&&(i, h)| keys.node_excluding(probe.level, i, &excluded) != Some(h))
             .map(|&(i, _)| i)
             .collect();
         if cx.shared.config.bug == Some(Bug::AeSkipsSubtree) {
@@ -235,6 +258,16 @@ impl AntiEntropy {
         let mut complete = true;
         'leaves: for leaf in differing {
             for (k, s) in store.keys().leaf(leaf) {
+                // Residency: only the keys both sides may hold were compared, and only they
+                // may travel (see § Residency).
+                if cx
+                    .shared
+                    .config
+                    .pin_of(k)
+                    .is_some_and(|i| excluded.contains(&i))
+                {
+                    continue;
+                }
                 let size = k.len() + s.encode().len();
                 if states.len() == max || (!states.is_empty() && bytes + size > bytes_max) {
                     complete = false;
@@ -292,11 +325,13 @@ impl AntiEntropy {
         }
         let level = diff.level + 1;
         let fanout = tree.fanout();
+        let excluded = cx.shared.excluded_pins(cx.shared.config.me, from);
+        let keyspace = store.keys();
         let nodes: Vec<(u32, u64)> = diff
             .differing
             .iter()
             .flat_map(|&i| (0..fanout).map(move |c| i * fanout + c))
-            .map(|i| (i, tree.node(level, i).unwrap_or(0)))
+            .map(|i| (i, keyspace.node_excluding(level, i, &excluded).unwrap_or(0)))
             .collect();
         let Some(round) = self.rounds.get_mut(&from) else {
             return false;
@@ -339,7 +374,13 @@ impl AntiEntropy {
             cx.m.ae_rounds_abandoned += 1;
             return false;
         }
+        let me = cx.shared.config.me;
         for (key, state) in keys.states {
+            // A correct responder never ships a key this replica may not hold (residency).
+            if !cx.shared.may_hold(me, &key) {
+                cx.m.invalid_messages += 1;
+                continue;
+            }
             let (changed, conflict) = store.join_key(&key, state);
             if changed {
                 cx.m.ae_keys_repaired += 1;
@@ -369,6 +410,17 @@ impl AntiEntropy {
         let Some(claim) = round.claim else {
             return false;
         };
+        // Residency: a claim from a replica that may not hold keys this one may could cover
+        // entries never received; it is made only if it covers none of theirs beyond what this
+        // replica already holds (see § Residency).
+        let risky = cx.shared.risky_origins(cx.shared.config.me, p);
+        if risky
+            .iter()
+            .any(|&o| claim.frontier.get(o) > store.frontier().get(o))
+        {
+            cx.m.ae_claims_withheld += 1;
+            return false;
+        }
         store.raise_horizon(&claim.horizon);
         let claimed = store.claim_frontier(&claim.frontier);
         if claimed {

@@ -360,6 +360,16 @@ pub enum ClientError {
         /// rights were elsewhere and did not arrive in time (it may succeed later).
         short_balance: bool,
     },
+    /// The key is pinned by a residency rule to regions this replica is not in (see
+    /// [`Pin`](super::Pin)): it may not hold, read or write it here. Definite: nothing was
+    /// applied.
+    #[error("RESIDENCY the key may not be held in this region")]
+    NotResident,
+    /// The operation would carry a residency-pinned key to replicas outside its regions: a
+    /// `GlobalQuorum` level, a consensus register or a bounded counter (whose rights travel to
+    /// every replica). Definite: nothing was applied.
+    #[error("RESIDENCY the operation would take the key outside its regions")]
+    ResidencyScope,
 }
 
 /// One reply, released by [`Replica::poll_reply`](super::Replica::poll_reply).

@@ -178,8 +178,33 @@ pub struct Config {
     /// Whether to record what changes for [`Replica::take_durable`](super::Replica::take_durable).
     /// A shell that persists turns it on; the simulator and models leave it off and pay nothing.
     pub track_durable: bool,
+    /// Data residency: keys pinned, by prefix, to a set of regions (see [`Pin`]). Empty: every
+    /// key may live everywhere.
+    pub residency: Vec<Pin>,
     /// A deliberately broken variant, for testing the testers. `None` in any real use.
     pub bug: Option<Bug>,
+}
+
+/// A residency pin: every key that starts with `prefix` may be held only by the replicas of
+/// `regions` (GDPR-style data residency).
+///
+/// What a pin guarantees, and how (see also `links` § Residency and `anti_entropy` § Residency):
+/// no replica outside `regions` ever receives a pinned key's name or state — not in an oplog
+/// entry (it gets the entry *redacted*: origin, sequence number, stamp and dependencies only, so
+/// its logs stay gap-free and its frontier advances), not in an anti-entropy comparison or
+/// repair, not in a routed request (operations that would route the key, a `GlobalQuorum` level,
+/// consensus registers and bounded counters, are refused on pinned keys). A request for a pinned
+/// key at a replica outside `regions` is refused with a definite error.
+///
+/// Validated with the configuration: pins never overlap (a key has at most one pin), name at
+/// least one region with a replica, and every route between two of a pin's replicas stays among
+/// its replicas, so that a redacted entry is never relayed to a replica that should hold it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pin {
+    /// The keys pinned: every key starting with these bytes. Never empty.
+    pub prefix: Vec<u8>,
+    /// The regions whose replicas may hold the keys.
+    pub regions: BTreeSet<RegionId>,
 }
 
 /// A configuration that cannot work.
@@ -200,6 +225,36 @@ pub enum ConfigError {
     /// A limit is out of range.
     #[error("bad limit: {0}")]
     Limit(&'static str),
+    /// A residency pin has an empty prefix, or overlaps another pin (one prefix starts the
+    /// other): a key would have no single set of regions.
+    #[error("residency pin {prefix:?}: {why}")]
+    PinPrefix {
+        /// The pin's prefix, lossily as text.
+        prefix: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A residency pin names no region that has a replica: its keys could live nowhere.
+    #[error("residency pin {prefix:?} names no region with a replica")]
+    PinNoRegion {
+        /// The pin's prefix, lossily as text.
+        prefix: String,
+    },
+    /// The topology routes entries between two replicas of a pin's regions through a replica
+    /// outside them: the pinned keys could not replicate without leaving their regions.
+    #[error(
+        "residency pin {prefix:?}: replica {via} outside its regions relays between {from} and {to}"
+    )]
+    PinRouteLeaves {
+        /// The pin's prefix, lossily as text.
+        prefix: String,
+        /// A replica of the pin's regions.
+        from: ReplicaId,
+        /// Another one, whose entries reach `from` through `via`.
+        to: ReplicaId,
+        /// The next hop from `from` towards `to`, outside the pin's regions.
+        via: ReplicaId,
+    },
 }
 
 impl Config {
@@ -229,6 +284,7 @@ impl Config {
             max_drift_ms: 500,
             message_bytes_max: 16 * 1024 * 1024,
             track_durable: false,
+            residency: Vec::new(),
             bug: None,
         }
     }
@@ -307,6 +363,80 @@ impl Config {
             .collect()
     }
 
+    /// The index of the residency pin of `key` in [`Config::residency`], if it is pinned.
+    /// Pins never overlap (validated), so there is at most one.
+    #[inline]
+    pub fn pin_of(&self, key: &[u8]) -> Option<usize> {
+        if self.residency.is_empty() {
+            return None;
+        }
+        self.residency
+            .iter()
+            .position(|p| key.starts_with(&p.prefix))
+    }
+
+    /// Whether `replica` may hold `key` under the residency pins: the key is not pinned, or
+    /// the replica's region is among its pin's regions.
+    pub fn may_hold(&self, replica: ReplicaId, key: &[u8]) -> bool {
+        match self.pin_of(key) {
+            None => true,
+            Some(i) => self
+                .region_of(replica)
+                .is_some_and(|g| self.residency[i].regions.contains(&g)),
+        }
+    }
+
+    /// Checks the residency pins against the routes (see [`Pin`]).
+    fn validate_residency(&self, routes: &Routes) -> Result<(), ConfigError> {
+        let text = |p: &Pin| String::from_utf8_lossy(&p.prefix).into_owned();
+        for (i, pin) in self.residency.iter().enumerate() {
+            if pin.prefix.is_empty() {
+                return Err(ConfigError::PinPrefix {
+                    prefix: text(pin),
+                    why: "the prefix is empty",
+                });
+            }
+            let overlaps = self.residency.iter().enumerate().any(|(j, q)| {
+                j != i && (pin.prefix.starts_with(&q.prefix) || q.prefix.starts_with(&pin.prefix))
+            });
+            if overlaps {
+                return Err(ConfigError::PinPrefix {
+                    prefix: text(pin),
+                    why: "it overlaps another pin",
+                });
+            }
+            let allowed: BTreeSet<ReplicaId> = self
+                .replicas
+                .iter()
+                .filter(|(_, g)| pin.regions.contains(g))
+                .map(|&(r, _)| r)
+                .collect();
+            if allowed.is_empty() {
+                return Err(ConfigError::PinNoRegion { prefix: text(pin) });
+            }
+            // Entries of an origin reach a replica along the next hops towards the origin
+            // (`Routes`); if every next hop between two allowed replicas is allowed, by
+            // induction every whole route is, and an allowed replica never receives a pinned
+            // entry through a replica that only has it redacted.
+            for &from in &allowed {
+                for &to in &allowed {
+                    if let Some(via) = routes.next_hop(from, to)
+                        && from != to
+                        && !allowed.contains(&via)
+                    {
+                        return Err(ConfigError::PinRouteLeaves {
+                            prefix: text(pin),
+                            from,
+                            to,
+                            via,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn super_node(&self, region: RegionId) -> Option<ReplicaId> {
         self.replicas
             .iter()
@@ -349,7 +479,9 @@ impl Config {
                 "retransmit_ms and ae_interval_ms must be positive",
             ));
         }
-        Routes::compute(self)
+        let routes = Routes::compute(self)?;
+        self.validate_residency(&routes)?;
+        Ok(routes)
     }
 }
 
@@ -471,5 +603,51 @@ mod tests {
         c.topology = Topology::FullMesh;
         c.merkle_depth = 5;
         assert!(matches!(c.validate(), Err(ConfigError::Limit(_))));
+    }
+
+    fn pin(prefix: &str, regions: &[u32]) -> Pin {
+        Pin {
+            prefix: prefix.as_bytes().to_vec(),
+            regions: regions.iter().map(|&g| RegionId(g)).collect(),
+        }
+    }
+
+    #[test]
+    fn residency_pins_are_validated_against_the_routes() {
+        // Two spokes of a hub-spoke reach each other only through the hub: a pin to the two
+        // spokes could not replicate without its entries passing the hub.
+        let mut c = config(3, 1, Topology::HubSpoke { hub: RegionId(0) });
+        c.residency = vec![pin("eu:", &[1, 2])];
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::PinRouteLeaves {
+                via: ReplicaId(0),
+                ..
+            })
+        ));
+        c.residency = vec![pin("eu:", &[0, 2])];
+        assert!(c.validate().is_ok());
+        // A ring of five: regions 0 and 2 are two hops apart, through region 1.
+        let mut c = config(5, 1, Topology::Ring);
+        c.residency = vec![pin("eu:", &[0, 2])];
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::PinRouteLeaves { .. })
+        ));
+        c.residency = vec![pin("eu:", &[0, 1, 2])];
+        assert!(c.validate().is_ok());
+        let mut c = config(3, 2, Topology::FullMesh);
+        c.residency = vec![pin("", &[0])];
+        assert!(matches!(c.validate(), Err(ConfigError::PinPrefix { .. })));
+        c.residency = vec![pin("eu:", &[0]), pin("eu:x", &[1])];
+        assert!(matches!(c.validate(), Err(ConfigError::PinPrefix { .. })));
+        c.residency = vec![pin("eu:", &[7])];
+        assert!(matches!(c.validate(), Err(ConfigError::PinNoRegion { .. })));
+        c.residency = vec![pin("eu:", &[0]), pin("us:", &[1, 2])];
+        assert!(c.validate().is_ok());
+        assert!(c.may_hold(ReplicaId(1), b"eu:anna"));
+        assert!(!c.may_hold(ReplicaId(2), b"eu:anna"));
+        assert!(c.may_hold(ReplicaId(2), b"other"));
+        assert_eq!(c.pin_of(b"us:bob"), Some(1));
     }
 }

@@ -266,6 +266,19 @@ pub enum RecoverError {
     /// The durable state is inconsistent.
     #[error("inconsistent durable state: {0}")]
     Inconsistent(&'static str),
+    /// The durable state holds keys that the configuration's residency pins forbid this
+    /// replica (the pins changed since they were written): starting would keep serving and
+    /// replicating data that must not be here.
+    #[error(
+        "the durable state holds {count} keys that residency pins forbid in this region \
+         (first: {first:?}); the pins changed since they were stored: remove them first"
+    )]
+    Forbidden {
+        /// How many (keyspace and oplog together).
+        count: usize,
+        /// One of them, lossily as text.
+        first: String,
+    },
 }
 
 /// What a replica records between two `take_durable` calls (only with `track_durable`).

@@ -17,6 +17,13 @@
 //! it builds a probe, a diff or a leaf listing) or computes around the dirty keys
 //! ([`Keyspace::root`]). A key written N times between two reads is encoded once.
 //!
+//! # Residency
+//! Besides the tree over every key, the keyspace keeps one tree per residency pin (see
+//! `config::Pin`) over the pin's keys alone, moved by the same refreshes. Node hashes are sums,
+//! so the tree over the keys outside a set of pins is the full tree less those pins' trees
+//! ([`Keyspace::node_excluding`]): anti-entropy between two replicas compares exactly the keys
+//! both may hold without a second keyspace.
+//!
 //! # Invariants
 //! - `len` is the number of keys; a key's state only grows in the lattice order of
 //!   [`KeyState`]; keys are never removed.
@@ -187,6 +194,15 @@ impl std::fmt::Debug for Scratch {
     }
 }
 
+/// The index of the pin among `pins` (prefixes that never overlap) whose prefix starts `key`.
+#[inline]
+fn pin_index(pins: &[Box<[u8]>], key: &[u8]) -> Option<usize> {
+    if pins.is_empty() {
+        return None;
+    }
+    pins.iter().position(|p| key.starts_with(p))
+}
+
 /// The item hash of a key: its canonical state encoding hashed with the key hash as seed.
 /// Costs O(size of the state): the one thing this module avoids doing per write.
 fn item_hash(buf: &mut Vec<u8>, kh: u64, state: &KeyState) -> u64 {
@@ -246,6 +262,10 @@ pub(crate) struct Keyspace {
     slots: BTreeMap<u64, Slot>,
     len: usize,
     tree: Merkle,
+    /// The residency pins' prefixes, and per pin the tree over its keys alone (see
+    /// § Residency); each `pinned[i]` node holds the sum of the hashes of pin `i`'s keys below it.
+    pins: Vec<Box<[u8]>>,
+    pinned: Vec<Merkle>,
     /// The key hashes of the entries flagged dirty, each once (pushed when the flag is set), so
     /// bounded by the keyspace; emptied by every refresh. Its order is the order of the writes,
     /// which no result depends on: the node sums commute.
@@ -278,9 +298,34 @@ impl Keyspace {
             slots: BTreeMap::new(),
             len: 0,
             tree: Merkle::new(fanout_bits, depth),
+            pins: Vec::new(),
+            pinned: Vec::new(),
             dirty: Vec::new(),
             scratch: Scratch::default(),
         }
+    }
+
+    /// An empty keyspace that keeps a tree per residency pin (see § Residency).
+    pub(crate) fn with_pins(fanout_bits: u8, depth: u8, prefixes: Vec<Box<[u8]>>) -> Self {
+        let mut k = Keyspace::new(fanout_bits, depth);
+        k.pinned = prefixes
+            .iter()
+            .map(|_| Merkle::new(fanout_bits, depth))
+            .collect();
+        k.pins = prefixes;
+        k
+    }
+
+    /// The node `index` at `level` of the tree over the keys of no pin in `excluded` (see
+    /// § Residency). Current only after a refresh, like [`Merkle::node`].
+    pub(crate) fn node_excluding(&self, level: u8, index: u32, excluded: &[usize]) -> Option<u64> {
+        let mut h = self.tree.node(level, index)?;
+        for &i in excluded {
+            if let Some(p) = self.pinned.get(i) {
+                h = h.wrapping_sub(p.node(level, index).unwrap_or(0));
+            }
+        }
+        Some(h)
     }
 
     /// Number of keys.
@@ -295,6 +340,7 @@ impl Keyspace {
     }
 
     /// The tree with every node hash current: refreshes the dirty keys first.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn fresh_tree(&mut self) -> &Merkle {
         self.refresh();
         &self.tree
@@ -312,6 +358,9 @@ impl Keyspace {
             for e in slot.iter_mut().filter(|e| e.dirty) {
                 let h = item_hash(&mut self.scratch.0, kh, &e.state);
                 self.tree.add(kh, h.wrapping_sub(e.hash));
+                if let Some(i) = pin_index(&self.pins, &e.key) {
+                    self.pinned[i].add(kh, h.wrapping_sub(e.hash));
+                }
                 e.hash = h;
                 e.dirty = false;
             }
@@ -488,6 +537,11 @@ impl Keyspace {
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub(crate) fn check(&self) -> bool {
         let mut stored = Merkle::new(self.tree.bits, self.tree.depth);
+        let mut pinned: Vec<Merkle> = self
+            .pins
+            .iter()
+            .map(|_| Merkle::new(self.tree.bits, self.tree.depth))
+            .collect();
         let mut buf = Vec::new();
         let mut len = 0;
         let mut root = 0u64;
@@ -501,11 +555,15 @@ impl Keyspace {
                     return false;
                 }
                 stored.add(kh, e.hash);
+                if let Some(i) = pin_index(&self.pins, &e.key) {
+                    pinned[i].add(kh, e.hash);
+                }
                 root = root.wrapping_add(h);
                 len += 1;
             }
         }
         stored == self.tree
+            && pinned == self.pinned
             && len == self.len
             && root == self.root()
             && self.dirty.iter().all(|kh| self.slots.contains_key(kh))
@@ -518,6 +576,35 @@ mod tests {
     use super::super::api::{KeyKind, Scalar};
     use super::*;
     use crate::{GCounter, ReplicaId};
+
+    /// The tree less a pin's tree is the tree of a keyspace without the pin's keys, at every
+    /// node: what lets two replicas compare only the keys both may hold.
+    #[test]
+    fn excluding_a_pin_gives_the_tree_without_its_keys() {
+        let mut all = Keyspace::with_pins(2, 2, vec![b"eu:".as_slice().into()]);
+        let mut plain = Keyspace::with_pins(2, 2, vec![b"eu:".as_slice().into()]);
+        for i in 0..40u32 {
+            let mut c = GCounter::new();
+            c.increment(ReplicaId(1), u64::from(i) + 1).unwrap();
+            let pinned = [b"eu:".as_slice(), &i.to_be_bytes()].concat();
+            all.join(&pinned, KeyState::Counter(c.clone()));
+            all.join(&i.to_be_bytes(), KeyState::Counter(c.clone()));
+            plain.join(&i.to_be_bytes(), KeyState::Counter(c));
+        }
+        all.refresh();
+        plain.refresh();
+        assert!(all.check() && plain.check());
+        assert_ne!(all.tree().root(), plain.tree().root());
+        for level in 0..=2u8 {
+            for i in 0..all.tree().width(level) {
+                assert_eq!(
+                    all.node_excluding(level, i, &[0]),
+                    plain.node_excluding(level, i, &[]),
+                    "level {level} node {i}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_tree_tracks_every_change_and_ignores_order() {

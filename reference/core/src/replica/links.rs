@@ -66,6 +66,17 @@
 //! area only costs retransmissions. Entries whose only copies were truncated are covered by the
 //! anti-entropy frontier claim, which then applies the parked entries they held up.
 //!
+//! # Residency
+//! An entry whose key a neighbour may not hold (its residency pin excludes the neighbour's
+//! region, see `config::Pin`) goes to that neighbour *redacted*: origin, sequence number, stamp
+//! and dependencies, no key and no delta. The neighbour applies it like any other entry — its
+//! frontier advances, its causal delivery and acks work unchanged — and forwards it redacted to
+//! its own children for the origin. A redacted entry never reaches a replica that may hold its
+//! key: the configuration is refused unless every route between two of a pin's replicas stays
+//! among them (`ConfigError::PinRouteLeaves`), so a replica that has an entry only redacted has
+//! no child for that origin that may hold the key. A complete entry of a key this replica may
+//! not hold is refused with its whole batch (`batch_is_sane`).
+//!
 //! # Truncation
 //! An entry is dropped from the oplog once every child for its origin has acknowledged it, or
 //! when the log exceeds `oplog_entries_max` (oldest of the longest origin first). A child whose
@@ -495,7 +506,14 @@ impl Links {
                     && seq < window_end
                 {
                     if let Some(e) = store.oplog().get(origin, seq) {
-                        e.encode_into(&mut body);
+                        // Residency: a neighbour that may not hold the key gets the entry
+                        // without key and delta (see § Residency).
+                        if e.redacted || shared.may_hold(p, &e.key) {
+                            e.encode_into(&mut body);
+                        } else {
+                            cx.m.entries_redacted += 1;
+                            e.encode_redacted_into(&mut body);
+                        }
                     }
                     seq += 1;
                     count += 1;
@@ -690,7 +708,7 @@ impl Links {
 }
 
 /// Whether a batch could have come from a correct neighbour: no entry of an origin outside the
-/// cluster, and none of our own writes we never issued — as an entry, or as a dependency, which
+/// cluster, no complete entry of a key this replica may not hold (residency), and none of our own writes we never issued — as an entry, or as a dependency, which
 /// could never be covered.
 #[inline]
 pub(crate) fn batch_is_sane(entries: &[Entry], store: &Store, shared: &Shared) -> bool {
@@ -698,6 +716,7 @@ pub(crate) fn batch_is_sane(entries: &[Entry], store: &Store, shared: &Shared) -
     let members = &shared.members;
     !entries.iter().any(|e| {
         !members.contains(&e.origin)
+            || (!e.redacted && !shared.may_hold(me, &e.key))
             || (e.origin == me && e.seq > store.last_seq())
             || (!e.deps.is_empty() && !store.plausible(&e.deps, shared))
     })

@@ -77,7 +77,7 @@ pub use api::{
     UnknownConsistency, Value,
 };
 pub use codec::{DecodeError, KEY_BYTES_MAX};
-pub use config::{Bug, Config, ConfigError, RegionId, Topology, UnknownBug};
+pub use config::{Bug, Config, ConfigError, Pin, RegionId, Topology, UnknownBug};
 pub use durable::{Durable, DurableDelta, DurableMeta, RecoverError, decode_record, encode_record};
 pub use msg::{
     Ack, AeClaim, AeDiff, AeKeys, AeProbe, DEFAULT_MESSAGE_BYTES_MAX, MSG_MAGIC, MSG_VERSION,
@@ -209,6 +209,13 @@ impl Replica {
         r.strong = Strong::recover(&r.shared, durable.strong.clone(), rounds, now_ms)
             .map_err(|_| ConfigError::Limit("consensus"))?;
         r.store.recover(durable, &r.shared)?;
+        let forbidden = r.forbidden_keys();
+        if let Some(first) = forbidden.first() {
+            return Err(RecoverError::Forbidden {
+                count: forbidden.len(),
+                first: String::from_utf8_lossy(first).into_owned(),
+            });
+        }
         // Entries not yet acknowledged by the children are sent again from the start of the
         // retained log; the first ack of each child moves its cursor on.
         let (_, links, _, _, mut cx) = r.split();
@@ -247,6 +254,24 @@ impl Replica {
     /// Every key and its local state, in the keyspace's (key-hash) order.
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &KeyState)> {
         self.store.keys().iter()
+    }
+
+    /// The keys this replica holds that a residency pin forbids it (see [`Pin`]): in its
+    /// keyspace (hence its Merkle leaves, which are built from it) or in a complete oplog
+    /// entry. Always empty for a correct replica; tests and the simulator assert so.
+    pub fn forbidden_keys(&self) -> Vec<Key> {
+        let me = self.id();
+        let keys = self.store.keys().iter().map(|(k, _)| k);
+        let logged = self
+            .store
+            .oplog()
+            .iter()
+            .filter(|e| !e.redacted)
+            .map(|e| &e.key);
+        keys.chain(logged)
+            .filter(|k| !self.shared.may_hold(me, k))
+            .cloned()
+            .collect()
     }
 
     /// The Merkle root: equal roots mean equal keyspaces (up to a 64-bit hash collision).
@@ -294,7 +319,12 @@ impl Replica {
     /// or after a wait (quorum, session token), always by its deadline.
     pub fn handle_request(&mut self, now_ms: u64, request: Request) {
         self.advance(now_ms);
-        if request.op.is_strong() {
+        if let Some(err) = self.residency_refusal(&request) {
+            self.replies.push_back(Reply {
+                id: request.id,
+                result: Err(err),
+            });
+        } else if request.op.is_strong() {
             let (store, mut cx, strong) = self.split_strong();
             strong.on_request(store, &mut cx, request);
         } else if request.op.is_write() && self.strong.knows(&request.key) {
@@ -309,6 +339,24 @@ impl Replica {
             requests.on_request(store, links, &mut cx, request);
         }
         self.after_input();
+    }
+
+    /// Why a request on a residency-pinned key is refused here, if it is (see
+    /// [`Pin`]): the key may not live in this region, or the operation would carry it to
+    /// replicas that may not hold it. Consensus registers and bounded counters involve every
+    /// replica (a majority of all of them; rights asked of every peer), and so does a
+    /// `GlobalQuorum` level; refusing them keeps every message naming a pinned key among the
+    /// pin's replicas, which routes between them never leave.
+    fn residency_refusal(&self, request: &Request) -> Option<ClientError> {
+        let config = &self.shared.config;
+        config.pin_of(&request.key)?;
+        if !self.shared.may_hold(config.me, &request.key) {
+            return Some(ClientError::NotResident);
+        }
+        let wide = request.op.is_strong()
+            || request.op.kind() == Some(KeyKind::Bounded)
+            || request.consistency == Consistency::GlobalQuorum;
+        wide.then_some(ClientError::ResidencyScope)
     }
 
     /// Input: an encoded message from neighbour `from`. A message that fails to decode is
@@ -603,6 +651,17 @@ impl Replica {
     /// Checks every part's invariants (each part's check compiles to nothing in release builds).
     fn debug_check(&self) {
         self.store.debug_check(self.id());
+        // Residency (see `config::Pin`): nothing this replica holds is a key its pins forbid.
+        // Linear in the state, so only on small states, like the store's own checks.
+        #[cfg(debug_assertions)]
+        if !self.shared.config.residency.is_empty()
+            && self.store.keys().len() + self.store.oplog().len() <= 256
+        {
+            debug_assert!(
+                self.forbidden_keys().is_empty(),
+                "a replica holds keys its residency pins forbid"
+            );
+        }
         self.links.debug_check(&self.store, &self.shared);
         self.requests.debug_check(&self.shared);
         self.strong.debug_check(&self.shared);

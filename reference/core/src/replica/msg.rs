@@ -191,6 +191,29 @@ pub struct AeKeys {
 }
 
 impl PeerMsg {
+    /// Every key whose name or data this message carries: the keys of its complete (not
+    /// redacted) entries, of the states anti-entropy ships, of routed quorum queries, rights
+    /// asks and consensus messages. What a residency check inspects (the simulator does so on
+    /// every transmit): a message that names none of a pin's keys carries none of their data,
+    /// except a routed `QueryReply`, which answers a `Query` that named its key on the way in.
+    pub fn keys(&self) -> Vec<&[u8]> {
+        fn entries(es: &[Entry]) -> Vec<&[u8]> {
+            es.iter().filter(|e| !e.redacted).map(|e| &*e.key).collect()
+        }
+        match self {
+            PeerMsg::Batch(es) | PeerMsg::AckedBatch { entries: es, .. } => entries(es),
+            PeerMsg::Ack(_) | PeerMsg::AeProbe(_) | PeerMsg::AeDiff(_) => Vec::new(),
+            PeerMsg::AeKeys(k) => k.states.iter().map(|(k, _)| &**k).collect(),
+            PeerMsg::Routed(r) => match &r.body {
+                RoutedBody::Query { key, .. } | RoutedBody::RightsAsk { key, .. } => {
+                    vec![&**key]
+                }
+                RoutedBody::Consensus(m) => vec![&**m.key()],
+                RoutedBody::QueryReply { .. } => Vec::new(),
+            },
+        }
+    }
+
     /// The uncompressed encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![MSG_MAGIC, MSG_VERSION];

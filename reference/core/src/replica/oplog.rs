@@ -47,6 +47,10 @@ pub struct Entry {
     pub key: Key,
     /// The δ-state joined into the key.
     pub delta: KeyState,
+    /// Whether the entry was *redacted* for a replica its key's residency pin excludes (see
+    /// `config::Pin`): `key` is then empty and `delta` the bottom state, and applying it only
+    /// advances the frontier. Kept in order so that logs stay gap-free where the data may not go.
+    pub redacted: bool,
 }
 
 impl Entry {
@@ -58,7 +62,14 @@ impl Entry {
     /// every write served without a session token, the hot path — costs no byte more than
     /// before dependencies existed (while the counter stays below 64, as it does unless one
     /// millisecond sees that many writes).
+    ///
+    /// A redacted entry (see [`Entry::redacted`]) sets the dependency flag and writes an empty
+    /// vector clock — an encoding that no complete entry can have — then its dependencies
+    /// (possibly none), and no key or delta.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
+        if self.redacted {
+            return self.encode_redacted_into(out);
+        }
         put_replica(out, self.origin);
         put_varint(out, self.seq);
         put_varint(out, self.stamp.wall_ms);
@@ -72,6 +83,30 @@ impl Entry {
         }
         put_key(out, &self.key);
         put_state(out, &self.delta);
+    }
+
+    /// Appends the encoding of this entry redacted: origin, sequence number, stamp and
+    /// dependencies, and neither key nor delta (see [`Entry::encode_into`]).
+    pub fn encode_redacted_into(&self, out: &mut Vec<u8>) {
+        put_replica(out, self.origin);
+        put_varint(out, self.seq);
+        put_varint(out, self.stamp.wall_ms);
+        put_varint(out, (u64::from(self.stamp.logical) << 1) | 1);
+        put_vv(out, &VectorClock::new());
+        put_vv(out, &self.deps);
+    }
+
+    /// This entry with its key and delta removed (see [`Entry::redacted`]).
+    pub fn redact(&self) -> Entry {
+        Entry {
+            origin: self.origin,
+            seq: self.seq,
+            stamp: self.stamp,
+            deps: self.deps.clone(),
+            key: Key::default(),
+            delta: <KeyState as crate::Lattice>::bottom(),
+            redacted: true,
+        }
     }
 
     /// The entry's binary encoding.
@@ -98,9 +133,22 @@ impl Entry {
         let stamp = HlcTimestamp::new(wall_ms, logical);
         let deps = if packed & 1 == 1 {
             let deps = read_vv(r)?;
-            // Flagged but empty would give one entry two encodings.
+            // Flagged but empty marks a redacted entry: its dependencies follow, and no key or
+            // delta (see `encode_into`).
             if deps.is_empty() {
-                return Err(DecodeError::Invalid("entry dependencies flagged but empty"));
+                let deps = read_vv(r)?;
+                if deps.get(origin) != 0 {
+                    return Err(DecodeError::Invalid("entry depends on its own origin"));
+                }
+                return Ok(Entry {
+                    origin,
+                    seq,
+                    stamp,
+                    deps,
+                    key: Key::default(),
+                    delta: <KeyState as crate::Lattice>::bottom(),
+                    redacted: true,
+                });
             }
             deps
         } else {
@@ -118,6 +166,7 @@ impl Entry {
             deps,
             key: read_key(r)?,
             delta: read_state(r)?,
+            redacted: false,
         })
     }
 }
@@ -261,6 +310,7 @@ pub(super) mod tests {
             deps: VectorClock::new(),
             key: b"k".as_slice().into(),
             delta: KeyState::Counter(GCounter::new()),
+            redacted: false,
         }
     }
 
@@ -301,16 +351,24 @@ pub(super) mod tests {
             Entry::decode(&d.encode()),
             Err(DecodeError::Invalid("entry depends on its own origin"))
         );
-        // The flag without dependencies is not canonical: refused.
+        // The flag with an empty clock marks a redacted entry: dependencies follow, and no key
+        // or delta, so a complete entry flagged that way is refused (its key and delta are
+        // left over, or misread as a clock).
         let mut flagged = e.encode();
         let at = 3; // after origin, seq and wall time, one byte each here
         assert_eq!(flagged[at], 0, "logical 0, no dependencies");
         flagged[at] = 1;
         flagged.insert(at + 1, 0);
-        assert_eq!(
-            Entry::decode(&flagged),
-            Err(DecodeError::Invalid("entry dependencies flagged but empty"))
-        );
+        assert!(Entry::decode(&flagged).is_err());
+        // A redacted entry keeps origin, seq, stamp and dependencies, and round-trips.
+        let mut dependent = e.clone();
+        dependent.deps = [(ReplicaId(1), 4)].into_iter().collect();
+        let r = dependent.redact();
+        assert!(r.redacted && r.key.is_empty() && r.deps == dependent.deps);
+        assert_eq!(Entry::decode(&r.encode()), Ok(r.clone()));
+        let bare = e.redact();
+        assert_eq!(Entry::decode(&bare.encode()), Ok(bare.clone()));
+        assert!(bare.encode().len() < e.encode().len());
         // Without dependencies an entry costs what it did before they existed: origin, seq,
         // wall time, logical counter and flag, key, delta.
         assert_eq!(e.encode().len(), 1 + 1 + 1 + 1 + 2 + 2);

@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     children: BTreeMap<ReplicaId, Vec<ReplicaId>>,
     /// Whether acks carry the table of known frontiers (every topology but the full mesh).
     pub(crate) gossip: bool,
+    /// Per residency pin (in `config.residency` order), the replicas that may hold its keys.
+    pin_members: Vec<BTreeSet<ReplicaId>>,
 }
 
 impl Shared {
@@ -63,6 +65,18 @@ impl Shared {
             })
             .collect();
         let gossip = config.topology != Topology::FullMesh && members.len() > 2;
+        let pin_members = config
+            .residency
+            .iter()
+            .map(|pin| {
+                config
+                    .replicas
+                    .iter()
+                    .filter(|(_, g)| pin.regions.contains(g))
+                    .map(|&(r, _)| r)
+                    .collect()
+            })
+            .collect();
         Ok(Shared {
             config,
             routes,
@@ -72,7 +86,43 @@ impl Shared {
             my_region,
             children,
             gossip,
+            pin_members,
         })
+    }
+
+    /// Whether replica `r` may hold `key` under the residency pins (see `config::Pin`).
+    #[inline]
+    pub(crate) fn may_hold(&self, r: ReplicaId, key: &[u8]) -> bool {
+        match self.config.pin_of(key) {
+            None => true,
+            Some(i) => self.pin_members[i].contains(&r),
+        }
+    }
+
+    /// The pins whose keys an anti-entropy exchange between `a` and `b` leaves out: those
+    /// that one of them may not hold. Both sides compute the same list, so they compare the
+    /// same keys.
+    pub(crate) fn excluded_pins(&self, a: ReplicaId, b: ReplicaId) -> Vec<usize> {
+        (0..self.pin_members.len())
+            .filter(|&i| !(self.pin_members[i].contains(&a) && self.pin_members[i].contains(&b)))
+            .collect()
+    }
+
+    /// The origins whose entries a claim of `responder`'s frontier by `puller` could cover
+    /// without the puller having their data (see `anti_entropy` § Residency): the other
+    /// replicas of every pin that allows the puller and not the responder. The responder
+    /// applied their entries of such a pin's keys redacted, and the round compared none of
+    /// those keys.
+    pub(crate) fn risky_origins(&self, puller: ReplicaId, responder: ReplicaId) -> Vec<ReplicaId> {
+        let mut out: Vec<ReplicaId> = self
+            .pin_members
+            .iter()
+            .filter(|m| m.contains(&puller) && !m.contains(&responder))
+            .flat_map(|m| m.iter().copied().filter(|&r| r != puller))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     pub(crate) fn children(&self, origin: ReplicaId) -> &[ReplicaId] {

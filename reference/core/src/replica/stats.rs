@@ -14,6 +14,8 @@ pub struct Counters {
     pub entries_applied: u64,
     /// Entries received again and ignored.
     pub entries_duplicate: u64,
+    /// Entries sent redacted to a neighbour that may not hold their key (residency; each send).
+    pub entries_redacted: u64,
     /// Entries received ahead of a gap, or waiting for dependencies with no room to park, and
     /// dropped (the sender re-sends them).
     pub entries_out_of_order: u64,
@@ -48,6 +50,9 @@ pub struct Counters {
     pub ae_keys_repaired: u64,
     /// Completed rounds that moved the frontier.
     pub ae_frontier_claims: u64,
+    /// Completed rounds whose claim was withheld for residency: it would have covered entries
+    /// of a pinned key's writers that this replica does not hold (see `anti_entropy`).
+    pub ae_claims_withheld: u64,
     /// Requests that waited for their session token.
     pub session_waits: u64,
     /// Requests that gave up waiting for their token.

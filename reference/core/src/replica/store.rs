@@ -35,7 +35,7 @@ use super::api::{ClientError, Key, KeyKind, Op, Value};
 use super::codec::KEY_BYTES_MAX;
 use super::config::Bug;
 use super::durable::{Durable, DurableDelta, DurableMeta, Journal, RecoverError};
-use super::keyspace::{Keyspace, Merkle};
+use super::keyspace::Keyspace;
 use super::oplog::{Entry, Oplog};
 use super::shared::Shared;
 use super::state::KeyState;
@@ -79,7 +79,14 @@ impl Store {
             last_seq: 0,
             frontier: VectorClock::new(),
             horizon: VectorClock::new(),
-            keys: Keyspace::new(c.merkle_fanout_bits, c.merkle_depth),
+            keys: Keyspace::with_pins(
+                c.merkle_fanout_bits,
+                c.merkle_depth,
+                c.residency
+                    .iter()
+                    .map(|p| p.prefix.clone().into_boxed_slice())
+                    .collect(),
+            ),
             oplog: Oplog::default(),
             deps_sent: VectorClock::new(),
             journal: c.track_durable.then(Journal::default),
@@ -185,12 +192,6 @@ impl Store {
     #[inline]
     pub(crate) fn oplog(&self) -> &Oplog {
         &self.oplog
-    }
-
-    /// The Merkle tree with every write so far hashed in. Refreshing changes only derived
-    /// hashes, never a state, so it needs no journal.
-    pub(crate) fn fresh_tree(&mut self) -> &Merkle {
-        self.keys.fresh_tree()
     }
 
     /// Hashes every write so far into the Merkle tree (see [`Store::fresh_tree`]).
@@ -390,6 +391,7 @@ impl Store {
                 deps,
                 key,
                 delta,
+                redacted: false,
             },
             shared,
             m,
@@ -467,6 +469,13 @@ impl Store {
             m.clock_rejects += 1;
         }
         let (origin, seq) = (entry.origin, entry.seq);
+        if entry.redacted {
+            // Residency: the key and delta were withheld from this replica (see `config::Pin`);
+            // the entry only moves the frontier, and goes on redacted to the children, which
+            // the pin's route validation keeps outside the key's regions too.
+            self.after_apply(&[], origin, seq, false, false, m);
+            return !shared.children(origin).is_empty() && self.log_entry(entry, shared, m);
+        }
         if shared.children(origin).is_empty() {
             // Nobody needs the entry after this: move the delta instead of cloning it.
             let Entry { key, delta, .. } = entry;
@@ -504,6 +513,9 @@ impl Store {
     /// [`Bug::ApplyWithoutDedup`](super::config::Bug::ApplyWithoutDedup): what an op-based replica that forgot its dedup does with a
     /// duplicate — applies it again. A counter entry adds one more increment of its origin.
     pub(crate) fn reapply_duplicate(&mut self, entry: &Entry) {
+        if entry.redacted {
+            return;
+        }
         let (origin, key) = (entry.origin, &entry.key);
         let (_, changed) = self.keys.modify(key, |slot| match slot {
             Some(KeyState::Counter(c)) => {

@@ -8,10 +8,12 @@
 //! transmits, then replies.
 //!
 //! `pump` is that pump, `scenarios` the hand-written cases, `properties` the randomized ones,
-//! `escrow` the bounded counters (hand-written cases and a seeded randomized run).
+//! `escrow` the bounded counters (hand-written cases and a seeded randomized run), `residency`
+//! the keys pinned to a set of regions (a randomized run that checks every transmit and store).
 
 mod escrow;
 mod properties;
 mod pump;
+mod residency;
 mod scenarios;
 mod strong;

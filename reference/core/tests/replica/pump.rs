@@ -3,7 +3,8 @@
 
 use converge_core::ReplicaId;
 use converge_core::replica::{
-    Config, Consistency, Durable, Op, Output, Replica, Reply, Request, Scalar, SessionToken, Value,
+    Config, Consistency, Durable, Op, Output, PeerMsg, Replica, Reply, Request, Scalar,
+    SessionToken, Value,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -141,6 +142,18 @@ impl Sim {
     }
 
     pub(crate) fn enqueue(&mut self, from: ReplicaId, to: ReplicaId, payload: Vec<u8>) {
+        // Residency: no message names a key its destination may not hold (every config of a
+        // run describes the same cluster and pins).
+        if let Ok(msg) = PeerMsg::decode(&payload) {
+            let config = &self.configs[to.0 as usize];
+            for key in msg.keys() {
+                assert!(
+                    config.may_hold(to, key),
+                    "{from} sent pinned key {:?} to {to}, outside its regions: {msg:?}",
+                    String::from_utf8_lossy(key)
+                );
+            }
+        }
         if self.is_cut(from, to) {
             return;
         }

@@ -237,6 +237,14 @@ impl Face {
             });
         }
         while let Some(reply) = self.replica.as_mut().and_then(Replica::poll_reply) {
+            if reply.id & super::DIRECT_ID != 0 {
+                if self.direct.len() >= super::DIRECT_REPLIES_MAX {
+                    self.direct.pop_front();
+                    self.stats.logs_dropped += 1;
+                }
+                self.direct.push_back(reply);
+                continue;
+            }
             let Some(w) = self.waiting.remove(&reply.id) else {
                 self.note(format!("reply to unknown request {}", reply.id));
                 continue;
@@ -329,6 +337,10 @@ impl Face {
 /// (precondition failed) when the value this replica knew was below the amount, so that no
 /// transfer could have helped; code 11 (temporarily unavailable) when the value covered it but
 /// the rights were elsewhere and did not arrive by the deadline, since it may succeed later.
+///
+/// A request refused by residency (the key is pinned to other regions, or the operation would
+/// carry it outside its regions) is code 10 (not supported): definite, and retrying at this
+/// node can never succeed.
 fn error_code(e: &ClientError, is_write: bool) -> u32 {
     match e {
         ClientError::Unavailable { .. } if is_write => error_code::TIMEOUT,
@@ -350,6 +362,7 @@ fn error_code(e: &ClientError, is_write: bool) -> u32 {
         ClientError::InsufficientRights {
             short_balance: false,
         } => error_code::TEMPORARILY_UNAVAILABLE,
+        ClientError::NotResident | ClientError::ResidencyScope => error_code::NOT_SUPPORTED,
     }
 }
 
@@ -381,6 +394,8 @@ mod tests {
             (ClientError::Indefinite, 0),
             (ClientError::ConsensusKey, 12),
             (ClientError::NotConsensusKey(KeyKind::Set), 12),
+            (ClientError::NotResident, 10),
+            (ClientError::ResidencyScope, 10),
             (
                 ClientError::InsufficientRights {
                     short_balance: true,

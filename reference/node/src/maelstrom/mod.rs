@@ -67,12 +67,19 @@ pub use workload::{FaceConfig, Workload};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use converge_core::ReplicaId;
-use converge_core::replica::{Config, Durable, DurableDelta, RegionId, Replica};
+use converge_core::replica::{Config, Durable, DurableDelta, RegionId, Replica, Reply, Request};
 use serde_json::{Map, Value as Json, json};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Diagnostics kept for the shell at most; beyond this they are counted, not stored.
 const LOG_MAX: usize = 1_000;
+
+/// Replies to direct requests ([`Face::handle_direct`]) kept until polled, at most; beyond it
+/// the oldest go (and are counted as dropped logs).
+const DIRECT_REPLIES_MAX: usize = 1_024;
+
+/// The bit that marks a direct request's id, so that its reply never meets a client's.
+const DIRECT_ID: u64 = 1 << 63;
 
 /// What the face counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -137,6 +144,9 @@ pub struct Face {
     log: VecDeque<String>,
     waiting: BTreeMap<u64, Waiting>,
     next_request: u64,
+    /// Replies to direct requests, until [`Face::poll_direct_reply`] takes them.
+    direct: VecDeque<Reply>,
+    next_direct: u64,
     stats: FaceStats,
 }
 
@@ -153,6 +163,8 @@ impl Face {
             log: VecDeque::new(),
             waiting: BTreeMap::new(),
             next_request: 1,
+            direct: VecDeque::new(),
+            next_direct: 0,
             stats: FaceStats::default(),
         }
     }
@@ -236,6 +248,26 @@ impl Face {
         }
         self.client(now_ms, src.to_string(), request);
         self.drain();
+    }
+
+    /// Input: a request for the replica that no Maelstrom client sent (the simulator's own
+    /// traffic on residency-pinned keys, which no workload reads). Its id is replaced by one the
+    /// clients' never meet, and its reply goes to [`Face::poll_direct_reply`], not to a line.
+    /// Ignored before `init`.
+    pub fn handle_direct(&mut self, now_ms: u64, mut request: Request) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        self.next_direct += 1;
+        request.id = DIRECT_ID | self.next_direct;
+        r.handle_request(now_ms, request);
+        self.drain();
+    }
+
+    /// Output: the reply to a direct request ([`Face::handle_direct`]), with the id the face
+    /// gave it.
+    pub fn poll_direct_reply(&mut self) -> Option<Reply> {
+        self.direct.pop_front()
     }
 
     /// Input: a neighbour's payload, as [`Output::Peer`] gave it (a `repl` message's `data`,
@@ -369,6 +401,7 @@ impl Face {
         config.track_durable = self.config.track_durable;
         config.bug = self.config.bug;
         config.seed = self.config.seed;
+        config.residency = self.config.residency.clone();
         if let Some(max) = self.config.oplog_entries_max {
             config.oplog_entries_max = max;
         }

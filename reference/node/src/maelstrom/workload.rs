@@ -5,7 +5,7 @@
 //! - [`Workload::ALL`] is the one table of workload names: [`Workload::from_name`] and
 //!   [`Workload::name`] both read it, so a name parses back to the workload that prints it.
 
-use converge_core::replica::{Bug, Config, Consistency, Topology};
+use converge_core::replica::{Bug, Config, Consistency, Pin, Topology};
 
 /// The workloads of `docs/protocol.md`: which key and type each message maps to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +88,8 @@ pub struct FaceConfig {
     pub oplog_entries_max: Option<usize>,
     /// Adjusts the replica's configuration (limits and timers) before it starts.
     pub tune: fn(&mut Config),
+    /// Residency pins (see `converge_core::replica::Pin`); empty by default.
+    pub residency: Vec<Pin>,
 }
 
 impl FaceConfig {
@@ -103,6 +105,7 @@ impl FaceConfig {
             seed: 0,
             oplog_entries_max: None,
             tune: |_| {},
+            residency: Vec::new(),
         }
     }
 }

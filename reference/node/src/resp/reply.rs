@@ -62,6 +62,14 @@ pub fn client_error(e: &ClientError) -> Resp {
         ClientError::InsufficientRights {
             short_balance: false,
         } => Resp::Error("TRYAGAIN the region's rights do not cover the withdrawal".into()),
+        ClientError::NotResident => Resp::Error(
+            "RESIDENCY the key is pinned to other regions and may not be held in this one".into(),
+        ),
+        ClientError::ResidencyScope => Resp::Error(
+            "RESIDENCY the operation would take a pinned key outside its regions (use \
+             LOCAL_ONE or LOCAL_QUORUM; no CAS or bounded counter on pinned keys)"
+                .into(),
+        ),
     }
 }
 
@@ -422,6 +430,13 @@ mod tests {
         ];
         for (e, text) in cases {
             assert_eq!(client_error(&e), Resp::Error(text.into()), "{e:?}");
+        }
+        // Residency refusals are definite and say so in their own error class.
+        for e in [ClientError::NotResident, ClientError::ResidencyScope] {
+            assert!(
+                matches!(client_error(&e), Resp::Error(t) if t.starts_with("RESIDENCY ")),
+                "{e:?}"
+            );
         }
         let mut s = Session::new(Consistency::LocalOne);
         let (_, p) = submit(&mut s, &["GET", "k"]);

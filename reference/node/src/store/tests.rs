@@ -187,6 +187,7 @@ fn entry(origin: u64, seq: u64) -> Entry {
         deps: Default::default(),
         key: b"k".to_vec().into_boxed_slice(),
         delta: KeyState::empty(KeyKind::Counter),
+        redacted: false,
     }
 }
 
