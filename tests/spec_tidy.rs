@@ -53,14 +53,21 @@ fn sources() -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-/// Every test function of the sources: a `fn NAME` whose attributes include `#[test]` (a table
-/// row of a test-generating macro is written the same way). Helpers, and functions that are
-/// only called by tests, are not checks.
+/// Every test function of the sources: a `fn NAME` whose attributes include `#[test]` or
+/// `#[tokio::test]` (with or without arguments; a table row of a test-generating macro is
+/// written the same way). Helpers, and functions that are only called by tests, are not checks.
 fn test_functions(sources: &[(PathBuf, String)]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for (_, text) in sources {
         for piece in text.split("#[test]").skip(1) {
             if let Some(name) = function_after_attributes(piece) {
+                names.insert(name);
+            }
+        }
+        for piece in text.split("#[tokio::test").skip(1) {
+            // `]` or `(flavor = ...)]`: what follows the attribute's closing bracket.
+            let after = piece.split_once(']').map_or("", |(_, rest)| rest);
+            if let Some(name) = function_after_attributes(after) {
                 names.insert(name);
             }
         }

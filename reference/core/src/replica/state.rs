@@ -8,7 +8,7 @@
 //!   type could have reached.
 //! - The join is associative, commutative and idempotent across kinds (the ordinal sum below).
 
-use super::api::{KeyKind, Scalar, Value};
+use super::api::{ClientError, KeyKind, Op, Scalar, Value};
 use super::codec::{
     DecodeError, Reader, decode_all, put_bytes, put_replica, put_stamp, put_varint, put_vv,
     read_replica, read_stamp, read_vv,
@@ -340,6 +340,31 @@ fn read_bounded(r: &mut Reader<'_>) -> Result<BoundedCounter, DecodeError> {
     }
     BoundedCounter::from_parts(increments, decrements, transfers)
         .map_err(|_| DecodeError::Invalid("bounded counter breaks its invariants"))
+}
+
+/// Refuses with [`ClientError::Overflow`] a counter operation that would carry the value this
+/// replica reads outside `i64`, the integers RESP and Maelstrom's JSON carry: a client told of
+/// an overflow must be able to retry, so the refusal comes before anything is applied, logged
+/// or replicated. Only the local view is checked; concurrent increments in other regions can
+/// still merge into a value beyond `i64`, which reads then report as out of range.
+pub(super) fn check_counter_range(state: Option<&KeyState>, op: &Op) -> Result<(), ClientError> {
+    let by = match op {
+        Op::Incr(by) => i128::from(*by),
+        Op::PnAdd(n) | Op::BoundedAdd(n) => i128::from(*n),
+        _ => return Ok(()),
+    };
+    let value = match state {
+        // A grow-only counter's u128 sum beyond i128 is certainly beyond i64 too.
+        Some(KeyState::Counter(c)) => i128::try_from(c.value()).unwrap_or(i128::MAX),
+        Some(KeyState::PnCounter(c)) => c.value(),
+        Some(KeyState::Bounded(c)) => c.value(),
+        // Absent, or of another kind (which the caller refuses as WRONGTYPE).
+        _ => 0,
+    };
+    match value.checked_add(by).map(i64::try_from) {
+        Some(Ok(_)) => Ok(()),
+        _ => Err(ClientError::Overflow),
+    }
 }
 
 #[cfg(test)]
