@@ -7,11 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// An echo node that ignores SIGINT and SIGTERM, so only the harness's own clean-up can stop it.
-const STUBBORN_NODE: &str = r#"#!/usr/bin/env python3
-import json, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
+/// The echo loop both test nodes end in, after their own prelude.
+const ECHO_LOOP: &str = r#"
 node_id = None
 for line in sys.stdin:
     msg = json.loads(line)
@@ -25,6 +22,13 @@ for line in sys.stdin:
         continue
     reply["in_reply_to"] = body["msg_id"]
     print(json.dumps({"src": node_id, "dest": msg["src"], "body": reply}), flush=True)
+"#;
+
+/// An echo node that ignores SIGINT and SIGTERM, so only the harness's own clean-up can stop it.
+const STUBBORN_NODE: &str = r#"#!/usr/bin/env python3
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
 "#;
 
 /// Processes whose command line mentions `needle`, from /proc.
@@ -49,7 +53,7 @@ fn write_node(dir: &Path) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(dir).expect("temp dir");
     let node = dir.join("stubborn-node.py");
-    std::fs::write(&node, STUBBORN_NODE).expect("write node");
+    std::fs::write(&node, format!("{STUBBORN_NODE}{ECHO_LOOP}")).expect("write node");
     std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     node
 }
@@ -125,19 +129,6 @@ if os.fork() == 0:
     os.setsid()
     subprocess.Popen(sleeper, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     os._exit(0)
-node_id = None
-for line in sys.stdin:
-    msg = json.loads(line)
-    body = msg["body"]
-    if body["type"] == "init":
-        node_id = body["node_id"]
-        reply = {"type": "init_ok"}
-    elif body["type"] == "echo":
-        reply = {"type": "echo_ok", "echo": body["echo"]}
-    else:
-        continue
-    reply["in_reply_to"] = body["msg_id"]
-    print(json.dumps({"src": node_id, "dest": msg["src"], "body": reply}), flush=True)
 "#;
 
 #[test]
@@ -146,7 +137,7 @@ fn a_finished_run_leaves_nothing_a_node_forked_running() {
     let dir = std::env::temp_dir().join(format!("converge-forking-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let node = dir.join("forking-node.py");
-    std::fs::write(&node, FORKING_NODE).expect("write node");
+    std::fs::write(&node, format!("{FORKING_NODE}{ECHO_LOOP}")).expect("write node");
     std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let needle = node.to_string_lossy().into_owned();
     let output = Command::new(env!("CARGO_BIN_EXE_converge"))
