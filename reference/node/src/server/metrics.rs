@@ -496,6 +496,18 @@ const METRICS: &[Metric] = &[
             )
         }),
     },
+    Metric {
+        name: "residency_redacted_total",
+        kind: Type::Counter,
+        help: "Oplog entries sent without key and value to a neighbour a residency pin keeps them from.",
+        source: Source::Replica(|st| one(st.counters.entries_redacted)),
+    },
+    Metric {
+        name: "anti_entropy_claims_withheld_total",
+        kind: Type::Counter,
+        help: "Anti-entropy rounds that repaired but claimed no frontier: it would cover pinned writes this replica lacks.",
+        source: Source::Replica(|st| one(st.counters.ae_claims_withheld)),
+    },
 ];
 
 fn ld(v: &AtomicU64) -> u64 {
@@ -642,6 +654,8 @@ mod tests {
                 withdrawals_covered_by_transfer: 48,
                 withdrawals_refused: 49,
                 rights_granted: 50,
+                entries_redacted: 51,
+                ae_claims_withheld: 52,
                 ..ReplicaCounters::default()
             },
             oplog_len: 39,
@@ -654,7 +668,8 @@ mod tests {
     /// The exposition `busy_node` with `replica_stats` rendered before the renderer was
     /// table-driven: names, order, help, types, labels and values are part of the node's
     /// interface (dashboards and `tests/cluster.rs` read them). Metrics are only ever added to
-    /// it (the consensus and escrow ones were, in issue 14), never renamed or reordered.
+    /// it (the consensus and escrow ones were, in issue 14; the residency ones in issue 15), never
+    /// renamed or reordered.
     const GOLDEN: &str = include_str!("metrics_golden.txt");
 
     #[test]
