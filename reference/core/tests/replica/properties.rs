@@ -2,7 +2,7 @@
 //! seeded faults; a failing case prints its seed.
 
 use crate::pump::*;
-use converge_core::replica::{ClientError, Op, Scalar, SessionToken, Topology, Value};
+use converge_core::replica::{ClientError, Op, Scalar, SessionToken, Value};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,12 +38,7 @@ proptest! {
         topology in 0u8..4,
         steps in proptest::collection::vec(step(), 1..60),
     ) {
-        let topology = match topology {
-            0 => Topology::FullMesh,
-            1 => Topology::HubSpoke { hub: converge_core::replica::RegionId(0) },
-            2 => Topology::Ring,
-            _ => Topology::Hierarchical,
-        };
+        let topology = crate::pump::topology(topology, 0);
         let net = Net { loss_pm: 100, dup_pm: 100, latency_min_ms: 1, latency_max_ms: 40 };
         let mut sim = Sim::grid(2, 2, seed, net, |c| {
             c.topology = topology;
@@ -125,12 +120,7 @@ proptest! {
         topology in 0u8..4,
         acts in proptest::collection::vec(act(), 1..80),
     ) {
-        let topology = match topology {
-            0 => Topology::FullMesh,
-            1 => Topology::HubSpoke { hub: converge_core::replica::RegionId(2) },
-            2 => Topology::Ring,
-            _ => Topology::Hierarchical,
-        };
+        let topology = crate::pump::topology(topology, 2);
         let net = Net { loss_pm: 100, dup_pm: 100, latency_min_ms: 1, latency_max_ms: 60 };
         let mut sim = Sim::grid(3, 2, seed, net, |c| {
             c.topology = topology;
@@ -328,12 +318,7 @@ proptest! {
         topology in 0u8..4,
         acts in proptest::collection::vec(set_act(), 1..80),
     ) {
-        let topology = match topology {
-            0 => Topology::FullMesh,
-            1 => Topology::HubSpoke { hub: converge_core::replica::RegionId(1) },
-            2 => Topology::Ring,
-            _ => Topology::Hierarchical,
-        };
+        let topology = crate::pump::topology(topology, 1);
         let net = Net { loss_pm: 100, dup_pm: 100, latency_min_ms: 1, latency_max_ms: 60 };
         let mut sim = Sim::grid(3, 2, seed, net, |c| {
             c.topology = topology;

@@ -362,3 +362,15 @@ pub(crate) fn set_at(sim: &Sim, i: usize, key: &str) -> BTreeSet<i64> {
         other => panic!("set expected, got {other:?}"),
     }
 }
+
+/// The topology a proptest draw picks: full mesh, hub-spoke around region `hub`, ring or
+/// hierarchical.
+pub(crate) fn topology(draw: u8, hub: u32) -> converge_core::replica::Topology {
+    use converge_core::replica::{RegionId, Topology};
+    match draw {
+        0 => Topology::FullMesh,
+        1 => Topology::HubSpoke { hub: RegionId(hub) },
+        2 => Topology::Ring,
+        _ => Topology::Hierarchical,
+    }
+}

@@ -94,12 +94,7 @@ proptest! {
         wide in any::<bool>(),
         steps in proptest::collection::vec(step(), 1..60),
     ) {
-        let topology = match topology {
-            0 => Topology::FullMesh,
-            1 => Topology::HubSpoke { hub: RegionId(0) },
-            2 => Topology::Ring,
-            _ => Topology::Hierarchical,
-        };
+        let topology = crate::pump::topology(topology, 0);
         let pinned: &[u32] = if wide { &[0, 1] } else { &[0] };
         let net = Net { loss_pm: 100, dup_pm: 100, latency_min_ms: 1, latency_max_ms: 40 };
         let mut sim = Sim::new(configs(topology, pinned), seed, net);
