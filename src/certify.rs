@@ -2,7 +2,10 @@
 //! verdict, with the command that reproduces the run. A failing run is shrunk ([`shrink()`]) to the
 //! smallest run that fails the same way, and drawn as a Lamport diagram ([`diagram()`]).
 
+use converge_conformance::harness::backend::Backend;
 use converge_conformance::harness::check::{Check, Verdict};
+use converge_conformance::harness::cluster::spec::ClusterSpec;
+use converge_conformance::harness::cluster::{ClusterBackend, ClusterConfig};
 use converge_conformance::harness::diagram;
 use converge_conformance::harness::nemesis::Fault;
 use converge_conformance::harness::process::{ProcessBackend, ProcessConfig, find_libfaketime};
@@ -137,6 +140,38 @@ pub struct Request {
     pub config: RunConfig,
     /// Delivery schedules to run the same operations under.
     pub schedules: u64,
+    /// A deployed system to certify instead of a stdio program (`--cluster FILE`): then
+    /// `args` are appended to every node's command.
+    pub cluster: Option<Cluster>,
+}
+
+/// `--cluster FILE`: the spec file as given (for the reproduce command) and as loaded.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    /// The file.
+    pub path: PathBuf,
+    /// Its contents.
+    pub spec: ClusterSpec,
+}
+
+impl Cluster {
+    /// The spec with `args` appended to every node's command.
+    fn with_args(&self, args: &[String]) -> ClusterSpec {
+        let mut spec = self.spec.clone();
+        let quoted: Vec<String> = args
+            .iter()
+            .map(|a| a.replace('{', "{{").replace('}', "}}"))
+            .collect();
+        if let Some(c) = spec.node.command.as_mut() {
+            c.extend(quoted.iter().cloned());
+        }
+        for o in &mut spec.overrides {
+            if let Some(c) = o.command.as_mut() {
+                c.extend(quoted.iter().cloned());
+            }
+        }
+        spec
+    }
 }
 
 /// The runs of one certification: one per delivery schedule, and, with two or more, the
@@ -202,20 +237,33 @@ pub fn certify(
         } else {
             request.args.clone()
         };
-        let mut backend = ProcessBackend::new(
-            ProcessConfig {
-                program: request.program.clone(),
-                args,
-                log_dir,
-                faketime: faketime.clone(),
-            },
-            request.config.nodes,
-        );
+        let mut backend: Box<dyn Backend> = match &request.cluster {
+            Some(cluster) => Box::new(
+                ClusterBackend::new(ClusterConfig {
+                    spec: cluster.with_args(&request.args),
+                    workload: request.workload.clone(),
+                    log_dir,
+                    converge: std::env::current_exe()
+                        .map_err(|e| format!("cannot find the converge binary: {e}"))?,
+                    request_timeout_ms: request.config.request_timeout_ms,
+                })
+                .map_err(|e| format!("{}: {e}", cluster.path.display()))?,
+            ),
+            None => Box::new(ProcessBackend::new(
+                ProcessConfig {
+                    program: request.program.clone(),
+                    args,
+                    log_dir,
+                    faketime: faketime.clone(),
+                },
+                request.config.nodes,
+            )),
+        };
         let config = RunConfig {
             schedule,
             ..request.config.clone()
         };
-        let report = run(workload.as_mut(), &mut backend, &config, &mut |stage| {
+        let report = run(workload.as_mut(), backend.as_mut(), &config, &mut |stage| {
             progress(schedule, stage)
         });
         runs.push(report);
@@ -251,7 +299,12 @@ pub fn reproduce_minimal(request: &Request) -> String {
 
 fn command(request: &Request, no_shrink: bool) -> String {
     let c = &request.config;
-    let bin = if request.reference {
+    let bin = if let Some(cluster) = &request.cluster {
+        format!(
+            " --cluster {}",
+            shell_word(&cluster.path.display().to_string())
+        )
+    } else if request.reference {
         String::new()
     } else {
         format!(
@@ -367,7 +420,11 @@ pub fn shrink(
 ) -> Shrinking {
     let signature = Signature::of(&original.runs, original.merge_order.as_ref());
     let floors = Floors {
-        nodes: workload::by_name(&request.workload).map_or(1, |w| w.min_nodes()),
+        // A deployed cluster runs the nodes its spec names: never fewer.
+        nodes: match &request.cluster {
+            Some(c) => c.spec.nodes,
+            None => workload::by_name(&request.workload).map_or(1, |w| w.min_nodes()),
+        },
         ..Floors::default()
     };
     // Node logs are appended to, so replays of an earlier search would mix with this one's.

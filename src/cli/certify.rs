@@ -25,6 +25,11 @@ pub(crate) struct CertifyArgs {
     /// (`converge node --stdio`, durable under the log directory).
     #[arg(long = "bin", value_name = "PATH")]
     program: Option<PathBuf>,
+    /// Certify a deployed system instead: the spec FILE.toml says how to start each node, which
+    /// ports the harness proxies, and how to speak to it as a client (docs/certify.md).
+    /// Arguments after -- are appended to every node's command.
+    #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["program", "suite", "seeds", "jobs"])]
+    cluster: Option<PathBuf>,
     /// The workload [default: g-counter]. With --suite, repeatable, and every workload when
     /// absent (on the reference node, every workload it serves).
     #[arg(short = 'w', long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
@@ -179,7 +184,8 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 /// Runs `converge certify`: one run of one workload, or with `--suite` (or neither `--bin` nor
 /// `--workload`) the suite's table.
 pub(crate) fn run(mut args: CertifyArgs) -> ExitCode {
-    if args.suite || (args.program.is_none() && args.workload.is_empty()) {
+    if args.suite || (args.program.is_none() && args.cluster.is_none() && args.workload.is_empty())
+    {
         return run_suite(args);
     }
     if args.seeds.is_some() || args.jobs.is_some() {
@@ -194,7 +200,20 @@ pub(crate) fn run(mut args: CertifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Some((program, reference)) = node_program(&args) else {
+    let cluster = match args.cluster.clone() {
+        Some(path) => match load_cluster(&path, &mut args, &workload) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let Some((program, reference)) = (match &cluster {
+        Some(c) => Some((c.path.clone(), false)),
+        None => node_program(&args),
+    }) else {
         return ExitCode::from(2);
     };
     if reference && !converge::reference::serves(&workload) {
@@ -205,7 +224,12 @@ pub(crate) fn run(mut args: CertifyArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let seed = args.seed.unwrap_or_else(clock_seed);
-    let request = build_request(&args, program, reference, workload, Timing::DEFAULT, seed);
+    let mut request = build_request(&args, program, reference, workload, Timing::DEFAULT, seed);
+    if let Some(c) = cluster {
+        // A started node may take this long to answer on its client port.
+        request.config.init_timeout_ms = c.spec.ready_timeout_ms();
+        request.cluster = Some(c);
+    }
     say!("timing: {}", Timing::of(&request.config).describe());
     let schedules = request.schedules;
     let mut progress = RunProgress::new(request.config.time_limit_ms);
@@ -340,7 +364,41 @@ fn build_request(
         log_dir: run_log_dir(&args.log_dir, seed),
         config,
         schedules: args.schedules,
+        cluster: None,
     }
+}
+
+/// Loads `--cluster`'s spec and checks it against the command line: the cluster runs the nodes
+/// its spec names (`--nodes` may only repeat that number), and its client must map the workload.
+fn load_cluster(
+    path: &Path,
+    args: &mut CertifyArgs,
+    workload: &str,
+) -> Result<converge::certify::Cluster, String> {
+    use converge_conformance::harness::cluster::{mapping, spec};
+    let spec = spec::ClusterSpec::load(path).map_err(|e| e.to_string())?;
+    let given = usize::from(args.nodes);
+    if given != 3 && given != spec.nodes {
+        return Err(format!(
+            "--nodes {given}, but {} runs {} nodes",
+            path.display(),
+            spec.nodes
+        ));
+    }
+    args.nodes = u16::try_from(spec.nodes).map_err(|_| "too many nodes".to_string())?;
+    if spec.client.protocol == spec::Protocol::Resp {
+        mapping::Mapping::new(workload, spec.dialect())?;
+    }
+    if args.nemesis.0.contains(&Fault::Clock) {
+        return Err(
+            "--nemesis clock is not available with --cluster yet: the cluster backend does not move node clocks"
+                .into(),
+        );
+    }
+    Ok(converge::certify::Cluster {
+        path: path.to_path_buf(),
+        spec,
+    })
 }
 
 /// Writes `--report` (the JSON `json` builds) and `--junit` (`junit`'s XML) where asked; on an

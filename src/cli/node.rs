@@ -24,10 +24,11 @@ pub(crate) struct NodeArgs {
     /// Consistency of requests (stdio) or connections (TCP) that name none [default: LOCAL_ONE].
     #[arg(long, value_parser = consistency_arg())]
     consistency: Option<Consistency>,
-    /// (--stdio) Run a deliberately broken replica, to see `converge certify` catch it: e.g.
+    /// Run a deliberately broken replica, to see `converge certify` catch it: e.g.
     /// `converge certify --workload lin-kv --bin converge -- node --stdio --workload lin-kv
-    /// --bug cas-decided-locally`. For testing the testers only.
-    #[arg(long, requires = "stdio", value_parser = names_arg(Bug::ALL, Bug::name))]
+    /// --bug cas-decided-locally`, or over TCP through `certify --cluster`. For testing the
+    /// testers only.
+    #[arg(long, value_parser = names_arg(Bug::ALL, Bug::name))]
     bug: Option<Bug>,
     /// Keep the replica's durable state in a redb database under DIR (with --stdio, in
     /// DIR/<node_id>/) and recover from it on restart, so an acknowledged write survives kill -9.
@@ -111,6 +112,7 @@ pub(crate) fn run_tcp(args: NodeArgs) -> ExitCode {
             client_key: args.client_tls_key,
         },
         insecure_peers: args.insecure_peers,
+        bug: args.bug,
     };
     let config = match NodeConfig::resolve(flags) {
         Ok(c) => c,

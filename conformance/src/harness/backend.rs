@@ -129,6 +129,12 @@ pub trait Backend {
             what: "a peer payload",
         })
     }
+    /// The harness's network dropped a payload node `node` sent as a [`NodeEvent::Peer`] (a cut
+    /// link, a lost message). A backend whose payloads are pieces of a byte stream resets the
+    /// stream; the default does nothing.
+    fn peer_dropped(&mut self, payload: &[u8]) {
+        let _ = payload;
+    }
     /// Returns what nodes did, waiting at most until `deadline_ms` (and at most `max_wait`) for
     /// the first event. An empty result means the deadline passed quietly.
     fn wait(&mut self, deadline_ms: u64, max_wait: Duration) -> Vec<NodeEvent>;

@@ -3,7 +3,8 @@
 //!
 //! The parts know nothing of each other's insides:
 //! - [`backend::Backend`] is all the harness knows of the nodes. [`process::ProcessBackend`] runs
-//!   programs that speak Maelstrom's JSON-lines protocol.
+//!   programs that speak Maelstrom's JSON-lines protocol; [`cluster::ClusterBackend`] runs a
+//!   deployed system's own processes on their own TCP, through proxies the harness owns.
 //! - [`net::Network`] owns the network: every node-to-node message passes through it.
 //! - [`workload::Workload`] generates requests and checks the [`history::History`].
 //! - [`services::Services`] are Maelstrom's `seq-kv`, `lin-kv`, `lww-kv` and `lin-tso`, answered
@@ -21,6 +22,7 @@ pub mod backend;
 pub mod body;
 pub mod cadence;
 pub mod check;
+pub mod cluster;
 mod config;
 pub mod containment;
 pub mod diagram;

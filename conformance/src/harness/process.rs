@@ -164,6 +164,9 @@ pub struct ProcessBackend {
     clock_offsets: Vec<i64>,
     events_tx: SyncSender<NodeEvent>,
     events_rx: Receiver<NodeEvent>,
+    /// Per node, a program and arguments that replace the configuration's (the cluster
+    /// backend's adapters, one command per node).
+    commands: Vec<Option<(PathBuf, Vec<String>)>>,
 }
 
 impl ProcessBackend {
@@ -185,7 +188,14 @@ impl ProcessBackend {
             clock_offsets: vec![0; nodes],
             events_tx,
             events_rx,
+            commands: vec![None; nodes],
         }
+    }
+
+    /// Runs node `node` as `program args` from its next start on, instead of the
+    /// configuration's program and arguments.
+    pub fn set_command(&mut self, node: usize, program: PathBuf, args: Vec<String>) {
+        self.commands[node] = Some((program, args));
     }
 
     fn stop(&mut self, node: usize) {
@@ -257,9 +267,13 @@ impl Backend for ProcessBackend {
 
     fn start(&mut self, node: usize) -> Result<(), BackendError> {
         self.stop(node);
+        let (program, args) = match &self.commands[node] {
+            Some((program, args)) => (program.clone(), args.clone()),
+            None => (self.config.program.clone(), self.config.args.clone()),
+        };
         let spawn_error = |source| BackendError::Spawn {
             node,
-            program: self.config.program.display().to_string(),
+            program: program.display().to_string(),
             source,
         };
         std::fs::create_dir_all(&self.config.log_dir).map_err(spawn_error)?;
@@ -270,9 +284,9 @@ impl Backend for ProcessBackend {
             .map_err(spawn_error)?;
         let mut contained = self.containment.prepare(node, self.incarnations[node]);
         let (tag_var, tag) = contained.env();
-        let mut command = Command::new(&self.config.program);
+        let mut command = Command::new(&program);
         command
-            .args(&self.config.args)
+            .args(&args)
             .env(tag_var, tag)
             // A group of its own: pause and resume reach what the node forks, and a stop kills
             // the group.

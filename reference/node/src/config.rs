@@ -51,7 +51,7 @@
 use crate::resp::{self, Passwords, Secret};
 use converge_core::ReplicaId;
 use converge_core::replica::{
-    Config as ReplicaConfig, Consistency, Pin, RegionId, UnknownConsistency,
+    Bug, Config as ReplicaConfig, Consistency, Pin, RegionId, UnknownConsistency,
 };
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -325,6 +325,8 @@ pub struct Flags {
     pub tls: TlsFiles,
     /// `--insecure-peers` (only ever turns it on).
     pub insecure_peers: bool,
+    /// `--bug`: a deliberately broken replica, for testing the testers (never in a file).
+    pub bug: Option<Bug>,
 }
 
 /// The resolved configuration of one TCP node.
@@ -356,6 +358,8 @@ pub struct NodeConfig {
     pub client_tls: Option<ClientTls>,
     /// Residency pins (file only); part of the fingerprint, so every member must agree.
     pub residency: Vec<ResidencySpec>,
+    /// A deliberately broken replica (`--bug`), to show the testers catch it; logged loudly.
+    pub bug: Option<Bug>,
 }
 
 impl NodeConfig {
@@ -430,6 +434,7 @@ impl NodeConfig {
                 )?,
             },
             residency: file.residency,
+            bug: flags.bug,
         };
         config.check()?;
         Ok(config)
@@ -544,6 +549,7 @@ impl NodeConfig {
         let mut c = ReplicaConfig::new(ReplicaId(self.id), replicas);
         c.seed = self.id;
         c.track_durable = self.data_dir.is_some();
+        c.bug = self.bug;
         c.residency = self
             .residency
             .iter()

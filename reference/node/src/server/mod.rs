@@ -59,6 +59,12 @@ pub fn run_blocking(config: NodeConfig) -> Result<(), ServerError> {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .try_init();
+    if let Some(bug) = config.bug {
+        tracing::warn!(
+            bug = bug.name(),
+            "BROKEN: this replica runs a deliberately broken variant, for testing the testers"
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,0 +1,563 @@
+//! The network between a deployed system's nodes, owned by the harness: one listening proxy per
+//! directed link and proxied port, and every byte that crosses a link handed to the harness as a
+//! peer payload ([`NodeEvent::Peer`]), which routes it through its seeded network like any
+//! in-process message and hands it back to [`Proxies::deliver`].
+//!
+//! So the harness's network decides, for TCP too: a partition or a lost chunk resets the
+//! connection it belonged to (a link that loses bytes cannot go on as a byte stream; the nodes
+//! see their connection close and must reconnect, as behind a firewall that rejects), latency
+//! delays chunks, a duplicated chunk is dropped by its sequence number (TCP does the same), and a
+//! chunk that overtakes another resets the connection. The history records each chunk as a
+//! delivery, so the checkers' black-box causality and the replication cadence see real traffic.
+//!
+//! # Payload
+//! `conn (u64 BE) | seq (u64 BE) | tag (u8) | data`, with tags `OPEN` (the dialer connected to
+//! the proxy: connect to the target), `DATA` and `CLOSE` (the writer shut its side). Sequence
+//! numbers count per connection and direction from 0, `OPEN` being the dialer's 0.
+//!
+//! # Invariants
+//! - Bytes reach a node in the order they were sent, or the connection is reset: never a gap,
+//!   never a repeat.
+//! - Every socket and thread of a connection ends once the connection is closed or reset, and
+//!   [`Proxies::shutdown`] closes every listener and connection.
+//! - Nothing here blocks the harness: writes go through bounded queues to writer threads; a
+//!   full queue resets the connection.
+
+use super::super::backend::NodeEvent;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+const OPEN: u8 = 0;
+const DATA: u8 = 1;
+const CLOSE: u8 = 2;
+const HEADER: usize = 17;
+/// Largest chunk read from a socket at once.
+const CHUNK: usize = 64 << 10;
+/// Chunks queued for one side of one connection before it is reset as congested.
+const QUEUE_CHUNKS: usize = 4_096;
+/// Connections open at once through all proxies; a dialer beyond it is refused at accept.
+const CONNECTIONS_MAX: usize = 4_096;
+/// How long the target of an `OPEN` may take to accept.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often an idle accept loop looks at the stop flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
+/// What a writer thread is told.
+enum Write_ {
+    Data(Vec<u8>),
+    Close,
+}
+
+/// One side of a connection: its socket (for a reset) and its writer's queue.
+struct Side {
+    socket: Option<TcpStream>,
+    queue: Option<SyncSender<Write_>>,
+}
+
+struct Conn {
+    /// The dialer (the node that connected to the proxy) and the target.
+    dialer: usize,
+    target: usize,
+    /// The target's real address.
+    target_addr: SocketAddr,
+    /// The next sequence number expected, per direction: dialer → target, target → dialer.
+    expect: [u64; 2],
+    dialer_side: Side,
+    target_side: Side,
+}
+
+#[derive(Default)]
+struct Table {
+    conns: BTreeMap<u64, Conn>,
+}
+
+/// Counters of what the proxies did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProxyStats {
+    /// Connections accepted from dialers.
+    pub accepted: u64,
+    /// Connections reset by the harness (a lost or overtaken chunk, a cut link, congestion).
+    pub reset: u64,
+    /// Bytes delivered.
+    pub bytes: u64,
+}
+
+/// Every proxy of a run.
+pub struct Proxies {
+    table: Arc<Mutex<Table>>,
+    stop: Arc<AtomicBool>,
+    next_conn: Arc<AtomicU64>,
+    listeners: Vec<JoinHandle<()>>,
+    events: SyncSender<NodeEvent>,
+    stats: Arc<Mutex<ProxyStats>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A thread that panicked while holding the table left it consistent (every change is one
+    // insert or remove), so a poisoned lock is used as it is.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn payload(conn: u64, seq: u64, tag: u8, data: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(HEADER + data.len());
+    p.extend_from_slice(&conn.to_be_bytes());
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.push(tag);
+    p.extend_from_slice(data);
+    p
+}
+
+fn parse(p: &[u8]) -> Option<(u64, u64, u8, &[u8])> {
+    if p.len() < HEADER {
+        return None;
+    }
+    let conn = u64::from_be_bytes(p[0..8].try_into().ok()?);
+    let seq = u64::from_be_bytes(p[8..16].try_into().ok()?);
+    Some((conn, seq, p[16], &p[HEADER..]))
+}
+
+impl Proxies {
+    /// No proxies yet; events go to `events`.
+    pub fn new(events: SyncSender<NodeEvent>) -> Proxies {
+        Proxies {
+            table: Arc::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+            next_conn: Arc::new(AtomicU64::new(1)),
+            listeners: Vec::new(),
+            events,
+            stats: Arc::default(),
+        }
+    }
+
+    /// What the proxies did so far.
+    pub fn stats(&self) -> ProxyStats {
+        lock(&self.stats).clone()
+    }
+
+    /// Opens the proxy for link `dialer → target`, forwarding to `target_addr`; returns the
+    /// port it listens on (loopback).
+    pub fn listen(
+        &mut self,
+        dialer: usize,
+        target: usize,
+        target_addr: SocketAddr,
+    ) -> std::io::Result<u16> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let table = Arc::clone(&self.table);
+        let stop = Arc::clone(&self.stop);
+        let next = Arc::clone(&self.next_conn);
+        let events = self.events.clone();
+        let stats = Arc::clone(&self.stats);
+        let handle = thread::Builder::new()
+            .name(format!("proxy-{dialer}-{target}"))
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((socket, _)) => {
+                            let _ = socket.set_nonblocking(false);
+                            let _ = socket.set_nodelay(true);
+                            if lock(&table).conns.len() >= CONNECTIONS_MAX {
+                                let _ = socket.shutdown(Shutdown::Both);
+                                continue;
+                            }
+                            let conn = next.fetch_add(1, Ordering::Relaxed);
+                            accepted(&table, &events, conn, dialer, target, target_addr, socket);
+                            lock(&stats).accepted += 1;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            thread::sleep(ACCEPT_POLL);
+                        }
+                        Err(_) => thread::sleep(ACCEPT_POLL),
+                    }
+                }
+            })?;
+        self.listeners.push(handle);
+        Ok(port)
+    }
+
+    /// Hands a payload the harness routed to node `to` (from node `from`) to its connection.
+    pub fn deliver(&self, to: usize, payload: &[u8]) {
+        let Some((conn, seq, tag, data)) = parse(payload) else {
+            return;
+        };
+        let mut table = lock(&self.table);
+        let Some(c) = table.conns.get_mut(&conn) else {
+            // A chunk of a connection already closed or reset.
+            return;
+        };
+        let dir = if to == c.target { 0 } else { 1 };
+        if seq < c.expect[dir] {
+            // A duplicate: TCP would drop it too.
+            return;
+        }
+        if seq > c.expect[dir] {
+            drop(table);
+            return self.reset(conn);
+        }
+        c.expect[dir] += 1;
+        let outcome = match tag {
+            OPEN if dir == 0 => {
+                let (tx, rx) = sync_channel(QUEUE_CHUNKS);
+                c.target_side.queue = Some(tx);
+                spawn_target(
+                    Arc::clone(&self.table),
+                    self.events.clone(),
+                    conn,
+                    c.target,
+                    c.dialer,
+                    c.target_addr,
+                    rx,
+                );
+                Ok(())
+            }
+            DATA | CLOSE => {
+                let side = if dir == 0 {
+                    &c.target_side
+                } else {
+                    &c.dialer_side
+                };
+                let msg = if tag == DATA {
+                    lock(&self.stats).bytes += data.len() as u64;
+                    Write_::Data(data.to_vec())
+                } else {
+                    Write_::Close
+                };
+                match &side.queue {
+                    Some(q) => q
+                        .try_send(msg)
+                        .map_err(|e| matches!(e, TrySendError::Full(_))),
+                    None => Err(true),
+                }
+            }
+            _ => Err(true),
+        };
+        drop(table);
+        if outcome.is_err() {
+            self.reset(conn);
+        }
+    }
+
+    /// The harness dropped a payload (a cut link, a lost chunk): its connection is reset.
+    pub fn dropped(&self, payload: &[u8]) {
+        if let Some((conn, ..)) = parse(payload) {
+            self.reset(conn);
+        }
+    }
+
+    fn reset(&self, conn: u64) {
+        if reset(&self.table, conn) {
+            lock(&self.stats).reset += 1;
+        }
+    }
+
+    /// Closes every connection of node `node` (it was killed: the kernel would have).
+    pub fn close_node(&self, node: usize) {
+        let conns: Vec<u64> = lock(&self.table)
+            .conns
+            .iter()
+            .filter(|(_, c)| c.dialer == node || c.target == node)
+            .map(|(&id, _)| id)
+            .collect();
+        for conn in conns {
+            reset(&self.table, conn);
+        }
+    }
+
+    /// Closes every listener and connection, and waits for the listeners' threads.
+    pub fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.listeners.drain(..) {
+            let _ = h.join();
+        }
+        let conns: Vec<u64> = lock(&self.table).conns.keys().copied().collect();
+        for conn in conns {
+            reset(&self.table, conn);
+        }
+    }
+}
+
+impl Drop for Proxies {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Removes `conn` and shuts both its sockets; its threads then end. Whether it was open.
+fn reset(table: &Mutex<Table>, conn: u64) -> bool {
+    let Some(c) = lock(table).conns.remove(&conn) else {
+        return false;
+    };
+    for side in [c.dialer_side, c.target_side] {
+        if let Some(s) = side.socket {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        // Dropping the queue ends its writer.
+    }
+    true
+}
+
+/// A dialer connected to the proxy of `dialer → target`: record it, announce it, read it.
+fn accepted(
+    table: &Arc<Mutex<Table>>,
+    events: &SyncSender<NodeEvent>,
+    conn: u64,
+    dialer: usize,
+    target: usize,
+    target_addr: SocketAddr,
+    socket: TcpStream,
+) {
+    let (Ok(reader), Ok(writer)) = (socket.try_clone(), socket.try_clone()) else {
+        return;
+    };
+    let (tx, rx) = sync_channel(QUEUE_CHUNKS);
+    lock(table).conns.insert(
+        conn,
+        Conn {
+            dialer,
+            target,
+            target_addr,
+            expect: [0, 0],
+            dialer_side: Side {
+                socket: Some(socket),
+                queue: Some(tx),
+            },
+            target_side: Side {
+                socket: None,
+                queue: None,
+            },
+        },
+    );
+    let _ = events.send(NodeEvent::Peer {
+        node: dialer,
+        to: target,
+        payload: payload(conn, 0, OPEN, &[]),
+    });
+    spawn_writer(Arc::clone(table), conn, writer, rx);
+    spawn_reader(
+        Arc::clone(table),
+        events.clone(),
+        conn,
+        dialer,
+        target,
+        reader,
+        1,
+    );
+}
+
+/// The target side: connects, then writes what arrives and reads what the target sends back.
+fn spawn_target(
+    table: Arc<Mutex<Table>>,
+    events: SyncSender<NodeEvent>,
+    conn: u64,
+    target: usize,
+    dialer: usize,
+    addr: SocketAddr,
+    rx: std::sync::mpsc::Receiver<Write_>,
+) {
+    let _ = thread::Builder::new()
+        .name(format!("proxy-conn-{conn}"))
+        .spawn(move || {
+            let socket = match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(s) => s,
+                Err(_) => {
+                    // The target is down: the dialer's connection ends, as a refused one would.
+                    reset(&table, conn);
+                    return;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            let (Ok(reader), Ok(keep)) = (socket.try_clone(), socket.try_clone()) else {
+                reset(&table, conn);
+                return;
+            };
+            {
+                let mut t = lock(&table);
+                match t.conns.get_mut(&conn) {
+                    Some(c) => c.target_side.socket = Some(keep),
+                    None => {
+                        // Reset while connecting.
+                        let _ = socket.shutdown(Shutdown::Both);
+                        return;
+                    }
+                }
+            }
+            spawn_reader(Arc::clone(&table), events, conn, target, dialer, reader, 0);
+            write_loop(&table, conn, socket, rx);
+        });
+}
+
+fn spawn_writer(
+    table: Arc<Mutex<Table>>,
+    conn: u64,
+    socket: TcpStream,
+    rx: std::sync::mpsc::Receiver<Write_>,
+) {
+    let _ = thread::Builder::new()
+        .name(format!("proxy-w-{conn}"))
+        .spawn(move || write_loop(&table, conn, socket, rx));
+}
+
+fn write_loop(
+    table: &Mutex<Table>,
+    conn: u64,
+    mut socket: TcpStream,
+    rx: std::sync::mpsc::Receiver<Write_>,
+) {
+    for msg in rx {
+        match msg {
+            Write_::Data(d) => {
+                if socket.write_all(&d).is_err() {
+                    reset(table, conn);
+                    return;
+                }
+            }
+            Write_::Close => {
+                let _ = socket.shutdown(Shutdown::Write);
+            }
+        }
+    }
+}
+
+/// Reads what `from` writes on this connection and hands it to the harness as payloads for `to`;
+/// sequence numbers start at `first_seq` (the dialer's 0 was its `OPEN`).
+fn spawn_reader(
+    table: Arc<Mutex<Table>>,
+    events: SyncSender<NodeEvent>,
+    conn: u64,
+    from: usize,
+    to: usize,
+    mut socket: TcpStream,
+    first_seq: u64,
+) {
+    let _ = thread::Builder::new()
+        .name(format!("proxy-r-{conn}"))
+        .spawn(move || {
+            let mut seq = first_seq;
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                match socket.read(&mut buf) {
+                    Ok(0) => {
+                        let _ = events.send(NodeEvent::Peer {
+                            node: from,
+                            to,
+                            payload: payload(conn, seq, CLOSE, &[]),
+                        });
+                        return;
+                    }
+                    Ok(n) => {
+                        let sent = events.send(NodeEvent::Peer {
+                            node: from,
+                            to,
+                            payload: payload(conn, seq, DATA, &buf[..n]),
+                        });
+                        if sent.is_err() {
+                            reset(&table, conn);
+                            return;
+                        }
+                        seq += 1;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        reset(&table, conn);
+                        return;
+                    }
+                }
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::Receiver;
+
+    /// Carries every payload straight back, as a healthy network would, except those `drop`
+    /// says to lose; returns what the target's echo server sent back to the dialer.
+    fn pump(proxies: &Proxies, rx: &Receiver<NodeEvent>, drop_at: Option<usize>, until: usize) {
+        let mut n = 0;
+        while let Ok(ev) = rx.recv_timeout(Duration::from_secs(2)) {
+            if let NodeEvent::Peer { to, payload, .. } = ev {
+                n += 1;
+                if Some(n) == drop_at {
+                    proxies.dropped(&payload);
+                } else {
+                    proxies.deliver(to, &payload);
+                }
+                if n >= until {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn echo_server() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                thread::spawn(move || {
+                    let mut s = s;
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 || s.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn bytes_cross_a_link_only_through_the_harness() {
+        let (tx, rx) = sync_channel(64);
+        let mut proxies = Proxies::new(tx);
+        let port = proxies.listen(0, 1, echo_server()).unwrap();
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c.write_all(b"hello").unwrap();
+        // OPEN, the data to the target, the echo back.
+        pump(&proxies, &rx, None, 3);
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        assert_eq!(proxies.stats().bytes, 10);
+        proxies.shutdown();
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "the listener is closed"
+        );
+    }
+
+    #[test]
+    fn a_lost_chunk_resets_its_connection() {
+        let (tx, rx) = sync_channel(64);
+        let mut proxies = Proxies::new(tx);
+        let port = proxies.listen(0, 1, echo_server()).unwrap();
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c.write_all(b"hello").unwrap();
+        // The OPEN goes through, the data is lost: the dialer sees its connection end.
+        pump(&proxies, &rx, Some(2), 2);
+        let mut buf = [0u8; 5];
+        let n = c.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "the connection was reset, not left hanging");
+        assert_eq!(proxies.stats().reset, 1);
+    }
+
+    #[test]
+    fn payloads_parse_and_short_ones_are_refused() {
+        let p = payload(7, 3, DATA, b"x");
+        assert_eq!(parse(&p), Some((7, 3, DATA, &b"x"[..])));
+        assert_eq!(parse(&p[..5]), None);
+    }
+}
