@@ -79,44 +79,63 @@ def link_ip(src, dst):
     return f"{LINK_NET}.{src}.{dst}"
 
 
-def reset_close(sock):
-    """Closes with an RST instead of a FIN, as a REJECT-style cut does."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
+class Link:
+    """One relayed connection: etcd's socket and the harness proxy's, and how it ends.
+
+    A thread blocked in recv() on a socket is not woken by another thread's close() of it (the
+    kernel keeps the file open until the call returns), so a reset must first shutdown() both
+    sockets: that wakes every blocked recv and send. The sockets are closed only once both pump
+    threads are done, and with SO_LINGER 0 after a reset, so the peers get an RST as they would
+    from a rejecting firewall."""
+
+    def __init__(self, down, up):
+        self.socks = (down, up)
+        self.lock = threading.Lock()
+        self.reset = False
+        self.finished = 0
+
+    def abort(self):
+        with self.lock:
+            if self.reset:
+                return
+            self.reset = True
+        for s in self.socks:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def done(self):
+        with self.lock:
+            self.finished += 1
+            last = self.finished == 2
+        if last:
+            for s in self.socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass
 
 
-def pump(src, dst, state):
+def pump(src, dst, link):
     """Copies src to dst until EOF or an error. An orderly EOF is passed on as a half-close; an
-    error (a reset from the harness's proxy, or from etcd) resets both sides, once."""
+    error (a reset from the harness's proxy, or from etcd) resets the whole connection."""
     try:
         while True:
             data = src.recv(65536)
             if not data:
-                try:
+                if not link.reset:
                     dst.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
                 break
             dst.sendall(data)
     except OSError:
-        with state["lock"]:
-            if not state["reset"]:
-                state["reset"] = True
-                reset_close(src)
-                reset_close(dst)
-        return
-    with state["lock"]:
-        state["eof"] += 1
-        if state["eof"] == 2 and not state["reset"]:
-            # Both directions ended in order: close normally.
-            src.close()
-            dst.close()
+        link.abort()
+    finally:
+        link.done()
 
 
 def serve_connection(downstream, via):
@@ -125,15 +144,19 @@ def serve_connection(downstream, via):
     except OSError as e:
         # The harness's proxy is unreachable: refuse the way a dead link would.
         log(f"relay to {via[0]}:{via[1]}: {e}")
-        reset_close(downstream)
+        try:
+            downstream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        downstream.close()
         return
     upstream.settimeout(None)
     downstream.settimeout(None)
     for s in (upstream, downstream):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    state = {"lock": threading.Lock(), "reset": False, "eof": 0}
-    threading.Thread(target=pump, args=(upstream, downstream, state), daemon=True).start()
-    pump(downstream, upstream, state)
+    link = Link(downstream, upstream)
+    threading.Thread(target=pump, args=(upstream, downstream, link), daemon=True).start()
+    pump(downstream, upstream, link)
 
 
 def relay(listener, via):
