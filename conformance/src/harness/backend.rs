@@ -129,11 +129,12 @@ pub trait Backend {
             what: "a peer payload",
         })
     }
-    /// The harness's network dropped a payload node `node` sent as a [`NodeEvent::Peer`] (a cut
-    /// link, a lost message). A backend whose payloads are pieces of a byte stream resets the
-    /// stream; the default does nothing.
-    fn peer_dropped(&mut self, payload: &[u8]) {
-        let _ = payload;
+    /// The harness's network dropped a payload node `node` sent to node `to` as a
+    /// [`NodeEvent::Peer`] (a cut link, a lost message). A backend whose payloads are pieces of
+    /// a byte stream retransmits it later (a new `Peer` event) or resets the stream, as TCP
+    /// would; the default does nothing (a lost message is lost).
+    fn peer_dropped(&mut self, node: usize, to: usize, payload: Vec<u8>) {
+        let _ = (node, to, payload);
     }
     /// Returns what nodes did, waiting at most until `deadline_ms` (and at most `max_wait`) for
     /// the first event. An empty result means the deadline passed quietly.

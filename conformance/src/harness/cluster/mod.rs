@@ -73,6 +73,21 @@ struct Running {
     waiter: JoinHandle<()>,
 }
 
+/// A chunk waiting to be sent again.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Retransmit {
+    due_ms: u64,
+    /// Ties broken in the order the chunks were lost, so one link's retransmissions keep
+    /// their order.
+    order: u64,
+    from: usize,
+    to: usize,
+    payload: Vec<u8>,
+}
+
+/// Most chunks waiting for retransmission at once.
+const RETRANSMITS_MAX: usize = 65_536;
+
 /// A request for a client worker.
 struct Job {
     message: Message,
@@ -93,6 +108,9 @@ pub struct ClusterBackend {
     adapters: Option<ProcessBackend>,
     adapter_started: Vec<bool>,
     workers: BTreeMap<(String, usize), SyncSender<Job>>,
+    /// Chunks the network dropped, to be sent again when due (TCP's retransmission).
+    retransmits: std::collections::BinaryHeap<std::cmp::Reverse<Retransmit>>,
+    retransmit_order: u64,
     events_tx: SyncSender<NodeEvent>,
     events_rx: Receiver<NodeEvent>,
 }
@@ -142,6 +160,13 @@ impl ClusterBackend {
             }
         }
         drop(held);
+        // Which port is which, for whoever reads the logs (and for the tests that check every
+        // port is closed after a run).
+        std::fs::create_dir_all(&config.log_dir)?;
+        std::fs::write(
+            config.log_dir.join("ports.json"),
+            serde_json::to_string_pretty(&ports.to_json()).unwrap_or_default(),
+        )?;
         let nodes = spec.nodes;
         Ok(ClusterBackend {
             started: Instant::now(),
@@ -154,6 +179,8 @@ impl ClusterBackend {
             adapters: None,
             adapter_started: vec![false; nodes],
             workers: BTreeMap::new(),
+            retransmits: std::collections::BinaryHeap::new(),
+            retransmit_order: 0,
             events_tx,
             events_rx,
             config,
@@ -550,8 +577,22 @@ impl Backend for ClusterBackend {
         Ok(())
     }
 
-    fn peer_dropped(&mut self, payload: &[u8]) {
-        self.proxies.dropped(payload);
+    fn peer_dropped(&mut self, node: usize, to: usize, payload: Vec<u8>) {
+        if let Some((delay_ms, again)) = self.proxies.dropped(payload) {
+            if self.retransmits.len() >= RETRANSMITS_MAX {
+                // Beyond the bound the chunk is lost for good; its connection then stalls
+                // until a later chunk's gap resets it, which is what a saturated path does.
+                return;
+            }
+            self.retransmit_order += 1;
+            self.retransmits.push(std::cmp::Reverse(Retransmit {
+                due_ms: self.now_ms() + delay_ms,
+                order: self.retransmit_order,
+                from: node,
+                to,
+                payload: again,
+            }));
+        }
     }
 
     fn wait(&mut self, deadline_ms: u64, max_wait: Duration) -> Vec<NodeEvent> {
@@ -562,6 +603,26 @@ impl Backend for ClusterBackend {
 
     fn wait_into(&mut self, deadline_ms: u64, max_wait: Duration, out: &mut Vec<NodeEvent>) {
         let before = out.len();
+        // Retransmissions that are due leave now, as the sender's kernel would send them.
+        let now = self.now_ms();
+        while self
+            .retransmits
+            .peek()
+            .is_some_and(|std::cmp::Reverse(r)| r.due_ms <= now)
+        {
+            if let Some(std::cmp::Reverse(r)) = self.retransmits.pop() {
+                out.push(NodeEvent::Peer {
+                    node: r.from,
+                    to: r.to,
+                    payload: r.payload,
+                });
+            }
+        }
+        let next_retransmit = self
+            .retransmits
+            .peek()
+            .map_or(u64::MAX, |std::cmp::Reverse(r)| r.due_ms);
+        let deadline_ms = deadline_ms.min(next_retransmit);
         if let Some(adapters) = self.adapters.as_mut() {
             let now = adapters.now_ms();
             for event in adapters.wait(now, Duration::ZERO) {

@@ -3,17 +3,25 @@
 //! peer payload ([`NodeEvent::Peer`]), which routes it through its seeded network like any
 //! in-process message and hands it back to [`Proxies::deliver`].
 //!
-//! So the harness's network decides, for TCP too: a partition or a lost chunk resets the
-//! connection it belonged to (a link that loses bytes cannot go on as a byte stream; the nodes
-//! see their connection close and must reconnect, as behind a firewall that rejects), latency
-//! delays chunks, a duplicated chunk is dropped by its sequence number (TCP does the same), and a
-//! chunk that overtakes another resets the connection. The history records each chunk as a
-//! delivery, so the checkers' black-box causality and the replication cadence see real traffic.
+//! So the harness's network decides, for TCP too, and the proxies keep TCP's contract on top of
+//! it, as a kernel would over a lossy path:
+//! - a chunk the network drops (loss, or a cut link) is retransmitted after a timeout that
+//!   doubles from [`RTO_MS`] ([`Proxies::dropped`]): a partition *stalls* a connection, which
+//!   resumes when the link heals; after [`RETRIES_MAX`] losses of one chunk the connection is
+//!   *reset* (both sides see it close and must reconnect), as when TCP gives up — so a short
+//!   partition stalls and a long one resets;
+//! - a chunk that arrives early (reordering) waits in a bounded buffer for the ones before it;
+//! - a duplicate is dropped by its sequence number;
+//! - latency delays chunks.
+//!
+//! The history records each chunk as a delivery, so the checkers' black-box causality and the
+//! replication cadence see real traffic.
 //!
 //! # Payload
-//! `conn (u64 BE) | seq (u64 BE) | tag (u8) | data`, with tags `OPEN` (the dialer connected to
-//! the proxy: connect to the target), `DATA` and `CLOSE` (the writer shut its side). Sequence
-//! numbers count per connection and direction from 0, `OPEN` being the dialer's 0.
+//! `conn (u64 BE) | seq (u64 BE) | tag (u8) | attempt (u8) | data`, with tags `OPEN` (the dialer
+//! connected to the proxy: connect to the target; a SYN), `DATA` and `CLOSE` (the writer shut
+//! its side; a FIN). Sequence numbers count per connection and direction from 0, `OPEN` being
+//! the dialer's 0; `attempt` counts retransmissions.
 //!
 //! # Invariants
 //! - Bytes reach a node in the order they were sent, or the connection is reset: never a gap,
@@ -21,7 +29,7 @@
 //! - Every socket and thread of a connection ends once the connection is closed or reset, and
 //!   [`Proxies::shutdown`] closes every listener and connection.
 //! - Nothing here blocks the harness: writes go through bounded queues to writer threads; a
-//!   full queue resets the connection.
+//!   full queue or reorder buffer resets the connection.
 
 use super::super::backend::NodeEvent;
 use std::collections::BTreeMap;
@@ -36,7 +44,12 @@ use std::time::Duration;
 const OPEN: u8 = 0;
 const DATA: u8 = 1;
 const CLOSE: u8 = 2;
-const HEADER: usize = 17;
+const HEADER: usize = 18;
+/// The first retransmission timeout, ms (Linux's minimum RTO).
+pub const RTO_MS: u64 = 200;
+/// Losses of one chunk after which its connection is reset rather than retried: with
+/// [`RTO_MS`] doubling, a chunk is retried for about 3 s (200 + 400 + 800 + 1600 ms).
+pub const RETRIES_MAX: u8 = 4;
 /// Largest chunk read from a socket at once.
 const CHUNK: usize = 64 << 10;
 /// Chunks queued for one side of one connection before it is reset as congested.
@@ -68,6 +81,8 @@ struct Conn {
     target_addr: SocketAddr,
     /// The next sequence number expected, per direction: dialer → target, target → dialer.
     expect: [u64; 2],
+    /// Chunks that arrived before the one expected, per direction, by sequence number.
+    early: [BTreeMap<u64, (u8, Vec<u8>)>; 2],
     dialer_side: Side,
     target_side: Side,
 }
@@ -109,17 +124,19 @@ fn payload(conn: u64, seq: u64, tag: u8, data: &[u8]) -> Vec<u8> {
     p.extend_from_slice(&conn.to_be_bytes());
     p.extend_from_slice(&seq.to_be_bytes());
     p.push(tag);
+    p.push(0);
     p.extend_from_slice(data);
     p
 }
 
-fn parse(p: &[u8]) -> Option<(u64, u64, u8, &[u8])> {
+/// A payload's connection, sequence number, tag, attempt and data.
+fn parse(p: &[u8]) -> Option<(u64, u64, u8, u8, &[u8])> {
     if p.len() < HEADER {
         return None;
     }
     let conn = u64::from_be_bytes(p[0..8].try_into().ok()?);
     let seq = u64::from_be_bytes(p[8..16].try_into().ok()?);
-    Some((conn, seq, p[16], &p[HEADER..]))
+    Some((conn, seq, p[16], p[17], &p[HEADER..]))
 }
 
 impl Proxies {
@@ -183,9 +200,9 @@ impl Proxies {
         Ok(port)
     }
 
-    /// Hands a payload the harness routed to node `to` (from node `from`) to its connection.
+    /// Hands a payload the harness routed to node `to` to its connection: in order, once.
     pub fn deliver(&self, to: usize, payload: &[u8]) {
-        let Some((conn, seq, tag, data)) = parse(payload) else {
+        let Some((conn, seq, tag, _, data)) = parse(payload) else {
             return;
         };
         let mut table = lock(&self.table);
@@ -193,17 +210,40 @@ impl Proxies {
             // A chunk of a connection already closed or reset.
             return;
         };
-        let dir = if to == c.target { 0 } else { 1 };
-        if seq < c.expect[dir] {
-            // A duplicate: TCP would drop it too.
+        let dir = usize::from(to != c.target);
+        if seq < c.expect[dir] || c.early[dir].contains_key(&seq) {
+            // A duplicate: TCP drops it too.
             return;
         }
         if seq > c.expect[dir] {
-            drop(table);
-            return self.reset(conn);
+            // Early: it waits for the chunks before it, which are in flight or retransmitted.
+            if c.early[dir].len() >= QUEUE_CHUNKS {
+                drop(table);
+                return self.reset(conn);
+            }
+            c.early[dir].insert(seq, (tag, data.to_vec()));
+            return;
         }
-        c.expect[dir] += 1;
-        let outcome = match tag {
+        let mut next = Some((tag, data.to_vec()));
+        let mut ok = true;
+        while let Some((tag, data)) = next.take() {
+            c.expect[dir] += 1;
+            ok = self.apply(conn, c, dir, tag, data);
+            if !ok {
+                break;
+            }
+            next = c.early[dir].remove(&c.expect[dir]);
+        }
+        drop(table);
+        if !ok {
+            self.reset(conn);
+        }
+    }
+
+    /// Applies one in-order chunk of direction `dir` to connection `c`; false if the
+    /// connection must be reset.
+    fn apply(&self, conn: u64, c: &mut Conn, dir: usize, tag: u8, data: Vec<u8>) -> bool {
+        match tag {
             OPEN if dir == 0 => {
                 let (tx, rx) = sync_channel(QUEUE_CHUNKS);
                 c.target_side.queue = Some(tx);
@@ -216,7 +256,7 @@ impl Proxies {
                     c.target_addr,
                     rx,
                 );
-                Ok(())
+                true
             }
             DATA | CLOSE => {
                 let side = if dir == 0 {
@@ -226,48 +266,39 @@ impl Proxies {
                 };
                 let msg = if tag == DATA {
                     lock(&self.stats).bytes += data.len() as u64;
-                    Write_::Data(data.to_vec())
+                    Write_::Data(data)
                 } else {
                     Write_::Close
                 };
-                match &side.queue {
-                    Some(q) => q
-                        .try_send(msg)
-                        .map_err(|e| matches!(e, TrySendError::Full(_))),
-                    None => Err(true),
-                }
+                side.queue.as_ref().is_some_and(|q| match q.try_send(msg) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+                })
             }
-            _ => Err(true),
-        };
-        drop(table);
-        if outcome.is_err() {
-            self.reset(conn);
+            _ => false,
         }
     }
 
-    /// The harness dropped a payload (a cut link, a lost chunk): its connection is reset.
-    pub fn dropped(&self, payload: &[u8]) {
-        if let Some((conn, ..)) = parse(payload) {
-            self.reset(conn);
+    /// The harness dropped a payload (a cut link, a lost chunk): what to send again and after
+    /// how many ms, as TCP's retransmission would; or `None` when the connection is gone or has
+    /// now been reset (its chunk lost [`RETRIES_MAX`] times).
+    pub fn dropped(&self, payload: Vec<u8>) -> Option<(u64, Vec<u8>)> {
+        let (conn, _, _, attempt, _) = parse(&payload)?;
+        if !lock(&self.table).conns.contains_key(&conn) {
+            return None;
         }
+        if attempt >= RETRIES_MAX {
+            self.reset(conn);
+            return None;
+        }
+        let mut payload = payload;
+        payload[17] = attempt + 1;
+        Some((RTO_MS << attempt, payload))
     }
 
     fn reset(&self, conn: u64) {
         if reset(&self.table, conn) {
             lock(&self.stats).reset += 1;
-        }
-    }
-
-    /// Closes every connection of node `node` (it was killed: the kernel would have).
-    pub fn close_node(&self, node: usize) {
-        let conns: Vec<u64> = lock(&self.table)
-            .conns
-            .iter()
-            .filter(|(_, c)| c.dialer == node || c.target == node)
-            .map(|(&id, _)| id)
-            .collect();
-        for conn in conns {
-            reset(&self.table, conn);
         }
     }
 
@@ -325,6 +356,7 @@ fn accepted(
             target,
             target_addr,
             expect: [0, 0],
+            early: [BTreeMap::new(), BTreeMap::new()],
             dialer_side: Side {
                 socket: Some(socket),
                 queue: Some(tx),
@@ -487,7 +519,11 @@ mod tests {
             if let NodeEvent::Peer { to, payload, .. } = ev {
                 n += 1;
                 if Some(n) == drop_at {
-                    proxies.dropped(&payload);
+                    // Lost for good: every retransmission is lost too.
+                    let mut again = proxies.dropped(payload);
+                    while let Some((_, p)) = again {
+                        again = proxies.dropped(p);
+                    }
                 } else {
                     proxies.deliver(to, &payload);
                 }
@@ -539,7 +575,44 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_chunk_resets_its_connection() {
+    fn a_lost_chunk_is_sent_again_later_and_early_ones_wait_for_it() {
+        let (tx, rx) = sync_channel(64);
+        let mut proxies = Proxies::new(tx);
+        let port = proxies.listen(0, 1, echo_server()).unwrap();
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let next = |rx: &Receiver<NodeEvent>| match rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(NodeEvent::Peer { to, payload, .. }) => (to, payload),
+            other => panic!("expected a payload, got {other:?}"),
+        };
+        let (to, open) = next(&rx);
+        proxies.deliver(to, &open);
+        c.write_all(b"ab").unwrap();
+        let (to, first) = next(&rx);
+        thread::sleep(Duration::from_millis(50));
+        c.write_all(b"cd").unwrap();
+        let (_, second) = next(&rx);
+        // The first chunk is lost once; the second arrives before its retransmission.
+        let (delay, again) = proxies.dropped(first).expect("retransmitted");
+        assert_eq!(delay, RTO_MS);
+        proxies.deliver(to, &second);
+        proxies.deliver(to, &again);
+        // The echo of both, in order.
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let (to, p) = next(&rx);
+            proxies.deliver(to, &p);
+            let mut buf = [0u8; 4];
+            if let Ok(n) = c.read(&mut buf[..4 - got.len()]) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert_eq!(got, b"abcd");
+        assert_eq!(proxies.stats().reset, 0);
+    }
+
+    #[test]
+    fn a_chunk_lost_every_time_resets_its_connection() {
         let (tx, rx) = sync_channel(64);
         let mut proxies = Proxies::new(tx);
         let port = proxies.listen(0, 1, echo_server()).unwrap();
@@ -557,7 +630,7 @@ mod tests {
     #[test]
     fn payloads_parse_and_short_ones_are_refused() {
         let p = payload(7, 3, DATA, b"x");
-        assert_eq!(parse(&p), Some((7, 3, DATA, &b"x"[..])));
+        assert_eq!(parse(&p), Some((7, 3, DATA, 0, &b"x"[..])));
         assert_eq!(parse(&p[..5]), None);
     }
 }

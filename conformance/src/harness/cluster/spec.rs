@@ -419,6 +419,26 @@ impl Ports {
         p
     }
 
+    /// Every port, as JSON: `{"nodes": {"n0": {"client": 20001, ...}}, "proxies": {"n0->n1":
+    /// {"peer": 40123}}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut nodes = serde_json::Map::new();
+        for ((n, name), port) in &self.own {
+            let entry = nodes
+                .entry(format!("n{n}"))
+                .or_insert_with(|| serde_json::json!({}));
+            entry[name] = serde_json::json!(port);
+        }
+        let mut proxies = serde_json::Map::new();
+        for ((a, b, name), port) in &self.proxies {
+            let entry = proxies
+                .entry(format!("n{a}->n{b}"))
+                .or_insert_with(|| serde_json::json!({}));
+            entry[name] = serde_json::json!(port);
+        }
+        serde_json::json!({ "nodes": nodes, "proxies": proxies })
+    }
+
     /// Records node `node`'s port `name`.
     pub fn set_port(&mut self, node: usize, name: &str, port: u16) {
         self.own.insert((node, name.to_string()), port);

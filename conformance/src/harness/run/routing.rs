@@ -71,10 +71,11 @@ impl Loop<'_> {
         self.cadence.sent(node, to, now);
         self.last_traffic_ms = now;
         let arrivals = self.net.route(node, to, now);
-        if arrivals.is_empty()
-            && let Cargo::Peer(payload) = &cargo
-        {
-            self.backend.peer_dropped(payload);
+        if arrivals.is_empty() {
+            if let Cargo::Peer(payload) = cargo {
+                self.backend.peer_dropped(node, to, payload);
+            }
+            return;
         }
         // The last copy takes the cargo; only duplicates pay for a clone.
         let mut cargo = Some(cargo);
