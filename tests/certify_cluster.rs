@@ -81,12 +81,17 @@ fn ports_of_runs(logs: &Path) -> Vec<u16> {
             if path.is_dir() && !path.is_symlink() {
                 stack.push(path);
             } else if path.file_name().is_some_and(|n| n == "ports.json") {
+                let text = std::fs::read_to_string(&path).expect("ports.json reads");
                 let json: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                    serde_json::from_str(&text).expect("ports.json is JSON");
                 for group in ["nodes", "proxies"] {
-                    for named in json[group].as_object().unwrap().values() {
-                        for port in named.as_object().unwrap().values() {
-                            ports.push(port.as_u64().unwrap() as u16);
+                    for named in json[group]
+                        .as_object()
+                        .expect("a map of nodes or links")
+                        .values()
+                    {
+                        for port in named.as_object().expect("a map of ports").values() {
+                            ports.push(port.as_u64().expect("a port number") as u16);
                         }
                     }
                 }
