@@ -9,7 +9,10 @@
 #   2. etcd 3.4 (examples/etcd/): linearizable reads must pass lin-kv under partitions, kills and
 #      pauses; serializable reads must be caught by linearizable under partitions;
 #   3. redis-server, a primary and a replica serving reads (examples/redis-replica.toml): the
-#      session workload must catch read-your-writes (Redis replicates asynchronously).
+#      session workload must catch read-your-writes (Redis replicates asynchronously);
+#   4. rolling upgrades of the reference cluster (scripts/build-upgrade-builds.sh builds the two
+#      test builds): to a build with an add-only wire change (wire-next) must pass; to one that
+#      bumps the framing version (wire-breaking) must be caught by convergence.
 #
 # Usage: scripts/certify-clusters.sh [SEED]   (default 1; CONVERGE=path/to/converge to choose the
 # binary, default target/release/converge). Needs scripts/install-deps.sh's packages; etcd's
@@ -72,6 +75,14 @@ expect_caught "etcd, serializable reads" linearizable \
 
 expect_caught "redis-server primary + replica serving reads" read-your-writes \
     --cluster examples/redis-replica.toml --workload session --nemesis partition
+
+bash scripts/build-upgrade-builds.sh
+expect_pass "reference TCP cluster upgraded to an add-only wire change (wire-next)" \
+    --cluster "$reference" --workload or-set --nemesis partition,kill --seed "$seed" \
+    --upgrade-bin target/upgrade/converge-wire-next
+expect_caught "reference TCP cluster upgraded to a framing-version bump (wire-breaking)" convergence \
+    --cluster "$reference" --workload or-set --nemesis partition \
+    --upgrade-bin target/upgrade/converge-wire-breaking
 
 if [ "$failures" -ne 0 ]; then
     echo "certify-clusters: $failures verdict(s) differ from what the subjects' documentation predicts"

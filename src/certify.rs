@@ -143,6 +143,9 @@ pub struct Request {
     /// A deployed system to certify instead of a stdio program (`--cluster FILE`): then
     /// `args` are appended to every node's command.
     pub cluster: Option<Cluster>,
+    /// The other build for the rolling-upgrade nemesis (`--upgrade-bin`); how many nodes it
+    /// replaces is `config.upgrades`.
+    pub upgrade_bin: Option<PathBuf>,
 }
 
 /// `--cluster FILE`: the spec file as given (for the reproduce command) and as loaded.
@@ -246,18 +249,25 @@ pub fn certify(
                     converge: std::env::current_exe()
                         .map_err(|e| format!("cannot find the converge binary: {e}"))?,
                     request_timeout_ms: request.config.request_timeout_ms,
+                    upgrade_bin: request.upgrade_bin.clone(),
                 })
                 .map_err(|e| format!("{}: {e}", cluster.path.display()))?,
             ),
-            None => Box::new(ProcessBackend::new(
-                ProcessConfig {
-                    program: request.program.clone(),
-                    args,
-                    log_dir,
-                    faketime: faketime.clone(),
-                },
-                request.config.nodes,
-            )),
+            None => {
+                let mut backend = ProcessBackend::new(
+                    ProcessConfig {
+                        program: request.program.clone(),
+                        args,
+                        log_dir,
+                        faketime: faketime.clone(),
+                    },
+                    request.config.nodes,
+                );
+                if let Some(bin) = &request.upgrade_bin {
+                    backend.set_upgrade(bin.clone());
+                }
+                Box::new(backend)
+            }
         };
         let config = RunConfig {
             schedule,
@@ -358,6 +368,16 @@ fn command(request: &Request, no_shrink: bool) -> String {
     }
     if c.latency_ms != 0 {
         let _ = write!(cmd, " --latency {}", c.latency_ms);
+    }
+    if let Some(bin) = &request.upgrade_bin {
+        let _ = write!(
+            cmd,
+            " --upgrade-bin {}",
+            shell_word(&bin.display().to_string())
+        );
+    }
+    if c.upgrades > 0 {
+        let _ = write!(cmd, " --upgrades {}", c.upgrades);
     }
     if c.request_timeout_ms != DEFAULT_REQUEST_TIMEOUT_MS {
         let _ = write!(cmd, " --request-timeout-ms {}", c.request_timeout_ms);

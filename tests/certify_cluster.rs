@@ -324,3 +324,64 @@ fn a_bad_spec_is_refused_with_its_place_and_nothing_runs() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_rolling_upgrade_keeps_the_checks_and_an_incompatible_one_is_caught() {
+    let dir = temp("upgrade");
+    let spec = example();
+    // Upgrading to the same build (the mechanics: nodes replaced one at a time on their data,
+    // mid-run, under partitions) must pass.
+    let ok = certify(
+        &dir,
+        &[
+            "--cluster",
+            spec.to_str().unwrap(),
+            "--workload",
+            "g-set",
+            "--nemesis",
+            "partition",
+            "--seed",
+            "5",
+            "--upgrade-bin",
+            env!("CARGO_BIN_EXE_converge"),
+        ],
+    );
+    let out = text(&ok);
+    assert!(ok.status.success(), "{out}");
+    assert!(
+        out.matches("upgrade:n").count() >= 2,
+        "two upgrades dealt: {out}"
+    );
+    assert_all_gone(&dir);
+
+    // An "upgrade" whose nodes no longer agree with the old ones on the cluster's description
+    // (another member list: a different fingerprint in every Hello) cannot link to them: the
+    // mixed cluster never converges, and the harness says so.
+    let text_spec = std::fs::read_to_string(&spec).expect("the example reads");
+    let incompatible = text_spec.replace(
+        "peer_args = [",
+        "upgrade_command = [\"{converge}\", \"node\", \"--id\", \"{id}\", \"--region\", \"region-{id}\", \"--listen\", \"{addr.client}\", \"--peer-listen\", \"{addr.peer}\", \"--data-dir\", \"{data}\", \"--insecure-peers\", \"{peers...}\", \"--peer\", \"9=elsewhere@127.0.0.1:9\"]\npeer_args = [",
+    );
+    let bad_spec = dir.join("incompatible.toml");
+    std::fs::write(&bad_spec, incompatible).expect("writes");
+    let bad = certify(
+        &dir,
+        &[
+            "--cluster",
+            bad_spec.to_str().unwrap(),
+            "--workload",
+            "g-set",
+            "--seed",
+            "5",
+        ],
+    );
+    let out = text(&bad);
+    assert_eq!(bad.status.code(), Some(1), "{out}");
+    assert!(out.contains("FAIL    convergence"), "{out}");
+    assert!(
+        out.contains("--upgrades 2"),
+        "the reproduce line keeps the upgrades: {out}"
+    );
+    assert_all_gone(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -55,7 +55,8 @@ pub fn peer_frame(data: &[u8]) {
                 sender,
                 fingerprint,
                 incarnation,
-            } => frame::encode_hello(*sender, *fingerprint, *incarnation),
+                extensions,
+            } => frame::encode_hello_with(*sender, *fingerprint, *incarnation, extensions),
             Frame::Welcome => frame::encode_welcome(),
             Frame::Refused { known } => frame::encode_refused(*known),
             Frame::Data { stamp, payload } => match frame::encode_data(*stamp, payload) {

@@ -30,6 +30,15 @@ pub(crate) struct CertifyArgs {
     /// Arguments after -- are appended to every node's command.
     #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["program", "suite", "seeds", "jobs"])]
     cluster: Option<PathBuf>,
+    /// Rolling upgrade: replace nodes one at a time, mid-run and on their own data, by this
+    /// other build of the node program (with --cluster: the program of each node's command),
+    /// and require every check to hold in the mixed cluster (docs/certify.md).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["suite", "seeds", "jobs"])]
+    upgrade_bin: Option<PathBuf>,
+    /// With --upgrade-bin (or a cluster spec's upgrade_command): how many nodes to upgrade, at
+    /// most all but one, so the final reads read a mixed cluster [default: all but one].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=63))]
+    upgrades: Option<u64>,
     /// The workload [default: g-counter]. With --suite, repeatable, and every workload when
     /// absent (on the reference node, every workload it serves).
     #[arg(short = 'w', long, value_parser = clap::builder::PossibleValuesParser::new(workload::WORKLOADS))]
@@ -225,6 +234,27 @@ pub(crate) fn run(mut args: CertifyArgs) -> ExitCode {
     }
     let seed = args.seed.unwrap_or_else(clock_seed);
     let mut request = build_request(&args, program, reference, workload, Timing::DEFAULT, seed);
+    let upgradable = args.upgrade_bin.is_some()
+        || cluster
+            .as_ref()
+            .is_some_and(|c| c.spec.node.upgrade_command.is_some());
+    if let Some(bin) = &args.upgrade_bin
+        && !bin.is_file()
+    {
+        eprintln!("error: --upgrade-bin {}: no such file", bin.display());
+        return ExitCode::from(2);
+    }
+    if args.upgrades.is_some() && !upgradable {
+        eprintln!("error: --upgrades needs --upgrade-bin (or a cluster spec with upgrade_command)");
+        return ExitCode::from(2);
+    }
+    if upgradable {
+        let most = request.config.nodes.saturating_sub(1);
+        request.config.upgrades = args
+            .upgrades
+            .map_or(most, |n| usize::try_from(n).unwrap_or(most).min(most));
+        request.upgrade_bin = args.upgrade_bin.clone();
+    }
     if let Some(c) = cluster {
         // A started node may take this long to answer on its client port.
         request.config.init_timeout_ms = c.spec.ready_timeout_ms();
@@ -365,6 +395,7 @@ fn build_request(
         config,
         schedules: args.schedules,
         cluster: None,
+        upgrade_bin: None,
     }
 }
 

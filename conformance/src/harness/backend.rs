@@ -168,6 +168,20 @@ pub trait Backend {
             what: "a clock offset",
         })
     }
+    /// Whether [`Backend::upgrade`] works here: the rolling-upgrade nemesis needs it, and a run
+    /// with upgrades on a backend that says no stops before it starts. The default says no.
+    fn supports_upgrade(&self) -> bool {
+        false
+    }
+    /// From its next start on, node `node` runs the other build (`--upgrade-bin`, or the cluster
+    /// spec's `upgrade_command`) on the same data. The harness then kills and restarts it. The
+    /// default refuses.
+    fn upgrade(&mut self, node: usize) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported {
+            node,
+            what: "an upgrade",
+        })
+    }
     /// Stops every node and releases its resources. Idempotent.
     fn shutdown(&mut self);
 }

@@ -62,6 +62,12 @@ pub struct RunConfig {
     pub read_interval_ms: u64,
     /// Length of a fault window, and of the healthy window after it.
     pub fault_window_ms: u64,
+    /// How many nodes the rolling-upgrade nemesis replaces by the backend's other build
+    /// ([`super::backend::Backend::upgrade`]), one at a time, evenly spaced through the main
+    /// phase, in an order drawn from the seed; 0 for none. Never every node: at least one keeps
+    /// the first build to the end, so the final reads read a mixed cluster, which a change that
+    /// is not add-only cannot bring to agreement.
+    pub upgrades: usize,
     /// Which delivery schedule: runs that differ only here make the same client operations
     /// under different network, fault and service decisions.
     pub schedule: u64,
@@ -94,6 +100,7 @@ impl Default for RunConfig {
             stability_ms: None,
             read_interval_ms: 100,
             fault_window_ms: 200,
+            upgrades: 0,
             schedule: 0,
             cancel: None,
         }

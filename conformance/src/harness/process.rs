@@ -167,6 +167,8 @@ pub struct ProcessBackend {
     /// Per node, a program and arguments that replace the configuration's (the cluster
     /// backend's adapters, one command per node).
     commands: Vec<Option<(PathBuf, Vec<String>)>>,
+    /// The other build, for the rolling-upgrade nemesis.
+    upgrade: Option<PathBuf>,
 }
 
 impl ProcessBackend {
@@ -189,7 +191,13 @@ impl ProcessBackend {
             events_tx,
             events_rx,
             commands: vec![None; nodes],
+            upgrade: None,
         }
+    }
+
+    /// The program upgraded nodes run, with the same arguments (`--upgrade-bin`).
+    pub fn set_upgrade(&mut self, program: PathBuf) {
+        self.upgrade = Some(program);
     }
 
     /// Runs node `node` as `program args` from its next start on, instead of the
@@ -411,6 +419,22 @@ impl Backend for ProcessBackend {
 
     fn supports_clock_offset(&self) -> bool {
         self.config.faketime.is_some()
+    }
+
+    fn supports_upgrade(&self) -> bool {
+        self.upgrade.is_some()
+    }
+
+    fn upgrade(&mut self, node: usize) -> Result<(), BackendError> {
+        let Some(program) = self.upgrade.clone() else {
+            return Err(BackendError::Unsupported {
+                node,
+                what: "an upgrade (no --upgrade-bin)",
+            });
+        };
+        let args = self.config.args.clone();
+        self.set_command(node, program, args);
+        Ok(())
     }
 
     fn set_clock_offset(&mut self, node: usize, offset_ms: i64) -> Result<(), BackendError> {

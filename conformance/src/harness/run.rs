@@ -135,6 +135,9 @@ struct Loop<'a> {
     faults_applied: Vec<String>,
     /// A kill drawn but not yet dealt: it waits for its node to acknowledge an update.
     armed_kill: Option<ArmedKill>,
+    /// The rolling upgrade still to come: `(when, node)`, in order (see
+    /// [`RunConfig::upgrades`]).
+    upgrade_plan: std::collections::VecDeque<(u64, usize)>,
     /// The clock nemesis: which clocks are moved, and when a strobing one flips next.
     clock: ClockNemesis,
     problems: Vec<Problem>,
@@ -205,6 +208,7 @@ pub fn run(
         partitioned: false,
         faults_applied: Vec::new(),
         armed_kill: None,
+        upgrade_plan: std::collections::VecDeque::new(),
         clock: ClockNemesis::new(config.nodes),
         problems: Vec::new(),
         malformed: BTreeMap::new(),
@@ -255,6 +259,12 @@ impl Loop<'_> {
             });
             return;
         }
+        if self.config.upgrades > 0 && !self.backend.supports_upgrade() {
+            self.problems.push(Problem::Backend {
+                error: "the rolling-upgrade nemesis needs a backend with a second build (--upgrade-bin)".into(),
+            });
+            return;
+        }
         if !self.init() || !self.setup() {
             return;
         }
@@ -265,6 +275,7 @@ impl Loop<'_> {
         );
         self.main_start_ms = self.backend.now_ms();
         let main_deadline = self.main_start_ms + self.config.time_limit_ms;
+        self.plan_upgrades();
         if let Some(interval) = self.pace_interval_ms() {
             // Clients start spread over one interval, so a rate is a rate from the first moment.
             for c in 0..self.config.clients {
@@ -301,6 +312,12 @@ impl Loop<'_> {
             if self.armed_kill.is_some_and(|k| now >= k.by_ms) {
                 self.fire_kill();
             }
+            if let Some(&(at, node)) = self.upgrade_plan.front()
+                && now >= at
+            {
+                self.upgrade_plan.pop_front();
+                self.upgrade(node);
+            }
             if now < main_deadline {
                 self.issue_ops(now);
             }
@@ -330,11 +347,13 @@ impl Loop<'_> {
                 main_deadline + self.config.request_timeout_ms
             };
             let aim = self.armed_kill.map_or(u64::MAX, |k| k.by_ms);
+            let next_upgrade = self.upgrade_plan.front().map_or(u64::MAX, |&(at, _)| at);
             self.step(
                 next_fault
                     .min(next_op)
                     .min(self.clock.next_change_ms())
-                    .min(aim),
+                    .min(aim)
+                    .min(next_upgrade),
                 Phase::Main,
             );
         }

@@ -8,6 +8,13 @@
 //!   a node without a data directory). A receiver refuses a link whose magic, version,
 //!   fingerprint or sender it does not expect, so a misconfigured peer never feeds it payloads
 //!   meant for another cluster.
+//!   After those fixed fields a `Hello` may carry **extensions**, at most
+//!   [`HELLO_EXTENSIONS_MAX`] bytes of `type (u8) | length (u8) | value` entries: a receiver
+//!   checks they are well formed and ignores the types it does not know. That is the rule that
+//!   lets a rolling upgrade mix builds: a change that only *adds* an extension is add-only (an
+//!   older node still links with a newer one); any other change to the framing bumps
+//!   [`VERSION`], and nodes of different versions refuse each other's links — which
+//!   `converge certify --upgrade-bin` catches (docs/certify.md § Rolling upgrades).
 //! - `Welcome` (kind 3) and `Refused` (kind 4), the acceptor's only frames, written back on the
 //!   link once it has checked the `Hello`: `Welcome` when it accepted the sender's incarnation,
 //!   `Refused` with the incarnation it knows when it knows another one (the sender lost its
@@ -26,8 +33,31 @@
 /// The first bytes of a `Hello`.
 pub const MAGIC: [u8; 4] = *b"CVGP";
 /// The framing version; bumped on any incompatible change. Version 2 added the incarnation to
-/// the `Hello` and the `Welcome` and `Refused` answers.
+/// the `Hello` and the `Welcome` and `Refused` answers. The `wire-breaking` feature builds a
+/// node that claims version 3 without any other change: a deliberately incompatible build, so
+/// the rolling-upgrade nemesis can show it splits a mixed cluster (for testing the testers).
+#[cfg(not(feature = "wire-breaking"))]
 pub const VERSION: u8 = 2;
+/// See the default build's `VERSION`.
+#[cfg(feature = "wire-breaking")]
+pub const VERSION: u8 = 3;
+
+/// Most extension bytes a `Hello` may carry after its fixed fields.
+pub const HELLO_EXTENSIONS_MAX: usize = 256;
+/// Extension type 1: the sender's build features, a u64 bit set (informational). Only builds
+/// with the `wire-next` feature send it: the add-only change the rolling-upgrade test deploys.
+pub const EXT_BUILD_FEATURES: u8 = 1;
+
+/// The extensions this build's `Hello` carries.
+fn own_extensions() -> Vec<u8> {
+    if cfg!(feature = "wire-next") {
+        let mut ext = vec![EXT_BUILD_FEATURES, 8];
+        ext.extend_from_slice(&1u64.to_be_bytes());
+        ext
+    } else {
+        Vec::new()
+    }
+}
 
 const KIND_HELLO: u8 = 1;
 const KIND_DATA: u8 = 2;
@@ -38,7 +68,7 @@ const REFUSED_LEN: usize = 1 + 8;
 /// The largest frame a link may carry before its `Hello` is verified: the `Hello` itself. A
 /// reader passes this as the maximum for the first frame, so a connection that has not said who
 /// it is cannot make the node buffer more than this plus one read.
-pub const HELLO_FRAME_BYTES: usize = HELLO_LEN;
+pub const HELLO_FRAME_BYTES: usize = HELLO_LEN + HELLO_EXTENSIONS_MAX;
 
 /// One decoded frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +81,8 @@ pub enum Frame {
         fingerprint: u64,
         /// The nonce the sender's store drew when it was created; 0: the sender keeps no store.
         incarnation: u64,
+        /// The extension entries, as they came (well formed; unknown types kept, not read).
+        extensions: Vec<u8>,
     },
     /// The acceptor's answer to a `Hello` it accepted.
     Welcome,
@@ -110,17 +142,44 @@ impl FrameError {
     }
 }
 
-/// Encodes a `Hello`.
+/// Encodes this build's `Hello`.
 pub fn encode_hello(sender: u64, fingerprint: u64, incarnation: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + HELLO_LEN);
-    out.extend_from_slice(&(HELLO_LEN as u32).to_be_bytes());
+    encode_hello_with(sender, fingerprint, incarnation, &own_extensions())
+}
+
+/// Encodes a `Hello` with these extension bytes (at most [`HELLO_EXTENSIONS_MAX`]; the caller
+/// passes well-formed entries, as [`decode`] gave them).
+pub fn encode_hello_with(
+    sender: u64,
+    fingerprint: u64,
+    incarnation: u64,
+    extensions: &[u8],
+) -> Vec<u8> {
+    let len = HELLO_LEN + extensions.len().min(HELLO_EXTENSIONS_MAX);
+    let mut out = Vec::with_capacity(4 + len);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
     out.push(KIND_HELLO);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     out.extend_from_slice(&sender.to_be_bytes());
     out.extend_from_slice(&fingerprint.to_be_bytes());
     out.extend_from_slice(&incarnation.to_be_bytes());
+    out.extend_from_slice(&extensions[..extensions.len().min(HELLO_EXTENSIONS_MAX)]);
     out
+}
+
+/// Whether `ext` is a sequence of whole `type | length | value` entries.
+fn extensions_well_formed(mut ext: &[u8]) -> bool {
+    while !ext.is_empty() {
+        let Some(&len) = ext.get(1) else {
+            return false;
+        };
+        let Some(rest) = ext.get(2 + usize::from(len)..) else {
+            return false;
+        };
+        ext = rest;
+    }
+    true
 }
 
 /// Encodes a `Welcome`.
@@ -173,17 +232,25 @@ pub fn decode(buf: &[u8], max_frame_bytes: usize) -> Result<Option<(Frame, usize
     let frame = match body.first() {
         None => return Err(FrameError::Empty),
         Some(&KIND_HELLO) => {
-            if body.len() != HELLO_LEN || body[1..5] != MAGIC {
+            if body.len() < HELLO_LEN
+                || body.len() > HELLO_LEN + HELLO_EXTENSIONS_MAX
+                || body[1..5] != MAGIC
+            {
                 return Err(FrameError::BadHello);
             }
             if body[5] != VERSION {
                 return Err(FrameError::Version(body[5]));
+            }
+            let extensions = &body[HELLO_LEN..];
+            if !extensions_well_formed(extensions) {
+                return Err(FrameError::BadHello);
             }
             match (u64_at(body, 6), u64_at(body, 14), u64_at(body, 22)) {
                 (Some(sender), Some(fingerprint), Some(incarnation)) => Frame::Hello {
                     sender,
                     fingerprint,
                     incarnation,
+                    extensions: extensions.to_vec(),
                 },
                 _ => return Err(FrameError::BadHello),
             }
@@ -222,6 +289,7 @@ mod tests {
                 sender: 7,
                 fingerprint: 0xdead_beef,
                 incarnation: 0x1234_5678_9abc,
+                extensions: own_extensions(),
             },
             Frame::Data {
                 stamp: 42,
@@ -246,6 +314,34 @@ mod tests {
             }
             assert_eq!(got, expect, "split at {cut}");
             assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_extensions_are_carried_and_ignored_so_adding_one_is_add_only() {
+        // What a later build may add: an entry of a type this build does not know.
+        let later = encode_hello_with(
+            4,
+            5,
+            6,
+            &[EXT_BUILD_FEATURES, 8, 0, 0, 0, 0, 0, 0, 0, 1, 99, 0],
+        );
+        match decode(&later, HELLO_FRAME_BYTES) {
+            Ok(Some((
+                Frame::Hello {
+                    sender,
+                    fingerprint,
+                    incarnation,
+                    ..
+                },
+                used,
+            ))) => {
+                assert_eq!(
+                    (sender, fingerprint, incarnation, used),
+                    (4, 5, 6, later.len())
+                );
+            }
+            other => panic!("a later build's hello must be accepted: {other:?}"),
         }
     }
 
@@ -281,8 +377,13 @@ mod tests {
             decode(&[0, 0, 0, 2, KIND_REFUSED, 0], 1024),
             Err(FrameError::BadAnswer)
         );
-        // A hello is exactly the pre-hello maximum.
-        assert!(decode(&encode_hello(1, 2, 3), HELLO_FRAME_BYTES).is_ok());
+        // A hello with the most extensions is exactly the pre-hello maximum.
+        let full = [[200u8, 254].as_slice(), &[7u8; 254]].concat();
+        assert_eq!(full.len(), HELLO_EXTENSIONS_MAX);
+        assert!(decode(&encode_hello_with(1, 2, 3, &full), HELLO_FRAME_BYTES).is_ok());
+        // Extensions that are not whole entries are refused.
+        let cut = encode_hello_with(1, 2, 3, &[1, 8, 0, 0]);
+        assert_eq!(decode(&cut, 1024), Err(FrameError::BadHello));
         // Every prefix of garbage is either incomplete or an error, never a panic.
         let junk = [
             0u8, 0, 0, 20, 1, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,

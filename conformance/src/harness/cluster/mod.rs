@@ -65,6 +65,9 @@ pub struct ClusterConfig {
     pub converge: PathBuf,
     /// A request's deadline (the loop's `request_timeout_ms`): the client gives up then.
     pub request_timeout_ms: u64,
+    /// The other build for the rolling-upgrade nemesis: it replaces the program (the first
+    /// word) of an upgraded node's command. The spec's `upgrade_command` is the other way.
+    pub upgrade_bin: Option<PathBuf>,
 }
 
 /// A running node process.
@@ -104,6 +107,8 @@ pub struct ClusterBackend {
     containment: Containment,
     running: Vec<Option<Running>>,
     incarnations: Vec<u64>,
+    /// Nodes the rolling-upgrade nemesis switched to the other build.
+    upgraded: Vec<bool>,
     mapping: Option<Mapping>,
     adapters: Option<ProcessBackend>,
     adapter_started: Vec<bool>,
@@ -175,6 +180,7 @@ impl ClusterBackend {
             containment: Containment::new(),
             running: (0..nodes).map(|_| None).collect(),
             incarnations: vec![0; nodes],
+            upgraded: vec![false; nodes],
             mapping,
             adapters: None,
             adapter_started: vec![false; nodes],
@@ -494,13 +500,21 @@ impl Backend for ClusterBackend {
     fn start(&mut self, node: usize) -> Result<(), BackendError> {
         self.stop(node);
         let spec = &self.config.spec;
-        let template = spec
-            .command(node)
-            .cloned()
-            .ok_or_else(|| spawn_error(node, "?", "no command"))?;
-        let args = spec
+        let upgraded = self.upgraded[node];
+        let template = match (&spec.node.upgrade_command, upgraded) {
+            (Some(upgrade), true) => Some(upgrade.clone()),
+            _ => spec.command(node).cloned(),
+        }
+        .ok_or_else(|| spawn_error(node, "?", "no command"))?;
+        let mut args = spec
             .expand_command(&template, &self.vars(node), &self.ports)
             .map_err(|e| spawn_error(node, &template[0], e))?;
+        if upgraded
+            && spec.node.upgrade_command.is_none()
+            && let Some(bin) = &self.config.upgrade_bin
+        {
+            args[0] = bin.display().to_string();
+        }
         let io = |e: std::io::Error| BackendError::Spawn {
             node,
             program: args[0].clone(),
@@ -672,6 +686,21 @@ impl Backend for ClusterBackend {
         if let Some(r) = &self.running[node] {
             r.contained.signal_group(nix::sys::signal::Signal::SIGCONT);
         }
+    }
+
+    fn supports_upgrade(&self) -> bool {
+        self.config.upgrade_bin.is_some() || self.config.spec.node.upgrade_command.is_some()
+    }
+
+    fn upgrade(&mut self, node: usize) -> Result<(), BackendError> {
+        if !self.supports_upgrade() {
+            return Err(BackendError::Unsupported {
+                node,
+                what: "an upgrade (no --upgrade-bin or upgrade_command)",
+            });
+        }
+        self.upgraded[node] = true;
+        Ok(())
     }
 
     fn shutdown(&mut self) {

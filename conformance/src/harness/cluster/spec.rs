@@ -70,6 +70,10 @@ pub struct NodeSpec {
     /// Spliced once per other node where `{peers...}` stands.
     #[serde(default)]
     pub peer_args: Vec<String>,
+    /// The command template of the other build, for the rolling-upgrade nemesis (`[node]`
+    /// only; `--upgrade-bin` is the other way to name it).
+    #[serde(default)]
+    pub upgrade_command: Option<Vec<String>>,
 }
 
 /// A whole spec file.
@@ -205,7 +209,11 @@ impl ClusterSpec {
             ));
         }
         for (i, o) in self.overrides.iter().enumerate() {
-            if !o.ports.is_empty() || !o.proxied.is_empty() || !o.peer_args.is_empty() {
+            if !o.ports.is_empty()
+                || !o.proxied.is_empty()
+                || !o.peer_args.is_empty()
+                || o.upgrade_command.is_some()
+            {
                 return Err(format!(
                     "[[nodes_override]] entry {i}: only `command` may be overridden per node"
                 ));
@@ -251,6 +259,13 @@ impl ClusterSpec {
             }
             self.expand_command(command, &vars, &ports)
                 .map_err(|e| format!("node {id}'s command: {e}"))?;
+            if let Some(upgrade) = &self.node.upgrade_command {
+                if upgrade.is_empty() {
+                    return Err("[node] upgrade_command is empty".into());
+                }
+                self.expand_command(upgrade, &vars, &ports)
+                    .map_err(|e| format!("node {id}'s upgrade_command: {e}"))?;
+            }
             if let Some(adapter) = &self.client.adapter {
                 if adapter.is_empty() {
                     return Err("[client] adapter is empty".into());

@@ -74,6 +74,69 @@ impl Loop<'_> {
         });
     }
 
+    /// Draws the rolling upgrade: which nodes get the other build, in which order (a stream of
+    /// its own, so upgrades never shift the fault draws), each at an even share of the main
+    /// phase. At most `nodes - 1`: one node keeps the first build to the end.
+    pub(super) fn plan_upgrades(&mut self) {
+        let n = self.config.nodes;
+        let count = self.config.upgrades.min(n.saturating_sub(1));
+        if count == 0 {
+            return;
+        }
+        let mut dice = crate::harness::rng::SeededDice::fork(self.config.seed, 7);
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = dice.below(i as u64 + 1) as usize;
+            order.swap(i, j);
+        }
+        let share = self.config.time_limit_ms / (count as u64 + 1);
+        for (k, &node) in order.iter().take(count).enumerate() {
+            self.upgrade_plan
+                .push_back((self.main_start_ms + share * (k as u64 + 1), node));
+        }
+    }
+
+    /// Replaces node `node` by the other build on its data: the backend switches it, then it is
+    /// killed and started again at once (a rolling upgrade keeps each node's downtime short). A
+    /// node the nemesis killed restarts with the new build when its window heals.
+    pub(super) fn upgrade(&mut self, node: usize) {
+        if let Err(e) = self.backend.upgrade(node) {
+            return self.note_backend_error(e);
+        }
+        let name = format!("upgrade:n{node}");
+        let now = self.backend.now_ms().saturating_sub(self.main_start_ms);
+        self.faults_applied.push(name.clone());
+        // An instant in the diagrams and reports, not a window.
+        self.fault_spans.push(FaultSpan {
+            fault: name.clone(),
+            start_ms: now,
+            end_ms: now,
+        });
+        self.history.faults.push(FaultWindow {
+            fault: name,
+            after_seq: self.seq,
+            healed_after_seq: Some(self.seq),
+        });
+        if self.nodes[node].killed {
+            return;
+        }
+        if std::mem::take(&mut self.nodes[node].paused) {
+            self.backend.resume(node);
+        }
+        self.backend.kill(node);
+        if self.start_node(node) {
+            for (to, mut body) in self.workload.setup(&self.ids) {
+                if to == node {
+                    let id = self.msg_id();
+                    body.msg_id = Some(id);
+                    self.pending
+                        .insert(id, (Pending::Setup(node), self.backend.now_ms()));
+                    self.send_from_client("c-init", node, body);
+                }
+            }
+        }
+    }
+
     /// Deals the armed kill, if any.
     pub(super) fn fire_kill(&mut self) {
         if let Some(ArmedKill { node, .. }) = self.armed_kill.take() {
@@ -89,13 +152,25 @@ impl Loop<'_> {
         // only happens when the main phase ends early).
         self.fire_kill();
         // The window closes before restarted nodes get their new `init`, which is observed after.
-        if let Some(window) = self.history.faults.last_mut()
+        // The window to close is the last one opened; upgrades, recorded as instants in the
+        // same lists, are passed over.
+        let is_window = |fault: &str| !fault.starts_with("upgrade:");
+        if let Some(window) = self
+            .history
+            .faults
+            .iter_mut()
+            .rev()
+            .find(|w| is_window(&w.fault))
             && window.healed_after_seq.is_none()
         {
             window.healed_after_seq = Some(self.seq);
         }
         if self.faulty
-            && let Some(span) = self.fault_spans.last_mut()
+            && let Some(span) = self
+                .fault_spans
+                .iter_mut()
+                .rev()
+                .find(|s| is_window(&s.fault))
         {
             span.end_ms = self.backend.now_ms().saturating_sub(self.main_start_ms);
         }

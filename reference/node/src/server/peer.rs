@@ -490,10 +490,12 @@ async fn admit<'n>(
     cert: Option<&[u8]>,
 ) -> Result<(Option<&'n Arc<Link>>, Vec<u8>), String> {
     let (sender, fingerprint, incarnation) = match hello {
+        // Extensions are ignored: this build reads none (docs/protocol.md § Peer frames).
         Ok(Frame::Hello {
             sender,
             fingerprint,
             incarnation,
+            ..
         }) => (sender, fingerprint, incarnation),
         Ok(_) => {
             node.counters.bad_input("peer_no_hello");

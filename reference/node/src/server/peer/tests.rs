@@ -30,6 +30,7 @@ fn hello(sender: u64, fingerprint: u64, incarnation: u64) -> Result<Frame, Strin
         sender,
         fingerprint,
         incarnation,
+        extensions: Vec::new(),
     })
 }
 
@@ -206,7 +207,8 @@ async fn read_frame_reads_frames_across_reads_until_the_peer_closes() {
         Ok(Frame::Hello {
             sender: 3,
             fingerprint: 4,
-            incarnation: 6
+            incarnation: 6,
+            extensions: Vec::new(),
         })
     );
     assert_eq!(
