@@ -24,7 +24,7 @@ converge=${CONVERGE:-target/release/converge}
 seed=${1:-1}
 logs="${TMPDIR:-/tmp}/converge-cluster-logs"
 timing=(--time-limit 6 --settle 2 --no-shrink --log-dir "$logs")
-every_fault=partition,loss,duplicate,reorder,kill,pause
+every_fault=partition,loss,duplicate,reorder,kill,pause,clock
 failures=0
 
 # Runs `converge certify ARGS...`; expects exit 0.

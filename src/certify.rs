@@ -17,8 +17,8 @@ use converge_conformance::harness::workload::{self, Profile};
 use std::fmt::Write as _;
 
 mod junit;
-pub use junit::junit;
 pub(crate) use junit::escape;
+pub use junit::junit;
 use std::path::PathBuf;
 
 /// `--request-timeout-ms`'s default: [`reproduce`] leaves the flag out for it.
@@ -254,6 +254,7 @@ pub fn certify(
                         .map_err(|e| format!("cannot find the converge binary: {e}"))?,
                     request_timeout_ms: request.config.request_timeout_ms,
                     upgrade_bin: request.upgrade_bin.clone(),
+                    faketime: faketime.clone(),
                 })
                 .map_err(|e| format!("{}: {e}", cluster.path.display()))?,
             ),

@@ -80,4 +80,3 @@ pub fn junit(c: &Certification) -> String {
     out.push_str("</testsuites>\n");
     out
 }
-

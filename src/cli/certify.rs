@@ -420,12 +420,6 @@ fn load_cluster(
     if spec.client.protocol == spec::Protocol::Resp {
         mapping::Mapping::new(workload, spec.dialect())?;
     }
-    if args.nemesis.0.contains(&Fault::Clock) {
-        return Err(
-            "--nemesis clock is not available with --cluster yet: the cluster backend does not move node clocks"
-                .into(),
-        );
-    }
     Ok(converge::certify::Cluster {
         path: path.to_path_buf(),
         spec,

@@ -143,6 +143,77 @@ fn write_clock_file(path: &Path, offset_ms: i64) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The clock nemesis's per-node clocks: libfaketime preloaded into each node, reading its
+/// offset from a file of its own under `LOG_DIR/clock/` on every call. Shared by the process and
+/// cluster backends.
+#[derive(Debug)]
+pub(crate) struct FakeClocks {
+    lib: PathBuf,
+    dir: PathBuf,
+    offsets: Vec<i64>,
+}
+
+impl FakeClocks {
+    /// Clocks for `nodes` nodes, all at offset 0, with files under `log_dir/clock`.
+    pub(crate) fn new(lib: PathBuf, log_dir: &Path, nodes: usize) -> FakeClocks {
+        let dir = log_dir.join("clock");
+        FakeClocks {
+            lib,
+            dir: std::path::absolute(&dir).unwrap_or(dir),
+            offsets: vec![0; nodes],
+        }
+    }
+
+    /// Node `node`'s clock file (absolute, since the node reads it from its own directory).
+    fn file(&self, node: usize) -> PathBuf {
+        self.dir.join(format!("n{node}.faketime"))
+    }
+
+    /// Sets up `command` to run with libfaketime and node `node`'s clock file, which it writes
+    /// with the node's current offset.
+    pub(crate) fn prepare(&self, node: usize, command: &mut Command) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let file = self.file(node);
+        write_clock_file(&file, self.offsets[node])?;
+        // Nothing of a libfaketime the harness itself may run under reaches the node (FAKETIME
+        // would override the file, FAKETIME_SHARED would tie it to another process's state).
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("FAKETIME") || name.starts_with("DONT_FAKE") {
+                command.env_remove(&key);
+            }
+        }
+        let mut preload = self.lib.as_os_str().to_owned();
+        if let Some(more) = std::env::var_os("LD_PRELOAD").filter(|p| !p.is_empty()) {
+            preload.push(":");
+            preload.push(more);
+        }
+        command
+            .env("LD_PRELOAD", preload)
+            .env("FAKETIME_TIMESTAMP_FILE", &file)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("NO_FAKE_STAT", "1");
+        Ok(())
+    }
+
+    /// Moves node `node`'s clock to `offset_ms` now (a node that is down reads it when it
+    /// starts again).
+    pub(crate) fn set(&mut self, node: usize, offset_ms: i64) -> std::io::Result<()> {
+        self.offsets[node] = offset_ms;
+        std::fs::create_dir_all(&self.dir)?;
+        write_clock_file(&self.file(node), offset_ms)
+    }
+
+    /// Removes what libfaketime leaves of a killed process: a semaphore and a shared memory
+    /// object named after its pid, which it removes only on a normal exit (a later process with
+    /// the same pid would find them).
+    pub(crate) fn forget(pid: u32) {
+        let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
+        let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
+    }
+}
+
 struct Node {
     child: Child,
     /// The node's process tree: its group, its cgroup where there are any, its tag.
@@ -161,7 +232,7 @@ pub struct ProcessBackend {
     /// Where each node's process tree is kept, so stopping it stops all of it.
     containment: Containment,
     /// Each node's clock offset in ms, kept across its restarts (with a clock only).
-    clock_offsets: Vec<i64>,
+    clocks: Option<FakeClocks>,
     events_tx: SyncSender<NodeEvent>,
     events_rx: Receiver<NodeEvent>,
     /// Per node, a program and arguments that replace the configuration's (the cluster
@@ -181,13 +252,17 @@ impl ProcessBackend {
     /// cgroups on a machine that has them).
     pub fn with_containment(config: ProcessConfig, nodes: usize, containment: Containment) -> Self {
         let (events_tx, events_rx) = sync_channel(CHANNEL_LINES_MAX);
+        let clocks = config
+            .faketime
+            .clone()
+            .map(|lib| FakeClocks::new(lib, &config.log_dir, nodes));
         ProcessBackend {
             containment,
             config,
             started: Instant::now(),
             nodes: (0..nodes).map(|_| None).collect(),
             incarnations: vec![0; nodes],
-            clock_offsets: vec![0; nodes],
+            clocks,
             events_tx,
             events_rx,
             commands: vec![None; nodes],
@@ -215,56 +290,10 @@ impl ProcessBackend {
             let _ = n.child.kill();
             let _ = n.child.wait();
             n.contained.reap();
-            if self.config.faketime.is_some() {
-                // libfaketime gives each process a semaphore and a shared memory object named
-                // after its pid, and removes them only when the process exits normally: a
-                // killed node would leave them in /dev/shm for good, and a later process with
-                // the same pid would find them there.
-                let pid = n.child.id();
-                let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
-                let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
+            if self.clocks.is_some() {
+                FakeClocks::forget(n.child.id());
             }
         }
-    }
-
-    /// Node `node`'s clock file (absolute, since the node reads it from its own directory).
-    fn clock_file(&self, node: usize) -> PathBuf {
-        let path = self
-            .config
-            .log_dir
-            .join("clock")
-            .join(format!("n{node}.faketime"));
-        std::path::absolute(&path).unwrap_or(path)
-    }
-
-    /// Sets up `command` to run with libfaketime and node `node`'s clock file, which it writes
-    /// with the node's current offset.
-    fn fake_clock(&self, node: usize, lib: &Path, command: &mut Command) -> std::io::Result<()> {
-        let file = self.clock_file(node);
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        write_clock_file(&file, self.clock_offsets[node])?;
-        // Nothing of a libfaketime the harness itself may run under reaches the node (FAKETIME
-        // would override the file, FAKETIME_SHARED would tie it to another process's state).
-        for (key, _) in std::env::vars_os() {
-            let name = key.to_string_lossy();
-            if name.starts_with("FAKETIME") || name.starts_with("DONT_FAKE") {
-                command.env_remove(&key);
-            }
-        }
-        let mut preload = lib.as_os_str().to_owned();
-        if let Some(more) = std::env::var_os("LD_PRELOAD").filter(|p| !p.is_empty()) {
-            preload.push(":");
-            preload.push(more);
-        }
-        command
-            .env("LD_PRELOAD", preload)
-            .env("FAKETIME_TIMESTAMP_FILE", &file)
-            .env("FAKETIME_NO_CACHE", "1")
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-            .env("NO_FAKE_STAT", "1");
-        Ok(())
     }
 }
 
@@ -302,9 +331,8 @@ impl Backend for ProcessBackend {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
-        if let Some(lib) = &self.config.faketime {
-            self.fake_clock(node, lib, &mut command)
-                .map_err(spawn_error)?;
+        if let Some(clocks) = &self.clocks {
+            clocks.prepare(node, &mut command).map_err(spawn_error)?;
         }
         let mut child = command.spawn().map_err(spawn_error)?;
         contained.started(child.id());
@@ -438,19 +466,15 @@ impl Backend for ProcessBackend {
     }
 
     fn set_clock_offset(&mut self, node: usize, offset_ms: i64) -> Result<(), BackendError> {
-        if self.config.faketime.is_none() {
+        let Some(clocks) = self.clocks.as_mut() else {
             return Err(BackendError::Unsupported {
                 node,
                 what: "a clock offset (nodes run without libfaketime)",
             });
-        }
-        self.clock_offsets[node] = offset_ms;
-        // A node that is down (killed) reads the file when it starts again.
-        let file = self.clock_file(node);
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| BackendError::Clock { node, source })?;
-        }
-        write_clock_file(&file, offset_ms).map_err(|source| BackendError::Clock { node, source })
+        };
+        clocks
+            .set(node, offset_ms)
+            .map_err(|source| BackendError::Clock { node, source })
     }
 
     fn shutdown(&mut self) {

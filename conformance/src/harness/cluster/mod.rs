@@ -29,7 +29,7 @@ use super::backend::{Backend, BackendError, NodeEvent};
 use super::body::{Body, Kind};
 use super::containment::{Contained, Containment};
 use super::message::Message;
-use super::process::{ProcessBackend, ProcessConfig};
+use super::process::{FakeClocks, ProcessBackend, ProcessConfig};
 use mapping::{Mapping, Plan};
 use proxy::{Proxies, ProxyStats};
 use resp::{Connection, Reply, RespError};
@@ -68,12 +68,16 @@ pub struct ClusterConfig {
     /// The other build for the rolling-upgrade nemesis: it replaces the program (the first
     /// word) of an upgraded node's command. The spec's `upgrade_command` is the other way.
     pub upgrade_bin: Option<PathBuf>,
+    /// libfaketime, for the clock nemesis: every node process starts with it preloaded (as in
+    /// the process backend). `None`: node clocks cannot be moved.
+    pub faketime: Option<PathBuf>,
 }
 
 /// A running node process.
 struct Running {
     contained: Contained,
     waiter: JoinHandle<()>,
+    pid: u32,
 }
 
 /// A chunk waiting to be sent again.
@@ -107,6 +111,8 @@ pub struct ClusterBackend {
     containment: Containment,
     running: Vec<Option<Running>>,
     incarnations: Vec<u64>,
+    /// The clock nemesis's clocks, with libfaketime.
+    clocks: Option<FakeClocks>,
     /// Nodes the rolling-upgrade nemesis switched to the other build.
     upgraded: Vec<bool>,
     mapping: Option<Mapping>,
@@ -181,6 +187,10 @@ impl ClusterBackend {
             running: (0..nodes).map(|_| None).collect(),
             incarnations: vec![0; nodes],
             upgraded: vec![false; nodes],
+            clocks: config
+                .faketime
+                .clone()
+                .map(|lib| FakeClocks::new(lib, &config.log_dir, nodes)),
             mapping,
             adapters: None,
             adapter_started: vec![false; nodes],
@@ -235,6 +245,9 @@ impl ClusterBackend {
                 let _ = r.waiter.join();
             }
             r.contained.reap();
+            if self.clocks.is_some() {
+                FakeClocks::forget(r.pid);
+            }
         }
     }
 
@@ -530,16 +543,20 @@ impl Backend for ClusterBackend {
         let err_log = log.try_clone().map_err(io)?;
         let mut contained = self.containment.prepare(node, self.incarnations[node]);
         let (tag_var, tag) = contained.env();
-        let mut child = Command::new(&args[0])
+        let mut command = Command::new(&args[0]);
+        command
             .args(&args[1..])
             .env(tag_var, tag)
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err_log))
-            .spawn()
-            .map_err(io)?;
-        contained.started(child.id());
+            .stderr(Stdio::from(err_log));
+        if let Some(clocks) = &self.clocks {
+            clocks.prepare(node, &mut command).map_err(io)?;
+        }
+        let mut child = command.spawn().map_err(io)?;
+        let pid = child.id();
+        contained.started(pid);
         let incarnation = self.incarnations[node];
         self.incarnations[node] += 1;
         let events = self.events_tx.clone();
@@ -557,7 +574,11 @@ impl Backend for ClusterBackend {
                 });
             })
             .map_err(io)?;
-        self.running[node] = Some(Running { contained, waiter });
+        self.running[node] = Some(Running {
+            contained,
+            waiter,
+            pid,
+        });
         self.ensure_adapter(node)
     }
 
@@ -686,6 +707,22 @@ impl Backend for ClusterBackend {
         if let Some(r) = &self.running[node] {
             r.contained.signal_group(nix::sys::signal::Signal::SIGCONT);
         }
+    }
+
+    fn supports_clock_offset(&self) -> bool {
+        self.clocks.is_some()
+    }
+
+    fn set_clock_offset(&mut self, node: usize, offset_ms: i64) -> Result<(), BackendError> {
+        let Some(clocks) = self.clocks.as_mut() else {
+            return Err(BackendError::Unsupported {
+                node,
+                what: "a clock offset (nodes run without libfaketime)",
+            });
+        };
+        clocks
+            .set(node, offset_ms)
+            .map_err(|source| BackendError::Clock { node, source })
     }
 
     fn supports_upgrade(&self) -> bool {
