@@ -67,3 +67,9 @@ fuzz TARGET SECONDS="60":
 # (a 20-minute sweep; tests/mutants.rs runs one seed of each).
 sweep-mutants SEEDS="3" JOBS="2":
     bash scripts/sweep-mutants.sh {{SEEDS}} {{JOBS}}
+
+# Deployed systems through `converge certify --cluster` (docs/certify.md): the reference TCP
+# cluster on every RESP workload under every fault, a known bug, etcd, Redis, rolling upgrades.
+certify-clusters SEED="1":
+    cargo build --locked --release
+    bash scripts/certify-clusters.sh {{SEED}}

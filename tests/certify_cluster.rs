@@ -5,6 +5,8 @@
 //! started (node processes, adapters, proxies, ports) outlives a run, a failure or Ctrl-C.
 
 use std::net::TcpStream;
+mod common;
+use common::{interrupt, processes_mentioning};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -42,30 +44,31 @@ fn certify(dir: &Path, args: &[&str]) -> Output {
         .expect("converge runs")
 }
 
+/// Certifies the cluster `spec` on `workload` under `nemesis` ("" for none) with `seed`, then
+/// `extra` arguments.
+fn certify_cluster(
+    dir: &Path,
+    spec: &Path,
+    workload: &str,
+    nemesis: &str,
+    seed: &str,
+    extra: &[&str],
+) -> Output {
+    let spec = spec.to_str().expect("a UTF-8 path");
+    let mut args = vec!["--cluster", spec, "--workload", workload, "--seed", seed];
+    if !nemesis.is_empty() {
+        args.extend(["--nemesis", nemesis]);
+    }
+    args.extend(extra);
+    certify(dir, &args)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}\n{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// Processes whose command line mentions `needle`, from /proc.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| {
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            cmdline
-                .contains(needle)
-                .then(|| format!("{}: {cmdline}", e.file_name().to_string_lossy()))
-        })
-        .collect()
 }
 
 /// Every port a run's `ports.json` names (nodes' and proxies'), found under `logs`.
@@ -119,19 +122,7 @@ fn assert_all_gone(dir: &Path) {
 fn the_reference_cluster_passes_under_faults_and_a_broken_build_is_caught() {
     let dir = temp("verdicts");
     let spec = example();
-    let ok = certify(
-        &dir,
-        &[
-            "--cluster",
-            spec.to_str().unwrap(),
-            "--workload",
-            "or-set",
-            "--nemesis",
-            "partition,kill,pause",
-            "--seed",
-            "2",
-        ],
-    );
+    let ok = certify_cluster(&dir, &spec, "or-set", "partition,kill,pause", "2", &[]);
     let out = text(&ok);
     assert!(ok.status.success(), "{out}");
     assert!(out.contains("pass    add-wins"), "{out}");
@@ -140,21 +131,13 @@ fn the_reference_cluster_passes_under_faults_and_a_broken_build_is_caught() {
 
     // The same cluster with every node applying redelivered entries twice: the harness's
     // network loses and reorders chunks, the nodes retransmit, and the counter overcounts.
-    let bad = certify(
+    let bad = certify_cluster(
         &dir,
-        &[
-            "--cluster",
-            spec.to_str().unwrap(),
-            "--workload",
-            "g-counter",
-            "--nemesis",
-            "partition,loss",
-            "--seed",
-            "1",
-            "--",
-            "--bug",
-            "apply-without-dedup",
-        ],
+        &spec,
+        "g-counter",
+        "partition,loss",
+        "1",
+        &["--", "--bug", "apply-without-dedup"],
     );
     let out = text(&bad);
     assert_eq!(bad.status.code(), Some(1), "{out}");
@@ -225,19 +208,7 @@ peer_args = ["{peer.via.peer}"]
     )
     .unwrap();
     let spec = dir.join("spec.toml");
-    let ok = certify(
-        &dir,
-        &[
-            "--cluster",
-            spec.to_str().unwrap(),
-            "--workload",
-            "echo",
-            "--nemesis",
-            "kill,pause",
-            "--seed",
-            "3",
-        ],
-    );
+    let ok = certify_cluster(&dir, &spec, "echo", "kill,pause", "3", &[]);
     let out = text(&ok);
     assert!(ok.status.success(), "{out}");
     assert!(out.contains("pass    echo"), "{out}");
@@ -269,23 +240,7 @@ peer_args = ["{peer.via.peer}"]
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let sent = Command::new("kill")
-        .args(["-INT", &run.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
-    let interrupted = Instant::now();
-    let status = loop {
-        if let Some(status) = run.try_wait().expect("waiting on converge") {
-            break status;
-        }
-        if interrupted.elapsed() > Duration::from_secs(20) {
-            let _ = run.kill();
-            let _ = run.wait();
-            panic!("converge did not stop within 20 s of Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = interrupt(&mut run);
     assert_eq!(status.code(), Some(130));
     assert_all_gone(&dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -331,20 +286,13 @@ fn a_rolling_upgrade_keeps_the_checks_and_an_incompatible_one_is_caught() {
     let spec = example();
     // Upgrading to the same build (the mechanics: nodes replaced one at a time on their data,
     // mid-run, under partitions) must pass.
-    let ok = certify(
+    let ok = certify_cluster(
         &dir,
-        &[
-            "--cluster",
-            spec.to_str().unwrap(),
-            "--workload",
-            "g-set",
-            "--nemesis",
-            "partition",
-            "--seed",
-            "5",
-            "--upgrade-bin",
-            env!("CARGO_BIN_EXE_converge"),
-        ],
+        &spec,
+        "g-set",
+        "partition",
+        "5",
+        &["--upgrade-bin", env!("CARGO_BIN_EXE_converge")],
     );
     let out = text(&ok);
     assert!(ok.status.success(), "{out}");
@@ -364,17 +312,7 @@ fn a_rolling_upgrade_keeps_the_checks_and_an_incompatible_one_is_caught() {
     );
     let bad_spec = dir.join("incompatible.toml");
     std::fs::write(&bad_spec, incompatible).expect("writes");
-    let bad = certify(
-        &dir,
-        &[
-            "--cluster",
-            bad_spec.to_str().unwrap(),
-            "--workload",
-            "g-set",
-            "--seed",
-            "5",
-        ],
-    );
+    let bad = certify_cluster(&dir, &bad_spec, "g-set", "", "5", &[]);
     let out = text(&bad);
     assert_eq!(bad.status.code(), Some(1), "{out}");
     assert!(out.contains("FAIL    convergence"), "{out}");

@@ -3,6 +3,8 @@
 //! that ends normally leaves nothing a node forked running, whether in the node's process group,
 //! in a session of its own (`setsid`), or double-forked away from its parent.
 
+mod common;
+use common::{interrupt, processes_mentioning};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,24 +32,6 @@ import json, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 "#;
-
-/// Processes whose command line mentions `needle`, from /proc.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| {
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            cmdline
-                .contains(needle)
-                .then(|| format!("{}: {cmdline}", e.file_name().to_string_lossy()))
-        })
-        .collect()
-}
 
 fn write_node(dir: &Path) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
@@ -85,24 +69,7 @@ fn ctrl_c_stops_the_run_and_reaps_every_node() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let status = Command::new("kill")
-        .args(["-INT", &converge.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-
-    let interrupted = Instant::now();
-    let status = loop {
-        if let Some(status) = converge.try_wait().expect("waiting on converge") {
-            break status;
-        }
-        if interrupted.elapsed() > Duration::from_secs(20) {
-            let _ = converge.kill();
-            let _ = converge.wait();
-            panic!("converge did not stop within 20 s of Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = interrupt(&mut converge);
     let mut stderr = String::new();
     if let Some(mut e) = converge.stderr.take() {
         use std::io::Read as _;

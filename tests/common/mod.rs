@@ -312,3 +312,46 @@ macro_rules! certify_table {
         )*
     };
 }
+
+/// Processes whose command line mentions `needle`, from /proc: what a test checks is gone after
+/// a run.
+#[allow(dead_code)] // Not every test file that includes this module uses it.
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline
+                .contains(needle)
+                .then(|| format!("{}: {cmdline}", e.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+/// Sends SIGINT to `child` (Ctrl-C) and waits at most 20 s for it to exit; kills it and fails
+/// the test if it does not.
+#[allow(dead_code)] // Not every test file that includes this module uses it.
+pub fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let interrupted = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting on converge") {
+            return status;
+        }
+        if interrupted.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("converge did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

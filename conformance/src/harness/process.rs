@@ -205,6 +205,24 @@ impl FakeClocks {
         write_clock_file(&self.file(node), offset_ms)
     }
 
+    /// [`Backend::set_clock_offset`] for a backend whose clocks are `clocks` (`None`: it runs
+    /// without libfaketime and refuses).
+    pub(crate) fn set_on(
+        clocks: Option<&mut FakeClocks>,
+        node: usize,
+        offset_ms: i64,
+    ) -> Result<(), BackendError> {
+        let Some(clocks) = clocks else {
+            return Err(BackendError::Unsupported {
+                node,
+                what: "a clock offset (nodes run without libfaketime)",
+            });
+        };
+        clocks
+            .set(node, offset_ms)
+            .map_err(|source| BackendError::Clock { node, source })
+    }
+
     /// Removes what libfaketime leaves of a killed process: a semaphore and a shared memory
     /// object named after its pid, which it removes only on a normal exit (a later process with
     /// the same pid would find them).
@@ -466,15 +484,7 @@ impl Backend for ProcessBackend {
     }
 
     fn set_clock_offset(&mut self, node: usize, offset_ms: i64) -> Result<(), BackendError> {
-        let Some(clocks) = self.clocks.as_mut() else {
-            return Err(BackendError::Unsupported {
-                node,
-                what: "a clock offset (nodes run without libfaketime)",
-            });
-        };
-        clocks
-            .set(node, offset_ms)
-            .map_err(|source| BackendError::Clock { node, source })
+        FakeClocks::set_on(self.clocks.as_mut(), node, offset_ms)
     }
 
     fn shutdown(&mut self) {

@@ -714,15 +714,7 @@ impl Backend for ClusterBackend {
     }
 
     fn set_clock_offset(&mut self, node: usize, offset_ms: i64) -> Result<(), BackendError> {
-        let Some(clocks) = self.clocks.as_mut() else {
-            return Err(BackendError::Unsupported {
-                node,
-                what: "a clock offset (nodes run without libfaketime)",
-            });
-        };
-        clocks
-            .set(node, offset_ms)
-            .map_err(|source| BackendError::Clock { node, source })
+        FakeClocks::set_on(self.clocks.as_mut(), node, offset_ms)
     }
 
     fn supports_upgrade(&self) -> bool {

@@ -124,15 +124,22 @@ impl Loop<'_> {
             self.backend.resume(node);
         }
         self.backend.kill(node);
-        if self.start_node(node) {
-            for (to, mut body) in self.workload.setup(&self.ids) {
-                if to == node {
-                    let id = self.msg_id();
-                    body.msg_id = Some(id);
-                    self.pending
-                        .insert(id, (Pending::Setup(node), self.backend.now_ms()));
-                    self.send_from_client("c-init", node, body);
-                }
+        self.restart(node);
+    }
+
+    /// Starts node `node` again: a fresh `init`, then its setup (broadcast's topology), which a
+    /// restarted node has lost with everything else.
+    fn restart(&mut self, node: usize) {
+        if !self.start_node(node) {
+            return;
+        }
+        for (to, mut body) in self.workload.setup(&self.ids) {
+            if to == node {
+                let id = self.msg_id();
+                body.msg_id = Some(id);
+                self.pending
+                    .insert(id, (Pending::Setup(node), self.backend.now_ms()));
+                self.send_from_client("c-init", node, body);
             }
         }
     }
@@ -182,18 +189,8 @@ impl Loop<'_> {
             if std::mem::take(&mut self.nodes[node].paused) {
                 self.backend.resume(node);
             }
-            if std::mem::take(&mut self.nodes[node].killed) && self.start_node(node) {
-                // A restarted node has lost its setup (broadcast's topology) with everything
-                // else; it gets it again right after its new `init`.
-                for (to, mut body) in self.workload.setup(&self.ids) {
-                    if to == node {
-                        let id = self.msg_id();
-                        body.msg_id = Some(id);
-                        self.pending
-                            .insert(id, (Pending::Setup(node), self.backend.now_ms()));
-                        self.send_from_client("c-init", node, body);
-                    }
-                }
+            if std::mem::take(&mut self.nodes[node].killed) {
+                self.restart(node);
             }
         }
         self.faulty = false;
