@@ -323,3 +323,37 @@ fn a_rolling_upgrade_keeps_the_checks_and_an_incompatible_one_is_caught() {
     assert_all_gone(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_stdio_node_program_is_rolled_to_another_build_too() {
+    // The process backend takes --upgrade-bin as well: here the reference's stdio node, upgraded
+    // to the same build (the mechanics: two of three nodes replaced mid-run, then the checks).
+    let dir = temp("stdio-upgrade");
+    let out = certify(
+        &dir,
+        &[
+            "--workload",
+            "g-set",
+            "--nemesis",
+            "partition",
+            "--seed",
+            "6",
+            "--upgrade-bin",
+            env!("CARGO_BIN_EXE_converge"),
+        ],
+    );
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert_eq!(
+        msg.matches("upgrade:n").count(),
+        2 * 2,
+        "two upgrades, in the faults and the windows lines: {msg}"
+    );
+    let none = certify(&dir, &["--workload", "g-set", "--upgrades", "1"]);
+    assert_eq!(
+        none.status.code(),
+        Some(2),
+        "--upgrades without a second build is refused"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
