@@ -13,7 +13,7 @@ mod cli;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
-use cli::{certify, cluster, laws, model, node, shared, sim};
+use cli::{certify, cluster, laws, model, node, report, shared, sim};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -43,8 +43,11 @@ enum Command {
     /// whole suite.
     ///
     /// The program speaks Maelstrom's protocol (JSON lines on stdin/stdout, logs on stderr; see
-    /// docs/protocol.md). Exits 0 if every check passes, 1 on a violation (including a node that
-    /// crashes, prints malformed output or never answers), 2 on a usage error.
+    /// docs/protocol.md). With --cluster FILE.toml, a deployed system is certified instead: its
+    /// own processes, its own TCP between them through proxies the harness owns, and a RESP
+    /// client or an adapter program per node (docs/certify.md). Exits 0 if every check passes,
+    /// 1 on a violation (including a node that crashes, prints malformed output or never
+    /// answers), 2 on a usage error.
     ///
     /// On a violation, converge shrinks the run: it replays smaller runs with the same seed
     /// (fewer operations, nodes, clients and faults, a one-second time limit), at most
@@ -85,6 +88,10 @@ enum Command {
     /// Explorer (a web UI to step through a model's states) on a loopback address until
     /// interrupted.
     Model(model::ModelArgs),
+    /// Combine reports: `merge` the shards of a sharded run (`converge sim --partition K/N
+    /// --report FILE`) into the verdict and listing of the whole run.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +123,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node::run_stdio(args),
         Command::Sim(args) => sim::run(args),
         Command::Model(args) => model::run(args),
+        Command::Report(cmd) => report::run(cmd),
         // Handled above, before the Ctrl-C handler is installed.
         Command::Cluster(_) => ExitCode::SUCCESS,
     }

@@ -298,3 +298,93 @@ fn pinned_keys_never_reach_a_region_outside_their_pin_under_every_fault() {
         "{writes} writes, {refused} refused"
     );
 }
+
+/// `converge sim ARGS` from the repository root: exit code and stdout.
+fn sim_cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_converge"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("the converge binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The per-seed lines of a sim or merge listing, and its verdict line.
+fn seed_lines(out: &str) -> (Vec<&str>, Option<&str>) {
+    let lines = out.lines().filter(|l| l.starts_with("seed ")).collect();
+    let verdict = out
+        .lines()
+        .find(|l| l.contains(" seeds, ") && l.contains(" failed"));
+    (lines, verdict.and_then(|v| v.split(';').next()))
+}
+
+#[test]
+fn shards_merged_print_the_same_seeds_and_verdict_as_the_whole_run() {
+    let dir = std::env::temp_dir().join(format!("converge-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let report = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    // A broken replica, so some seeds fail and the verdict has something to agree on.
+    let common = [
+        "sim",
+        "--seeds",
+        "24",
+        "--seed",
+        "40",
+        "--ops",
+        "150",
+        "--bug",
+        "apply-without-dedup",
+    ];
+    let whole_report = report("whole.json");
+    let (whole_code, whole) = sim_cli(&[&common[..], &["--report", &whole_report]].concat());
+    let mut shard_reports = Vec::new();
+    for k in 1..=3 {
+        let path = report(&format!("shard-{k}.json"));
+        let partition = format!("{k}/3");
+        let (code, out) =
+            sim_cli(&[&common[..], &["--partition", &partition, "--report", &path]].concat());
+        assert!(code == 0 || code == 1, "{out}");
+        assert!(out.contains(&format!("shard {k}/3: 8 seeds")), "{out}");
+        shard_reports.push(path);
+    }
+    let merged_report = report("merged.json");
+    let mut merge_args = vec!["report", "merge", "--report", &merged_report];
+    merge_args.extend(shard_reports.iter().map(String::as_str));
+    let (merged_code, merged) = sim_cli(&merge_args);
+    assert_eq!(
+        merged_code, whole_code,
+        "whole:\n{whole}\nmerged:\n{merged}"
+    );
+    let (a, va) = seed_lines(&whole);
+    let (b, vb) = seed_lines(&merged);
+    assert_eq!(a.len(), 24, "{whole}");
+    assert_eq!(a, b, "the same per-seed lines, in seed order");
+    assert_eq!(va, vb, "the same verdict line");
+    let results = |path: &str| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("report reads"))
+                .expect("JSON");
+        v["results"].clone()
+    };
+    assert_eq!(results(&whole_report), results(&merged_report));
+    // A missing shard, or one given twice, is refused rather than judged.
+    let (code, out) = sim_cli(&["report", "merge", &shard_reports[0], &shard_reports[1]]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("missing"), "{out}");
+    let (code, out) = sim_cli(&[
+        "report",
+        "merge",
+        &shard_reports[0],
+        &shard_reports[0],
+        &shard_reports[1],
+    ]);
+    assert_eq!(code, 2, "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

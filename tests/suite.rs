@@ -141,3 +141,62 @@ fn without_bin_the_reference_node_is_certified_and_survives_kills() {
     ]);
     assert_eq!(code, 2, "arguments after -- need --bin: {out}");
 }
+
+#[test]
+fn on_a_pipe_the_suite_prints_a_progress_line_at_least_every_ten_seconds() {
+    use std::io::BufRead as _;
+    use std::time::{Duration, Instant};
+    // The reference node on two workloads under every default nemesis, one seed: a run of a
+    // few tens of seconds whose stderr is a pipe, as in a CI log.
+    let logs = std::env::temp_dir().join(format!("converge-suite-pipe-{}", std::process::id()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_converge"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "certify",
+            "--suite",
+            "--workload",
+            "g-counter",
+            "--workload",
+            "g-set",
+        ])
+        .args(["--seeds", "1", "--seed", "3", "--jobs", "1", "--log-dir"])
+        .arg(&logs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the converge binary runs");
+    let stderr = child.stderr.take().expect("piped");
+    let started = Instant::now();
+    let mut last = started;
+    let mut widest = Duration::ZERO;
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.expect("stderr reads");
+        if line.starts_with("progress: ") {
+            widest = widest.max(last.elapsed());
+            last = Instant::now();
+            lines.push(line);
+        }
+    }
+    let status = child.wait().expect("converge ends");
+    let total = started.elapsed();
+    assert!(status.success(), "the suite passes: {lines:?}");
+    assert!(
+        total < Duration::from_secs(10) || lines.len() >= 2,
+        "a {total:?} run printed {} progress lines: {lines:?}",
+        lines.len()
+    );
+    // The gap before the first line, between lines, and after the last.
+    widest = widest.max(last.elapsed());
+    assert!(
+        widest <= Duration::from_secs(10),
+        "{widest:?} without a progress line on a pipe: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("runs,") && l.contains("failed")),
+        "{lines:?}"
+    );
+    let _ = std::fs::remove_dir_all(&logs);
+}

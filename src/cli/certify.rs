@@ -3,8 +3,8 @@
 //! [`build_request`], for a single run and for the suite's template alike.
 
 use super::shared::{
-    EXIT_INTERRUPTED, FaultList, RunProgress, clock_seed, interrupt_flag, interrupted, names_arg,
-    parse_faults, run_log_dir,
+    EXIT_INTERRUPTED, FaultList, Heartbeat, RunProgress, clock_seed, interrupt_flag, interrupted,
+    names_arg, parse_faults, run_log_dir,
 };
 use converge::certify::{Request, Timing};
 use converge_conformance::harness::check::Verdict;
@@ -641,9 +641,15 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
             .expect("the template is valid"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
+    // On a pipe the bar draws nothing: a heartbeat line instead, every few seconds.
+    let heartbeat = bar.is_hidden().then(|| Heartbeat::start(total, "runs"));
     let cells = suite::run(&suite, &interrupted, &|cell| {
         let column = &suite.columns[cell.col].name;
-        if let Verdict::Fail { .. } = cell.verdict() {
+        let failed = matches!(cell.verdict(), Verdict::Fail { .. });
+        if let Some(h) = &heartbeat {
+            h.finished(failed);
+        }
+        if failed {
             bar.println(format!(
                 "FAIL {} × {column} seed {}: {}",
                 cell.request.workload,
@@ -655,6 +661,7 @@ fn run_suite(args: CertifyArgs) -> ExitCode {
         bar.inc(1);
     });
     bar.finish_and_clear();
+    drop(heartbeat);
     if interrupted() {
         eprintln!("interrupted: every node process was stopped; the table below is partial");
     }

@@ -7,6 +7,7 @@
 //! - [`model`]: `converge model list|check|explore`, the stateright models.
 //! - [`node`]: `converge node`, one reference replica over TCP or stdio.
 //! - [`cluster`]: `converge cluster up|down|status|partition|heal`, local node processes.
+//! - [`report`]: `converge report merge`, the shards of a sharded run combined.
 //! - [`shared`]: what several of them use: the Ctrl-C flag and exit status, fresh seeds, run log
 //!   directories, the progress display and the argument parsers for enum names and fault lists.
 //!
@@ -34,5 +35,6 @@ pub mod cluster;
 pub mod laws;
 pub mod model;
 pub mod node;
+pub mod report;
 pub mod shared;
 pub mod sim;

@@ -148,6 +148,81 @@ impl RunProgress {
     }
 }
 
+/// Progress of a long batch of runs on a pipe (a CI log), where no bar is drawn: a line every
+/// [`Heartbeat::EVERY`] from a thread of its own — runs done of the total, failures so far,
+/// elapsed — so a log shows life even while every run in flight is still going. Stops (and
+/// joins its thread) when dropped.
+pub(crate) struct Heartbeat {
+    done: Arc<std::sync::atomic::AtomicUsize>,
+    failed: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    /// How often a line is printed: well inside the 10 s a CI log may go quiet.
+    pub(crate) const EVERY: Duration = Duration::from_secs(5);
+
+    /// Starts printing `progress: D/total WHAT, F failed, S s` to stderr.
+    pub(crate) fn start(total: usize, what: &'static str) -> Heartbeat {
+        use std::sync::atomic::Ordering;
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let (d, f, s) = (Arc::clone(&done), Arc::clone(&failed), Arc::clone(&stop));
+        let started = Instant::now();
+        let thread = std::thread::spawn(move || {
+            let (lock, cvar) = &*s;
+            let mut stopped = lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            loop {
+                let (guard, _) = cvar
+                    .wait_timeout(stopped, Self::EVERY)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                stopped = guard;
+                if *stopped {
+                    return;
+                }
+                eprintln!(
+                    "progress: {}/{total} {what}, {} failed, {:.0} s",
+                    d.load(Ordering::Relaxed),
+                    f.load(Ordering::Relaxed),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        });
+        Heartbeat {
+            done,
+            failed,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// One more run finished, failed or not.
+    pub(crate) fn finished(&self, failed: bool) {
+        use std::sync::atomic::Ordering;
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.stop;
+        *lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        cvar.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Parses a consistency level with [`Consistency`]'s own names, listed in `--help`.
 pub(crate) fn consistency_arg() -> impl clap::builder::TypedValueParser<Value = Consistency> {
     names_arg(Consistency::ALL, Consistency::name)

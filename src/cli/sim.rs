@@ -54,6 +54,44 @@ pub(crate) struct SimArgs {
     /// any transmit, reply or store.
     #[arg(long)]
     residency: bool,
+    /// Run only shard K of N of the seeds (1 ≤ K ≤ N): the seeds whose index from --seed is
+    /// K-1 modulo N, each exactly as the unsharded run would. Run every shard (a CI matrix, a
+    /// Kubernetes Indexed Job) with --report, then `converge report merge` the reports.
+    #[arg(long, value_name = "K/N", value_parser = parse_partition)]
+    partition: Option<Partition>,
+    /// Write what ran as JSON here: the plan, the shard, and each seed's line and verdict (what
+    /// `converge report merge` combines).
+    #[arg(long, value_name = "FILE")]
+    report: Option<std::path::PathBuf>,
+}
+
+/// `--partition K/N`: shard `k` (1-based) of `n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Partition {
+    pub(crate) k: u64,
+    pub(crate) n: u64,
+}
+
+impl Partition {
+    /// Whether the seed at `index` (from the first seed) belongs to this shard: striped, so every
+    /// shard gets seeds from the whole range.
+    pub(crate) fn holds(self, index: u64) -> bool {
+        index % self.n == self.k - 1
+    }
+}
+
+/// Parses `K/N`.
+pub(crate) fn parse_partition(s: &str) -> Result<Partition, String> {
+    let bad = || format!("'{s}' is not a shard K/N with 1 <= K <= N <= 100000 (like 2/4)");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if k == 0 || k > n || n > 100_000 {
+        return Err(bad());
+    }
+    Ok(Partition { k, n })
 }
 
 /// Runs `converge sim`: `--seeds` seeds from `--seed`, one after another.
@@ -88,14 +126,38 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         residency: args.residency,
         cancel: Some(Arc::clone(interrupt_flag())),
     };
+    // What identifies the run's plan in a report: every argument that changes what a seed does,
+    // so shards of different plans are never merged.
+    let plan_json = serde_json::json!({
+        "seed": first,
+        "seeds": args.seeds,
+        "workloads": plan.workloads,
+        "nemesis": plan.faults.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "every_fault": plan.every_fault,
+        "regions": plan.regions,
+        "replicas_per_region": plan.replicas_per_region,
+        "ops": plan.ops,
+        "skew_ms": plan.skew_ms,
+        "bug": plan.bug.map(|b| b.name()),
+        "residency": plan.residency,
+    });
+    let shard = args.partition.unwrap_or(Partition { k: 1, n: 1 });
+    let indices: Vec<u64> = (0..args.seeds).filter(|&i| shard.holds(i)).collect();
     say!(
-        "converge sim: seeds {first}..{}, {} regions × {} replicas, {} ops per seed",
+        "converge sim: seeds {first}..{}{}, {} regions × {} replicas, {} ops per seed",
         first.saturating_add(args.seeds - 1),
+        args.partition.map_or_else(String::new, |p| format!(
+            " (shard {}/{}: {} seeds)",
+            p.k,
+            p.n,
+            indices.len()
+        )),
         plan.regions,
         plan.replicas_per_region,
         plan.ops
     );
-    let bar = ProgressBar::new(args.seeds);
+    let mut seed_lines = Vec::new();
+    let bar = ProgressBar::new(indices.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {elapsed}  {msg}")
             .expect("the template is valid"),
@@ -103,7 +165,7 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
     bar.enable_steady_tick(Duration::from_millis(200));
     let started = std::time::Instant::now();
     let (mut failed, mut ops) = (Vec::new(), 0u64);
-    for k in 0..args.seeds {
+    for &k in &indices {
         if interrupted() {
             break;
         }
@@ -111,6 +173,12 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         let seed_report = simulator::run_seed(&plan, seed);
         ops += seed_report.ops;
         let line = seed_report.summary();
+        seed_lines.push(serde_json::json!({
+            "seed": seed,
+            "passed": seed_report.passed(),
+            "line": line,
+            "details": (!seed_report.passed()).then(|| seed_report.details()),
+        }));
         if seed_report.passed() {
             if !bar.is_hidden() {
                 bar.set_message(line);
@@ -129,9 +197,25 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         eprintln!("interrupted");
         return ExitCode::from(EXIT_INTERRUPTED);
     }
+    if let Some(path) = &args.report {
+        let report = serde_json::json!({
+            "kind": super::report::SIM_REPORT,
+            "plan": plan_json,
+            "partition": [shard.k, shard.n],
+            "results": seed_lines,
+            "ops": ops,
+        });
+        if let Err(e) = std::fs::write(
+            path,
+            serde_json::to_string_pretty(&report).unwrap_or_default(),
+        ) {
+            eprintln!("error: cannot write report {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     say!(
         "{} seeds, {} failed; {ops} client ops in {secs:.1} s ({:.0} ops/s)",
-        args.seeds,
+        indices.len(),
         failed.len(),
         ops as f64 / secs.max(1e-9)
     );

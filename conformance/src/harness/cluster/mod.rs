@@ -39,6 +39,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -124,6 +126,8 @@ pub struct ClusterBackend {
     retransmit_order: u64,
     events_tx: SyncSender<NodeEvent>,
     events_rx: Receiver<NodeEvent>,
+    /// Set at shutdown: readiness probes still waiting give up at once.
+    stopping: Arc<AtomicBool>,
 }
 
 /// Why a cluster cannot be set up.
@@ -199,6 +203,7 @@ impl ClusterBackend {
             retransmit_order: 0,
             events_tx,
             events_rx,
+            stopping: Arc::new(AtomicBool::new(false)),
             config,
         })
     }
@@ -306,13 +311,14 @@ impl ClusterBackend {
             Dialect::Redis => resp::command(["PING"]),
         };
         let events = self.events_tx.clone();
+        let stopping = Arc::clone(&self.stopping);
         let mut body = Body::new(Kind::InitOk);
         body.in_reply_to = request.body.msg_id;
         let reply = Message::new(format!("n{node}"), request.src.clone(), body);
         let _ = thread::Builder::new()
             .name(format!("probe-n{node}"))
             .spawn(move || {
-                while Instant::now() < deadline {
+                while Instant::now() < deadline && !stopping.load(Ordering::Relaxed) {
                     let answered = Connection::connect(addr, Duration::from_millis(200))
                         .ok()
                         .and_then(|mut c| {
@@ -733,6 +739,7 @@ impl Backend for ClusterBackend {
     }
 
     fn shutdown(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         for node in 0..self.running.len() {
             self.stop(node);
         }

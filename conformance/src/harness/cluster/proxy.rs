@@ -35,7 +35,7 @@ use super::super::backend::NodeEvent;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -54,6 +54,11 @@ pub const RETRIES_MAX: u8 = 4;
 const CHUNK: usize = 64 << 10;
 /// Chunks queued for one side of one connection before it is reset as congested.
 const QUEUE_CHUNKS: usize = 4_096;
+/// Bytes queued for one side of one connection (delivered by the harness, not yet written to a
+/// node that is slow to read: a paused one), or waiting early for their predecessors in one
+/// direction, before the connection is reset as congested. What the proxies hold is at most
+/// this per direction of each open connection, [`CONNECTIONS_MAX`] connections at most.
+const QUEUE_BYTES: usize = 16 << 20;
 /// Connections open at once through all proxies; a dialer beyond it is refused at accept.
 const CONNECTIONS_MAX: usize = 4_096;
 /// How long the target of an `OPEN` may take to accept.
@@ -71,6 +76,8 @@ enum Write_ {
 struct Side {
     socket: Option<TcpStream>,
     queue: Option<SyncSender<Write_>>,
+    /// Bytes in `queue`, not yet written (the writer subtracts what it wrote).
+    queued: Arc<AtomicUsize>,
 }
 
 struct Conn {
@@ -83,6 +90,8 @@ struct Conn {
     expect: [u64; 2],
     /// Chunks that arrived before the one expected, per direction, by sequence number.
     early: [BTreeMap<u64, (u8, Vec<u8>)>; 2],
+    /// Their bytes, per direction.
+    early_bytes: [usize; 2],
     dialer_side: Side,
     target_side: Side,
 }
@@ -217,10 +226,11 @@ impl Proxies {
         }
         if seq > c.expect[dir] {
             // Early: it waits for the chunks before it, which are in flight or retransmitted.
-            if c.early[dir].len() >= QUEUE_CHUNKS {
+            if c.early[dir].len() >= QUEUE_CHUNKS || c.early_bytes[dir] + data.len() > QUEUE_BYTES {
                 drop(table);
                 return self.reset(conn);
             }
+            c.early_bytes[dir] += data.len();
             c.early[dir].insert(seq, (tag, data.to_vec()));
             return;
         }
@@ -233,6 +243,9 @@ impl Proxies {
                 break;
             }
             next = c.early[dir].remove(&c.expect[dir]);
+            if let Some((_, d)) = &next {
+                c.early_bytes[dir] -= d.len();
+            }
         }
         drop(table);
         if !ok {
@@ -254,7 +267,7 @@ impl Proxies {
                     c.target,
                     c.dialer,
                     c.target_addr,
-                    rx,
+                    (rx, Arc::clone(&c.target_side.queued)),
                 );
                 true
             }
@@ -264,8 +277,13 @@ impl Proxies {
                 } else {
                     &c.dialer_side
                 };
+                let len = data.len();
+                if side.queued.load(Ordering::Relaxed) + len > QUEUE_BYTES {
+                    return false;
+                }
                 let msg = if tag == DATA {
-                    lock(&self.stats).bytes += data.len() as u64;
+                    lock(&self.stats).bytes += len as u64;
+                    side.queued.fetch_add(len, Ordering::Relaxed);
                     Write_::Data(data)
                 } else {
                     Write_::Close
@@ -349,6 +367,7 @@ fn accepted(
         return;
     };
     let (tx, rx) = sync_channel(QUEUE_CHUNKS);
+    let queued = Arc::new(AtomicUsize::new(0));
     lock(table).conns.insert(
         conn,
         Conn {
@@ -357,13 +376,16 @@ fn accepted(
             target_addr,
             expect: [0, 0],
             early: [BTreeMap::new(), BTreeMap::new()],
+            early_bytes: [0, 0],
             dialer_side: Side {
                 socket: Some(socket),
                 queue: Some(tx),
+                queued: Arc::clone(&queued),
             },
             target_side: Side {
                 socket: None,
                 queue: None,
+                queued: Arc::default(),
             },
         },
     );
@@ -372,7 +394,7 @@ fn accepted(
         to: target,
         payload: payload(conn, 0, OPEN, &[]),
     });
-    spawn_writer(Arc::clone(table), conn, writer, rx);
+    spawn_writer(Arc::clone(table), conn, writer, (rx, queued));
     spawn_reader(
         Arc::clone(table),
         events.clone(),
@@ -392,7 +414,7 @@ fn spawn_target(
     target: usize,
     dialer: usize,
     addr: SocketAddr,
-    rx: std::sync::mpsc::Receiver<Write_>,
+    rx: Queued,
 ) {
     let _ = thread::Builder::new()
         .name(format!("proxy-conn-{conn}"))
@@ -426,27 +448,22 @@ fn spawn_target(
         });
 }
 
-fn spawn_writer(
-    table: Arc<Mutex<Table>>,
-    conn: u64,
-    socket: TcpStream,
-    rx: std::sync::mpsc::Receiver<Write_>,
-) {
+/// A writer's queue and the count of its bytes.
+type Queued = (std::sync::mpsc::Receiver<Write_>, Arc<AtomicUsize>);
+
+fn spawn_writer(table: Arc<Mutex<Table>>, conn: u64, socket: TcpStream, rx: Queued) {
     let _ = thread::Builder::new()
         .name(format!("proxy-w-{conn}"))
         .spawn(move || write_loop(&table, conn, socket, rx));
 }
 
-fn write_loop(
-    table: &Mutex<Table>,
-    conn: u64,
-    mut socket: TcpStream,
-    rx: std::sync::mpsc::Receiver<Write_>,
-) {
+fn write_loop(table: &Mutex<Table>, conn: u64, mut socket: TcpStream, (rx, queued): Queued) {
     for msg in rx {
         match msg {
             Write_::Data(d) => {
-                if socket.write_all(&d).is_err() {
+                let written = socket.write_all(&d);
+                queued.fetch_sub(d.len(), Ordering::Relaxed);
+                if written.is_err() {
                     reset(table, conn);
                     return;
                 }
