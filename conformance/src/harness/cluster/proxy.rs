@@ -570,13 +570,19 @@ mod tests {
         addr
     }
 
-    #[test]
-    fn bytes_cross_a_link_only_through_the_harness() {
+    /// Proxies with one link, 0 → 1, to an echo server, and a dialer connected through it.
+    fn linked() -> (Proxies, Receiver<NodeEvent>, u16, TcpStream) {
         let (tx, rx) = sync_channel(64);
         let mut proxies = Proxies::new(tx);
         let port = proxies.listen(0, 1, echo_server()).unwrap();
-        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        (proxies, rx, port, c)
+    }
+
+    #[test]
+    fn bytes_cross_a_link_only_through_the_harness() {
+        let (mut proxies, rx, port, mut c) = linked();
         c.write_all(b"hello").unwrap();
         // OPEN, the data to the target, the echo back.
         pump(&proxies, &rx, None, 3);
@@ -593,11 +599,7 @@ mod tests {
 
     #[test]
     fn a_lost_chunk_is_sent_again_later_and_early_ones_wait_for_it() {
-        let (tx, rx) = sync_channel(64);
-        let mut proxies = Proxies::new(tx);
-        let port = proxies.listen(0, 1, echo_server()).unwrap();
-        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let (proxies, rx, _, mut c) = linked();
         let next = |rx: &Receiver<NodeEvent>| match rx.recv_timeout(Duration::from_secs(2)) {
             Ok(NodeEvent::Peer { to, payload, .. }) => (to, payload),
             other => panic!("expected a payload, got {other:?}"),
@@ -630,11 +632,7 @@ mod tests {
 
     #[test]
     fn a_chunk_lost_every_time_resets_its_connection() {
-        let (tx, rx) = sync_channel(64);
-        let mut proxies = Proxies::new(tx);
-        let port = proxies.listen(0, 1, echo_server()).unwrap();
-        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let (proxies, rx, _, mut c) = linked();
         c.write_all(b"hello").unwrap();
         // The OPEN goes through, the data is lost: the dialer sees its connection end.
         pump(&proxies, &rx, Some(2), 2);
