@@ -31,7 +31,7 @@ use super::containment::{Contained, Containment};
 use super::message::Message;
 use super::process::{FakeClocks, ProcessBackend, ProcessConfig};
 use mapping::{Mapping, Plan};
-use proxy::{Proxies, ProxyStats};
+use proxy::Proxies;
 use resp::{Connection, Reply, RespError};
 use spec::{ClusterSpec, Dialect, Ports, Protocol};
 use std::collections::BTreeMap;
@@ -206,16 +206,6 @@ impl ClusterBackend {
             stopping: Arc::new(AtomicBool::new(false)),
             config,
         })
-    }
-
-    /// What the proxies did.
-    pub fn proxy_stats(&self) -> ProxyStats {
-        self.proxies.stats()
-    }
-
-    /// Every port the run listens on or gave a node: the nodes' own, then the proxies'.
-    pub fn ports(&self) -> &Ports {
-        &self.ports
     }
 
     fn data_dir(&self, node: usize) -> PathBuf {
