@@ -145,6 +145,32 @@ fn merge(paths: &[PathBuf]) -> Result<Merged, String> {
     })
 }
 
+/// Writes a `converge sim --report` (or a merge of them, as shard 1/1) to `path`; on an error,
+/// says so and gives the usage-error exit code, 2.
+pub(crate) fn write_sim_report<R: serde::Serialize>(
+    path: &std::path::Path,
+    plan: &serde_json::Value,
+    (k, n): (u64, u64),
+    results: &[R],
+    ops: u64,
+) -> Result<(), ExitCode> {
+    let report = serde_json::json!({
+        "kind": SIM_REPORT,
+        "plan": plan,
+        "partition": [k, n],
+        "results": results,
+        "ops": ops,
+    });
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| {
+        eprintln!("error: cannot write report {}: {e}", path.display());
+        ExitCode::from(2)
+    })
+}
+
 fn print(m: &Merged, report: Option<&std::path::Path>) -> ExitCode {
     let first = m.plan["seed"].as_u64().unwrap_or(0);
     say!(
@@ -163,19 +189,9 @@ fn print(m: &Merged, report: Option<&std::path::Path>) -> ExitCode {
         }
     }
     if let Some(path) = report {
-        let merged = serde_json::json!({
-            "kind": SIM_REPORT,
-            "plan": m.plan,
-            "partition": [1, 1],
-            "results": m.results.values().collect::<Vec<_>>(),
-            "ops": m.ops,
-        });
-        if let Err(e) = std::fs::write(
-            path,
-            serde_json::to_string_pretty(&merged).unwrap_or_default(),
-        ) {
-            eprintln!("error: cannot write report {}: {e}", path.display());
-            return ExitCode::from(2);
+        let results: Vec<&serde_json::Value> = m.results.values().collect();
+        if let Err(code) = write_sim_report(path, &m.plan, (1, 1), &results, m.ops) {
+            return code;
         }
     }
     say!(

@@ -197,21 +197,11 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         eprintln!("interrupted");
         return ExitCode::from(EXIT_INTERRUPTED);
     }
-    if let Some(path) = &args.report {
-        let report = serde_json::json!({
-            "kind": super::report::SIM_REPORT,
-            "plan": plan_json,
-            "partition": [shard.k, shard.n],
-            "results": seed_lines,
-            "ops": ops,
-        });
-        if let Err(e) = std::fs::write(
-            path,
-            serde_json::to_string_pretty(&report).unwrap_or_default(),
-        ) {
-            eprintln!("error: cannot write report {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
+    if let Some(path) = &args.report
+        && let Err(code) =
+            super::report::write_sim_report(path, &plan_json, (shard.k, shard.n), &seed_lines, ops)
+    {
+        return code;
     }
     say!(
         "{} seeds, {} failed; {ops} client ops in {secs:.1} s ({:.0} ops/s)",
